@@ -1,0 +1,101 @@
+/**
+ * The graphs ingraph emits for a network: the training step, the eval model (both with parameters as inputs) and
+ * the exported inference model (parameters as initializers).
+ */
+import { appendGradients } from '../autodiff/gradients';
+import { NetworkName, createNet, imagesInput, logitsOf } from '../models';
+import { crossEntropy } from '../models/loss';
+import { ParamSpec, Params } from '../models/module';
+import { GraphBuilder } from '../onnx/builder';
+import { encodeModel } from '../onnx/model';
+import { Tensor } from '../onnx/tensor';
+import { Optimizer, StateSpec } from '../optim/optimizer';
+
+/** Output name of the new value of an input that the training step updates. */
+export const updated = (name: string): string => `updated.${name}`;
+
+export interface TrainingGraph {
+  bytes: Uint8Array;
+  params: ParamSpec[];
+  trainable: string[];
+  states: StateSpec[];
+}
+
+export interface TrainingModelOptions {
+  /** Parameters excluded from training: they stay inputs, get no gradient, no state and no update. */
+  isFrozen?: (name: string) => boolean;
+  /** Also output each gradient as `grad.<param>` (for tests and debugging). */
+  exposeGradients?: boolean;
+}
+
+export function buildTrainingModel(model: NetworkName, optimizer: Optimizer, o: TrainingModelOptions = {}): TrainingGraph {
+  const isFrozen = o.isFrozen ?? (() => false);
+  const g = new GraphBuilder();
+  const net = createNet(model);
+  const specs = net.parameters();
+  const images = imagesInput(g);
+  const labels = g.input('labels', 'int64', ['N']);
+  const lr = g.input('lr', 'float32', []);
+  const paramInputs = new Map(specs.map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
+  const trainable = specs.filter((s) => !isFrozen(s.name));
+  if (trainable.length === 0) throw new RangeError('training: every parameter is frozen; nothing to train');
+  const globalSpecs = optimizer.globalState();
+  const stateSpecs = [...globalSpecs, ...trainable.flatMap((s) => optimizer.paramState(s.name, s.shape))];
+  const stateInputs = new Map(stateSpecs.map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
+
+  const logits = logitsOf(g, net, images, (s) => paramInputs.get(s.name) as Tensor, true);
+  const { loss, correct } = crossEntropy(g, logits, labels);
+  const grads = appendGradients(g, loss, trainable.map((s) => paramInputs.get(s.name) as Tensor));
+
+  g.output(loss, 'loss');
+  g.output(correct, 'correct');
+  if (o.exposeGradients) for (const [name, t] of grads) g.output(t, `grad.${name}`);
+  g.scope('optimizer', () => {
+    const global = optimizer.updateGlobal(g, new Map(globalSpecs.map((s) => [s.name, stateInputs.get(s.name) as Tensor])));
+    for (const [name, t] of global) g.output(t, updated(name));
+    for (const s of trainable) {
+      const own = new Map(optimizer.paramState(s.name, s.shape).map((st) => [st.name, stateInputs.get(st.name) as Tensor]));
+      const step = optimizer.update(g, lr, paramInputs.get(s.name) as Tensor, grads.get(s.name) as Tensor, own, global);
+      g.output(step.param, updated(s.name));
+      for (const [name, t] of step.state) g.output(t, updated(name));
+    }
+  });
+  const bytes = encodeModel(g, { graphName: `${model}_training_step`, docString: `One ${optimizer.kind} training step of the ${model} net.` });
+  return { bytes, params: specs, trainable: trainable.map((s) => s.name), states: stateSpecs };
+}
+
+/** Forward pass and loss with parameters as inputs: outputs loss, correct and logits. */
+export function buildEvalModel(model: NetworkName): Uint8Array {
+  const g = new GraphBuilder();
+  const net = createNet(model);
+  const images = imagesInput(g);
+  const labels = g.input('labels', 'int64', ['N']);
+  const params = new Map(net.parameters().map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
+  const logits = logitsOf(g, net, images, (s) => params.get(s.name) as Tensor);
+  const { loss, correct } = crossEntropy(g, logits, labels);
+  g.output(loss, 'loss');
+  g.output(correct, 'correct');
+  g.output(logits, 'logits');
+  return encodeModel(g, { graphName: `${model}_eval`, docString: `Forward pass and loss of the ${model} net.` });
+}
+
+/**
+ * The deployable model: uint8 images [N,1,28,28] in; logits, probabilities and label out; weights as initializers,
+ * so any ONNX runtime loads it with no custom ops.
+ */
+export function buildInferenceModel(model: NetworkName, params: Params, metadata: Record<string, string>): Uint8Array {
+  const g = new GraphBuilder();
+  const net = createNet(model);
+  const images = imagesInput(g);
+  const weights = new Map<string, Tensor>();
+  for (const s of net.parameters()) {
+    const data = params.get(s.name);
+    if (!data) throw new RangeError(`inference model: parameter "${s.name}" is missing`);
+    weights.set(s.name, g.initializer(s.name, 'float32', s.shape, data));
+  }
+  const logits = logitsOf(g, net, images, (s) => weights.get(s.name) as Tensor);
+  g.output(logits, 'logits');
+  g.output(g.softmax(logits, 1), 'probabilities');
+  g.output(g.argMax(logits, 1, false), 'label');
+  return encodeModel(g, { graphName: `${model}_inference`, docString: `The ${model} net of ingraph, for MNIST digits.`, metadata: { 'ingraph.model': model, ...metadata } });
+}

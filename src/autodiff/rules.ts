@@ -1,0 +1,325 @@
+/**
+ * One gradient rule per primitive op, in one typed table: a rule takes the gradients of the node's outputs and
+ * returns one entry per input (null where that input needs none). The table is keyed by OpType, so an op without an
+ * entry is a compile error; ops that have no derivative say so, with the reason.
+ */
+import { GraphBuilder, Node, OpType } from '../onnx/builder';
+import { Shape, Tensor, formatShape, isStatic, sameShape } from '../onnx/tensor';
+
+export interface GradContext {
+  readonly g: GraphBuilder;
+  readonly node: Node;
+  /** Gradient of each output, null where none flows back. */
+  readonly dy: readonly (Tensor | null)[];
+  /** Which inputs need a gradient; a rule may skip work for the others. */
+  readonly needs: readonly boolean[];
+}
+
+export type GradRule = (c: GradContext) => (Tensor | null)[];
+
+/** An op through which no gradient can pass, and why. */
+export interface NotDifferentiable {
+  readonly notDifferentiable: string;
+}
+
+const nd = (why: string): NotDifferentiable => ({ notDifferentiable: why });
+
+const input = (c: GradContext, i: number): Tensor => c.node.inputs[i] as Tensor;
+const output = (c: GradContext, i = 0): Tensor => c.node.outputs[i];
+/** The gradient of the first output, which single-output rules may assume flows (the engine only calls with one). */
+const dy0 = (c: GradContext): Tensor => c.dy[0] as Tensor;
+const ifNeeded = (c: GradContext, i: number, make: () => Tensor): Tensor | null => (c.needs[i] ? make() : null);
+
+function ints(a: { kind: string; value?: unknown } | undefined, fallback: readonly number[]): readonly number[] {
+  return a && a.kind === 'ints' ? (a.value as number[]) : fallback;
+}
+
+function intAttr(n: Node, key: string, fallback: number): number {
+  const a = n.attrs[key];
+  return a && a.kind === 'int' ? a.value : fallback;
+}
+
+/** Sums `dy` over the axes along which `target` was broadcast, giving `target`'s shape. */
+export function unbroadcast(g: GraphBuilder, dy: Tensor, target: Tensor): Tensor {
+  if (sameShape(dy.shape, target.shape)) return dy;
+  const lead = dy.shape.length - target.shape.length;
+  const axes: number[] = [];
+  dy.shape.forEach((d, i) => {
+    if (i < lead || (target.shape[i - lead] === 1 && d !== 1)) axes.push(i);
+  });
+  const summed = axes.length ? g.reduceSum(dy, axes, true) : dy;
+  if (sameShape(summed.shape, target.shape)) return summed;
+  return isStatic(target.shape) ? g.reshape(summed, target.shape as number[]) : g.reshapeLike(summed, target);
+}
+
+/** Zeros shaped like `t`, for an output whose gradient does not flow. */
+function zerosLike(g: GraphBuilder, t: Tensor): Tensor {
+  return g.constantOfShape(g.shapeOf(t), t.shape, 0);
+}
+
+/** Output padding that makes a transposed conv give back exactly `size` (strides can leave a remainder). */
+function outputPadding(size: number, out: number, k: number, p0: number, p1: number, s: number, d: number): number {
+  return size - (s * (out - 1) + (k - 1) * d + 1 - p0 - p1);
+}
+
+/**
+ * im2col of X for a kernel: [N, C·kh·kw, OH·OW], rows ordered as a Conv weight flattens (c, then i, then j).
+ * Built from one Slice per kernel offset, so it handles a symbolic batch.
+ */
+function im2col(g: GraphBuilder, x: Tensor, k: readonly number[], pads: readonly number[], strides: readonly number[], dil: readonly number[], out: readonly number[]): Tensor {
+  const [, c, h, w] = x.shape as number[];
+  const [oh, ow] = out;
+  if (k[0] === 1 && k[1] === 1 && pads.every((p) => p === 0) && strides.every((s) => s === 1)) return g.reshape(x, [0, c, h * w]);
+  const padded = pads.some((p) => p !== 0) ? g.pad(x, [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]]) : x;
+  const patches: Tensor[] = [];
+  for (let i = 0; i < k[0]; i++) {
+    for (let j = 0; j < k[1]; j++) {
+      const [r, q] = [i * dil[0], j * dil[1]];
+      const patch = g.slice(padded, [r, q], [r + (oh - 1) * strides[0] + 1, q + (ow - 1) * strides[1] + 1], [2, 3], strides);
+      patches.push(g.unsqueeze(patch, [2]));
+    }
+  }
+  return g.reshape(g.concat(patches, 2), [0, c * k[0] * k[1], oh * ow]);
+}
+
+/**
+ * dW of a Conv as one batched MatMul over the batch axis, then a sum over it: per image (C·kh·kw × OH·OW) times
+ * (OH·OW × Co). On this machine's CPU this beat both a Conv over batch/channel-swapped tensors and one big Gemm.
+ */
+function convWeightGrad(g: GraphBuilder, x: Tensor, w: Tensor, dy: Tensor, n: Node): Tensor {
+  const group = intAttr(n, 'group', 1);
+  if (group !== 1) throw new RangeError(`Conv gradient: node "${n.name}" has group=${group}; only group=1 weight gradients are implemented`);
+  const [co, ci, kh, kw] = w.shape as number[];
+  const [, , oh, ow] = dy.shape as number[];
+  const cols = im2col(g, x, [kh, kw], ints(n.attrs.pads, [0, 0, 0, 0]), ints(n.attrs.strides, [1, 1]), ints(n.attrs.dilations, [1, 1]), [oh, ow]);
+  const dyT = g.transpose(g.reshape(dy, [0, co, oh * ow]), [0, 2, 1]);
+  const dwT = g.reduceSum(g.matMul(cols, dyT), [0], false);
+  return g.reshape(g.transpose(dwT, [1, 0]), [co, ci, kh, kw]);
+}
+
+export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
+  Add: (c) => [ifNeeded(c, 0, () => unbroadcast(c.g, dy0(c), input(c, 0))), ifNeeded(c, 1, () => unbroadcast(c.g, dy0(c), input(c, 1)))],
+  Sub: (c) => [
+    ifNeeded(c, 0, () => unbroadcast(c.g, dy0(c), input(c, 0))),
+    ifNeeded(c, 1, () => unbroadcast(c.g, c.g.neg(dy0(c)), input(c, 1))),
+  ],
+  Mul: (c) => [
+    ifNeeded(c, 0, () => unbroadcast(c.g, c.g.mul(dy0(c), input(c, 1)), input(c, 0))),
+    ifNeeded(c, 1, () => unbroadcast(c.g, c.g.mul(dy0(c), input(c, 0)), input(c, 1))),
+  ],
+  Div: (c) => [
+    ifNeeded(c, 0, () => unbroadcast(c.g, c.g.div(dy0(c), input(c, 1)), input(c, 0))),
+    // d(a/b)/db = -(a/b)/b
+    ifNeeded(c, 1, () => unbroadcast(c.g, c.g.neg(c.g.div(c.g.mul(dy0(c), output(c)), input(c, 1))), input(c, 1))),
+  ],
+  Pow: (c) => {
+    if (c.needs[1]) throw new RangeError(`Pow gradient: node "${c.node.name}": the exponent's gradient is not implemented`);
+    const [a, b] = [input(c, 0), input(c, 1)];
+    const bMinus1 = c.g.sub(b, c.g.scalar(1));
+    return [unbroadcast(c.g, c.g.mul(c.g.mul(dy0(c), b), c.g.pow(a, bMinus1)), a), null];
+  },
+  Neg: (c) => [c.g.neg(dy0(c))],
+  Identity: (c) => [dy0(c)],
+  Exp: (c) => [c.g.mul(dy0(c), output(c))],
+  Sqrt: (c) => [c.g.div(dy0(c), c.g.mul(c.g.scalar(2), output(c)))],
+  Relu: (c) => [c.g.where(c.g.greater(output(c), c.g.scalar(0)), dy0(c), c.g.scalar(0))],
+  Where: (c) => {
+    const [cond, x, y] = [input(c, 0), input(c, 1), input(c, 2)];
+    const zero = c.g.scalar(0);
+    return [
+      null,
+      ifNeeded(c, 1, () => unbroadcast(c.g, c.g.where(cond, dy0(c), zero), x)),
+      ifNeeded(c, 2, () => unbroadcast(c.g, c.g.where(cond, zero, dy0(c)), y)),
+    ];
+  },
+  Cast: (c) => {
+    if (input(c, 0).dtype !== 'float32') throw new TypeError(`Cast gradient: node "${c.node.name}" casts from ${input(c, 0).dtype}, which has no gradient`);
+    return [c.g.cast(dy0(c), 'float32')];
+  },
+  Expand: (c) => [unbroadcast(c.g, dy0(c), input(c, 0)), null],
+
+  Reshape: (c) => [c.g.reshapeLike(dy0(c), input(c, 0)), null],
+  Flatten: (c) => [c.g.reshapeLike(dy0(c), input(c, 0))],
+  Unsqueeze: (c) => [c.g.reshapeLike(dy0(c), input(c, 0)), null],
+  Transpose: (c) => {
+    const perm = ints(c.node.attrs.perm, []);
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [c.g.transpose(dy0(c), inverse)];
+  },
+  Concat: (c) => {
+    const axis = intAttr(c.node, 'axis', 0);
+    const sizes = c.node.inputs.map((t) => (t as Tensor).shape[axis] as number);
+    return c.g.split(dy0(c), axis, sizes);
+  },
+  Split: (c) => {
+    const axis = intAttr(c.node, 'axis', 0);
+    const parts = c.node.outputs.map((o, i) => c.dy[i] ?? zerosLike(c.g, o));
+    return [c.g.concat(parts, axis), null];
+  },
+  Slice: (c) => {
+    const x = input(c, 0);
+    const dy = dy0(c);
+    // Pad back with zeros where the slice cut; starts/ends are the constants the builder recorded in its shapes.
+    if (c.node.inputs.length > 4) throw new RangeError(`Slice gradient: node "${c.node.name}" has steps; only unit steps are implemented`);
+    const r = x.shape.length;
+    const pads = new Array<number>(2 * r).fill(0);
+    const starts = sliceConst(c, 1);
+    const axes = sliceConst(c, 3);
+    axes.forEach((a, i) => {
+      pads[a] = Math.max(starts[i], 0);
+      pads[a + r] = (x.shape[a] as number) - pads[a] - (dy.shape[a] as number);
+    });
+    return [c.g.pad(dy, pads), null, null, null];
+  },
+  Pad: (c) => {
+    const x = input(c, 0);
+    const pads = sliceConst(c, 1);
+    const r = x.shape.length;
+    const axes = x.shape.map((_, i) => i).filter((i) => pads[i] !== 0 || pads[i + r] !== 0);
+    return [c.g.slice(dy0(c), axes.map((a) => pads[a]), axes.map((a) => pads[a] + (x.shape[a] as number)), axes), null];
+  },
+
+  ReduceSum: (c) => [expandReduced(c, reduceAxes(c, sliceConst(c, 1))), null],
+  ReduceMean: (c) => {
+    const x = input(c, 0);
+    const spread = expandReduced(c, reduceAxes(c, ints(c.node.attrs.axes, [])));
+    // Divide by the number of elements averaged, at run time: the batch dimension is symbolic.
+    const count = c.g.div(c.g.cast(c.g.size(x), 'float32'), c.g.cast(c.g.size(output(c)), 'float32'));
+    return [c.g.div(spread, count)];
+  },
+  LogSoftmax: (c) => {
+    const axis = intAttr(c.node, 'axis', -1);
+    const dy = dy0(c);
+    return [c.g.sub(dy, c.g.mul(c.g.exp(output(c)), c.g.reduceSum(dy, [axis], true)))];
+  },
+  Softmax: (c) => {
+    const axis = intAttr(c.node, 'axis', -1);
+    const y = output(c);
+    const dy = dy0(c);
+    return [c.g.mul(y, c.g.sub(dy, c.g.reduceSum(c.g.mul(dy, y), [axis], true)))];
+  },
+
+  Gemm: (c) => {
+    const [a, b] = [input(c, 0), input(c, 1)];
+    const tA = intAttr(c.node, 'transA', 0) === 1;
+    const tB = intAttr(c.node, 'transB', 0) === 1;
+    const fa = c.node.attrs.alpha;
+    const fb = c.node.attrs.beta;
+    const alpha = fa && fa.kind === 'float' ? fa.value : 1;
+    const beta = fb && fb.kind === 'float' ? fb.value : 1;
+    const dy = dy0(c);
+    const opt = (transA: boolean, transB: boolean) => (alpha === 1 ? { transA, transB } : { transA, transB, alpha });
+    return [
+      ifNeeded(c, 0, () => (tA ? c.g.gemm(b, dy, null, opt(tB, true)) : c.g.gemm(dy, b, null, opt(false, !tB)))),
+      ifNeeded(c, 1, () => (tB ? c.g.gemm(dy, a, null, opt(true, tA)) : c.g.gemm(a, dy, null, opt(!tA, false)))),
+      ...(c.node.inputs.length > 2
+        ? [ifNeeded(c, 2, () => {
+          const dc = unbroadcast(c.g, dy, input(c, 2));
+          return beta === 1 ? dc : c.g.mul(dc, c.g.scalar(beta));
+        })]
+        : []),
+    ];
+  },
+  MatMul: (c) => {
+    const [a, b] = [input(c, 0), input(c, 1)];
+    const dy = dy0(c);
+    const swapLast = (t: Tensor) => {
+      const perm = t.shape.map((_, i) => i);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+      return c.g.transpose(t, perm);
+    };
+    return [
+      ifNeeded(c, 0, () => unbroadcast(c.g, c.g.matMul(dy, swapLast(b)), a)),
+      ifNeeded(c, 1, () => unbroadcast(c.g, c.g.matMul(swapLast(a), dy), b)),
+    ];
+  },
+
+  Conv: (c) => {
+    const [x, w] = [input(c, 0), input(c, 1)];
+    const n = c.node;
+    const dy = dy0(c);
+    const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
+    const strides = ints(n.attrs.strides, [1, 1]);
+    const dilations = ints(n.attrs.dilations, [1, 1]);
+    const group = intAttr(n, 'group', 1);
+    const dx = ifNeeded(c, 0, () => {
+      const [kh, kw] = [w.shape[2] as number, w.shape[3] as number];
+      const outputPad = [0, 1].map((i) =>
+        outputPadding(x.shape[2 + i] as number, dy.shape[2 + i] as number, [kh, kw][i], pads[i], pads[i + 2], strides[i], dilations[i]));
+      return c.g.convTranspose(dy, w, { pads, strides, dilations, group, outputPadding: outputPad });
+    });
+    const dw = ifNeeded(c, 1, () => convWeightGrad(c.g, x, w, dy, n));
+    const db = n.inputs.length > 2 ? [ifNeeded(c, 2, () => c.g.reduceSum(dy, [0, 2, 3], false))] : [];
+    return [dx, dw, ...db];
+  },
+  ConvTranspose: nd('only emitted by gradients; its own gradient is not implemented'),
+  MaxPool: (c) => {
+    const x = input(c, 0);
+    const n = c.node;
+    const kernel = ints(n.attrs.kernel_shape, []);
+    const strides = ints(n.attrs.strides, kernel);
+    const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
+    // The Indices output (flat positions in N·C·H·W) routes each gradient to the max that produced it; the first
+    // max wins ties, as in PyTorch. Without it, the pool is recomputed with indices.
+    const indices = n.outputs[1] ?? c.g.maxPoolWithIndices(x, { kernel, strides, pads })[1];
+    const flat = (t: Tensor) => c.g.reshape(t, [-1]);
+    const overlapping = kernel.some((k, i) => k > strides[i]);
+    const zeros = zerosLike(c.g, flat(x));
+    const dx = c.g.scatterElements(zeros, flat(indices), flat(dy0(c)), 0, overlapping ? 'add' : 'none');
+    return [c.g.reshapeLike(dx, x)];
+  },
+  AveragePool: (c) => {
+    const x = input(c, 0);
+    const n = c.node;
+    if (intAttr(n, 'count_include_pad', 0) !== 1) {
+      throw new RangeError(`AveragePool gradient: node "${n.name}" needs count_include_pad=1 (PyTorch's default)`);
+    }
+    const kernel = ints(n.attrs.kernel_shape, []);
+    const strides = ints(n.attrs.strides, [1, 1]);
+    const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
+    const ch = x.shape[1] as number;
+    const dy = dy0(c);
+    // The adjoint of a uniform average is a depthwise transposed conv with the constant 1/(kh*kw) kernel.
+    const weight = c.g.constant(new Float32Array(ch * kernel[0] * kernel[1]).fill(1 / (kernel[0] * kernel[1])), [ch, 1, kernel[0], kernel[1]]);
+    const outputPad = [0, 1].map((i) =>
+      outputPadding(x.shape[2 + i] as number, dy.shape[2 + i] as number, kernel[i], pads[i], pads[i + 2], strides[i], 1));
+    return [c.g.convTranspose(dy, weight, { pads, strides, group: ch, outputPadding: outputPad })];
+  },
+
+  ArgMax: nd('an index'),
+  Equal: nd('a comparison'),
+  Greater: nd('a comparison'),
+  Shape: nd('a shape'),
+  Size: nd('an element count'),
+  ConstantOfShape: nd('its input is a shape'),
+  ScatterElements: nd('only emitted by gradients; its own gradient is not implemented'),
+};
+
+function sliceConst(c: GradContext, i: number): number[] {
+  const t = input(c, i);
+  const init = c.g.initializers.get(t.name);
+  if (!init) throw new RangeError(`${c.node.op} gradient: node "${c.node.name}" needs a constant input ${i}`);
+  return Array.from(init.data as BigInt64Array, Number);
+}
+
+function reduceAxes(c: GradContext, axes: readonly number[]): number[] {
+  const r = input(c, 0).shape.length;
+  return (axes.length ? axes : input(c, 0).shape.map((_, i) => i)).map((a) => (a < 0 ? a + r : a));
+}
+
+/** Spreads the gradient of a reduction back over the reduced axes. */
+function expandReduced(c: GradContext, axes: number[]): Tensor {
+  const x = input(c, 0);
+  let dy = dy0(c);
+  if (intAttr(c.node, 'keepdims', 1) === 0) dy = c.g.unsqueeze(dy, axes);
+  return c.g.expand(dy, c.g.shapeOf(x), x.shape);
+}
+
+export function checkGradShape(node: Node, i: number, grad: Tensor): void {
+  const x = node.inputs[i] as Tensor;
+  const compatible = x.shape.length === grad.shape.length && x.shape.every((d, k) => typeof d !== 'number' || typeof grad.shape[k] !== 'number' || d === grad.shape[k]);
+  if (!compatible) {
+    throw new RangeError(`gradient of ${node.op} "${node.name}" for input "${x.name}" has shape ${formatShape(grad.shape)}, expected ${formatShape(x.shape as Shape)}`);
+  }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+/** The `ingraph` command: exit 0 on success, 2 on bad usage or bad input, 1 on an internal failure. */
+import { UsageError } from './errors';
+import { evalCommand, EVAL_HELP } from './cli/eval';
+import { exportCommand, EXPORT_HELP } from './cli/export';
+import { graphsCommand, GRAPHS_HELP } from './cli/graphs';
+import { inspectCommand, INSPECT_HELP } from './cli/inspect';
+import { trainCommand, TRAIN_HELP } from './cli/train';
+import { PACKAGE_VERSION } from './version';
+
+const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<number>; help: string; summary: string }> = {
+  train: { run: trainCommand, help: TRAIN_HELP, summary: 'train a network in-graph and export it' },
+  eval: { run: evalCommand, help: EVAL_HELP, summary: 'score an exported model on the MNIST test set' },
+  export: { run: exportCommand, help: EXPORT_HELP, summary: 'write an inference model (random or given weights)' },
+  graphs: { run: graphsCommand, help: GRAPHS_HELP, summary: 'write the emitted graphs of both networks' },
+  inspect: { run: inspectCommand, help: INSPECT_HELP, summary: 'summarise an ONNX file' },
+};
+
+const USAGE = `ingraph ${PACKAGE_VERSION}: train MNIST networks inside ONNX graphs
+
+usage: ingraph <command> [flags]   (ingraph <command> --help for its flags)
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`).join('\n')}`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') return void console.log(PACKAGE_VERSION), 0;
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`ingraph: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  return command.run(rest);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      if (e instanceof UsageError) {
+        process.stderr.write(`ingraph: ${e.message.replace(/^ingraph:? /, '')}\n`);
+        process.exitCode = e.exitCode;
+      } else {
+        process.stderr.write(`ingraph: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+        if (process.env.INGRAPH_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+        process.exitCode = 1;
+      }
+    },
+  );
+}

@@ -1,0 +1,35 @@
+import { buildInferenceModel } from '../artifacts/graphs';
+import { writeFileAtomic } from '../artifacts/files';
+import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
+import { UsageError } from '../errors';
+import { NETWORKS, createNet, isNetworkName } from '../models';
+import { initParams } from '../models/module';
+import { intFlag, parse, requireFlag } from './args';
+import { checkWritableFile } from './output';
+
+export const EXPORT_HELP = `usage: ingraph export --model inception|residual [--init FILE] [--seed N] --out FILE
+
+Writes a standalone inference model: input "images" uint8 [N,1,28,28]; outputs "logits" [N,10],
+"probabilities" [N,10] and "label" int64 [N]; preprocessing in-graph; weights as initializers.
+  --init FILE   weights from an ONNX file whose initializers are named by the state_dict keys
+                (an exported model or a training checkpoint); default: PyTorch's init from --seed
+  --seed N      seed of the random initial weights (default 0)`;
+
+export function exportCommand(argv: string[]): number {
+  const { values } = parse('export', argv, { model: { type: 'string' }, init: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' } });
+  if (values.help) return void console.log(EXPORT_HELP), 0;
+  const model = requireFlag('export', '--model', values.model as string | undefined);
+  if (!isNetworkName(model)) throw new UsageError(`--model ${model}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
+  const out = checkWritableFile('--out', requireFlag('export', '--out', values.out as string | undefined));
+  const seed = intFlag('--seed', values.seed as string | undefined, 0, 0, 0xffffffff);
+  const specs = createNet(model).parameters();
+  const init = values.init as string | undefined;
+  const params = init ? paramsFromModel(readOnnxFile(init, '--init'), specs, `--init ${init}`) : initParams(specs, seed);
+  const source = init ? `weights from ${init}` : `initial weights (seed ${seed})`;
+  const meta: Record<string, string> = { 'ingraph.weights': source };
+  const recorded = init ? readOnnxFile(init, '--init').metadata['ingraph.test_accuracy'] : undefined;
+  if (recorded) meta['ingraph.test_accuracy'] = recorded;
+  writeFileAtomic(out, buildInferenceModel(model, params, meta));
+  console.log(`wrote ${out} (${model} net, ${source})`);
+  return 0;
+}

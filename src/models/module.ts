@@ -1,0 +1,137 @@
+/**
+ * A minimal module system in PyTorch's image: modules own named parameters (named as `state_dict` keys) and a
+ * `forward` that emits ONNX ops through a Forward context. Where the parameter tensors come from (graph inputs for
+ * training, initializers for export) is the context's business, not the module's.
+ */
+import { GraphBuilder } from '../onnx/builder';
+import { Tensor } from '../onnx/tensor';
+import { Rng } from '../data/rng';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  /** Fan-in used by PyTorch's default init of Conv2d and Linear: U(-1/sqrt(fanIn), 1/sqrt(fanIn)). */
+  fanIn: number;
+}
+
+export type Params = Map<string, Float32Array>;
+
+/** What a module's forward sees: the builder, and the tensor standing for each parameter. */
+export class Forward {
+  constructor(
+    readonly g: GraphBuilder,
+    private readonly bind: (spec: ParamSpec) => Tensor,
+    /** Training graphs keep MaxPool's indices for the gradient. */
+    readonly training = false,
+  ) {}
+
+  param(spec: ParamSpec): Tensor {
+    return this.bind(spec);
+  }
+
+  relu(x: Tensor): Tensor {
+    return this.g.relu(x);
+  }
+
+  maxPool2d(x: Tensor, k: number): Tensor {
+    const opts = { kernel: [k, k], strides: [k, k] };
+    return this.training ? this.g.maxPoolWithIndices(x, opts)[0] : this.g.maxPool(x, opts);
+  }
+
+  /** F.avg_pool2d with PyTorch's count_include_pad=True. */
+  avgPool2d(x: Tensor, k: number, stride: number, padding: number): Tensor {
+    return this.g.averagePool(x, { kernel: [k, k], strides: [stride, stride], pads: [padding, padding, padding, padding], countIncludePad: true });
+  }
+
+  cat(xs: Tensor[], dim: number): Tensor {
+    return this.g.concat(xs, dim);
+  }
+
+  /** x.view(in_size, -1) */
+  flatten(x: Tensor): Tensor {
+    return this.g.flatten(x, 1);
+  }
+}
+
+export abstract class Module {
+  private readonly children: [string, Module][] = [];
+  protected readonly ownParams: ParamSpec[] = [];
+  protected prefix = '';
+
+  protected add<M extends Module>(name: string, m: M): M {
+    this.children.push([name, m]);
+    return m;
+  }
+
+  protected param(name: string, shape: number[], fanIn: number): ParamSpec {
+    const spec = { name, shape, fanIn };
+    this.ownParams.push(spec);
+    return spec;
+  }
+
+  /** Parameters in registration order, named like PyTorch's state_dict keys once the root is bound. */
+  parameters(): ParamSpec[] {
+    return [...this.ownParams, ...this.children.flatMap(([, m]) => m.parameters())];
+  }
+
+  /** Fixes the full names of this module's parameters; called once on the root. */
+  bindNames(prefix = ''): this {
+    this.prefix = prefix;
+    for (const p of this.ownParams) p.name = prefix + p.name;
+    for (const [n, m] of this.children) m.bindNames(`${prefix}${n}.`);
+    return this;
+  }
+
+  abstract forward(f: Forward, x: Tensor): Tensor;
+}
+
+export class Conv2d extends Module {
+  readonly weight: ParamSpec;
+  readonly bias: ParamSpec;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, readonly padding = 0) {
+    super();
+    const fanIn = inChannels * kernelSize * kernelSize;
+    this.weight = this.param('weight', [outChannels, inChannels, kernelSize, kernelSize], fanIn);
+    this.bias = this.param('bias', [outChannels], fanIn);
+  }
+
+  forward(f: Forward, x: Tensor): Tensor {
+    const p = this.padding;
+    return f.g.scope(this.prefix.replace(/\.$/, ''), () =>
+      f.g.conv(x, f.param(this.weight), f.param(this.bias), { pads: [p, p, p, p] }),
+    );
+  }
+}
+
+export class Linear extends Module {
+  readonly weight: ParamSpec;
+  readonly bias: ParamSpec;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number) {
+    super();
+    this.weight = this.param('weight', [outFeatures, inFeatures], inFeatures);
+    this.bias = this.param('bias', [outFeatures], inFeatures);
+  }
+
+  forward(f: Forward, x: Tensor): Tensor {
+    return f.g.scope(this.prefix.replace(/\.$/, ''), () => f.g.gemm(x, f.param(this.weight), f.param(this.bias), { transB: true }));
+  }
+}
+
+/** PyTorch's default init for Conv2d and Linear (kaiming_uniform with a=sqrt(5) gives the same bound as the bias). */
+export function initParams(specs: readonly ParamSpec[], seed: number): Params {
+  const rng = new Rng(seed);
+  const params: Params = new Map();
+  for (const s of specs) {
+    const bound = 1 / Math.sqrt(s.fanIn);
+    const data = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) data[i] = (2 * rng.next() - 1) * bound;
+    params.set(s.name, data);
+  }
+  return params;
+}
+
+export function countParams(specs: readonly ParamSpec[]): number {
+  return specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+}

@@ -1,0 +1,503 @@
+/**
+ * GraphBuilder: one method per ONNX operator (opset 17), with attributes checked and output shapes inferred when the
+ * op is built. A wrong shape fails here, naming the op, the input and the shapes, not later inside onnxruntime.
+ */
+import { DType, Dim, Shape, Tensor, TensorData, formatShape, isStatic, numel, sameShape } from './tensor';
+
+export type OpType =
+  | 'Add' | 'ArgMax' | 'AveragePool' | 'Cast' | 'Concat' | 'ConstantOfShape' | 'Conv' | 'ConvTranspose' | 'Div'
+  | 'Equal' | 'Exp' | 'Expand' | 'Flatten' | 'Gemm' | 'Greater' | 'Identity' | 'LogSoftmax' | 'MatMul' | 'MaxPool'
+  | 'Mul' | 'Neg' | 'Pad' | 'Pow' | 'ReduceMean' | 'ReduceSum' | 'Relu' | 'Reshape' | 'ScatterElements' | 'Shape'
+  | 'Size' | 'Slice' | 'Softmax' | 'Split' | 'Sqrt' | 'Sub' | 'Transpose' | 'Unsqueeze' | 'Where';
+
+export type Attr =
+  | { kind: 'int'; value: number }
+  | { kind: 'ints'; value: readonly number[] }
+  | { kind: 'float'; value: number }
+  | { kind: 'string'; value: string }
+  | { kind: 'tensor'; dtype: DType; shape: readonly number[]; data: TensorData };
+
+export interface Node {
+  readonly op: OpType;
+  readonly name: string;
+  /** `null` marks an omitted optional input. */
+  readonly inputs: readonly (Tensor | null)[];
+  readonly outputs: readonly Tensor[];
+  readonly attrs: Readonly<Record<string, Attr>>;
+}
+
+export interface Initializer {
+  readonly tensor: Tensor;
+  readonly data: TensorData;
+}
+
+export interface ConvOptions {
+  pads?: readonly number[];
+  strides?: readonly number[];
+  dilations?: readonly number[];
+  group?: number;
+}
+
+export interface PoolOptions {
+  kernel: readonly number[];
+  strides?: readonly number[];
+  pads?: readonly number[];
+}
+
+const int = (value: number): Attr => ({ kind: 'int', value });
+const ints = (value: readonly number[]): Attr => ({ kind: 'ints', value });
+
+/** Builds one graph; node and tensor names are deterministic (a counter per base name). */
+export class GraphBuilder {
+  readonly nodes: Node[] = [];
+  readonly inputs: Tensor[] = [];
+  readonly outputs: Tensor[] = [];
+  readonly initializers = new Map<string, Initializer>();
+  private readonly used = new Set<string>();
+  private readonly counters = new Map<string, number>();
+  private scopes: string[] = [];
+
+  /** Runs `fn` with node names prefixed by `name/`, so profiles and viewers show the module each op belongs to. */
+  scope<T>(name: string, fn: () => T): T {
+    this.scopes.push(name);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  private fresh(base: string): string {
+    const prefix = this.scopes.length ? `${this.scopes.join('/')}/` : '';
+    const stem = prefix + base;
+    let k = this.counters.get(stem) ?? 0;
+    let name = `${stem}_${k}`;
+    while (this.used.has(name)) name = `${stem}_${++k}`;
+    this.counters.set(stem, k + 1);
+    this.used.add(name);
+    return name;
+  }
+
+  private claim(name: string): string {
+    if (this.used.has(name)) throw new RangeError(`GraphBuilder: the name "${name}" is already used in this graph`);
+    this.used.add(name);
+    return name;
+  }
+
+  input(name: string, dtype: DType, shape: Shape): Tensor {
+    const t = { name: this.claim(name), dtype, shape };
+    this.inputs.push(t);
+    return t;
+  }
+
+  initializer(name: string, dtype: DType, shape: readonly number[], data: TensorData): Tensor {
+    return this.store(this.claim(name), dtype, shape, data);
+  }
+
+  private store(name: string, dtype: DType, shape: readonly number[], data: TensorData): Tensor {
+    if (data.length !== numel(shape)) {
+      throw new RangeError(`initializer "${name}": ${data.length} values for shape ${formatShape(shape)}`);
+    }
+    const t = { name, dtype, shape };
+    this.initializers.set(name, { tensor: t, data });
+    return t;
+  }
+
+  constant(values: readonly number[] | TensorData, shape: readonly number[] = [values.length], dtype: DType = 'float32'): Tensor {
+    const data = values instanceof Float32Array || values instanceof BigInt64Array || values instanceof Uint8Array
+      ? values
+      : dtype === 'int64' ? BigInt64Array.from(values, (v) => BigInt(v))
+      : dtype === 'uint8' ? Uint8Array.from(values) : Float32Array.from(values);
+    return this.store(this.fresh('const'), dtype, shape, data);
+  }
+
+  scalar(value: number): Tensor {
+    return this.constant([value], []);
+  }
+
+  ints(values: readonly number[]): Tensor {
+    return this.constant(values, [values.length], 'int64');
+  }
+
+  /** Marks `t` as a graph output, under `name` when given (through an Identity if `t` has another name). */
+  output(t: Tensor, name?: string): Tensor {
+    let out = t;
+    if (name !== undefined && name !== t.name) {
+      out = { name: this.claim(name), dtype: t.dtype, shape: t.shape };
+      this.nodes.push({ op: 'Identity', name: this.fresh('Identity'), inputs: [t], outputs: [out], attrs: {} });
+    }
+    this.outputs.push(out);
+    return out;
+  }
+
+  private node(op: OpType, inputs: (Tensor | null)[], outs: { dtype: DType; shape: Shape }[], attrs: Record<string, Attr> = {}): Tensor[] {
+    const name = this.fresh(op);
+    const outputs = outs.map((o, i) => ({ name: outs.length === 1 ? `${name}:out` : `${name}:out${i}`, ...o }));
+    for (const o of outputs) this.claim(o.name);
+    this.nodes.push({ op, name, inputs, outputs, attrs });
+    return outputs;
+  }
+
+  private one(op: OpType, inputs: (Tensor | null)[], dtype: DType, shape: Shape, attrs: Record<string, Attr> = {}): Tensor {
+    return this.node(op, inputs, [{ dtype, shape }], attrs)[0];
+  }
+
+  // ---- elementwise ----
+
+  add(a: Tensor, b: Tensor): Tensor { return this.binary('Add', a, b); }
+  sub(a: Tensor, b: Tensor): Tensor { return this.binary('Sub', a, b); }
+  mul(a: Tensor, b: Tensor): Tensor { return this.binary('Mul', a, b); }
+  div(a: Tensor, b: Tensor): Tensor { return this.binary('Div', a, b); }
+  pow(a: Tensor, b: Tensor): Tensor { return this.binary('Pow', a, b); }
+
+  equal(a: Tensor, b: Tensor): Tensor {
+    this.checkSameDtype('Equal', a, b);
+    return this.one('Equal', [a, b], 'bool', broadcast('Equal', a, b));
+  }
+
+  greater(a: Tensor, b: Tensor): Tensor {
+    this.checkSameDtype('Greater', a, b);
+    return this.one('Greater', [a, b], 'bool', broadcast('Greater', a, b));
+  }
+
+  where(cond: Tensor, x: Tensor, y: Tensor): Tensor {
+    if (cond.dtype !== 'bool') throw new TypeError(`Where: condition "${cond.name}" must be bool, got ${cond.dtype}`);
+    this.checkSameDtype('Where', x, y);
+    const shape = broadcastShapes('Where', broadcastShapes('Where', cond.shape, x.shape), y.shape);
+    return this.one('Where', [cond, x, y], x.dtype, shape);
+  }
+
+  relu(x: Tensor): Tensor { return this.unary('Relu', x); }
+  neg(x: Tensor): Tensor { return this.unary('Neg', x); }
+  sqrt(x: Tensor): Tensor { return this.unary('Sqrt', x); }
+  exp(x: Tensor): Tensor { return this.unary('Exp', x); }
+  identity(x: Tensor): Tensor { return this.unary('Identity', x); }
+
+  cast(x: Tensor, to: DType): Tensor {
+    return this.one('Cast', [x], to, x.shape, { to: int(ONNX_DTYPE[to]) });
+  }
+
+  // ---- shapes and layout ----
+
+  shapeOf(x: Tensor): Tensor {
+    return this.one('Shape', [x], 'int64', [x.shape.length]);
+  }
+
+  /** The element count of `x` as an int64 scalar. */
+  size(x: Tensor): Tensor {
+    return this.one('Size', [x], 'int64', []);
+  }
+
+  /** A float tensor of `value` with the runtime shape given by the int64 tensor `shape`; `like` gives its static shape. */
+  constantOfShape(shape: Tensor, like: Shape, value = 0): Tensor {
+    return this.one('ConstantOfShape', [shape], 'float32', like, {
+      value: { kind: 'tensor', dtype: 'float32', shape: [1], data: Float32Array.of(value) },
+    });
+  }
+
+  /** Reshape to a static target; 0 copies the input's dimension and one -1 is inferred, as in ONNX. */
+  reshape(x: Tensor, target: readonly number[]): Tensor {
+    const shape: Dim[] = target.map((d, i) => (d === 0 ? x.shape[i] : d));
+    const inferred = shape.indexOf(-1);
+    if (inferred >= 0) {
+      const known = shape.filter((_, i) => i !== inferred);
+      const symIn = x.shape.filter((d) => typeof d === 'string');
+      const symKnown = known.filter((d) => typeof d === 'string');
+      const staticIn = prod(x.shape.filter((d): d is number => typeof d === 'number'));
+      const staticKnown = prod(known.filter((d): d is number => typeof d === 'number'));
+      if (staticIn % staticKnown !== 0) throw new RangeError(`Reshape: cannot infer -1 of ${formatShape(target)} from ${formatShape(x.shape)}`);
+      // Symbolic dimensions that do not stay in place fold into the inferred one, as a product name ("N*1440").
+      const folded = symIn.filter((d) => !symKnown.includes(d));
+      const size = staticIn / staticKnown;
+      shape[inferred] = folded.length ? [...folded, ...(size === 1 ? [] : [size])].join('*') : size;
+    }
+    if (isStatic(x.shape) && isStatic(shape) && numel(x.shape) !== numel(shape)) {
+      throw new RangeError(`Reshape: input "${x.name}" ${formatShape(x.shape)} cannot become ${formatShape(shape)}`);
+    }
+    return this.one('Reshape', [x, this.ints(target)], x.dtype, shape);
+  }
+
+  /** Reshape `x` to the runtime shape of `like` (same element count). */
+  reshapeLike(x: Tensor, like: Tensor): Tensor {
+    return this.one('Reshape', [x, this.shapeOf(like)], x.dtype, like.shape);
+  }
+
+  flatten(x: Tensor, axis = 1): Tensor {
+    const outer = x.shape.slice(0, axis);
+    const inner = x.shape.slice(axis);
+    if (!isStatic(inner)) throw new RangeError(`Flatten: dimensions after axis ${axis} of "${x.name}" ${formatShape(x.shape)} must be static`);
+    const head: Dim = outer.length === 1 ? outer[0] : isStatic(outer) ? numel(outer) : outer.join('*');
+    return this.one('Flatten', [x], x.dtype, [head, numel(inner)], { axis: int(axis) });
+  }
+
+  transpose(x: Tensor, perm: readonly number[]): Tensor {
+    if (perm.length !== x.shape.length || [...perm].sort().some((p, i) => p !== i)) {
+      throw new RangeError(`Transpose: perm ${formatShape(perm)} does not fit "${x.name}" ${formatShape(x.shape)}`);
+    }
+    return this.one('Transpose', [x], x.dtype, perm.map((p) => x.shape[p]), { perm: ints(perm) });
+  }
+
+  unsqueeze(x: Tensor, axes: readonly number[]): Tensor {
+    const shape: Dim[] = [...x.shape];
+    for (const a of [...axes].sort((p, q) => p - q)) shape.splice(a, 0, 1);
+    return this.one('Unsqueeze', [x, this.ints(axes)], x.dtype, shape);
+  }
+
+  expand(x: Tensor, shape: Tensor, staticShape: Shape): Tensor {
+    return this.one('Expand', [x, shape], x.dtype, broadcastShapes('Expand', x.shape, staticShape));
+  }
+
+  concat(xs: readonly Tensor[], axis: number): Tensor {
+    if (xs.length === 0) throw new RangeError('Concat: needs at least one input');
+    const [first] = xs;
+    const rank = first.shape.length;
+    let size = 0;
+    for (const x of xs) {
+      this.checkSameDtype('Concat', first, x);
+      const ok = x.shape.length === rank && x.shape.every((d, i) => i === axis || d === first.shape[i]);
+      if (!ok) throw new RangeError(`Concat: input "${x.name}" ${formatShape(x.shape)} does not match "${first.name}" ${formatShape(first.shape)} off axis ${axis}`);
+      const d = x.shape[axis];
+      if (typeof d !== 'number') throw new RangeError(`Concat: axis ${axis} of "${x.name}" must be static`);
+      size += d;
+    }
+    const shape = [...first.shape];
+    shape[axis] = size;
+    return this.one('Concat', [...xs], first.dtype, shape, { axis: int(axis) });
+  }
+
+  split(x: Tensor, axis: number, sizes: readonly number[]): Tensor[] {
+    if (x.shape[axis] !== sizes.reduce((a, b) => a + b, 0)) {
+      throw new RangeError(`Split: sizes ${formatShape(sizes)} do not add up to axis ${axis} of "${x.name}" ${formatShape(x.shape)}`);
+    }
+    const outs = sizes.map((s) => {
+      const shape = [...x.shape];
+      shape[axis] = s;
+      return { dtype: x.dtype, shape };
+    });
+    return this.node('Split', [x, this.ints(sizes)], outs, { axis: int(axis) });
+  }
+
+  slice(x: Tensor, starts: readonly number[], ends: readonly number[], axes: readonly number[], steps?: readonly number[]): Tensor {
+    const shape = [...x.shape];
+    axes.forEach((a, i) => {
+      const d = shape[a];
+      if (typeof d !== 'number') throw new RangeError(`Slice: axis ${a} of "${x.name}" must be static`);
+      const step = steps ? steps[i] : 1;
+      if (step < 1) throw new RangeError(`Slice: step ${step} must be positive`);
+      const span = Math.min(ends[i], d) - Math.max(starts[i], 0);
+      shape[a] = Math.max(0, Math.ceil(span / step));
+    });
+    const inputs = [x, this.ints(starts), this.ints(ends), this.ints(axes)];
+    if (steps && steps.some((s) => s !== 1)) inputs.push(this.ints(steps));
+    return this.one('Slice', inputs, x.dtype, shape);
+  }
+
+  /** Zero padding; `pads` as ONNX orders them: all begins, then all ends. */
+  pad(x: Tensor, pads: readonly number[]): Tensor {
+    const r = x.shape.length;
+    if (pads.length !== 2 * r) throw new RangeError(`Pad: ${pads.length} pads for rank ${r} "${x.name}"`);
+    const shape = x.shape.map((d, i) => (pads[i] === 0 && pads[i + r] === 0 ? d : (d as number) + pads[i] + pads[i + r]));
+    return this.one('Pad', [x, this.ints(pads)], x.dtype, shape);
+  }
+
+  // ---- reductions ----
+
+  reduceSum(x: Tensor, axes: readonly number[], keepdims = true): Tensor {
+    return this.one('ReduceSum', [x, this.ints(axes)], x.dtype, reducedShape(x.shape, axes, keepdims), { keepdims: int(keepdims ? 1 : 0) });
+  }
+
+  reduceMean(x: Tensor, axes: readonly number[], keepdims = true): Tensor {
+    return this.one('ReduceMean', [x], x.dtype, reducedShape(x.shape, axes, keepdims), { axes: ints(axes), keepdims: int(keepdims ? 1 : 0) });
+  }
+
+  argMax(x: Tensor, axis: number, keepdims = false): Tensor {
+    return this.one('ArgMax', [x], 'int64', reducedShape(x.shape, [axis], keepdims), { axis: int(axis), keepdims: int(keepdims ? 1 : 0) });
+  }
+
+  logSoftmax(x: Tensor, axis = -1): Tensor {
+    return this.one('LogSoftmax', [x], x.dtype, x.shape, { axis: int(axis) });
+  }
+
+  softmax(x: Tensor, axis = -1): Tensor {
+    return this.one('Softmax', [x], x.dtype, x.shape, { axis: int(axis) });
+  }
+
+  // ---- linear algebra ----
+
+  /** Y = alpha * A' * B' + beta * C, with A' and B' optionally transposed. */
+  gemm(a: Tensor, b: Tensor, c: Tensor | null, opts: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number } = {}): Tensor {
+    const [m, ka] = opts.transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+    const [kb, n] = opts.transB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+    if (a.shape.length !== 2 || b.shape.length !== 2 || ka !== kb) {
+      throw new RangeError(`Gemm: A "${a.name}" ${formatShape(a.shape)} and B "${b.name}" ${formatShape(b.shape)} do not multiply (transA=${!!opts.transA}, transB=${!!opts.transB})`);
+    }
+    if (c) broadcastShapes('Gemm', c.shape, [m, n]);
+    const attrs: Record<string, Attr> = {};
+    if (opts.transA) attrs.transA = int(1);
+    if (opts.transB) attrs.transB = int(1);
+    if (opts.alpha !== undefined) attrs.alpha = { kind: 'float', value: opts.alpha };
+    if (opts.beta !== undefined) attrs.beta = { kind: 'float', value: opts.beta };
+    return this.one('Gemm', c ? [a, b, c] : [a, b], a.dtype, [m, n], attrs);
+  }
+
+  matMul(a: Tensor, b: Tensor): Tensor {
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    if (ra < 2 || rb < 2 || a.shape[ra - 1] !== b.shape[rb - 2]) {
+      throw new RangeError(`MatMul: "${a.name}" ${formatShape(a.shape)} and "${b.name}" ${formatShape(b.shape)} do not multiply`);
+    }
+    const batch = broadcastShapes('MatMul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+    return this.one('MatMul', [a, b], a.dtype, [...batch, a.shape[ra - 2], b.shape[rb - 1]]);
+  }
+
+  // ---- convolution and pooling ----
+
+  conv(x: Tensor, w: Tensor, bias: Tensor | null, opts: ConvOptions = {}): Tensor {
+    const { pads, strides, dilations, group } = convDefaults(opts);
+    const [n, c, h, wd] = rank4('Conv', 'X', x);
+    const [m, cg, kh, kw] = rank4('Conv', 'W', w);
+    if (c !== cg * group || (m as number) % group !== 0) {
+      throw new RangeError(`Conv: X "${x.name}" ${formatShape(x.shape)} has ${c} channels but W "${w.name}" ${formatShape(w.shape)} expects ${cg}x${group}`);
+    }
+    if (bias && !sameShape(bias.shape, [m])) throw new RangeError(`Conv: bias "${bias.name}" ${formatShape(bias.shape)} should be [${m}]`);
+    const oh = convOut(h as number, kh as number, pads[0], pads[2], strides[0], dilations[0]);
+    const ow = convOut(wd as number, kw as number, pads[1], pads[3], strides[1], dilations[1]);
+    if (oh < 1 || ow < 1) throw new RangeError(`Conv: kernel ${kh}x${kw} is larger than padded input ${formatShape(x.shape)}`);
+    return this.one('Conv', bias ? [x, w, bias] : [x, w], x.dtype, [n, m, oh, ow], convAttrs(w, pads, strides, dilations, group));
+  }
+
+  /** Transposed convolution; `outputShape` fixes the spatial size where strides make it ambiguous. */
+  convTranspose(x: Tensor, w: Tensor, opts: ConvOptions & { outputPadding?: readonly number[] } = {}): Tensor {
+    const { pads, strides, dilations, group } = convDefaults(opts);
+    const outPad = opts.outputPadding ?? [0, 0];
+    const [n, c, h, wd] = rank4('ConvTranspose', 'X', x);
+    const [cw, mg, kh, kw] = rank4('ConvTranspose', 'W', w);
+    if (c !== cw) throw new RangeError(`ConvTranspose: X "${x.name}" ${formatShape(x.shape)} has ${c} channels but W "${w.name}" ${formatShape(w.shape)} has ${cw}`);
+    const oh = strides[0] * (h - 1) + outPad[0] + (kh - 1) * dilations[0] + 1 - pads[0] - pads[2];
+    const ow = strides[1] * (wd - 1) + outPad[1] + (kw - 1) * dilations[1] + 1 - pads[1] - pads[3];
+    const attrs = convAttrs(w, pads, strides, dilations, group);
+    if (outPad.some((p) => p !== 0)) attrs.output_padding = ints(outPad);
+    return this.one('ConvTranspose', [x, w], x.dtype, [n, mg * group, oh, ow], attrs);
+  }
+
+  maxPool(x: Tensor, opts: PoolOptions): Tensor {
+    return this.node('MaxPool', [x], [{ dtype: x.dtype, shape: poolShape('MaxPool', x, opts) }], poolAttrs(opts))[0];
+  }
+
+  /** MaxPool that also returns the flat (N·C·H·W) index of each maximum, for its gradient. */
+  maxPoolWithIndices(x: Tensor, opts: PoolOptions): [Tensor, Tensor] {
+    const shape = poolShape('MaxPool', x, opts);
+    const [y, i] = this.node('MaxPool', [x], [{ dtype: x.dtype, shape }, { dtype: 'int64', shape }], poolAttrs(opts));
+    return [y, i];
+  }
+
+  /** AveragePool; `countIncludePad` defaults to PyTorch's avg_pool2d (true), not ONNX's. */
+  averagePool(x: Tensor, opts: PoolOptions & { countIncludePad?: boolean }): Tensor {
+    const attrs = poolAttrs(opts);
+    attrs.count_include_pad = int(opts.countIncludePad === false ? 0 : 1);
+    return this.one('AveragePool', [x], x.dtype, poolShape('AveragePool', x, opts), attrs);
+  }
+
+  scatterElements(data: Tensor, indices: Tensor, updates: Tensor, axis: number, reduction: 'none' | 'add' = 'none'): Tensor {
+    if (indices.dtype !== 'int64') throw new TypeError(`ScatterElements: indices "${indices.name}" must be int64`);
+    if (!sameShape(indices.shape, updates.shape)) {
+      throw new RangeError(`ScatterElements: indices ${formatShape(indices.shape)} and updates ${formatShape(updates.shape)} differ`);
+    }
+    const attrs: Record<string, Attr> = { axis: int(axis) };
+    if (reduction !== 'none') attrs.reduction = { kind: 'string', value: reduction };
+    return this.one('ScatterElements', [data, indices, updates], data.dtype, data.shape, attrs);
+  }
+
+  // ---- helpers ----
+
+  private unary(op: OpType, x: Tensor): Tensor {
+    return this.one(op, [x], x.dtype, x.shape);
+  }
+
+  private binary(op: OpType, a: Tensor, b: Tensor): Tensor {
+    this.checkSameDtype(op, a, b);
+    return this.one(op, [a, b], a.dtype, broadcast(op, a, b));
+  }
+
+  private checkSameDtype(op: string, a: Tensor, b: Tensor): void {
+    if (a.dtype !== b.dtype) throw new TypeError(`${op}: "${a.name}" is ${a.dtype} but "${b.name}" is ${b.dtype}`);
+  }
+}
+
+export const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int64: 7, bool: 9 };
+
+function prod(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a * b, 1);
+}
+
+function broadcast(op: string, a: Tensor, b: Tensor): Shape {
+  try {
+    return broadcastShapes(op, a.shape, b.shape);
+  } catch {
+    throw new RangeError(`${op}: "${a.name}" ${formatShape(a.shape)} and "${b.name}" ${formatShape(b.shape)} do not broadcast`);
+  }
+}
+
+/** Numpy-style broadcasting of two shapes. */
+export function broadcastShapes(op: string, a: Shape, b: Shape): Shape {
+  const r = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < r; i++) {
+    const da = a[a.length - r + i] ?? 1;
+    const db = b[b.length - r + i] ?? 1;
+    if (da === db || db === 1) out.push(da);
+    else if (da === 1) out.push(db);
+    else throw new RangeError(`${op}: shapes ${formatShape(a)} and ${formatShape(b)} do not broadcast`);
+  }
+  return out;
+}
+
+function reducedShape(s: Shape, axes: readonly number[], keepdims: boolean): Shape {
+  const norm = axes.map((a) => (a < 0 ? a + s.length : a));
+  if (norm.some((a) => a < 0 || a >= s.length)) throw new RangeError(`reduce: axes ${formatShape(axes)} out of range for ${formatShape(s)}`);
+  return keepdims ? s.map((d, i) => (norm.includes(i) ? 1 : d)) : s.filter((_, i) => !norm.includes(i));
+}
+
+function rank4(op: string, role: string, t: Tensor): [Dim, number, number, number] {
+  if (t.shape.length !== 4) throw new RangeError(`${op}: ${role} "${t.name}" must be rank 4 (NCHW), got ${formatShape(t.shape)}`);
+  for (const d of t.shape.slice(1)) {
+    if (typeof d !== 'number') throw new RangeError(`${op}: ${role} "${t.name}" ${formatShape(t.shape)} needs static C, H, W`);
+  }
+  return t.shape as [Dim, number, number, number];
+}
+
+function convDefaults(o: ConvOptions) {
+  const pads = o.pads ?? [0, 0, 0, 0];
+  const strides = o.strides ?? [1, 1];
+  const dilations = o.dilations ?? [1, 1];
+  const group = o.group ?? 1;
+  if (pads.length !== 4 || strides.length !== 2 || dilations.length !== 2) throw new RangeError('Conv: pads need 4 values, strides and dilations 2');
+  if ([...pads].some((p) => p < 0) || [...strides, ...dilations].some((s) => s < 1) || group < 1) {
+    throw new RangeError(`Conv: invalid pads ${formatShape(pads)}, strides ${formatShape(strides)}, dilations ${formatShape(dilations)} or group ${group}`);
+  }
+  return { pads, strides, dilations, group };
+}
+
+function convAttrs(w: Tensor, pads: readonly number[], strides: readonly number[], dilations: readonly number[], group: number): Record<string, Attr> {
+  const attrs: Record<string, Attr> = { kernel_shape: ints(w.shape.slice(2) as number[]), pads: ints(pads), strides: ints(strides) };
+  if (dilations.some((d) => d !== 1)) attrs.dilations = ints(dilations);
+  if (group !== 1) attrs.group = int(group);
+  return attrs;
+}
+
+function convOut(size: number, k: number, p0: number, p1: number, s: number, d: number): number {
+  return Math.floor((size + p0 + p1 - d * (k - 1) - 1) / s) + 1;
+}
+
+function poolShape(op: string, x: Tensor, o: PoolOptions): Shape {
+  const [n, c, h, w] = rank4(op, 'X', x);
+  const s = o.strides ?? o.kernel;
+  const p = o.pads ?? [0, 0, 0, 0];
+  if (o.kernel.length !== 2 || s.length !== 2 || p.length !== 4) throw new RangeError(`${op}: kernel and strides need 2 values, pads 4`);
+  if (p[0] >= o.kernel[0] || p[1] >= o.kernel[1]) throw new RangeError(`${op}: pads ${formatShape(p)} must be smaller than kernel ${formatShape(o.kernel)}`);
+  return [n, c, convOut(h as number, o.kernel[0], p[0], p[2], s[0], 1), convOut(w as number, o.kernel[1], p[1], p[3], s[1], 1)];
+}
+
+function poolAttrs(o: PoolOptions): Record<string, Attr> {
+  return { kernel_shape: ints(o.kernel), strides: ints(o.strides ?? o.kernel), pads: ints(o.pads ?? [0, 0, 0, 0]) };
+}

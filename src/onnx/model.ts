@@ -1,0 +1,182 @@
+/** ONNX ModelProto I/O: serialise a GraphBuilder (opset 17, IR 8) and read ONNX files back. */
+import { onnx } from 'onnx-proto';
+import { Attr, GraphBuilder, ONNX_DTYPE } from './builder';
+import { DType, Dim, Tensor, TensorData } from './tensor';
+import { PACKAGE_VERSION } from '../version';
+import { UsageError } from '../errors';
+
+export const OPSET = 17;
+export const IR_VERSION = 8;
+
+export interface ModelInfo {
+  graphName: string;
+  docString?: string;
+  metadata?: Record<string, string>;
+}
+
+const DTYPE_OF: Record<number, DType> = { 1: 'float32', 2: 'uint8', 7: 'int64', 9: 'bool' };
+
+function valueInfo(t: Tensor): onnx.IValueInfoProto {
+  return {
+    name: t.name,
+    type: {
+      tensorType: {
+        elemType: ONNX_DTYPE[t.dtype],
+        shape: { dim: t.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function bytesOf(data: TensorData): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export function tensorProto(name: string, dtype: DType, shape: readonly number[], data: TensorData): onnx.ITensorProto {
+  // raw_data is little-endian by the ONNX spec; so is every platform onnxruntime-node ships for.
+  return { name, dataType: ONNX_DTYPE[dtype], dims: [...shape], rawData: bytesOf(data) };
+}
+
+function attrProto(name: string, a: Attr): onnx.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  switch (a.kind) {
+    case 'int': return { name, type: T.INT, i: a.value };
+    case 'ints': return { name, type: T.INTS, ints: [...a.value] };
+    case 'float': return { name, type: T.FLOAT, f: a.value };
+    case 'string': return { name, type: T.STRING, s: Buffer.from(a.value) };
+    case 'tensor': return { name, type: T.TENSOR, t: tensorProto('', a.dtype, a.shape, a.data) };
+  }
+}
+
+export function toModelProto(b: GraphBuilder, info: ModelInfo): onnx.ModelProto {
+  const declared = new Set([...b.inputs, ...b.outputs].map((t) => t.name));
+  const intermediates = b.nodes.flatMap((n) => n.outputs).filter((t) => !declared.has(t.name));
+  const graph: onnx.IGraphProto = {
+    name: info.graphName,
+    node: b.nodes.map((n) => ({
+      name: n.name,
+      opType: n.op,
+      input: n.inputs.map((t) => (t ? t.name : '')),
+      output: n.outputs.map((t) => t.name),
+      attribute: Object.keys(n.attrs).sort().map((k) => attrProto(k, n.attrs[k])),
+    })),
+    initializer: [...b.initializers.values()].map(({ tensor, data }) => tensorProto(tensor.name, tensor.dtype, tensor.shape as number[], data)),
+    input: b.inputs.map(valueInfo),
+    output: b.outputs.map(valueInfo),
+    valueInfo: intermediates.map(valueInfo),
+  };
+  return onnx.ModelProto.create({
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: OPSET }],
+    producerName: 'ingraph',
+    producerVersion: PACKAGE_VERSION,
+    docString: info.docString ?? '',
+    graph,
+    metadataProps: Object.entries(info.metadata ?? {}).map(([key, value]) => ({ key, value })),
+  });
+}
+
+export function encodeModel(b: GraphBuilder, info: ModelInfo): Uint8Array {
+  return onnx.ModelProto.encode(toModelProto(b, info)).finish();
+}
+
+
+// ---------------------------------------------------------------- reading
+
+export interface StoredTensor {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  data: TensorData;
+}
+
+export interface ValueSummary {
+  name: string;
+  dtype: DType | string;
+  shape: Dim[];
+}
+
+export interface ParsedModel {
+  irVersion: number;
+  opsets: { domain: string; version: number }[];
+  producer: string;
+  graphName: string;
+  inputs: ValueSummary[];
+  outputs: ValueSummary[];
+  initializers: Map<string, StoredTensor>;
+  metadata: Record<string, string>;
+  nodes: { op: string; domain: string; name: string; inputs: string[]; outputs: string[] }[];
+}
+
+/** Raised for bytes that are not a loadable ONNX model; the CLI turns it into a one-line usage error. */
+export class ModelFormatError extends UsageError {}
+
+function num(v: number | { toString(): string } | null | undefined): number {
+  return v == null ? 0 : Number(v);
+}
+
+function summary(v: onnx.IValueInfoProto): ValueSummary {
+  const tt = v.type?.tensorType;
+  const elem = num(tt?.elemType);
+  return {
+    name: v.name ?? '',
+    dtype: DTYPE_OF[elem] ?? `type${elem}`,
+    shape: (tt?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : num(d.dimValue))),
+  };
+}
+
+function storedTensor(t: onnx.ITensorProto, where: string): StoredTensor {
+  const dtype = DTYPE_OF[num(t.dataType)];
+  const shape = (t.dims ?? []).map(num);
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (!dtype) throw new ModelFormatError(`${where}: tensor "${t.name}" has unsupported data type ${num(t.dataType)}`);
+  let data: TensorData;
+  const raw = t.rawData;
+  if (raw && raw.length > 0) {
+    const copy = new Uint8Array(raw); // aligned copy, detached from the protobuf buffer
+    data = dtype === 'float32' ? new Float32Array(copy.buffer) : dtype === 'int64' ? new BigInt64Array(copy.buffer) : copy;
+  } else if (dtype === 'float32') {
+    data = Float32Array.from(t.floatData ?? []);
+  } else if (dtype === 'int64') {
+    data = BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(String(v))));
+  } else {
+    data = Uint8Array.from(t.int32Data ?? []);
+  }
+  if (data.length !== count) throw new ModelFormatError(`${where}: tensor "${t.name}" holds ${data.length} values for shape [${shape}]`);
+  return { name: t.name ?? '', dtype, shape, data };
+}
+
+export function parseModel(bytes: Uint8Array, where = 'model'): ParsedModel {
+  let m: onnx.ModelProto;
+  try {
+    m = onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new ModelFormatError(`${where}: not an ONNX model (${(e as Error).message})`);
+  }
+  const g = m.graph;
+  if (!g || !m.opsetImport?.length || (g.node?.length ?? 0) + (g.initializer?.length ?? 0) === 0) {
+    throw new ModelFormatError(`${where}: not an ONNX model (no graph)`);
+  }
+  const initializers = new Map<string, StoredTensor>();
+  for (const t of g.initializer ?? []) initializers.set(t.name ?? '', storedTensor(t, where));
+  const metadata: Record<string, string> = {};
+  for (const p of m.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
+  return {
+    irVersion: num(m.irVersion),
+    opsets: m.opsetImport.map((o) => ({ domain: o.domain ?? '', version: num(o.version) })),
+    producer: `${m.producerName ?? ''} ${m.producerVersion ?? ''}`.trim(),
+    graphName: g.name ?? '',
+    inputs: (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map(summary),
+    outputs: (g.output ?? []).map(summary),
+    initializers,
+    metadata,
+    nodes: (g.node ?? []).map((n) => ({
+      op: n.opType ?? '',
+      domain: n.domain ?? '',
+      name: n.name ?? '',
+      inputs: n.input ?? [],
+      outputs: n.output ?? [],
+    })),
+  };
+}
+

@@ -1,0 +1,36 @@
+/** Typed handles for the values of a graph under construction. */
+
+export type DType = 'float32' | 'int64' | 'uint8' | 'bool';
+
+/** A dimension: a size known at build time, or a symbolic name such as the batch `N`. */
+export type Dim = number | string;
+export type Shape = readonly Dim[];
+
+export interface Tensor {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: Shape;
+}
+
+/** Constant data for initializers and constants. */
+export type TensorData = Float32Array | BigInt64Array | Uint8Array;
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function formatShape(s: Shape): string {
+  return `[${s.join(',')}]`;
+}
+
+/** Number of elements of a fully static shape. */
+export function numel(s: Shape): number {
+  return s.reduce<number>((n, d) => {
+    if (typeof d !== 'number') throw new RangeError(`numel: shape ${formatShape(s)} has a symbolic dimension`);
+    return n * d;
+  }, 1);
+}
+
+export function isStatic(s: Shape): s is readonly number[] {
+  return s.every((d) => typeof d === 'number');
+}

@@ -1,0 +1,41 @@
+/**
+ * AdamW, PyTorch semantics and defaults (betas 0.9/0.999, eps 1e-8, weight decay 0.01):
+ * p *= 1 - lr·wd; m = b1·m + (1-b1)·g; v = b2·v + (1-b2)·g²; p -= lr/(1-b1^t) · m / (sqrt(v)/sqrt(1-b2^t) + eps).
+ */
+import { GraphBuilder } from '../onnx/builder';
+import { Tensor } from '../onnx/tensor';
+import { OPTIM_PREFIX, Optimizer, StateSpec } from './optimizer';
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+export const ADAMW_DEFAULTS: AdamWOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
+
+const STEP = `${OPTIM_PREFIX}step`;
+
+export function adamw(o: AdamWOptions): Optimizer {
+  const mName = (p: string) => `${OPTIM_PREFIX}exp_avg.${p}`;
+  const vName = (p: string) => `${OPTIM_PREFIX}exp_avg_sq.${p}`;
+  return {
+    kind: 'adamw',
+    globalState: (): StateSpec[] => [{ name: STEP, shape: [] }],
+    paramState: (param: string, shape: number[]): StateSpec[] => [{ name: mName(param), shape }, { name: vName(param), shape }],
+    updateGlobal: (g: GraphBuilder, global: Map<string, Tensor>) => new Map([[STEP, g.add(global.get(STEP) as Tensor, g.scalar(1))]]),
+    update(g: GraphBuilder, lr: Tensor, p: Tensor, grad: Tensor, state: Map<string, Tensor>, global: Map<string, Tensor>) {
+      const step = global.get(STEP) as Tensor;
+      const one = g.scalar(1);
+      const decayed = o.weightDecay !== 0 ? g.mul(p, g.sub(one, g.mul(lr, g.scalar(o.weightDecay)))) : p;
+      const m = g.add(g.mul(state.get(mName(p.name)) as Tensor, g.scalar(o.beta1)), g.mul(grad, g.scalar(1 - o.beta1)));
+      const v = g.add(g.mul(state.get(vName(p.name)) as Tensor, g.scalar(o.beta2)), g.mul(g.mul(grad, grad), g.scalar(1 - o.beta2)));
+      const bc1 = g.sub(one, g.pow(g.scalar(o.beta1), step));
+      const bc2 = g.sub(one, g.pow(g.scalar(o.beta2), step));
+      const denom = g.add(g.div(g.sqrt(v), g.sqrt(bc2)), g.scalar(o.eps));
+      const param = g.sub(decayed, g.mul(g.div(lr, bc1), g.div(m, denom)));
+      return { param, state: new Map([[mName(p.name), m], [vName(p.name), v]]) };
+    },
+  };
+}

@@ -1,0 +1,99 @@
+/** The evaluator: runs an exported inference model on MNIST test images and scores it. */
+import * as ort from 'onnxruntime-node';
+import { IMAGE_SIZE, MnistSplit } from '../data/mnist';
+import { UsageError } from '../errors';
+import { ParsedModel, parseModel } from '../onnx/model';
+import { EpChoice, openSession } from './session';
+
+export interface EvalReport {
+  model: string;
+  accuracy: number;
+  correct: number;
+  total: number;
+  perClass: { label: number; correct: number; total: number; accuracy: number }[];
+  /** confusion[true][predicted] */
+  confusion: number[][];
+  imagesPerSecond: number;
+  seconds: number;
+  batchSize: number;
+  ep: 'cpu' | 'cuda';
+  epNote?: string;
+}
+
+/** Refuses a model that does not take uint8 images [N,1,28,28] and give logits [N,10]. */
+export function checkInferenceSignature(m: ParsedModel, where: string): void {
+  const input = m.inputs.find((i) => i.name === 'images');
+  if (m.inputs.length !== 1 || !input) {
+    throw new UsageError(`${where}: expected one input "images", found ${m.inputs.map((i) => `"${i.name}"`).join(', ') || 'none'}`);
+  }
+  const [, c, h, w] = input.shape;
+  if (input.dtype !== 'uint8' || input.shape.length !== 4 || c !== 1 || h !== 28 || w !== 28) {
+    throw new UsageError(`${where}: input "images" is ${input.dtype} [${input.shape}], expected uint8 [N,1,28,28]`);
+  }
+  const logits = m.outputs.find((o) => o.name === 'logits');
+  if (!logits || logits.shape.length !== 2 || logits.shape[1] !== 10) {
+    throw new UsageError(`${where}: expected an output "logits" of shape [N,10]`);
+  }
+}
+
+export interface EvaluateOptions {
+  ep?: EpChoice;
+  threads?: number;
+  batchSize?: number;
+}
+
+export async function evaluate(bytes: Uint8Array, where: string, data: MnistSplit, o: EvaluateOptions = {}): Promise<EvalReport> {
+  checkInferenceSignature(parseModel(bytes, where), where);
+  const batchSize = o.batchSize ?? 1000;
+  const opened = await openSession(bytes, { ep: o.ep, threads: o.threads });
+  const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+  let correct = 0;
+  const start = process.hrtime.bigint();
+  for (let s = 0; s < data.count; s += batchSize) {
+    const n = Math.min(batchSize, data.count - s);
+    const images = new ort.Tensor('uint8', data.images.subarray(s * IMAGE_SIZE, (s + n) * IMAGE_SIZE), [n, 1, 28, 28]);
+    const out = await opened.session.run({ images }, ['logits']);
+    const logits = out.logits.data as Float32Array;
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      for (let k = 1; k < 10; k++) if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;
+      const truth = data.labels[s + i];
+      confusion[truth][best]++;
+      if (best === truth) correct++;
+    }
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  await opened.session.release();
+  const perClass = confusion.map((row, label) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return { label, correct: row[label], total, accuracy: total ? row[label] / total : 0 };
+  });
+  return {
+    model: where,
+    accuracy: data.count ? correct / data.count : 0,
+    correct,
+    total: data.count,
+    perClass,
+    confusion,
+    imagesPerSecond: data.count / seconds,
+    seconds,
+    batchSize,
+    ep: opened.ep,
+    ...(opened.note ? { epNote: opened.note } : {}),
+  };
+}
+
+export function formatReport(r: EvalReport): string {
+  const lines = [
+    `model: ${r.model}`,
+    `accuracy on ${r.total} test images: ${(100 * r.accuracy).toFixed(2)}% (${r.correct}/${r.total})`,
+    `speed: ${Math.round(r.imagesPerSecond)} images/s (batch ${r.batchSize}, ${r.ep} execution provider${r.epNote ? `; ${r.epNote}` : ''})`,
+    '',
+    'per class:   ' + r.perClass.map((c) => `${c.label}: ${(100 * c.accuracy).toFixed(1)}%`).join('  '),
+    '',
+    'confusion (rows: true label, columns: predicted)',
+    '      ' + Array.from({ length: 10 }, (_, k) => String(k).padStart(5)).join(''),
+    ...r.confusion.map((row, t) => String(t).padStart(5) + ' ' + row.map((v) => String(v).padStart(5)).join('')),
+  ];
+  return lines.join('\n');
+}

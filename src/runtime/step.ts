@@ -1,0 +1,60 @@
+/**
+ * The training loop's inner call: one `session.run` of the training model is one step. Parameters and optimizer
+ * state stay as onnxruntime tensors between steps: each step's outputs are the next step's inputs, with no copy.
+ */
+import * as ort from 'onnxruntime-node';
+import { TrainingGraph, updated } from '../artifacts/graphs';
+import { Params } from '../models/module';
+import { OpenedSession, SessionOptions, openSession } from './session';
+
+export interface StepResult {
+  loss: number;
+  correct: number;
+}
+
+export class TrainingStep {
+  private readonly feeds: Record<string, ort.Tensor> = {};
+  private readonly lr = new Float32Array(1);
+  /** Outputs fed back as inputs: every trainable parameter and optimizer state. */
+  private readonly carried: string[];
+
+  private constructor(readonly opened: OpenedSession, readonly graph: TrainingGraph, params: Params, states: Params) {
+    for (const p of graph.params) this.feeds[p.name] = tensorOf(params, p.name, p.shape);
+    for (const s of graph.states) this.feeds[s.name] = tensorOf(states, s.name, s.shape);
+    this.feeds.lr = new ort.Tensor('float32', this.lr, []);
+    this.carried = [...graph.trainable, ...graph.states.map((s) => s.name)];
+  }
+
+  static async open(graph: TrainingGraph, params: Params, states: Params, o: SessionOptions = {}): Promise<TrainingStep> {
+    return new TrainingStep(await openSession(graph.bytes, o), graph, params, states);
+  }
+
+  /** Runs one step on `n` images (uint8, n·784) and labels; returns the batch's mean loss and correct count. */
+  async run(images: Uint8Array, labels: BigInt64Array, n: number, lr: number): Promise<StepResult> {
+    this.lr[0] = lr;
+    this.feeds.images = new ort.Tensor('uint8', images.subarray(0, n * 784), [n, 1, 28, 28]);
+    this.feeds.labels = new ort.Tensor('int64', labels.subarray(0, n), [n]);
+    const out = await this.opened.session.run(this.feeds);
+    for (const name of this.carried) this.feeds[name] = out[updated(name)];
+    return { loss: (out.loss.data as Float32Array)[0], correct: (out.correct.data as Float32Array)[0] };
+  }
+
+  params(): Params {
+    return new Map(this.graph.params.map((p) => [p.name, Float32Array.from(this.feeds[p.name].data as Float32Array)]));
+  }
+
+  states(): Params {
+    return new Map(this.graph.states.map((s) => [s.name, Float32Array.from(this.feeds[s.name].data as Float32Array)]));
+  }
+
+  async release(): Promise<void> {
+    await this.opened.session.release();
+  }
+}
+
+function tensorOf(values: Params, name: string, shape: number[]): ort.Tensor {
+  const count = shape.reduce((a, b) => a * b, 1);
+  const data = values.get(name) ?? new Float32Array(count);
+  if (data.length !== count) throw new RangeError(`training step: "${name}" has ${data.length} values, expected ${count}`);
+  return new ort.Tensor('float32', Float32Array.from(data), shape);
+}

@@ -1,0 +1,58 @@
+/** Loads the PyTorch reference values written by tools/make_torch_fixtures.py. */
+import { readFileSync } from 'fs';
+import { join } from 'path';
+
+export interface TorchFixture {
+  config: { optimizer: 'sgd' | 'adamw'; lr: number; momentum?: number; weightDecay: number };
+  batch: number;
+  losses: number[];
+  get(key: string): Float32Array;
+  images(): Uint8Array;
+  labels(): BigInt64Array;
+  keys(prefix: string): string[];
+}
+
+export function loadTorchFixture(net: string, optimizer: string): TorchFixture {
+  const base = join(__dirname, '..', 'fixtures', `torch_step_${net}_${optimizer}`);
+  const index = JSON.parse(readFileSync(`${base}.json`, 'utf8'));
+  const bin = readFileSync(`${base}.bin`);
+  const entry = (key: string) => {
+    const e = index.tensors[key];
+    if (!e) throw new Error(`fixture ${base}: no tensor ${key}`);
+    const count = e.shape.reduce((a: number, b: number) => a * b, 1);
+    return { e, count };
+  };
+  const bytes = (offset: number, length: number) => new Uint8Array(bin.buffer.slice(bin.byteOffset + offset, bin.byteOffset + offset + length));
+  const losses = Object.keys(index).filter((k) => /^loss\d+$/.test(k)).sort().map((k) => index[k]);
+  return {
+    config: index.config,
+    batch: index.batch,
+    losses,
+    get(key) {
+      const { e, count } = entry(key);
+      return new Float32Array(bytes(e.offset, count * 4).buffer);
+    },
+    images() {
+      const { e, count } = entry('images');
+      return bytes(e.offset, count);
+    },
+    labels() {
+      const { e, count } = entry('labels');
+      return BigInt64Array.from(bytes(e.offset, count), (v) => BigInt(v));
+    },
+    keys(prefix) {
+      return Object.keys(index.tensors).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+    },
+  };
+}
+
+/** max |a - b| / max |b|: the relative error of a whole tensor. */
+export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / Math.max(scale, 1e-12);
+}

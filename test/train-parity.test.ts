@@ -1,0 +1,68 @@
+/**
+ * The whole training step against PyTorch: same initial weights, same batches; loss, every gradient and every
+ * updated parameter after one and after three steps (fixtures from tools/make_torch_fixtures.py).
+ */
+import * as ort from 'onnxruntime-node';
+import { buildTrainingModel } from '../src/artifacts/graphs';
+import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
+import { sgd } from '../src/optim/sgd';
+import { TrainingStep } from '../src/runtime/step';
+import { loadTorchFixture, relError } from './helpers/torch-fixture';
+
+/** Relative tolerance (max abs error over max abs value, per tensor) for losses, gradients and SGD's parameters. */
+const REL_TOL = 1e-4;
+/**
+ * AdamW divides each gradient element by its own magnitude, so where |g| is near eps (1e-8) a float32 rounding
+ * difference in g (well inside REL_TOL) becomes a visible difference in that element's update.
+ */
+const ADAMW_PARAM_TOL = 1e-3;
+
+describe.each([
+  ['residual', 'sgd'],
+  ['residual', 'adamw'],
+  ['inception', 'sgd'],
+  ['inception', 'adamw'],
+] as const)('%s net, %s: one training step equals PyTorch', (net, optName) => {
+  const fx = loadTorchFixture(net, optName);
+  const optimizer = fx.config.optimizer === 'sgd'
+    ? sgd({ momentum: fx.config.momentum ?? 0, weightDecay: fx.config.weightDecay })
+    : adamw({ ...ADAMW_DEFAULTS, weightDecay: fx.config.weightDecay });
+  const graph = buildTrainingModel(net, optimizer, { exposeGradients: true });
+  const init = new Map(graph.params.map((p) => [p.name, fx.get(`init/${p.name}`)]));
+  const images = fx.images();
+  const labels = fx.labels();
+  const B = fx.batch;
+
+  it('matches loss and every gradient after step 1, and every parameter after steps 1 and 3', async () => {
+    expect(fx.keys('init/').sort()).toEqual(graph.params.map((p) => p.name).sort());
+    const step = await TrainingStep.open(graph, init, new Map(), { ep: 'cpu', threads: 1 });
+    // Step 1 is run through the session directly too, to read the exposed gradients.
+    const feeds: Record<string, ort.Tensor> = {
+      images: new ort.Tensor('uint8', images.slice(0, B * 784), [B, 1, 28, 28]),
+      labels: new ort.Tensor('int64', labels.slice(0, B), [B]),
+      lr: new ort.Tensor('float32', Float32Array.of(fx.config.lr), []),
+    };
+    for (const p of graph.params) feeds[p.name] = new ort.Tensor('float32', init.get(p.name) as Float32Array, p.shape);
+    for (const s of graph.states) feeds[s.name] = new ort.Tensor('float32', new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape);
+    const out = await step.opened.session.run(feeds);
+    for (const p of graph.params) {
+      const err = relError(out[`grad.${p.name}`].data as Float32Array, fx.get(`grad1/${p.name}`));
+      if (err >= REL_TOL) throw new Error(`gradient of ${p.name}: relative error ${err}`);
+    }
+
+    const losses: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const r = await step.run(images.subarray(k * B * 784, (k + 1) * B * 784), labels.subarray(k * B, (k + 1) * B), B, fx.config.lr);
+      losses.push(r.loss);
+      if (k === 0 || k === 2) {
+        const params = step.params();
+        for (const p of graph.params) {
+          const err = relError(params.get(p.name) as Float32Array, fx.get(`param${k + 1}/${p.name}`));
+          if (err >= (optName === 'adamw' ? ADAMW_PARAM_TOL : REL_TOL)) throw new Error(`${p.name} after step ${k + 1}: relative error ${err}`);
+        }
+      }
+    }
+    losses.forEach((l, k) => expect(Math.abs(l - fx.losses[k]) / fx.losses[k]).toBeLessThan(REL_TOL));
+    await step.release();
+  });
+});
