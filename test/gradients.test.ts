@@ -1,0 +1,143 @@
+/**
+ * Every gradient rule against float64 central finite differences of an independent reference forward (not our
+ * graph), and every op's forward value against the same reference. L = sum(y * r) for a fixed random r.
+ */
+import { GraphBuilder } from '../src/onnx/builder';
+import { Tensor } from '../src/onnx/tensor';
+import { crossEntropy as ceGraph } from '../src/models/loss';
+import { appendGradients } from '../src/autodiff/gradients';
+import * as ort from 'onnxruntime-node';
+import * as R from './helpers/reference';
+import { f32, gradCheck, relErrAt, runGraph } from './helpers/graph-check';
+
+/** Gradients: float32 graph vs float64 finite differences, max error relative to the largest gradient. */
+const GRAD_TOL = 1e-4;
+/** Forward values: float32 graph vs float64 reference, relative to the largest output. */
+const FWD_TOL = 1e-5;
+
+const rnd = R.seeded(1234);
+const rand = (shape: number[], scale = 1) => R.randomT(shape, rnd, scale);
+const weights = (n: number) => Float64Array.from({ length: n }, () => 2 * rnd() - 1);
+
+async function check(
+  inputs: { name: string; value: R.T64 }[],
+  forward: (g: GraphBuilder, xs: Tensor[]) => Tensor,
+  reference: (xs: R.T64[]) => R.T64,
+  sample = Infinity,
+): Promise<void> {
+  const res = await gradCheck(inputs, forward, reference, weights, sample);
+  const y = reference(inputs.map((i) => f32(i.value)));
+  expect(res.y.length).toBe(y.data.length);
+  expect(relErrAt(res.y, y.data, [...y.data.keys()])).toBeLessThan(FWD_TOL);
+  res.grads.forEach((grad, k) => {
+    const err = relErrAt(grad, res.fd[k], res.checked[k]);
+    if (!(err < GRAD_TOL)) throw new Error(`gradient of ${inputs[k].name}: relative error ${err} (tolerance ${GRAD_TOL})`);
+  });
+}
+
+describe('gradient rules against finite differences', () => {
+  it.each([
+    ['3x3 pad 1', [2, 3, 5, 5], [4, 3, 3, 3], [1, 1, 1, 1], [1, 1]],
+    ['5x5 pad 2', [2, 2, 6, 6], [3, 2, 5, 5], [2, 2, 2, 2], [1, 1]],
+    ['5x5 no pad', [2, 1, 8, 8], [2, 1, 5, 5], [0, 0, 0, 0], [1, 1]],
+    ['1x1', [2, 4, 3, 3], [5, 4, 1, 1], [0, 0, 0, 0], [1, 1]],
+    ['3x3 stride 2 pad 1, odd sizes', [1, 2, 7, 6], [3, 2, 3, 3], [1, 1, 1, 1], [2, 2]],
+  ])('Conv %s: dX, dW, dB', async (_, xs, ws, pads, strides) => {
+    await check(
+      [{ name: 'x', value: rand(xs) }, { name: 'w', value: rand(ws, 0.5) }, { name: 'b', value: rand([ws[0]]) }],
+      (g, [x, w, b]) => g.conv(x, w, b, { pads, strides }),
+      ([x, w, b]) => R.conv2d(x, w, b, pads, strides),
+    );
+  });
+
+  it('MaxPool 2x2 stride 2 (with indices, as training graphs build it)', async () => {
+    await check([{ name: 'x', value: rand([2, 3, 6, 6]) }], (g, [x]) => g.maxPoolWithIndices(x, { kernel: [2, 2] })[0], ([x]) => R.maxPool(x, [2, 2], [2, 2]));
+  });
+
+  it('MaxPool 3x3 stride 2, overlapping windows, without indices', async () => {
+    await check([{ name: 'x', value: rand([1, 2, 7, 7]) }], (g, [x]) => g.maxPool(x, { kernel: [3, 3], strides: [2, 2] }), ([x]) => R.maxPool(x, [3, 3], [2, 2]));
+  });
+
+  it('MaxPool ties: the whole gradient goes to the first maximum of each window, as in PyTorch', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [1, 1, 2, 4]);
+    const [y] = g.maxPoolWithIndices(x, { kernel: [2, 2] });
+    const r = g.constant([3, 5], [1, 1, 1, 2]);
+    const loss = g.reduceSum(g.mul(y, r), [0, 1, 2, 3], false);
+    g.output(appendGradients(g, loss, [x]).get('x') as Tensor, 'dx');
+    // Window 1 is all 7s; window 2 has its max 9 twice (row 0 col 3, row 1 col 2).
+    const out = await runGraph(g, { x: new ort.Tensor('float32', Float32Array.of(7, 7, 1, 9, 7, 7, 9, 2), [1, 1, 2, 4]) });
+    expect(Array.from(out.dx.data as Float32Array)).toEqual([3, 0, 0, 5, 0, 0, 0, 0]);
+  });
+
+  it.each([
+    ['3x3 stride 1 pad 1 (the inception branch)', [2, 3, 5, 5], [3, 3], [1, 1], [1, 1, 1, 1]],
+    ['2x2 stride 2', [1, 2, 6, 6], [2, 2], [2, 2], [0, 0, 0, 0]],
+    ['3x3 stride 2 pad 1, odd size', [1, 2, 7, 7], [3, 3], [2, 2], [1, 1, 1, 1]],
+  ])('AveragePool %s, count_include_pad', async (_, xs, k, s, p) => {
+    await check([{ name: 'x', value: rand(xs) }], (g, [x]) => g.averagePool(x, { kernel: k, strides: s, pads: p }), ([x]) => R.avgPool(x, k, s, p));
+  });
+
+  it('Relu', async () => {
+    await check([{ name: 'x', value: rand([3, 7]) }], (g, [x]) => g.relu(x), ([x]) => R.relu(x));
+  });
+
+  it('Add with broadcasting (bias over a batch)', async () => {
+    await check([{ name: 'a', value: rand([4, 3]) }, { name: 'b', value: rand([3]) }], (g, [a, b]) => g.add(a, b), ([a, b]) => R.add(a, b));
+  });
+
+  it('Concat on the channel axis', async () => {
+    await check(
+      [{ name: 'a', value: rand([2, 1, 2, 2]) }, { name: 'b', value: rand([2, 3, 2, 2]) }, { name: 'c', value: rand([2, 2, 2, 2]) }],
+      (g, xs) => g.concat(xs, 1),
+      (xs) => R.concat(xs, 1),
+    );
+  });
+
+  it('Gemm with transB and bias (Linear)', async () => {
+    await check(
+      [{ name: 'x', value: rand([3, 6]) }, { name: 'w', value: rand([4, 6]) }, { name: 'b', value: rand([4]) }],
+      (g, [x, w, b]) => g.gemm(x, w, b, { transB: true }),
+      ([x, w, b]) => R.linear(x, w, b),
+    );
+  });
+
+  it('Flatten', async () => {
+    await check([{ name: 'x', value: rand([2, 3, 2, 2]) }], (g, [x]) => g.flatten(x, 1), ([x]) => R.flatten(x));
+  });
+
+  it('LogSoftmax', async () => {
+    await check([{ name: 'x', value: rand([3, 5], 3) }], (g, [x]) => g.logSoftmax(x, 1), ([x]) => R.logSoftmax(x));
+  });
+
+  it('a tensor used twice: gradients are summed (relu(x) + x*x)', async () => {
+    await check(
+      [{ name: 'x', value: rand([2, 5]) }],
+      (g, [x]) => g.add(g.relu(x), g.mul(x, x)),
+      ([x]) => ({ data: x.data.map((v) => Math.max(v, 0) + v * v), shape: x.shape }),
+    );
+  });
+
+  it('mean cross-entropy (LogSoftmax, one-hot, ReduceSum, ReduceMean) equals torch.nn.CrossEntropyLoss and its gradient', async () => {
+    const labels = [3, 0, 9, 3];
+    const logits = f32(rand([4, 10], 2));
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', ['N', 10]);
+    const l = g.input('labels', 'int64', ['N']);
+    const { loss, correct } = ceGraph(g, x, l);
+    const dx = appendGradients(g, loss, [x]).get('x') as Tensor;
+    g.output(loss, 'loss');
+    g.output(correct, 'correct');
+    g.output(dx, 'dx');
+    const out = await runGraph(g, {
+      x: new ort.Tensor('float32', Float32Array.from(logits.data), [4, 10]),
+      labels: new ort.Tensor('int64', BigInt64Array.from(labels, BigInt), [4]),
+    });
+    const ref = R.crossEntropy(logits, labels);
+    expect(Math.abs((out.loss.data as Float32Array)[0] - ref) / ref).toBeLessThan(FWD_TOL);
+    const predicted = [0, 1, 2, 3].map((i) => Array.from(logits.data.subarray(i * 10, i * 10 + 10)).reduce((b, v, k, a) => (v > a[b] ? k : b), 0));
+    expect((out.correct.data as Float32Array)[0]).toBe(predicted.filter((p, i) => p === labels[i]).length);
+    const fd = R.finiteDiff((d) => R.crossEntropy({ data: d, shape: [4, 10] }, labels), logits.data);
+    expect(relErrAt(out.dx.data as Float32Array, fd, [...fd.keys()])).toBeLessThan(GRAD_TOL);
+  });
+});

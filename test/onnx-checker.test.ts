@@ -1,0 +1,44 @@
+/**
+ * The official ONNX checker (with full shape inference) on every graph we emit and on a checkpoint, through
+ * Debian's python3-onnx, which .ci/run installs. Where it is absent the test says so and checks nothing.
+ */
+import { spawnSync } from 'child_process';
+import { readdirSync, writeFileSync } from 'fs';
+import { join } from 'path';
+import { encodeCheckpoint } from '../src/artifacts/params-io';
+import { createNet } from '../src/models';
+import { initParams } from '../src/models/module';
+import { runCli, tempDir } from './helpers/cli';
+
+const PYTHON = '/usr/bin/python3';
+const hasOnnx = spawnSync(PYTHON, ['-c', 'import onnx'], { encoding: 'utf8' }).status === 0;
+const CHECK = `
+import onnx, sys
+for f in sys.argv[1:]:
+    m = onnx.load(f)
+    onnx.checker.check_model(m, full_check=True)
+    print("ok", f, len(m.graph.initializer))
+`;
+
+(hasOnnx ? describe : describe.skip)('ONNX checker (python3-onnx)', () => {
+  it('passes every emitted graph and a checkpoint, which the onnx package reads back whole', () => {
+    const dir = tempDir();
+    expect(runCli(['graphs', '--out', dir]).code).toBe(0);
+    const specs = createNet('inception').parameters();
+    const params = initParams(specs, 0);
+    const states = new Map([...params].map(([k, v]) => [`optim.momentum_buffer.${k}`, v]));
+    writeFileSync(join(dir, 'checkpoint.onnx'), encodeCheckpoint(specs, specs.map((s) => ({ name: `optim.momentum_buffer.${s.name}`, shape: s.shape })), {
+      params, states, metadata: { 'ingraph.kind': 'checkpoint' },
+    }));
+    const files = readdirSync(dir).map((f) => join(dir, f));
+    const r = spawnSync(PYTHON, ['-c', CHECK, ...files], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toHaveLength(7);
+    expect(r.stdout).toContain(`ok ${join(dir, 'checkpoint.onnx')} ${2 * specs.length}`);
+  });
+});
+
+if (!hasOnnx) {
+  // Visible in the run's output: this check needs `apt-get install python3-onnx` (.ci/run does it).
+  console.warn('onnx-checker.test.ts: /usr/bin/python3 has no onnx module; the ONNX checker test is skipped');
+}
