@@ -170,10 +170,13 @@ export async function train(o: RunOptions): Promise<TrainResult> {
   });
   const writeCheckpoint = () => save(ARTIFACTS.checkpoint, encodeCheckpoint(graph.params, graph.states, { params: step.params(), states: step.states(), metadata: checkpointMeta() }));
 
+  // Step-loop time of this process (not of earlier, resumed-from processes).
+  const throughput = { steps: 0, images: 0, seconds: 0 };
   while (pos.epoch < c.epochs && pos.step < totalSteps) {
     const order = epochOrder(trainData.count, c.seed, pos.epoch, c.shuffle);
     const lrNow = () => learningRate(c.lr, c.schedule, pos.epoch, pos.step, totalSteps);
-    let t0 = process.hrtime.bigint();
+    const t0 = process.hrtime.bigint();
+    const stepsBefore = pos.step;
     while (pos.batch < batchesPerEpoch && pos.step < totalSteps) {
       const n = fillBatch(trainData, order, pos.batch * c.batchSize, c.batchSize, images, labels);
       const r = await step.run(images, labels, n, lrNow());
@@ -184,6 +187,7 @@ export async function train(o: RunOptions): Promise<TrainResult> {
       pos.epochSums.loss += r.loss * n;
       pos.epochSums.correct += r.correct;
       pos.epochSums.seen += n;
+      throughput.images += n;
       o.report.progress(pos.epoch, pos.batch, batchesPerEpoch, r.loss);
       if (pos.batch % c.logEvery === 0) {
         const mean = pos.running.loss / pos.running.count;
@@ -192,9 +196,10 @@ export async function train(o: RunOptions): Promise<TrainResult> {
         pos.running = { loss: 0, count: 0 };
       }
     }
-    const now = process.hrtime.bigint();
-    pos.epochSums.seconds += Number(now - t0) / 1e9;
-    t0 = now;
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    pos.epochSums.seconds += seconds;
+    throughput.seconds += seconds;
+    throughput.steps += pos.step - stepsBefore;
     if (pos.batch < batchesPerEpoch) break; // stopped by --max-steps inside the epoch
     const s = pos.epochSums;
     const test = await evaluate(inferenceBytes(c, step.params(), null), 'epoch model', testData, { ep: o.ep, threads: o.threads ?? undefined });
@@ -232,8 +237,10 @@ export async function train(o: RunOptions): Promise<TrainResult> {
     files: Object.fromEntries(Object.entries(files).map(([name, hash]) => [name, { sha256: hash }])),
   };
   writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
+  const speed = { stepsPerSecond: throughput.steps / throughput.seconds, imagesPerSecond: throughput.images / throughput.seconds };
+  o.report.line(`training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${ep})`);
   o.report.line(`final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${o.out}`);
-  o.report.event({ type: 'done', out: o.out, steps: pos.step, accuracy: final.accuracy, correct: final.correct, total: final.total, files: manifest.files });
+  o.report.event({ type: 'done', out: o.out, steps: pos.step, ep, ...speed, accuracy: final.accuracy, correct: final.correct, total: final.total, files: manifest.files });
   return { out: o.out, files, epochs, final, steps: pos.step, ep };
 }
 
