@@ -237,7 +237,7 @@ export async function train(o: RunOptions): Promise<TrainResult> {
     files: Object.fromEntries(Object.entries(files).map(([name, hash]) => [name, { sha256: hash }])),
   };
   writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
-  const speed = { stepsPerSecond: throughput.steps / throughput.seconds, imagesPerSecond: throughput.images / throughput.seconds };
+  const speed = { stepsPerSecond: throughput.steps / throughput.seconds, imagesPerSecond: throughput.images / throughput.seconds, peakRssMB: process.resourceUsage().maxRSS / 1024 };
   o.report.line(`training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${ep})`);
   o.report.line(`final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${o.out}`);
   o.report.event({ type: 'done', out: o.out, steps: pos.step, ep, ...speed, accuracy: final.accuracy, correct: final.correct, total: final.total, files: manifest.files });

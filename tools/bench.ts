@@ -1,0 +1,230 @@
+/**
+ * tools/bench: ingraph against PyTorch on this machine, in the same run.
+ *
+ *   npm run bench -- [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
+ *                    [--json FILE] [--no-reference] [--install-reference]
+ *
+ * For each net: training images/s at batch 64 (ingraph's step and PyTorch's, alternated --repeats times; medians and
+ * the ratio), inference images/s at batch 1000 (the exported model through onnxruntime-node, PyTorch's eval, and
+ * onnxruntime-node on PyTorch's own export), time from command start to the first training step, peak RSS of a
+ * training run, and the per-op-type share of the training step from onnxruntime's profiler.
+ */
+import { spawn, spawnSync } from 'child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { basename, dirname, join } from 'path';
+import { parseArgs } from 'util';
+import * as ort from 'onnxruntime-node';
+import { buildInferenceModel, buildTrainingModel } from '../src/artifacts/graphs';
+import { defaultMnistDir, readSplit } from '../src/data/mnist';
+import { createNet, NetworkName } from '../src/models';
+import { initParams } from '../src/models/module';
+import { sgd } from '../src/optim/sgd';
+import { evaluate } from '../src/runtime/evaluate';
+import { openSession } from '../src/runtime/session';
+import { TrainingStep } from '../src/runtime/step';
+import { PROJECT_ROOT } from '../src/version';
+
+const PYTHON = '/usr/bin/python3';
+const CLI = join(PROJECT_ROOT, 'dist', 'src', 'cli.js');
+
+interface Options {
+  nets: NetworkName[];
+  steps: number;
+  warmup: number;
+  repeats: number;
+  threads: number;
+  json: string | null;
+  reference: boolean;
+  rssSteps: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function batches(n: number) {
+  const train = readSplit(defaultMnistDir(), 'train', 64 * n);
+  return { images: train.images, labels: BigInt64Array.from(train.labels, (l) => BigInt(l)) };
+}
+
+/** ingraph's training step, in this process: images/s over `steps` steps after `warmup`. */
+async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
+  const graph = buildTrainingModel(net, sgd({ momentum: 0.5, weightDecay: 0 }));
+  const step = await TrainingStep.open(graph, initParams(graph.params, 0), new Map(), { ep: 'cpu', threads: o.threads, profilePrefix });
+  const data = batches(8);
+  const run = (i: number) => step.run(data.images.subarray((i % 8) * 64 * 784), data.labels.subarray((i % 8) * 64), 64, 0.01);
+  for (let i = 0; i < o.warmup; i++) await run(i);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < o.steps; i++) await run(i);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (profilePrefix) step.opened.session.endProfiling();
+  await step.release();
+  const profile = profilePrefix ? newestWithPrefix(profilePrefix) : undefined;
+  return { imagesPerSecond: (o.steps * 64) / seconds, stepMs: (1000 * seconds) / o.steps, profile };
+}
+
+/** onnxruntime names a profile `<prefix>_<timestamp>.json`. */
+function newestWithPrefix(prefix: string): string {
+  const dir = dirname(prefix);
+  const files = readdirSync(dir).filter((f) => f.startsWith(basename(prefix))).sort();
+  if (!files.length) throw new Error(`no profile written with prefix ${prefix}`);
+  return join(dir, files[files.length - 1]);
+}
+
+function torchBench(net: NetworkName, o: Options, exportTo?: string): { trainImagesPerSecond: number; trainStepMs: number; evalImagesPerSecond: number; torch: string } {
+  const args = [join(PROJECT_ROOT, 'tools', 'bench_torch.py'), '--net', net, '--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(o.threads)];
+  if (exportTo) args.push('--export', exportTo);
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench_torch.py failed: ${r.stderr.split('\n').slice(-3).join(' ')}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string);
+}
+
+/** Images/s of a float-input model (PyTorch's export) through onnxruntime-node at batch 1000. */
+async function ortFloatModel(file: string, threads: number): Promise<number> {
+  const { session } = await openSession(readFileSync(file), { ep: 'cpu', threads });
+  const x = new ort.Tensor('float32', Float32Array.from({ length: 1000 * 784 }, (_, i) => Math.sin(i)), [1000, 1, 28, 28]);
+  await session.run({ [session.inputNames[0]]: x });
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < 5; i++) await session.run({ [session.inputNames[0]]: x });
+  await session.release();
+  return 5000 / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+/** Wall time from spawning `ingraph train` to its first training step, and its peak RSS. */
+function cliRun(net: NetworkName, o: Options, steps: number): Promise<{ firstStepSeconds: number; peakRssMB: number }> {
+  return new Promise((resolve, reject) => {
+    const out = mkdtempSync(join(tmpdir(), 'ingraph-bench-'));
+    const t0 = process.hrtime.bigint();
+    const child = spawn(process.execPath, [CLI, 'train', '--model', net, '--max-steps', String(steps), '--log-every', '1', '--test-limit', '1000', '--json', '--ep', 'cpu', '--threads', String(o.threads), '--out', out]);
+    let first = 0;
+    let buf = '';
+    let done: { peakRssMB: number } | null = null;
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const e = JSON.parse(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        if (e.type === 'log' && !first) first = Number(process.hrtime.bigint() - t0) / 1e9;
+        if (e.type === 'done') done = e;
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 && done ? resolve({ firstStepSeconds: first, peakRssMB: done.peakRssMB }) : reject(new Error(`ingraph train exited ${code}`))));
+  });
+}
+
+/** Share of the step's kernel time by op type, from an onnxruntime profile. */
+function opShares(profileFile: string): { op: string; share: number; ms: number }[] {
+  const events = JSON.parse(readFileSync(profileFile, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const byOp = new Map<string, number>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !e.args?.op_name) continue;
+    byOp.set(e.args.op_name, (byOp.get(e.args.op_name) ?? 0) + e.dur);
+  }
+  const total = [...byOp.values()].reduce((a, b) => a + b, 0);
+  return [...byOp.entries()].map(([op, us]) => ({ op, share: us / total, ms: us / 1000 })).sort((a, b) => b.share - a.share);
+}
+
+async function benchNet(net: NetworkName, o: Options) {
+  const train: number[] = [];
+  const torchTrain: number[] = [];
+  const torchEval: number[] = [];
+  let torchVersion: string | null = null;
+  const dir = mkdtempSync(join(tmpdir(), 'ingraph-bench-'));
+  const torchExport = join(dir, `${net}.torch.onnx`);
+  for (let r = 0; r < o.repeats; r++) {
+    train.push((await ingraphTrain(net, o)).imagesPerSecond);
+    if (o.reference) {
+      const t = torchBench(net, o, r === 0 ? torchExport : undefined);
+      torchTrain.push(t.trainImagesPerSecond);
+      torchEval.push(t.evalImagesPerSecond);
+      torchVersion = t.torch;
+    }
+  }
+  const model = buildInferenceModel(net, initParams(createNet(net).parameters(), 0), {});
+  const test = readSplit(defaultMnistDir(), 'test', 5000);
+  const evals: number[] = [];
+  for (let r = 0; r < o.repeats; r++) evals.push((await evaluate(model, net, test, { ep: 'cpu', threads: o.threads })).imagesPerSecond);
+  const ortOnTorch = o.reference && existsSync(torchExport) ? await ortFloatModel(torchExport, o.threads) : null;
+  const profiled = await ingraphTrain(net, { ...o, steps: 20, warmup: 5 }, join(dir, `${net}-profile`));
+  const cli = await cliRun(net, o, o.rssSteps);
+  const m = (xs: number[]) => (xs.length ? median(xs) : null);
+  return {
+    net,
+    torch: torchVersion,
+    train: { ingraph: m(train), pytorch: m(torchTrain), ratio: o.reference ? median(train) / median(torchTrain) : null, samples: { ingraph: train, pytorch: torchTrain } },
+    inference: {
+      ingraph: m(evals), pytorch: m(torchEval), ortOnPytorchExport: ortOnTorch,
+      ratio: o.reference ? median(evals) / median(torchEval) : null,
+      ratioToOrtOnPytorchExport: ortOnTorch ? median(evals) / ortOnTorch : null,
+    },
+    firstStepSeconds: cli.firstStepSeconds,
+    peakRssMB: cli.peakRssMB,
+    peakRssSteps: o.rssSteps,
+    opShares: opShares(profiled.profile as string).slice(0, 12),
+  };
+}
+
+function fmt(v: number | null, digits = 0): string {
+  return v === null ? '—' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      nets: { type: 'string' }, steps: { type: 'string' }, warmup: { type: 'string' }, repeats: { type: 'string' },
+      threads: { type: 'string' }, json: { type: 'string' }, 'no-reference': { type: 'boolean' },
+      'install-reference': { type: 'boolean' }, 'rss-steps': { type: 'string' },
+    },
+  });
+  if (values['install-reference']) {
+    const r = spawnSync('bash', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch'], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('apt-get install python3-torch failed');
+  }
+  const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  const reference = !values['no-reference'] && hasTorch;
+  if (!values['no-reference'] && !hasTorch) {
+    console.error('bench: PyTorch reference missing (/usr/bin/python3 cannot import torch); run with --install-reference, or --no-reference. Measuring ingraph alone.');
+  }
+  const o: Options = {
+    nets: ((values.nets as string | undefined) ?? 'inception,residual').split(',') as NetworkName[],
+    steps: Number(values.steps ?? 100),
+    warmup: Number(values.warmup ?? 10),
+    repeats: Number(values.repeats ?? 3),
+    threads: Number(values.threads ?? 2),
+    json: (values.json as string | undefined) ?? null,
+    reference,
+    rssSteps: Number(values['rss-steps'] ?? 300),
+  };
+  const results = [];
+  for (const net of o.nets) {
+    console.error(`bench: ${net}...`);
+    results.push(await benchNet(net, o));
+  }
+  for (const r of results) {
+    console.log(`\n${r.net}: op-type share of the training step (onnxruntime profiler)`);
+    console.log(r.opShares.map((s) => `  ${s.op.padEnd(18)} ${(100 * s.share).toFixed(1).padStart(5)}%`).join('\n'));
+  }
+  const rows = [
+    ['', ...results.map((r) => r.net)],
+    ['train img/s, batch 64: ingraph', ...results.map((r) => fmt(r.train.ingraph))],
+    ['train img/s, batch 64: PyTorch', ...results.map((r) => fmt(r.train.pytorch))],
+    ['train ratio ingraph/PyTorch', ...results.map((r) => fmt(r.train.ratio, 2))],
+    ['infer img/s, batch 1000: ingraph export', ...results.map((r) => fmt(r.inference.ingraph))],
+    ['infer img/s, batch 1000: PyTorch eval', ...results.map((r) => fmt(r.inference.pytorch))],
+    ['infer img/s: ORT on PyTorch export', ...results.map((r) => fmt(r.inference.ortOnPytorchExport))],
+    ['infer ratio ingraph/PyTorch', ...results.map((r) => fmt(r.inference.ratio, 2))],
+    ['infer ratio ingraph/ORT-on-PyTorch-export', ...results.map((r) => fmt(r.inference.ratioToOrtOnPytorchExport, 2))],
+    ['time to first step (s)', ...results.map((r) => fmt(r.firstStepSeconds, 2))],
+    [`peak RSS, ${o.rssSteps}-step run (MB)`, ...results.map((r) => fmt(r.peakRssMB))],
+  ];
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  console.log(`\n${o.threads} threads, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
+  console.log(rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n'));
+  if (o.json) writeFileSync(o.json, `${JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2)}\n`);
+}
+
+main().catch((e) => {
+  console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});
