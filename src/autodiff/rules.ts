@@ -63,38 +63,49 @@ function outputPadding(size: number, out: number, k: number, p0: number, p1: num
 }
 
 /**
- * im2col of X for a kernel: [N, C·kh·kw, OH·OW], rows ordered as a Conv weight flattens (c, then i, then j).
- * Built from one Slice per kernel offset, so it handles a symbolic batch.
- */
-function im2col(g: GraphBuilder, x: Tensor, k: readonly number[], pads: readonly number[], strides: readonly number[], dil: readonly number[], out: readonly number[]): Tensor {
-  const [, c, h, w] = x.shape as number[];
-  const [oh, ow] = out;
-  if (k[0] === 1 && k[1] === 1 && pads.every((p) => p === 0) && strides.every((s) => s === 1)) return g.reshape(x, [0, c, h * w]);
-  const padded = pads.some((p) => p !== 0) ? g.pad(x, [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]]) : x;
-  const patches: Tensor[] = [];
-  for (let i = 0; i < k[0]; i++) {
-    for (let j = 0; j < k[1]; j++) {
-      const [r, q] = [i * dil[0], j * dil[1]];
-      const patch = g.slice(padded, [r, q], [r + (oh - 1) * strides[0] + 1, q + (ow - 1) * strides[1] + 1], [2, 3], strides);
-      patches.push(g.unsqueeze(patch, [2]));
-    }
-  }
-  return g.reshape(g.concat(patches, 2), [0, c * k[0] * k[1], oh * ow]);
-}
-
-/**
- * dW of a Conv as one batched MatMul over the batch axis, then a sum over it: per image (C·kh·kw × OH·OW) times
- * (OH·OW × Co). On this machine's CPU this beat both a Conv over batch/channel-swapped tensors and one big Gemm.
+ * dW of a Conv. Per kernel offset k, dW_k [Co, C] = dY^T [Co, OH·OW·N] · X_k [OH·OW·N, C], where X_k is X shifted by
+ * the offset. X is laid out spatial-major ([H·W, N, C]) so that one Gather of whole (N, C) blocks builds every X_k,
+ * and the batch sits inside the contraction: no reduction over N afterwards. 1x1 stride-1 convs need no gather.
  */
 function convWeightGrad(g: GraphBuilder, x: Tensor, w: Tensor, dy: Tensor, n: Node): Tensor {
   const group = intAttr(n, 'group', 1);
   if (group !== 1) throw new RangeError(`Conv gradient: node "${n.name}" has group=${group}; only group=1 weight gradients are implemented`);
+  const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
+  const strides = ints(n.attrs.strides, [1, 1]);
+  const dil = ints(n.attrs.dilations, [1, 1]);
   const [co, ci, kh, kw] = w.shape as number[];
   const [, , oh, ow] = dy.shape as number[];
-  const cols = im2col(g, x, [kh, kw], ints(n.attrs.pads, [0, 0, 0, 0]), ints(n.attrs.strides, [1, 1]), ints(n.attrs.dilations, [1, 1]), [oh, ow]);
-  const dyT = g.transpose(g.reshape(dy, [0, co, oh * ow]), [0, 2, 1]);
-  const dwT = g.reduceSum(g.matMul(cols, dyT), [0], false);
-  return g.reshape(g.transpose(dwT, [1, 0]), [co, ci, kh, kw]);
+  const padded = pads.some((p) => p !== 0) ? g.pad(x, [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]]) : x;
+  const [, , hp, wp] = padded.shape as number[];
+  // Both layouts are 2-D transposes of a reshaped view: onnxruntime's CPU Transpose is 2-3x faster on those
+  // than on the equivalent 4-D permutations.
+  const spatialMajor = g.reshape(g.transpose(g.reshape(padded, [-1, hp * wp]), [1, 0]), [hp * wp, -1, ci]);
+  const dyT = g.reshape(g.transpose(g.reshape(dy, [-1, co * oh * ow]), [1, 0]), [co, -1]);
+  if (kh === 1 && kw === 1 && hp === oh && wp === ow) {
+    return g.reshape(g.matMul(dyT, g.reshape(spatialMajor, [-1, ci])), [co, ci, 1, 1]);
+  }
+  const index: number[] = [];
+  for (let i = 0; i < kh; i++)
+    for (let j = 0; j < kw; j++)
+      for (let p = 0; p < oh; p++)
+        for (let q = 0; q < ow; q++) index.push((p * strides[0] + i * dil[0]) * wp + q * strides[1] + j * dil[1]);
+  const shifted = g.reshape(g.gather(spatialMajor, g.constant(index, [kh * kw, oh * ow], 'int64'), 0), [kh * kw, -1, ci]);
+  const dwT = g.matMul(dyT, shifted); // [kh·kw, Co, C]
+  return g.reshape(g.transpose(dwT, [1, 2, 0]), [co, ci, kh, kw]);
+}
+
+/**
+ * dX of a padded stride-1 conv as a plain Conv of dY with the kernel flipped and its channel axes swapped (a "full"
+ * correlation). Measured on this machine's CPU at the seed's shapes: 1.3-2x faster than ConvTranspose for padded
+ * convs; ConvTranspose stays for the unpadded ones, where it measured faster or even.
+ */
+function convInputGradAsConv(g: GraphBuilder, w: Tensor, dy: Tensor, pads: readonly number[]): Tensor {
+  const [co, ci, kh, kw] = w.shape as number[];
+  const reversed = Array.from({ length: kh * kw }, (_, i) => kh * kw - 1 - i);
+  const swapped = g.reshape(g.transpose(w, [1, 0, 2, 3]), [ci, co, kh * kw]);
+  const flipped = g.reshape(g.gather(swapped, g.constant(reversed, [kh * kw], 'int64'), 2), [ci, co, kh, kw]);
+  const full = [kh - 1 - pads[0], kw - 1 - pads[1], kh - 1 - pads[2], kw - 1 - pads[3]];
+  return g.conv(dy, flipped, null, { pads: full });
 }
 
 export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
@@ -245,6 +256,8 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     const group = intAttr(n, 'group', 1);
     const dx = ifNeeded(c, 0, () => {
       const [kh, kw] = [w.shape[2] as number, w.shape[3] as number];
+      const plain = strides.every((s) => s === 1) && dilations.every((d) => d === 1) && group === 1;
+      if (plain && pads.some((p) => p > 0)) return convInputGradAsConv(c.g, w, dy, pads);
       const outputPad = [0, 1].map((i) =>
         outputPadding(x.shape[2 + i] as number, dy.shape[2 + i] as number, [kh, kw][i], pads[i], pads[i + 2], strides[i], dilations[i]));
       return c.g.convTranspose(dy, w, { pads, strides, dilations, group, outputPadding: outputPad });
@@ -294,6 +307,7 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
   Size: nd('an element count'),
   ConstantOfShape: nd('its input is a shape'),
   ScatterElements: nd('only emitted by gradients; its own gradient is not implemented'),
+  Gather: nd('only emitted by gradients; its own gradient is not implemented'),
 };
 
 function sliceConst(c: GradContext, i: number): number[] {

@@ -2,11 +2,12 @@
  * GraphBuilder: one method per ONNX operator (opset 17), with attributes checked and output shapes inferred when the
  * op is built. A wrong shape fails here, naming the op, the input and the shapes, not later inside onnxruntime.
  */
+import { createHash } from 'crypto';
 import { DType, Dim, Shape, Tensor, TensorData, formatShape, isStatic, numel, sameShape } from './tensor';
 
 export type OpType =
   | 'Add' | 'ArgMax' | 'AveragePool' | 'Cast' | 'Concat' | 'ConstantOfShape' | 'Conv' | 'ConvTranspose' | 'Div'
-  | 'Equal' | 'Exp' | 'Expand' | 'Flatten' | 'Gemm' | 'Greater' | 'Identity' | 'LogSoftmax' | 'MatMul' | 'MaxPool'
+  | 'Equal' | 'Exp' | 'Expand' | 'Flatten' | 'Gather' | 'Gemm' | 'Greater' | 'Identity' | 'LogSoftmax' | 'MatMul' | 'MaxPool'
   | 'Mul' | 'Neg' | 'Pad' | 'Pow' | 'ReduceMean' | 'ReduceSum' | 'Relu' | 'Reshape' | 'ScatterElements' | 'Shape'
   | 'Size' | 'Slice' | 'Softmax' | 'Split' | 'Sqrt' | 'Sub' | 'Transpose' | 'Unsqueeze' | 'Where';
 
@@ -56,6 +57,8 @@ export class GraphBuilder {
   private readonly used = new Set<string>();
   private readonly counters = new Map<string, number>();
   private scopes: string[] = [];
+  private readonly constants = new Map<string, Tensor>();
+  private readonly built = new Map<string, Tensor[]>();
 
   /** Runs `fn` with node names prefixed by `name/`, so profiles and viewers show the module each op belongs to. */
   scope<T>(name: string, fn: () => T): T {
@@ -108,7 +111,13 @@ export class GraphBuilder {
       ? values
       : dtype === 'int64' ? BigInt64Array.from(values, (v) => BigInt(v))
       : dtype === 'uint8' ? Uint8Array.from(values) : Float32Array.from(values);
-    return this.store(this.fresh('const'), dtype, shape, data);
+    // Equal constants are one initializer, so the nodes that read them can be shared too (see node()).
+    const key = `${dtype}|${shape.join(',')}|${createHash('sha1').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('base64')}`;
+    const known = this.constants.get(key);
+    if (known) return known;
+    const t = this.store(this.fresh('const'), dtype, shape, data);
+    this.constants.set(key, t);
+    return t;
   }
 
   scalar(value: number): Tensor {
@@ -130,7 +139,21 @@ export class GraphBuilder {
     return out;
   }
 
+  /**
+   * Adds a node, or returns the outputs of an identical one already built (same op, inputs and attributes): ONNX ops
+   * are pure, so e.g. the transposes that the weight gradients of sibling convs take of their shared input are made
+   * once.
+   */
   private node(op: OpType, inputs: (Tensor | null)[], outs: { dtype: DType; shape: Shape }[], attrs: Record<string, Attr> = {}): Tensor[] {
+    const key = JSON.stringify([op, inputs.map((t) => t?.name ?? ''), outs.length, Object.keys(attrs).sort().map((k) => [k, attrKey(attrs[k])])]);
+    const known = this.built.get(key);
+    if (known) return known;
+    const outputs = this.addNode(op, inputs, outs, attrs);
+    this.built.set(key, outputs);
+    return outputs;
+  }
+
+  private addNode(op: OpType, inputs: (Tensor | null)[], outs: { dtype: DType; shape: Shape }[], attrs: Record<string, Attr>): Tensor[] {
     const name = this.fresh(op);
     const outputs = outs.map((o, i) => ({ name: outs.length === 1 ? `${name}:out` : `${name}:out${i}`, ...o }));
     for (const o of outputs) this.claim(o.name);
@@ -200,16 +223,19 @@ export class GraphBuilder {
     const shape: Dim[] = target.map((d, i) => (d === 0 ? x.shape[i] : d));
     const inferred = shape.indexOf(-1);
     if (inferred >= 0) {
-      const known = shape.filter((_, i) => i !== inferred);
-      const symIn = x.shape.filter((d) => typeof d === 'string');
-      const symKnown = known.filter((d) => typeof d === 'string');
-      const staticIn = prod(x.shape.filter((d): d is number => typeof d === 'number'));
-      const staticKnown = prod(known.filter((d): d is number => typeof d === 'number'));
-      if (staticIn % staticKnown !== 0) throw new RangeError(`Reshape: cannot infer -1 of ${formatShape(target)} from ${formatShape(x.shape)}`);
-      // Symbolic dimensions that do not stay in place fold into the inferred one, as a product name ("N*1440").
-      const folded = symIn.filter((d) => !symKnown.includes(d));
-      const size = staticIn / staticKnown;
-      shape[inferred] = folded.length ? [...folded, ...(size === 1 ? [] : [size])].join('*') : size;
+      // Symbolic dimensions are products such as "N" or "N*1440": match their symbols on both sides, and let the
+      // symbols that do not stay in place fold into the inferred dimension.
+      const have = factorize(x.shape);
+      const keep = factorize(shape.filter((_, i) => i !== inferred));
+      const rest = [...have.symbols];
+      for (const sym of keep.symbols) {
+        const k = rest.indexOf(sym);
+        if (k < 0) throw new RangeError(`Reshape: cannot infer -1 of ${formatShape(target)} from ${formatShape(x.shape)}`);
+        rest.splice(k, 1);
+      }
+      if (have.size % keep.size !== 0) throw new RangeError(`Reshape: cannot infer -1 of ${formatShape(target)} from ${formatShape(x.shape)}`);
+      const size = have.size / keep.size;
+      shape[inferred] = rest.length ? [...rest, ...(size === 1 ? [] : [size])].join('*') : size;
     }
     if (isStatic(x.shape) && isStatic(shape) && numel(x.shape) !== numel(shape)) {
       throw new RangeError(`Reshape: input "${x.name}" ${formatShape(x.shape)} cannot become ${formatShape(shape)}`);
@@ -398,6 +424,13 @@ export class GraphBuilder {
     return this.one('AveragePool', [x], x.dtype, poolShape('AveragePool', x, opts), attrs);
   }
 
+  /** Gather along `axis` with int64 `indices` (a constant index table, in the gradients that use it). */
+  gather(x: Tensor, indices: Tensor, axis: number): Tensor {
+    if (indices.dtype !== 'int64') throw new TypeError(`Gather: indices "${indices.name}" must be int64`);
+    const shape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
+    return this.one('Gather', [x, indices], x.dtype, shape, { axis: int(axis) });
+  }
+
   scatterElements(data: Tensor, indices: Tensor, updates: Tensor, axis: number, reduction: 'none' | 'add' = 'none'): Tensor {
     if (indices.dtype !== 'int64') throw new TypeError(`ScatterElements: indices "${indices.name}" must be int64`);
     if (!sameShape(indices.shape, updates.shape)) {
@@ -424,10 +457,23 @@ export class GraphBuilder {
   }
 }
 
+function attrKey(a: Attr): unknown {
+  return a.kind === 'tensor' ? [a.dtype, a.shape, Array.from(a.data as ArrayLike<number | bigint>, String)] : a.value;
+}
+
 export const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int64: 7, bool: 9 };
 
-function prod(xs: readonly number[]): number {
-  return xs.reduce((a, b) => a * b, 1);
+/** A shape's element count as its symbols times a static size: [N, 3, "M*4"] is N·M·12. */
+function factorize(dims: Shape): { symbols: string[]; size: number } {
+  const symbols: string[] = [];
+  let size = 1;
+  for (const d of dims) {
+    for (const part of String(d).split('*')) {
+      if (/^\d+$/.test(part)) size *= Number(part);
+      else symbols.push(part);
+    }
+  }
+  return { symbols: symbols.sort(), size };
 }
 
 function broadcast(op: string, a: Tensor, b: Tensor): Shape {
