@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `ingraph` command: exit 0 on success, 2 on bad usage or bad input, 1 on an internal failure. */
-import { UsageError } from './errors';
+import { CliError, UsageError } from './errors';
 import { evalCommand, EVAL_HELP } from './cli/eval';
 import { exportCommand, EXPORT_HELP } from './cli/export';
 import { graphsCommand, GRAPHS_HELP } from './cli/graphs';
@@ -39,7 +39,7 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (e: unknown) => {
-      if (e instanceof UsageError) {
+      if (e instanceof CliError) {
         process.stderr.write(`ingraph: ${e.message.replace(/^ingraph:? /, '')}\n`);
         process.exitCode = e.exitCode;
       } else {

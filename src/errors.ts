@@ -1,7 +1,39 @@
 /**
- * Errors the CLI reports as one line without a stack trace. UsageError: bad flags or bad input (exit 2).
- * Everything else is an internal failure (exit 1).
+ * Errors the CLI reports as one line without a stack trace, each with its documented exit code. Anything else is an
+ * internal failure (exit 1).
  */
-export class UsageError extends Error {
-  readonly exitCode: number = 2;
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
 }
+
+/** Bad flags or bad input; nothing was written (exit 2). */
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** The loss or a parameter became non-finite; the last good checkpoint is kept (exit 3). */
+export class DivergedError extends CliError {
+  constructor(message: string) {
+    super(message, 3);
+  }
+}
+
+/** `--promote-to` kept the deployed model, which scored better (exit 4). */
+export class PromotionRefusedError extends CliError {
+  constructor(message: string) {
+    super(message, 4);
+  }
+}
+
+/** Another live run holds the output directory (exit 5). */
+export class LockedError extends CliError {
+  constructor(message: string) {
+    super(message, 5);
+  }
+}
+
+export const EXIT_CODES = { ok: 0, internal: 1, usage: 2, diverged: 3, promotionRefused: 4, locked: 5 } as const;

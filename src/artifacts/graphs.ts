@@ -14,6 +14,9 @@ import { Optimizer, StateSpec } from '../optim/optimizer';
 /** Output name of the new value of an input that the training step updates. */
 export const updated = (name: string): string => `updated.${name}`;
 
+/** Training-model output: the sum of squares of all updated parameters. */
+export const PARAMS_SQ_SUM = 'params_sq_sum';
+
 export interface TrainingGraph {
   bytes: Uint8Array;
   params: ParamSpec[];
@@ -53,12 +56,16 @@ export function buildTrainingModel(model: NetworkName, optimizer: Optimizer, o: 
   g.scope('optimizer', () => {
     const global = optimizer.updateGlobal(g, new Map(globalSpecs.map((s) => [s.name, stateInputs.get(s.name) as Tensor])));
     for (const [name, t] of global) g.output(t, updated(name));
+    const squares: Tensor[] = [];
     for (const s of trainable) {
       const own = new Map(optimizer.paramState(s.name, s.shape).map((st) => [st.name, stateInputs.get(st.name) as Tensor]));
       const step = optimizer.update(g, lr, paramInputs.get(s.name) as Tensor, grads.get(s.name) as Tensor, own, global);
       g.output(step.param, updated(s.name));
       for (const [name, t] of step.state) g.output(t, updated(name));
+      squares.push(g.reduceSum(g.mul(step.param, step.param), s.shape.map((_, i) => i), false));
     }
+    // One scalar that is finite exactly when every updated parameter is: the host's divergence check reads it.
+    g.output(squares.reduce((a, b) => g.add(a, b)), PARAMS_SQ_SUM);
   });
   const bytes = encodeModel(g, { graphName: `${model}_training_step`, docString: `One ${optimizer.kind} training step of the ${model} net.` });
   return { bytes, params: specs, trainable: trainable.map((s) => s.name), states: stateSpecs };

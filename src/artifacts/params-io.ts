@@ -2,6 +2,7 @@
  * Parameters in ONNX files: checkpoints (parameters and optimizer state as initializers, metadata as
  * metadata_props) and loading state_dict-named weights from any ONNX file (`--init`).
  */
+import { createHash } from 'crypto';
 import { existsSync, readFileSync } from 'fs';
 import { ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
@@ -35,13 +36,43 @@ export interface Checkpoint {
   metadata: Record<string, string>;
 }
 
-/** A checkpoint is an ONNX model holding only initializers: readable by any ONNX tool, loadable by `--init`. */
+export const CHECKSUM_KEY = 'ingraph.sha256';
+
+/** SHA-256 over every tensor (name, shape, bytes) and every metadata entry but the checksum itself. */
+function contentChecksum(tensors: Iterable<{ name: string; shape: readonly number[]; data: Float32Array }>, metadata: Record<string, string>): string {
+  const h = createHash('sha256');
+  for (const t of tensors) {
+    h.update(`${t.name}[${t.shape.join(',')}]`);
+    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  for (const k of Object.keys(metadata).filter((key) => key !== CHECKSUM_KEY).sort()) h.update(`${k}=${metadata[k]}\n`);
+  return h.digest('hex');
+}
+
+/**
+ * A checkpoint is an ONNX model holding only initializers: readable by any ONNX tool, loadable by `--init`. It
+ * carries the SHA-256 of its own content, so a torn or altered file is refused on resume.
+ */
 export function encodeCheckpoint(specs: readonly ParamSpec[], stateSpecs: readonly StateSpec[], c: Checkpoint): Uint8Array {
   const g = new GraphBuilder();
-  for (const s of [...specs, ...stateSpecs]) {
+  const tensors = [...specs, ...stateSpecs].map((s) => {
     const data = (s.name.startsWith(OPTIM_PREFIX) ? c.states : c.params).get(s.name);
     if (!data) throw new Error(`checkpoint: "${s.name}" has no value`);
     g.initializer(s.name, 'float32', s.shape, data);
+    return { name: s.name, shape: s.shape, data };
+  });
+  const metadata = { ...c.metadata, [CHECKSUM_KEY]: contentChecksum(tensors, c.metadata) };
+  return encodeModel(g, { graphName: 'ingraph_checkpoint', docString: 'ingraph training checkpoint: parameters by state_dict key, optimizer state under "optim."', metadata });
+}
+
+/** Reads a checkpoint and verifies its checksum; a torn or altered file is a usage error naming it. */
+export function readCheckpoint(path: string, flag: string): ParsedModel {
+  const m = readOnnxFile(path, flag);
+  const expected = m.metadata[CHECKSUM_KEY];
+  if (!expected) throw new UsageError(`${flag} ${path}: not an ingraph checkpoint (no checksum)`);
+  const tensors = [...m.initializers.values()].map((t) => ({ name: t.name, shape: t.shape, data: t.data as Float32Array }));
+  if (contentChecksum(tensors, m.metadata) !== expected) {
+    throw new UsageError(`${flag} ${path}: checksum mismatch: the checkpoint is damaged or was altered; refusing it`);
   }
-  return encodeModel(g, { graphName: 'ingraph_checkpoint', docString: 'ingraph training checkpoint: parameters by state_dict key, optimizer state under "optim."', metadata: c.metadata });
+  return m;
 }

@@ -1,13 +1,18 @@
 import { join, resolve } from 'path';
-import { ARTIFACTS, checkResumable, Reporter, train, TrainConfig } from '../runtime/trainer';
+import { ARTIFACTS, Reporter, train, TrainConfig } from '../runtime/trainer';
 import { defaultMnistDir } from '../data/mnist';
-import { readOnnxFile } from '../artifacts/params-io';
+import { readCheckpoint, readOnnxFile } from '../artifacts/params-io';
+import { ParsedModel } from '../onnx/model';
+import { currentAccuracy, PromotionPlan } from '../runtime/promote';
+import { PACKAGE_VERSION } from '../version';
+import { existsSync } from 'fs';
 import { UsageError } from '../errors';
 import { NETWORKS, isNetworkName } from '../models';
 import { EP_CHOICES } from '../runtime/session';
 import { SCHEDULES } from '../runtime/schedule';
 import { choiceFlag, intFlag, numberFlag, optionalIntFlag, parse } from './args';
-import { checkWritableDir } from './output';
+import { checkWritableDir, checkWritableFile } from './output';
+import { checkUnlocked } from '../artifacts/lock';
 
 export const TRAIN_HELP = `usage: ingraph train [flags]
 
@@ -34,7 +39,12 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
   --ep cpu|cuda|auto           execution provider (default auto: CUDA if its provider loads, else CPU)
   --threads N                  onnxruntime intra-op threads (default: onnxruntime's choice)
   --log-every N                batches per loss line (default 300)
-  --json                       JSON lines on stdout (log, epoch, done); human text on stderr`;
+  --checkpoint-every N         also checkpoint every N steps (always: at the start, after each epoch, at the end)
+  --promote-to PATH            copy the new inference.onnx to PATH only if its test accuracy is at least that of the
+                               model already there (minus --promote-tolerance X); history.jsonl beside PATH
+  --json                       JSON lines on stdout (start, log, epoch, done); human text on stderr
+Exit codes: 0 done, 1 internal error, 2 bad usage or input (nothing written), 3 diverged (last good checkpoint
+kept), 4 promotion refused (deployed model kept), 5 output directory locked by another run.`;
 
 const OPTIONS = {
   model: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' },
@@ -43,7 +53,8 @@ const OPTIONS = {
   seed: { type: 'string' }, 'no-shuffle': { type: 'boolean' }, 'max-steps': { type: 'string' }, init: { type: 'string' },
   resume: { type: 'string' }, freeze: { type: 'string', multiple: true }, data: { type: 'string' }, out: { type: 'string' },
   ep: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' },
-  'test-limit': { type: 'string' }, 'log-every': { type: 'string' },
+  'test-limit': { type: 'string' }, 'log-every': { type: 'string' }, 'checkpoint-every': { type: 'string' },
+  'promote-to': { type: 'string' }, 'promote-tolerance': { type: 'string' },
 } as const;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -77,24 +88,49 @@ export function configFromFlags(v: Values): TrainConfig {
 }
 
 /** The flags a resumed run may change; the rest of its config comes from the checkpoint. */
-const RESUME_OVERRIDES = new Set(['epochs', 'max-steps', 'data', 'ep', 'threads', 'json', 'resume', 'log-every']);
+const RESUME_OVERRIDES = new Set([
+  'epochs', 'max-steps', 'data', 'ep', 'threads', 'json', 'resume', 'log-every', 'checkpoint-every', 'promote-to', 'promote-tolerance',
+]);
 
-function resumedConfig(v: Values, dir: string): TrainConfig {
-  checkResumable(dir);
-  const ck = readOnnxFile(join(dir, ARTIFACTS.checkpoint), '--resume');
+/** Checkpoints of another minor version (another major, from 1.0 on) may not mean the same; they are refused. */
+function compatible(saved: string | undefined): boolean {
+  if (!saved) return false;
+  const [a, b] = [saved.split('.'), PACKAGE_VERSION.split('.')];
+  return a[0] === b[0] && (a[0] !== '0' || a[1] === b[1]);
+}
+
+function resumedConfig(v: Values, dir: string): { config: TrainConfig; checkpoint: ParsedModel } {
+  if (!existsSync(join(dir, ARTIFACTS.checkpoint))) throw new UsageError(`--resume ${dir}: no ${ARTIFACTS.checkpoint} there`);
+  const ck = readCheckpoint(join(dir, ARTIFACTS.checkpoint), '--resume');
   if (ck.metadata['ingraph.kind'] !== 'checkpoint' || !ck.metadata['ingraph.config']) {
     throw new UsageError(`--resume ${dir}: ${ARTIFACTS.checkpoint} is not an ingraph checkpoint`);
   }
+  if (!compatible(ck.metadata['ingraph.version'])) {
+    throw new UsageError(`--resume ${dir}: the checkpoint was written by ingraph ${ck.metadata['ingraph.version'] ?? '(unknown)'}, incompatible with ${PACKAGE_VERSION}`);
+  }
   const saved = JSON.parse(ck.metadata['ingraph.config']) as TrainConfig;
-  const conflicting = Object.keys(v).filter((k) => v[k] !== undefined && !RESUME_OVERRIDES.has(k) && !(k === 'model' && v.model === saved.model));
   if (v.model !== undefined && v.model !== saved.model) throw new UsageError(`--resume ${dir}: that run trains the ${saved.model} net, not ${String(v.model)}`);
+  const conflicting = Object.keys(v).filter((k) => v[k] !== undefined && !RESUME_OVERRIDES.has(k) && k !== 'model');
   if (conflicting.length) throw new UsageError(`--resume ${dir}: --${conflicting[0]} cannot change on resume (the run's config is in its checkpoint)`);
-  return {
+  const config = {
     ...saved,
     epochs: intFlag('--epochs', str(v, 'epochs'), saved.epochs, 1),
     maxSteps: str(v, 'max-steps') !== undefined ? optionalIntFlag('--max-steps', str(v, 'max-steps'), 1) : saved.maxSteps,
     logEvery: intFlag('--log-every', str(v, 'log-every'), saved.logEvery, 1),
   };
+  return { config, checkpoint: ck };
+}
+
+function promotionPlan(v: Values): PromotionPlan | null {
+  const target = str(v, 'promote-to');
+  const tolerance = numberFlag('--promote-tolerance', str(v, 'promote-tolerance'), 0, 'fraction');
+  if (target === undefined) {
+    if (str(v, 'promote-tolerance') !== undefined) throw new UsageError('--promote-tolerance: needs --promote-to');
+    return null;
+  }
+  const abs = checkWritableFile('--promote-to', target);
+  currentAccuracy(abs);
+  return { target: abs, tolerance };
 }
 
 function reporter(json: boolean): Reporter {
@@ -130,22 +166,28 @@ function timestamp(): string {
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parse('train', argv, OPTIONS);
   if (values.help) return void console.log(TRAIN_HELP), 0;
+  // Every flag is checked here, or in train() before it writes anything.
   const resumeDir = str(values, 'resume');
-  const config = resumeDir ? resumedConfig(values, resumeDir) : configFromFlags(values);
+  const target = str(values, 'resume') ?? str(values, 'out');
+  if (target !== undefined) checkUnlocked(resolve(target));
+  const resumed = resumeDir ? resumedConfig(values, resumeDir) : null;
+  const config = resumed ? resumed.config : configFromFlags(values);
   const out = resolve(resumeDir ?? str(values, 'out') ?? join('artifacts', `${config.model}-${timestamp()}`));
   checkWritableDir('--out', out);
   const init = str(values, 'init') ?? null;
   if (init) readOnnxFile(init, '--init');
+  const data = str(values, 'data') ?? defaultMnistDir();
   const json = !!values.json;
   await train({
     config,
-    data: str(values, 'data') ?? defaultMnistDir(),
+    data,
     out,
     init,
-    resume: !!resumeDir,
+    resume: resumed ? resumed.checkpoint : null,
     ep: choiceFlag('--ep', str(values, 'ep'), EP_CHOICES, 'auto'),
     threads: optionalIntFlag('--threads', str(values, 'threads'), 1),
-    json,
+    checkpointEvery: optionalIntFlag('--checkpoint-every', str(values, 'checkpoint-every'), 1),
+    promote: promotionPlan(values),
     report: reporter(json),
   });
   return 0;

@@ -3,13 +3,15 @@
  * state stay as onnxruntime tensors between steps: each step's outputs are the next step's inputs, with no copy.
  */
 import * as ort from 'onnxruntime-node';
-import { TrainingGraph, updated } from '../artifacts/graphs';
+import { PARAMS_SQ_SUM, TrainingGraph, updated } from '../artifacts/graphs';
 import { Params } from '../models/module';
 import { OpenedSession, SessionOptions, openSession } from './session';
 
 export interface StepResult {
   loss: number;
   correct: number;
+  /** Sum of squares of the updated parameters: non-finite when any of them is. */
+  paramsSqSum: number;
 }
 
 export class TrainingStep {
@@ -36,7 +38,11 @@ export class TrainingStep {
     this.feeds.labels = new ort.Tensor('int64', labels.subarray(0, n), [n]);
     const out = await this.opened.session.run(this.feeds);
     for (const name of this.carried) this.feeds[name] = out[updated(name)];
-    return { loss: (out.loss.data as Float32Array)[0], correct: (out.correct.data as Float32Array)[0] };
+    return {
+      loss: (out.loss.data as Float32Array)[0],
+      correct: (out.correct.data as Float32Array)[0],
+      paramsSqSum: (out[PARAMS_SQ_SUM].data as Float32Array)[0],
+    };
   }
 
   params(): Params {

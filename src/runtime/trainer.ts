@@ -3,12 +3,14 @@
  * inference model and the manifest. Output follows the seed: `[epoch, batch] loss: x.xxx` every 300 batches.
  */
 import { existsSync, mkdirSync, readFileSync } from 'fs';
+import { cpus, hostname } from 'os';
 import { join } from 'path';
-import { buildEvalModel, buildInferenceModel, buildTrainingModel } from '../artifacts/graphs';
+import { buildEvalModel, buildInferenceModel, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
+import { acquireLock } from '../artifacts/lock';
 import { encodeCheckpoint, paramsFromModel, readOnnxFile } from '../artifacts/params-io';
 import { sha256, writeFileAtomic } from '../artifacts/files';
 import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit, readSplit } from '../data/mnist';
-import { UsageError } from '../errors';
+import { DivergedError, UsageError } from '../errors';
 import { createNet, NetworkName } from '../models';
 import { initParams, Params } from '../models/module';
 import { ADAMW_DEFAULTS, adamw } from '../optim/adamw';
@@ -16,6 +18,8 @@ import { Optimizer } from '../optim/optimizer';
 import { sgd } from '../optim/sgd';
 import { PACKAGE_VERSION } from '../version';
 import { EvalReport, evaluate } from './evaluate';
+import { PromotionPlan, PromotionResult, promote, ACCURACY_KEY } from './promote';
+import { ParsedModel } from '../onnx/model';
 import { learningRate, Schedule } from './schedule';
 import { EpChoice } from './session';
 import { TrainingStep } from './step';
@@ -45,10 +49,13 @@ export interface RunOptions {
   data: string;
   out: string;
   init: string | null;
-  resume: boolean;
+  /** The verified checkpoint of the run in `out`, when resuming it. */
+  resume: ParsedModel | null;
   ep: EpChoice;
   threads: number | null;
-  json: boolean;
+  /** Also checkpoint every N steps (always: at the start, after each epoch and at the end). */
+  checkpointEvery: number | null;
+  promote: PromotionPlan | null;
   /** Where progress goes; the CLI passes a TTY-aware reporter. */
   report: Reporter;
 }
@@ -62,13 +69,12 @@ export interface Reporter {
   progress(epoch: number, batch: number, batches: number, loss: number): void;
 }
 
+/** An epoch's results; deterministic for a given seed, so checkpoints stay byte-identical across runs. */
 export interface EpochResult {
   epoch: number;
   trainLoss: number;
   trainAccuracy: number;
   testAccuracy: number;
-  seconds: number;
-  imagesPerSecond: number;
 }
 
 export interface TrainResult {
@@ -78,6 +84,7 @@ export interface TrainResult {
   final: EvalReport;
   steps: number;
   ep: 'cpu' | 'cuda';
+  promotion: PromotionResult | null;
 }
 
 /** Where a run stands: enough, with the config, to continue it exactly. */
@@ -87,7 +94,7 @@ interface Position {
   /** Next batch within the epoch. */
   batch: number;
   running: { loss: number; count: number };
-  epochSums: { loss: number; correct: number; seen: number; seconds: number };
+  epochSums: { loss: number; correct: number; seen: number };
 }
 
 export const ARTIFACTS = {
@@ -115,6 +122,12 @@ function ortVersion(): string {
   return JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')).version;
 }
 
+/** The files of an earlier run; `train` without --resume refuses a directory holding them. */
+export function existingRun(out: string): string | null {
+  const found = [ARTIFACTS.checkpoint, ARTIFACTS.manifest].find((f) => existsSync(join(out, f)));
+  return found ? join(out, found) : null;
+}
+
 export async function train(o: RunOptions): Promise<TrainResult> {
   const c = o.config;
   const trainData = readSplit(o.data, 'train', c.trainLimit ?? undefined);
@@ -125,21 +138,34 @@ export async function train(o: RunOptions): Promise<TrainResult> {
 
   let params: Params;
   let states: Params = new Map();
-  let pos: Position = { step: 0, epoch: 0, batch: 0, running: { loss: 0, count: 0 }, epochSums: { loss: 0, correct: 0, seen: 0, seconds: 0 } };
+  let pos: Position = { step: 0, epoch: 0, batch: 0, running: { loss: 0, count: 0 }, epochSums: { loss: 0, correct: 0, seen: 0 } };
   let epochs: EpochResult[] = [];
   if (o.resume) {
-    const ck = readOnnxFile(join(o.out, ARTIFACTS.checkpoint), '--resume');
-    params = paramsFromModel(ck, graph.params, `--resume ${o.out}`);
-    states = paramsFromModel(ck, graph.states, `--resume ${o.out}`);
-    pos = JSON.parse(ck.metadata['ingraph.position']);
-    epochs = JSON.parse(ck.metadata['ingraph.epochs']);
-  } else if (o.init) {
-    params = paramsFromModel(readOnnxFile(o.init, '--init'), graph.params, `--init ${o.init}`);
+    params = paramsFromModel(o.resume, graph.params, `--resume ${o.out}`);
+    states = paramsFromModel(o.resume, graph.states, `--resume ${o.out}`);
+    pos = JSON.parse(o.resume.metadata['ingraph.position']);
+    epochs = JSON.parse(o.resume.metadata['ingraph.epochs']);
   } else {
-    params = initParams(graph.params, c.seed);
+    const earlier = existingRun(o.out);
+    if (earlier) throw new UsageError(`--out ${o.out}: holds an earlier run (${earlier}); resume it with --resume ${o.out}, or choose another --out`);
+    params = o.init ? paramsFromModel(readOnnxFile(o.init, '--init'), graph.params, `--init ${o.init}`) : initParams(graph.params, c.seed);
   }
 
+  // Everything above only read and checked; from here on the output directory is written, under its lock.
   mkdirSync(o.out, { recursive: true });
+  const release = acquireLock(o.out, (text) => o.report.line(text));
+  try {
+    return await run(o, graph, params, states, pos, epochs, trainData, testData);
+  } finally {
+    release();
+  }
+}
+
+async function run(
+  o: RunOptions, graph: TrainingGraph, params: Params, states: Params, pos: Position, epochs: EpochResult[],
+  trainData: MnistSplit, testData: MnistSplit,
+): Promise<TrainResult> {
+  const c = o.config;
   const files: Record<string, string> = {};
   const save = (name: string, bytes: Uint8Array) => {
     writeFileAtomic(join(o.out, name), bytes);
@@ -168,7 +194,16 @@ export async function train(o: RunOptions): Promise<TrainResult> {
     'ingraph.rng': JSON.stringify({ seed: c.seed, shuffle: c.shuffle, epoch: pos.epoch }),
     'ingraph.epochs': JSON.stringify(epochs),
   });
-  const writeCheckpoint = () => save(ARTIFACTS.checkpoint, encodeCheckpoint(graph.params, graph.states, { params: step.params(), states: step.states(), metadata: checkpointMeta() }));
+  let checkpointStep = pos.step;
+  let written = '';
+  const writeCheckpoint = () => {
+    const metadata = checkpointMeta();
+    if (metadata['ingraph.position'] + metadata['ingraph.epochs'] === written) return; // this very state is on disk
+    save(ARTIFACTS.checkpoint, encodeCheckpoint(graph.params, graph.states, { params: step.params(), states: step.states(), metadata }));
+    written = metadata['ingraph.position'] + metadata['ingraph.epochs'];
+    checkpointStep = pos.step;
+  };
+  if (!o.resume) writeCheckpoint();
 
   // Step-loop time of this process (not of earlier, resumed-from processes).
   const throughput = { steps: 0, images: 0, seconds: 0 };
@@ -176,10 +211,15 @@ export async function train(o: RunOptions): Promise<TrainResult> {
     const order = epochOrder(trainData.count, c.seed, pos.epoch, c.shuffle);
     const lrNow = () => learningRate(c.lr, c.schedule, pos.epoch, pos.step, totalSteps);
     const t0 = process.hrtime.bigint();
-    const stepsBefore = pos.step;
+    const seenBefore = throughput.images;
     while (pos.batch < batchesPerEpoch && pos.step < totalSteps) {
       const n = fillBatch(trainData, order, pos.batch * c.batchSize, c.batchSize, images, labels);
       const r = await step.run(images, labels, n, lrNow());
+      if (!Number.isFinite(r.loss) || !Number.isFinite(r.paramsSqSum)) {
+        await step.release();
+        const what = !Number.isFinite(r.loss) ? `the loss is ${r.loss}` : 'a parameter is not finite';
+        throw new DivergedError(`training diverged at step ${pos.step + 1} (epoch ${pos.epoch + 1}, batch ${pos.batch + 1}): ${what}; the last good checkpoint (step ${checkpointStep}) is kept in ${o.out}`);
+      }
       pos.step++;
       pos.batch++;
       pos.running.loss += r.loss;
@@ -188,6 +228,7 @@ export async function train(o: RunOptions): Promise<TrainResult> {
       pos.epochSums.correct += r.correct;
       pos.epochSums.seen += n;
       throughput.images += n;
+      throughput.steps++;
       o.report.progress(pos.epoch, pos.batch, batchesPerEpoch, r.loss);
       if (pos.batch % c.logEvery === 0) {
         const mean = pos.running.loss / pos.running.count;
@@ -195,36 +236,30 @@ export async function train(o: RunOptions): Promise<TrainResult> {
         o.report.event({ type: 'log', epoch: pos.epoch + 1, batch: pos.batch, step: pos.step, loss: mean, lr: lrNow() });
         pos.running = { loss: 0, count: 0 };
       }
+      if (o.checkpointEvery && pos.step % o.checkpointEvery === 0) writeCheckpoint();
     }
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    pos.epochSums.seconds += seconds;
     throughput.seconds += seconds;
-    throughput.steps += pos.step - stepsBefore;
     if (pos.batch < batchesPerEpoch) break; // stopped by --max-steps inside the epoch
     const s = pos.epochSums;
     const test = await evaluate(inferenceBytes(c, step.params(), null), 'epoch model', testData, { ep: o.ep, threads: o.threads ?? undefined });
-    const result: EpochResult = {
-      epoch: pos.epoch + 1,
-      trainLoss: s.loss / s.seen,
-      trainAccuracy: s.correct / s.seen,
-      testAccuracy: test.accuracy,
-      seconds: s.seconds,
-      imagesPerSecond: s.seen / s.seconds,
-    };
+    const result: EpochResult = { epoch: pos.epoch + 1, trainLoss: s.loss / s.seen, trainAccuracy: s.correct / s.seen, testAccuracy: test.accuracy };
     epochs.push(result);
-    o.report.line(`accuracy on test set: ${(100 * test.accuracy).toFixed(2)} % (epoch ${result.epoch}, ${Math.round(result.imagesPerSecond)} images/s)`);
-    o.report.event({ type: 'epoch', ...result });
-    pos = { step: pos.step, epoch: pos.epoch + 1, batch: 0, running: { loss: 0, count: 0 }, epochSums: { loss: 0, correct: 0, seen: 0, seconds: 0 } };
+    const imagesPerSecond = (throughput.images - seenBefore) / seconds;
+    o.report.line(`accuracy on test set: ${(100 * test.accuracy).toFixed(2)} % (epoch ${result.epoch}, ${Math.round(imagesPerSecond)} images/s)`);
+    o.report.event({ type: 'epoch', ...result, seconds, imagesPerSecond });
+    pos = { step: pos.step, epoch: pos.epoch + 1, batch: 0, running: { loss: 0, count: 0 }, epochSums: { loss: 0, correct: 0, seen: 0 } };
     writeCheckpoint();
   }
 
   writeCheckpoint();
   const finalParams = step.params();
   await step.release();
-  const inference = inferenceBytes(c, finalParams, null);
-  const final = await evaluate(inference, join(o.out, ARTIFACTS.inference), testData, { ep: o.ep, threads: o.threads ?? undefined });
+  const final = await evaluate(inferenceBytes(c, finalParams, null), join(o.out, ARTIFACTS.inference), testData, { ep: o.ep, threads: o.threads ?? undefined });
   // The recorded accuracy goes into the model's metadata, so deployment tooling can compare models by it.
-  save(ARTIFACTS.inference, inferenceBytes(c, finalParams, final));
+  const inference = inferenceBytes(c, finalParams, final);
+  save(ARTIFACTS.inference, inference);
+  const speed = { stepsPerSecond: throughput.steps / throughput.seconds, imagesPerSecond: throughput.images / throughput.seconds, peakRssMB: process.resourceUsage().maxRSS / 1024 };
   const manifest = {
     ingraph: PACKAGE_VERSION,
     onnxruntime: ortVersion(),
@@ -235,24 +270,41 @@ export async function train(o: RunOptions): Promise<TrainResult> {
     epochs,
     final: { accuracy: final.accuracy, correct: final.correct, total: final.total },
     files: Object.fromEntries(Object.entries(files).map(([name, hash]) => [name, { sha256: hash }])),
+    reproducibility: REPRODUCIBILITY,
+    // Outside the hashed files: when, where and how fast this process ran.
+    host: { finishedAt: new Date().toISOString(), hostname: hostname(), cpus: cpus().length, node: process.version, threads: o.threads, ...speed },
   };
   writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
-  const speed = { stepsPerSecond: throughput.steps / throughput.seconds, imagesPerSecond: throughput.images / throughput.seconds, peakRssMB: process.resourceUsage().maxRSS / 1024 };
   o.report.line(`training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${ep})`);
   o.report.line(`final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${o.out}`);
-  o.report.event({ type: 'done', out: o.out, steps: pos.step, ep, ...speed, accuracy: final.accuracy, correct: final.correct, total: final.total, files: manifest.files });
-  return { out: o.out, files, epochs, final, steps: pos.step, ep };
+  const paths = Object.fromEntries(Object.entries(files).map(([name, hash]) => [name, { path: join(o.out, name), sha256: hash }]));
+  let promotion: PromotionResult | null = null;
+  try {
+    if (o.promote) {
+      promotion = promote(o.promote, join(o.out, ARTIFACTS.inference), inference, final.accuracy);
+      o.report.line(`promoted to ${o.promote.target} (test accuracy ${(100 * final.accuracy).toFixed(2)}%${promotion.previousAccuracy === null ? '' : `, was ${(100 * promotion.previousAccuracy).toFixed(2)}%`})`);
+    }
+  } finally {
+    o.report.event({ type: 'done', out: o.out, steps: pos.step, ep, ...speed, accuracy: final.accuracy, correct: final.correct, total: final.total, files: paths, promotion: promotion ?? (o.promote ? 'refused' : null) });
+  }
+  return { out: o.out, files, epochs, final, steps: pos.step, ep, promotion };
 }
+
+/** What two runs with the same inputs share, bit for bit; written into every manifest. */
+export const REPRODUCIBILITY = {
+  identical: ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx'],
+  given: 'the same ingraph and onnxruntime versions, seed, data, flags and --threads, on the CPU execution provider',
+  notCovered: 'runs with different --threads (reduction order changes), on CUDA (non-deterministic kernels), or with onnxruntime choosing the thread count (--threads unset) on machines with different core counts; manifest.json itself (host, times, speeds)',
+};
 
 function inferenceBytes(c: TrainConfig, params: Params, final: EvalReport | null): Uint8Array {
   const meta: Record<string, string> = {
     'ingraph.version': PACKAGE_VERSION,
     'ingraph.training': JSON.stringify({ optimizer: c.optimizer, lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, epochs: c.epochs, batchSize: c.batchSize, seed: c.seed, schedule: c.schedule }),
   };
-  if (final) meta['ingraph.test_accuracy'] = String(final.accuracy);
+  if (final) {
+    meta[ACCURACY_KEY] = String(final.accuracy);
+    meta['ingraph.test_images'] = String(final.total);
+  }
   return buildInferenceModel(c.model, params, meta);
-}
-
-export function checkResumable(out: string): void {
-  if (!existsSync(join(out, ARTIFACTS.checkpoint))) throw new UsageError(`--resume ${out}: no ${ARTIFACTS.checkpoint} there`);
 }
