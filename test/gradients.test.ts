@@ -41,6 +41,9 @@ describe('gradient rules against finite differences', () => {
     ['5x5 pad 2', [2, 2, 6, 6], [3, 2, 5, 5], [2, 2, 2, 2], [1, 1]],
     ['5x5 no pad', [2, 1, 8, 8], [2, 1, 5, 5], [0, 0, 0, 0], [1, 1]],
     ['1x1', [2, 4, 3, 3], [5, 4, 1, 1], [0, 0, 0, 0], [1, 1]],
+    ['1x1 narrowing (dX as a flipped Conv)', [2, 6, 3, 3], [2, 6, 1, 1], [0, 0, 0, 0], [1, 1]],
+    ['3x3 no pad, narrowing (dX as a flipped Conv)', [2, 5, 6, 6], [2, 5, 3, 3], [0, 0, 0, 0], [1, 1]],
+    ['3x3 asymmetric pads', [1, 2, 5, 6], [3, 2, 3, 3], [0, 1, 2, 1], [1, 1]],
     ['3x3 stride 2 pad 1, odd sizes', [1, 2, 7, 6], [3, 2, 3, 3], [1, 1, 1, 1], [2, 2]],
   ])('Conv %s: dX, dW, dB', async (_, xs, ws, pads, strides) => {
     await check(

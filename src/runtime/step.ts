@@ -17,6 +17,8 @@ export interface StepResult {
 export class TrainingStep {
   private readonly feeds: Record<string, ort.Tensor> = {};
   private readonly lr = new Float32Array(1);
+  private batchImages: Uint8Array | null = null;
+  private batchLabels: BigInt64Array | null = null;
   /** Outputs fed back as inputs: every trainable parameter and optimizer state. */
   private readonly carried: string[];
 
@@ -34,8 +36,14 @@ export class TrainingStep {
   /** Runs one step on `n` images (uint8, n·784) and labels; returns the batch's mean loss and correct count. */
   async run(images: Uint8Array, labels: BigInt64Array, n: number, lr: number): Promise<StepResult> {
     this.lr[0] = lr;
-    this.feeds.images = new ort.Tensor('uint8', images.subarray(0, n * 784), [n, 1, 28, 28]);
-    this.feeds.labels = new ort.Tensor('int64', labels.subarray(0, n), [n]);
+    // The input tensors wrap the caller's batch buffers; they are made anew only when the buffers or n change.
+    const current = this.feeds.images;
+    if (!current || current.dims[0] !== n || this.batchImages !== images || this.batchLabels !== labels) {
+      this.feeds.images = new ort.Tensor('uint8', images.subarray(0, n * 784), [n, 1, 28, 28]);
+      this.feeds.labels = new ort.Tensor('int64', labels.subarray(0, n), [n]);
+      this.batchImages = images;
+      this.batchLabels = labels;
+    }
     const out = await this.opened.session.run(this.feeds);
     for (const name of this.carried) this.feeds[name] = out[updated(name)];
     return {

@@ -205,6 +205,8 @@ async function run(
   };
   if (!o.resume) writeCheckpoint();
 
+  // Batches of 250 keep the inception net's activations (and so the run's peak memory) well below what 1000 takes.
+  const evalOptions = { ep: o.ep, threads: o.threads ?? undefined, batchSize: 250 };
   // Step-loop time of this process (not of earlier, resumed-from processes).
   const throughput = { steps: 0, images: 0, seconds: 0 };
   while (pos.epoch < c.epochs && pos.step < totalSteps) {
@@ -242,7 +244,7 @@ async function run(
     throughput.seconds += seconds;
     if (pos.batch < batchesPerEpoch) break; // stopped by --max-steps inside the epoch
     const s = pos.epochSums;
-    const test = await evaluate(inferenceBytes(c, step.params(), null), 'epoch model', testData, { ep: o.ep, threads: o.threads ?? undefined });
+    const test = await evaluate(inferenceBytes(c, step.params(), null), 'epoch model', testData, evalOptions);
     const result: EpochResult = { epoch: pos.epoch + 1, trainLoss: s.loss / s.seen, trainAccuracy: s.correct / s.seen, testAccuracy: test.accuracy };
     epochs.push(result);
     const imagesPerSecond = (throughput.images - seenBefore) / seconds;
@@ -255,7 +257,7 @@ async function run(
   writeCheckpoint();
   const finalParams = step.params();
   await step.release();
-  const final = await evaluate(inferenceBytes(c, finalParams, null), join(o.out, ARTIFACTS.inference), testData, { ep: o.ep, threads: o.threads ?? undefined });
+  const final = await evaluate(inferenceBytes(c, finalParams, null), join(o.out, ARTIFACTS.inference), testData, evalOptions);
   // The recorded accuracy goes into the model's metadata, so deployment tooling can compare models by it.
   const inference = inferenceBytes(c, finalParams, final);
   save(ARTIFACTS.inference, inference);
