@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { buildInferenceModel } from '../src/artifacts/graphs';
 import { createNet } from '../src/models';
 import { InceptionA, InceptionNet } from '../src/models/inception';
-import { Forward, ParamSpec, Params, countParams, initParams } from '../src/models/module';
+import { Forward, Module, ParamSpec, Params, countParams, initParams } from '../src/models/module';
 import { ResidualBlock, ResidualNet } from '../src/models/residual';
 import { GraphBuilder } from '../src/onnx/builder';
 import { f32, gradCheck, relErrAt } from './helpers/graph-check';
@@ -95,67 +95,52 @@ describe('layer shapes', () => {
     return { f: new Forward(g, bind), x: g.input('x', 'float32', ['N', 1, 28, 28]) };
   }
 
-  it('inception net, layer by layer as in the seed forward', () => {
-    const net = new InceptionNet().bindNames();
+  // Both nets run conv1 -> pool/relu -> block1 -> conv2 -> pool/relu -> block2 -> fc, as in the seed's forward.
+  it.each([
+    ['inception', () => { const n = new InceptionNet().bindNames(); return [n.conv1, n.incep1, n.conv2, n.incep2, n.fc] as const; }, [[10, 24, 24], [88, 12, 12], [20, 8, 8], [88, 4, 4]]],
+    ['residual', () => { const n = new ResidualNet().bindNames(); return [n.conv1, n.rblock1, n.conv2, n.rblock2, n.fc] as const; }, [[16, 24, 24], [16, 12, 12], [32, 8, 8], [32, 4, 4]]],
+  ] as const)('%s net, layer by layer', (_, layers, shapes) => {
+    const [conv1, block1, conv2, block2, fc] = layers();
     const { f, x: input } = stepper();
-    let x = net.conv1.forward(f, input);
-    expect(x.shape).toEqual(['N', 10, 24, 24]);
-    x = net.incep1.forward(f, f.relu(f.maxPool2d(x, 2)));
-    expect(x.shape).toEqual(['N', 88, 12, 12]);
-    x = net.conv2.forward(f, x);
-    expect(x.shape).toEqual(['N', 20, 8, 8]);
-    x = net.incep2.forward(f, f.relu(f.maxPool2d(x, 2)));
-    expect(x.shape).toEqual(['N', 88, 4, 4]);
-    expect(net.fc.forward(f, f.flatten(x)).shape).toEqual(['N', 10]);
-  });
-
-  it('residual net, layer by layer as in the seed forward', () => {
-    const net = new ResidualNet().bindNames();
-    const { f, x: input } = stepper();
-    let x = net.conv1.forward(f, input);
-    expect(x.shape).toEqual(['N', 16, 24, 24]);
-    x = net.rblock1.forward(f, f.relu(f.maxPool2d(x, 2)));
-    expect(x.shape).toEqual(['N', 16, 12, 12]);
-    x = net.conv2.forward(f, x);
-    expect(x.shape).toEqual(['N', 32, 8, 8]);
-    x = net.rblock2.forward(f, f.relu(f.maxPool2d(x, 2)));
-    expect(x.shape).toEqual(['N', 32, 4, 4]);
-    expect(net.fc.forward(f, f.flatten(x)).shape).toEqual(['N', 10]);
+    let x = conv1.forward(f, input);
+    expect(x.shape).toEqual(['N', ...shapes[0]]);
+    x = block1.forward(f, f.relu(f.maxPool2d(x, 2)));
+    expect(x.shape).toEqual(['N', ...shapes[1]]);
+    x = conv2.forward(f, x);
+    expect(x.shape).toEqual(['N', ...shapes[2]]);
+    x = block2.forward(f, f.relu(f.maxPool2d(x, 2)));
+    expect(x.shape).toEqual(['N', ...shapes[3]]);
+    expect(fc.forward(f, f.flatten(x)).shape).toEqual(['N', 10]);
   });
 });
 
 describe('blocks against the float64 reference (forward values and sampled gradients)', () => {
-  it('ResidualBlock(4)', async () => {
-    const block = new ResidualBlock(4).bindNames('b.');
+  /** Forward values within 1e-5 and gradients of the input and every parameter (sampled) within 1e-4. */
+  async function checkBlock(block: Module, prefix: string, inputShape: number[], reference: (x: R.T64, p: Map<string, R.T64>, prefix: string) => R.T64, sample: number) {
     const specs = block.parameters();
-    const inputs = [{ name: 'x', value: R.randomT([2, 4, 5, 5], rnd) }, ...specs.map((s) => ({ name: s.name, value: R.randomT(s.shape, rnd, 0.3) }))];
+    const inputs = [{ name: 'x', value: R.randomT(inputShape, rnd) }, ...specs.map((s) => ({ name: s.name, value: R.randomT(s.shape, rnd, 0.3) }))];
+    const asParams = (xs: R.T64[]) => new Map(specs.map((s, i) => [s.name, xs[1 + i]]));
     const res = await gradCheck(
       inputs,
       (g, xs) => block.forward(new Forward(g, (s) => xs[1 + specs.findIndex((q) => q.name === s.name)], true), xs[0]),
-      (xs) => residualBlockRef(xs[0], new Map(specs.map((s, i) => [s.name, xs[1 + i]])), 'b.'),
+      (xs) => reference(xs[0], asParams(xs), prefix),
       (n) => Float64Array.from({ length: n }, () => 2 * rnd() - 1),
-      40,
+      sample,
     );
-    const y = residualBlockRef(f32(inputs[0].value), new Map(specs.map((s, i) => [s.name, f32(inputs[1 + i].value)])), 'b.');
+    const values = inputs.map((i) => f32(i.value));
+    const y = reference(values[0], asParams(values), prefix);
     expect(relErrAt(res.y, y.data, [...y.data.keys()])).toBeLessThan(1e-5);
     res.grads.forEach((g, k) => expect([inputs[k].name, relErrAt(g, res.fd[k], res.checked[k]) < 1e-4]).toEqual([inputs[k].name, true]));
+    return y;
+  }
+
+  it('ResidualBlock(4)', async () => {
+    await checkBlock(new ResidualBlock(4).bindNames('b.'), 'b.', [2, 4, 5, 5], residualBlockRef, 40);
   });
 
   it('InceptionA(3)', async () => {
-    const block = new InceptionA(3).bindNames('i.');
-    const specs = block.parameters();
-    const inputs = [{ name: 'x', value: R.randomT([1, 3, 5, 5], rnd) }, ...specs.map((s) => ({ name: s.name, value: R.randomT(s.shape, rnd, 0.3) }))];
-    const res = await gradCheck(
-      inputs,
-      (g, xs) => block.forward(new Forward(g, (s) => xs[1 + specs.findIndex((q) => q.name === s.name)], true), xs[0]),
-      (xs) => inceptionARef(xs[0], new Map(specs.map((s, i) => [s.name, xs[1 + i]])), 'i.'),
-      (n) => Float64Array.from({ length: n }, () => 2 * rnd() - 1),
-      12,
-    );
-    const y = inceptionARef(f32(inputs[0].value), new Map(specs.map((s, i) => [s.name, f32(inputs[1 + i].value)])), 'i.');
+    const y = await checkBlock(new InceptionA(3).bindNames('i.'), 'i.', [1, 3, 5, 5], inceptionARef, 12);
     expect(y.shape).toEqual([1, 88, 5, 5]);
-    expect(relErrAt(res.y, y.data, [...y.data.keys()])).toBeLessThan(1e-5);
-    res.grads.forEach((g, k) => expect([inputs[k].name, relErrAt(g, res.fd[k], res.checked[k]) < 1e-4]).toEqual([inputs[k].name, true]));
   });
 });
 
