@@ -1,18 +1,18 @@
-import { join, resolve } from 'path';
-import { ARTIFACTS, Reporter, train, TrainConfig } from '../runtime/trainer';
-import { defaultMnistDir } from '../data/mnist';
-import { readCheckpoint, readOnnxFile } from '../artifacts/params-io';
-import { ParsedModel } from '../onnx/model';
-import { currentAccuracy, PromotionPlan } from '../runtime/promote';
-import { PACKAGE_VERSION } from '../version';
 import { existsSync } from 'fs';
+import { join, resolve } from 'path';
+import { checkUnlocked } from '../artifacts/lock';
+import { readCheckpoint } from '../artifacts/params-io';
+import { defaultMnistDir } from '../data/mnist';
 import { UsageError } from '../errors';
 import { NETWORKS, isNetworkName } from '../models';
-import { EP_CHOICES } from '../runtime/session';
+import { ParsedModel } from '../onnx/model';
+import { currentAccuracy, PromotionPlan } from '../runtime/promote';
 import { SCHEDULES } from '../runtime/schedule';
+import { EP_CHOICES } from '../runtime/session';
+import { ARTIFACTS, Reporter, train, TrainConfig } from '../runtime/trainer';
+import { PACKAGE_VERSION } from '../version';
 import { choiceFlag, intFlag, numberFlag, optionalIntFlag, parse } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
-import { checkUnlocked } from '../artifacts/lock';
 
 export const TRAIN_HELP = `usage: ingraph train [flags]
 
@@ -175,7 +175,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const out = resolve(resumeDir ?? str(values, 'out') ?? join('artifacts', `${config.model}-${timestamp()}`));
   checkWritableDir('--out', out);
   const init = str(values, 'init') ?? null;
-  if (init) readOnnxFile(init, '--init');
   const data = str(values, 'data') ?? defaultMnistDir();
   const json = !!values.json;
   await train({

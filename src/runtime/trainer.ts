@@ -13,13 +13,13 @@ import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit, readSplit } from '../dat
 import { DivergedError, UsageError } from '../errors';
 import { createNet, NetworkName } from '../models';
 import { initParams, Params } from '../models/module';
+import { ParsedModel } from '../onnx/model';
 import { ADAMW_DEFAULTS, adamw } from '../optim/adamw';
 import { Optimizer } from '../optim/optimizer';
 import { sgd } from '../optim/sgd';
 import { PACKAGE_VERSION } from '../version';
 import { EvalReport, evaluate } from './evaluate';
-import { PromotionPlan, PromotionResult, promote, ACCURACY_KEY } from './promote';
-import { ParsedModel } from '../onnx/model';
+import { ACCURACY_KEY, PromotionPlan, PromotionResult, promote } from './promote';
 import { learningRate, Schedule } from './schedule';
 import { EpChoice } from './session';
 import { TrainingStep } from './step';
