@@ -55,28 +55,30 @@ describe('reproducible', () => {
 });
 
 describe('crash safety', () => {
-  const args = [...base, '--epochs', '3', '--checkpoint-every', '3'];
+  const args = [...base, '--epochs', '3', '--checkpoint-every', '3', '--log-every', '1', '--json'];
   const reference = tempDir();
   beforeAll(() => {
     expect(runCli(['train', ...args, '--out', reference]).code).toBe(0);
   });
 
   it('a run killed with SIGKILL at random points resumes and ends bit-identical to an uninterrupted run', async () => {
+    // Kill points by progress, not by the clock, so a fast machine cannot finish first: a random step in each
+    // third of the 60 steps; the kill lands wherever the process is a moment after that step's log line.
     const rnd = seeded(2026);
+    const targets = [0, 1, 2].map((k) => 1 + 20 * k + Math.floor(rnd() * 19));
     const out = tempDir();
-    let kills = 0;
-    let finished = false;
-    for (let attempt = 0; attempt < 8 && !finished; attempt++) {
+    const stepsSeen = (stdout: string) => Math.max(0, ...stdout.split('\n').filter((l) => l.includes('"type":"log"')).map((l) => JSON.parse(l).step as number));
+    for (const target of targets) {
       const resumable = existsSync(join(out, 'checkpoint.onnx'));
-      const run = start(['train', ...(resumable ? ['--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data] : [...args, '--out', out])]);
-      if (kills < 3) {
-        await new Promise((r) => setTimeout(r, 200 + rnd() * 600));
-        if (run.child.kill('SIGKILL')) kills++;
-      }
-      finished = (await run.exit) === 0;
+      const run = start(['train', ...(resumable ? ['--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data, '--json'] : [...args, '--out', out])]);
+      let exited = false;
+      run.exit.then(() => (exited = true));
+      while (!exited && stepsSeen(run.stdout()) < target) await new Promise((r) => setTimeout(r, 2));
+      expect(run.child.kill('SIGKILL')).toBe(true);
+      expect(await run.exit).toBeNull();
     }
-    expect(kills).toBe(3);
-    expect(finished).toBe(true);
+    const last = start(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data]);
+    expect(await last.exit).toBe(0);
     for (const f of ['checkpoint.onnx', 'inference.onnx']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
   });
 
@@ -105,7 +107,7 @@ describe('crash safety', () => {
 describe('one run per output directory', () => {
   it('of two concurrent runs on one directory exactly one proceeds', async () => {
     const out = tempDir();
-    const first = start(['train', ...base, '--epochs', '3', '--json', '--out', out]);
+    const first = start(['train', ...base, '--epochs', '6', '--json', '--out', out]);
     while (!first.stdout().includes('"type":"start"')) await new Promise((r) => setTimeout(r, 20));
     const second = runCli(['train', ...base, '--epochs', '3', '--out', out]);
     const third = runCli(['train', '--resume', out]);
