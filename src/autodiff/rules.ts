@@ -299,7 +299,10 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
     const ch = x.shape[1] as number;
     const dy = dy0(c);
-    // The adjoint of a uniform average is a depthwise transposed conv with the constant 1/(kh*kw) kernel.
+    // A stride-1 average with centred padding ("same" size) is its own adjoint: the kernel is uniform and symmetric.
+    const same = kernel.every((k, i) => strides[i] === 1 && pads[i] === (k - 1) / 2 && pads[i + 2] === pads[i]);
+    if (same) return [c.g.averagePool(dy, { kernel, strides, pads, countIncludePad: true })];
+    // Otherwise the adjoint is a depthwise transposed conv with the constant 1/(kh*kw) kernel.
     const weight = c.g.constant(new Float32Array(ch * kernel[0] * kernel[1]).fill(1 / (kernel[0] * kernel[1])), [ch, 1, kernel[0], kernel[1]]);
     const outputPad = [0, 1].map((i) =>
       outputPadding(x.shape[2 + i] as number, dy.shape[2 + i] as number, kernel[i], pads[i], pads[i + 2], strides[i], 1));
