@@ -35,5 +35,3 @@ export class LockedError extends CliError {
     super(message, 5);
   }
 }
-
-export const EXIT_CODES = { ok: 0, internal: 1, usage: 2, diverged: 3, promotionRefused: 4, locked: 5 } as const;

@@ -1,6 +1,6 @@
 /** Writing artifacts safely: a temporary name in the same directory, fsync, rename; and checksums. */
 import { createHash } from 'crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'fs';
 import { basename, dirname, join } from 'path';
 
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
@@ -29,8 +29,4 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
 
 export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-export function sha256File(path: string): string {
-  return sha256(readFileSync(path));
 }

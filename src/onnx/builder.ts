@@ -194,7 +194,6 @@ export class GraphBuilder {
   neg(x: Tensor): Tensor { return this.unary('Neg', x); }
   sqrt(x: Tensor): Tensor { return this.unary('Sqrt', x); }
   exp(x: Tensor): Tensor { return this.unary('Exp', x); }
-  identity(x: Tensor): Tensor { return this.unary('Identity', x); }
 
   cast(x: Tensor, to: DType): Tensor {
     return this.one('Cast', [x], to, x.shape, { to: int(ONNX_DTYPE[to]) });
