@@ -121,6 +121,74 @@ describe('gradient rules against finite differences', () => {
     );
   });
 
+  // The remaining rules, each against the same float64 finite differences; references are plain loops over the data.
+  const map = (x: R.T64, f: (v: number) => number): R.T64 => ({ data: x.data.map(f), shape: x.shape });
+  const zip = (a: R.T64, b: R.T64, f: (u: number, v: number) => number): R.T64 => ({ data: a.data.map((u, i) => f(u, b.data[i % b.data.length])), shape: a.shape });
+  /** Index arithmetic for the layout references below. */
+  const strides = (shape: number[]) => shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const permute = (x: R.T64, perm: number[]): R.T64 => {
+    const shape = perm.map((p) => x.shape[p]);
+    const inS = strides(x.shape);
+    const outS = strides(shape);
+    const data = new Float64Array(x.data.length);
+    for (let o = 0; o < data.length; o++) {
+      let src = 0;
+      perm.forEach((p, k) => (src += (Math.floor(o / outS[k]) % shape[k]) * inS[p]));
+      data[o] = x.data[src];
+    }
+    return { data, shape };
+  };
+  const sliceAxis1 = (x: R.T64, from: number, to: number): R.T64 => {
+    const [a, b, c] = x.shape;
+    const out: number[] = [];
+    for (let i = 0; i < a; i++) for (let j = from; j < to; j++) for (let k = 0; k < c; k++) out.push(x.data[(i * b + j) * c + k]);
+    return R.t64(out, [a, to - from, c]);
+  };
+  const reduceAxis = (x: R.T64, axis: number, mean: boolean): R.T64 => {
+    const shape = x.shape.map((d, i) => (i === axis ? 1 : d));
+    const inS = strides(x.shape);
+    const data = new Float64Array(x.data.length / x.shape[axis]);
+    const outS = strides(shape);
+    for (let i = 0; i < x.data.length; i++) {
+      let o = 0;
+      x.shape.forEach((d, k) => (o += k === axis ? 0 : (Math.floor(i / inS[k]) % d) * outS[k]));
+      data[o] += x.data[i] / (mean ? x.shape[axis] : 1);
+    }
+    return { data, shape };
+  };
+
+  it.each<[string, number[][], (g: GraphBuilder, xs: Tensor[]) => Tensor, (xs: R.T64[]) => R.T64, number?]>([
+    ['Sub with broadcasting', [[3, 4], [4]], (g, [a, b]) => g.sub(a, b), ([a, b]) => zip(a, b, (u, v) => u - v)],
+    ['Div', [[3, 4], [3, 4]], (g, [a, b]) => g.div(a, g.add(g.mul(b, b), g.scalar(0.5))), ([a, b]) => zip(a, b, (u, v) => u / (v * v + 0.5))],
+    ['Pow with a constant exponent', [[2, 5]], (g, [x]) => g.pow(x, g.scalar(3)), ([x]) => map(x, (v) => v ** 3)],
+    ['Neg', [[2, 5]], (g, [x]) => g.neg(x), ([x]) => map(x, (v) => -v)],
+    ['Exp', [[2, 5]], (g, [x]) => g.exp(x), ([x]) => map(x, Math.exp)],
+    ['Sqrt', [[2, 5]], (g, [x]) => g.sqrt(g.add(g.mul(x, x), g.scalar(0.5))), ([x]) => map(x, (v) => Math.sqrt(v * v + 0.5))],
+    ['Where (condition from the data)', [[2, 5], [2, 5]], (g, [a, b]) => g.where(g.greater(a, g.scalar(0.2)), a, b), ([a, b]) => zip(a, b, (u, v) => (u > 0.2 ? u : v))],
+    ['Cast float to float', [[2, 3]], (g, [x]) => g.cast(x, 'float32'), ([x]) => x],
+    ['Expand', [[3, 1]], (g, [x]) => g.expand(x, g.ints([2, 3, 4]), [2, 3, 4]), ([x]) => R.t64(Array.from({ length: 24 }, (_, i) => x.data[Math.floor(i / 4) % 3]), [2, 3, 4])],
+    ['Reshape', [[2, 6]], (g, [x]) => g.mul(g.reshape(x, [3, 4]), g.constant([1, 2, 3, 4], [4])), ([x]) => R.t64(Array.from(x.data, (v, i) => v * (1 + (i % 4))), [3, 4])],
+    ['Unsqueeze', [[2, 3]], (g, [x]) => g.mul(g.unsqueeze(x, [1]), g.constant([1, 2, 3], [3])), ([x]) => R.t64(Array.from(x.data, (v, i) => v * (1 + (i % 3))), [2, 1, 3])],
+    ['Transpose', [[2, 3, 4]], (g, [x]) => g.transpose(x, [2, 0, 1]), ([x]) => permute(x, [2, 0, 1])],
+    ['Split, one part unused', [[2, 5, 2]], (g, [x]) => g.split(x, 1, [2, 3])[1], ([x]) => sliceAxis1(x, 2, 5)],
+    ['Slice', [[2, 6, 2]], (g, [x]) => g.slice(x, [1], [4], [1]), ([x]) => sliceAxis1(x, 1, 4)],
+    ['Pad', [[1, 2, 3, 3]], (g, [x]) => g.pad(x, [0, 0, 1, 0, 0, 0, 2, 1]), ([x]) => {
+      const out = new Float64Array(2 * 6 * 4);
+      for (let c = 0; c < 2; c++) for (let h = 0; h < 3; h++) for (let w = 0; w < 3; w++) out[(c * 6 + h + 1) * 4 + w] = x.data[(c * 3 + h) * 3 + w];
+      return { data: out, shape: [1, 2, 6, 4] };
+    }],
+    ['ReduceSum over one axis', [[2, 3, 4]], (g, [x]) => g.reduceSum(x, [1], true), ([x]) => reduceAxis(x, 1, false)],
+    ['ReduceMean over one axis', [[2, 3, 4]], (g, [x]) => g.reduceMean(x, [2], true), ([x]) => reduceAxis(x, 2, true)],
+    ['Softmax', [[3, 5]], (g, [x]) => g.softmax(x, 1), ([x]) => map(R.logSoftmax(x), Math.exp)],
+    ['MatMul, batched with a broadcast operand', [[2, 3, 4], [4, 5]], (g, [a, b]) => g.matMul(a, b), ([a, b]) => {
+      const out = new Float64Array(2 * 3 * 5);
+      for (let n = 0; n < 2; n++) for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) for (let k = 0; k < 4; k++) out[(n * 3 + i) * 5 + j] += a.data[(n * 3 + i) * 4 + k] * b.data[k * 5 + j];
+      return { data: out, shape: [2, 3, 5] };
+    }],
+  ])('%s', async (_, shapes, forward, reference) => {
+    await check(shapes.map((shape, i) => ({ name: `x${i}`, value: rand(shape) })), forward, reference);
+  });
+
   it('mean cross-entropy (LogSoftmax, one-hot, ReduceSum, ReduceMean) equals torch.nn.CrossEntropyLoss and its gradient', async () => {
     const labels = [3, 0, 9, 3];
     const logits = f32(rand([4, 10], 2));
@@ -143,4 +211,19 @@ describe('gradient rules against finite differences', () => {
     const fd = R.finiteDiff((d) => R.crossEntropy({ data: d, shape: [4, 10] }, labels), logits.data);
     expect(relErrAt(out.dx.data as Float32Array, fd, [...fd.keys()])).toBeLessThan(GRAD_TOL);
   });
+
+  it('a gradient through an op without a derivative is a build-time error naming the op and node', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [4, 3]);
+    const picked = g.gather(x, g.constant([2, 0], [2], 'int64'), 0);
+    const loss = g.reduceSum(picked, [0, 1], false);
+    expect(() => appendGradients(g, loss, [x])).toThrow(/^gradients: Gather "Gather_0" is not differentiable \(only emitted by gradients; its own gradient is not implemented\) but lies between a parameter and the loss$/);
+  });
+
+  it('a parameter that does not reach the loss is an error, not a silent zero', () => {
+    const g = new GraphBuilder();
+    const [a, b] = [g.input('a', 'float32', [2]), g.input('b', 'float32', [2])];
+    expect(() => appendGradients(g, g.reduceSum(g.relu(a), [0], false), [a, b])).toThrow('gradients: "b" does not affect the loss');
+  });
 });
+
