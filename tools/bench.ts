@@ -181,9 +181,16 @@ async function main(): Promise<void> {
     options: {
       nets: { type: 'string' }, steps: { type: 'string' }, warmup: { type: 'string' }, repeats: { type: 'string' },
       threads: { type: 'string' }, json: { type: 'string' }, 'no-reference': { type: 'boolean' },
-      'install-reference': { type: 'boolean' }, 'rss-steps': { type: 'string' },
+      'install-reference': { type: 'boolean' }, 'rss-steps': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
+  if (values.help) {
+    console.log(`usage: tools/bench [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
+                   [--rss-steps 300] [--json FILE] [--no-reference] [--install-reference]
+ingraph against PyTorch (Debian's python3-torch) on this machine, in one run: training and inference images/s with
+ratios, time to the first training step, peak RSS, and the op-type shares of the training step.`);
+    return;
+  }
   if (values['install-reference']) {
     const r = spawnSync('bash', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch'], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error('apt-get install python3-torch failed');
