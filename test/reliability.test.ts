@@ -163,8 +163,12 @@ describe('promotion', () => {
     expect(worse.code).toBe(4);
     expect(worse.stderr).toMatch(/kept the deployed model: new test accuracy \d+\.\d\d% is below its \d+\.\d\d%/);
     expect(readFileSync(target).equals(strongBytes)).toBe(true);
+    const otherTestSet = runCli(['train', ...base, '--epochs', '2', '--test-limit', '100', '--out', tempDir(), '--promote-to', target]);
+    expect(otherTestSet.code).toBe(4);
+    expect(otherTestSet.stderr).toMatch(/it was scored on 200 test images, the new one on 100; the accuracies .* do not compare/);
+    expect(readFileSync(target).equals(strongBytes)).toBe(true);
     const history = readFileSync(join(deploy, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(history.map((h) => h.decision)).toEqual(['promoted', 'promoted', 'refused']);
+    expect(history.map((h) => h.decision)).toEqual(['promoted', 'promoted', 'refused', 'refused']);
     expect(history[2].accuracy).toBeLessThan(history[2].previousAccuracy);
     const deployed = parseModel(readFileSync(target));
     expect(Number(deployed.metadata['ingraph.test_accuracy'])).toBe(history[1].accuracy);

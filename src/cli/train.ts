@@ -6,7 +6,7 @@ import { defaultMnistDir } from '../data/mnist';
 import { UsageError } from '../errors';
 import { NETWORKS, isNetworkName } from '../models';
 import { ParsedModel } from '../onnx/model';
-import { currentAccuracy, PromotionPlan } from '../runtime/promote';
+import { deployedModel, PromotionPlan } from '../runtime/promote';
 import { SCHEDULES } from '../runtime/schedule';
 import { EP_CHOICES } from '../runtime/session';
 import { ARTIFACTS, Reporter, train, TrainConfig } from '../runtime/trainer';
@@ -129,7 +129,7 @@ function promotionPlan(v: Values): PromotionPlan | null {
     return null;
   }
   const abs = checkWritableFile('--promote-to', target);
-  currentAccuracy(abs);
+  deployedModel(abs);
   return { target: abs, tolerance };
 }
 

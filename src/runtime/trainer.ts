@@ -19,7 +19,7 @@ import { Optimizer } from '../optim/optimizer';
 import { sgd } from '../optim/sgd';
 import { PACKAGE_VERSION } from '../version';
 import { EvalReport, evaluate } from './evaluate';
-import { ACCURACY_KEY, PromotionPlan, PromotionResult, promote } from './promote';
+import { ACCURACY_KEY, PromotionPlan, PromotionResult, TEST_IMAGES_KEY, promote } from './promote';
 import { learningRate, Schedule } from './schedule';
 import { EpChoice } from './session';
 import { TrainingStep } from './step';
@@ -283,7 +283,7 @@ async function run(
   let promotion: PromotionResult | null = null;
   try {
     if (o.promote) {
-      promotion = promote(o.promote, join(o.out, ARTIFACTS.inference), inference, final.accuracy);
+      promotion = promote(o.promote, join(o.out, ARTIFACTS.inference), inference, final.accuracy, final.total);
       o.report.line(`promoted to ${o.promote.target} (test accuracy ${(100 * final.accuracy).toFixed(2)}%${promotion.previousAccuracy === null ? '' : `, was ${(100 * promotion.previousAccuracy).toFixed(2)}%`})`);
     }
   } finally {
@@ -306,7 +306,7 @@ function inferenceBytes(c: TrainConfig, params: Params, final: EvalReport | null
   };
   if (final) {
     meta[ACCURACY_KEY] = String(final.accuracy);
-    meta['ingraph.test_images'] = String(final.total);
+    meta[TEST_IMAGES_KEY] = String(final.total);
   }
   return buildInferenceModel(c.model, params, meta);
 }
