@@ -4,6 +4,7 @@ import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
 import { UsageError } from '../errors';
 import { NETWORKS, createNet, isNetworkName } from '../models';
 import { initParams } from '../models/module';
+import { ACCURACY_KEY, TEST_IMAGES_KEY } from '../runtime/promote';
 import { intFlag, parse, requireFlag } from './args';
 import { checkWritableFile } from './output';
 
@@ -24,12 +25,13 @@ export function exportCommand(argv: string[]): number {
   const seed = intFlag('--seed', values.seed as string | undefined, 0, 0, 0xffffffff);
   const specs = createNet(model).parameters();
   const init = values.init as string | undefined;
-  const params = init ? paramsFromModel(readOnnxFile(init, '--init'), specs, `--init ${init}`) : initParams(specs, seed);
-  const source = init ? `weights from ${init}` : `initial weights (seed ${seed})`;
-  const meta: Record<string, string> = { 'ingraph.weights': source };
-  const recorded = init ? readOnnxFile(init, '--init').metadata['ingraph.test_accuracy'] : undefined;
-  if (recorded) meta['ingraph.test_accuracy'] = recorded;
+  const source = init ? readOnnxFile(init, '--init') : null;
+  const params = source ? paramsFromModel(source, specs, `--init ${init}`) : initParams(specs, seed);
+  const origin = init ? `weights from ${init}` : `initial weights (seed ${seed})`;
+  const meta: Record<string, string> = { 'ingraph.weights': origin };
+  // The same weights keep the test accuracy recorded with them (an exported model's; checkpoints record none).
+  for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
   writeFileAtomic(out, buildInferenceModel(model, params, meta));
-  console.log(`wrote ${out} (${model} net, ${source})`);
+  console.log(`wrote ${out} (${model} net, ${origin})`);
   return 0;
 }
