@@ -35,3 +35,6 @@ export class LockedError extends CliError {
     super(message, 5);
   }
 }
+
+/** SIGINT or SIGTERM: the run stopped after its current step and checkpointed (exit 128 + the signal's number). */
+export class InterruptedError extends CliError {}

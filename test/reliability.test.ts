@@ -82,6 +82,21 @@ describe('crash safety', () => {
     for (const f of ['checkpoint.onnx', 'inference.onnx']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
   });
 
+  it('SIGTERM stops the run after its current step with a checkpoint (exit 143); resuming ends bit-identical', async () => {
+    const out = tempDir();
+    const run = start(['train', ...args, '--out', out]);
+    let stderr = '';
+    run.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    while (!run.stdout().includes('"step":5,')) await new Promise((r) => setTimeout(r, 2));
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(143);
+    const [, stopped] = /^ingraph: SIGTERM: stopped after step (\d+), checkpoint written; continue with --resume /m.exec(stderr) as RegExpExecArray;
+    expect(JSON.parse(readCheckpoint(join(out, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(Number(stopped));
+    expect(existsSync(join(out, '.ingraph.lock'))).toBe(false);
+    expect(runCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data]).code).toBe(0);
+    for (const f of ['checkpoint.onnx', 'inference.onnx']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
+  });
+
   it('a truncated or altered checkpoint is refused with its message, and nothing changes', () => {
     for (const [damage, message] of [
       [(f: string) => truncateSync(f, Math.floor(statSync(f).size / 2)), /--resume .*checkpoint\.onnx: (not an ONNX model|.*missing|checksum mismatch)/],

@@ -44,7 +44,8 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
                                model already there (minus --promote-tolerance X); history.jsonl beside PATH
   --json                       JSON lines on stdout (start, log, epoch, done); human text on stderr
 Exit codes: 0 done, 1 internal error, 2 bad usage or input (nothing written), 3 diverged (last good checkpoint
-kept), 4 promotion refused (deployed model kept), 5 output directory locked by another run.`;
+kept), 4 promotion refused (deployed model kept), 5 output directory locked by another run, 130/143 stopped by
+SIGINT/SIGTERM after the current step, with a checkpoint.`;
 
 const OPTIONS = {
   model: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' },

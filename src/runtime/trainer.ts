@@ -3,14 +3,14 @@
  * inference model and the manifest. Output follows the seed: `[epoch, batch] loss: x.xxx` every 300 batches.
  */
 import { existsSync, mkdirSync, readFileSync } from 'fs';
-import { cpus, hostname } from 'os';
+import { constants as osConstants, cpus, hostname } from 'os';
 import { join } from 'path';
 import { buildEvalModel, buildInferenceModel, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
 import { acquireLock } from '../artifacts/lock';
 import { encodeCheckpoint, paramsFromModel, readOnnxFile } from '../artifacts/params-io';
 import { sha256, writeFileAtomic } from '../artifacts/files';
 import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit, readSplit } from '../data/mnist';
-import { DivergedError, UsageError } from '../errors';
+import { DivergedError, InterruptedError, UsageError } from '../errors';
 import { createNet, NetworkName } from '../models';
 import { initParams, Params } from '../models/module';
 import { ParsedModel } from '../onnx/model';
@@ -154,16 +154,25 @@ export async function train(o: RunOptions): Promise<TrainResult> {
   // Everything above only read and checked; from here on the output directory is written, under its lock.
   mkdirSync(o.out, { recursive: true });
   const release = acquireLock(o.out, (text) => o.report.line(text));
+  // SIGINT/SIGTERM (Ctrl-C, a scheduler's timeout) stop the run after its current step, with a checkpoint.
+  const stop: { signal: NodeJS.Signals | null } = { signal: null };
+  const onSignal = (signal: NodeJS.Signals) => {
+    stop.signal = signal;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    return await run(o, graph, params, states, pos, epochs, trainData, testData);
+    return await run(o, graph, params, states, pos, epochs, trainData, testData, stop);
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     release();
   }
 }
 
 async function run(
   o: RunOptions, graph: TrainingGraph, params: Params, states: Params, pos: Position, epochs: EpochResult[],
-  trainData: MnistSplit, testData: MnistSplit,
+  trainData: MnistSplit, testData: MnistSplit, stop: { signal: NodeJS.Signals | null },
 ): Promise<TrainResult> {
   const c = o.config;
   const files: Record<string, string> = {};
@@ -239,6 +248,11 @@ async function run(
         pos.running = { loss: 0, count: 0 };
       }
       if (o.checkpointEvery && pos.step % o.checkpointEvery === 0) writeCheckpoint();
+      if (stop.signal) {
+        writeCheckpoint();
+        await step.release();
+        throw new InterruptedError(`${stop.signal}: stopped after step ${pos.step}, checkpoint written; continue with --resume ${o.out}`, 128 + osConstants.signals[stop.signal]);
+      }
     }
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     throughput.seconds += seconds;
