@@ -123,6 +123,7 @@ describe('bad input: one line naming the file or flag, exit code 2, nothing writ
     ['--init with a missing parameter', () => ['export', '--model', 'residual', '--init', missingParam, '--out', join(work, 'never1.onnx')], /--init .*missing\.onnx: parameter "conv1\.bias" is missing/],
     ['--init with a mis-shaped parameter', () => ['export', '--model', 'residual', '--init', misShaped, '--out', join(work, 'never2.onnx')], /parameter "conv1\.weight" is float32 \[16,1,3,3\], expected float32 \[16,1,5,5\]/],
     ['an unknown model', () => ['export', '--model', 'vgg', '--out', join(work, 'never3.onnx')], /--model vgg: must be one of inception, residual/],
+    ['an --out the filesystem refuses', () => ['export', '--model', 'residual', '--out', '/proc/ingraph.onnx'], /--out \/proc\/ingraph\.onnx: cannot write \(E[A-Z]+\)/],
     ['an unknown flag', () => ['eval', '--model-file', model, '--bogus'], /Unknown option '--bogus'/],
     ['an unknown command', () => ['fly'], /unknown command "fly"/],
     ['--limit 0', () => ['eval', '--model-file', model, '--limit', '0'], /--limit 0: must be at least 1/],

@@ -1,7 +1,6 @@
-import { mkdirSync } from 'fs';
 import { join } from 'path';
 import { buildEvalModel, buildInferenceModel, buildTrainingModel } from '../artifacts/graphs';
-import { writeFileAtomic } from '../artifacts/files';
+import { makeDir, writeFileAtomic } from '../artifacts/files';
 import { NETWORKS, NetworkName, createNet } from '../models';
 import { initParams } from '../models/module';
 import { sgd } from '../optim/sgd';
@@ -21,7 +20,7 @@ export function graphsCommand(argv: string[]): number {
   if (values.help) return void console.log(GRAPHS_HELP), 0;
   const out = (values.out as string | undefined) ?? 'graphs';
   checkWritableDir('--out', out);
-  mkdirSync(out, { recursive: true });
+  makeDir('--out', out);
   for (const model of Object.keys(NETWORKS) as NetworkName[]) {
     const params = initParams(createNet(model).parameters(), 0);
     const files: [string, Uint8Array][] = [

@@ -2,13 +2,13 @@
  * `ingraph train`: the step loop around the training model, per-epoch test accuracy, checkpoints, the exported
  * inference model and the manifest. Output follows the seed: `[epoch, batch] loss: x.xxx` every 300 batches.
  */
-import { existsSync, mkdirSync, readFileSync } from 'fs';
+import { existsSync, readFileSync } from 'fs';
 import { constants as osConstants, cpus, hostname } from 'os';
 import { join } from 'path';
 import { buildEvalModel, buildInferenceModel, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
 import { acquireLock } from '../artifacts/lock';
 import { encodeCheckpoint, paramsFromModel, readOnnxFile } from '../artifacts/params-io';
-import { sha256, writeFileAtomic } from '../artifacts/files';
+import { makeDir, sha256, writeFileAtomic } from '../artifacts/files';
 import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit, readSplit } from '../data/mnist';
 import { DivergedError, InterruptedError, UsageError } from '../errors';
 import { createNet, NetworkName } from '../models';
@@ -152,7 +152,7 @@ export async function train(o: RunOptions): Promise<TrainResult> {
   }
 
   // Everything above only read and checked; from here on the output directory is written, under its lock.
-  mkdirSync(o.out, { recursive: true });
+  makeDir('--out', o.out);
   const release = acquireLock(o.out, (text) => o.report.line(text));
   // SIGINT/SIGTERM (Ctrl-C, a scheduler's timeout) stop the run after its current step, with a checkpoint.
   const stop: { signal: NodeJS.Signals | null } = { signal: null };
