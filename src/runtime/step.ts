@@ -19,14 +19,14 @@ export class TrainingStep {
   private readonly lr = new Float32Array(1);
   private batchImages: Uint8Array | null = null;
   private batchLabels: BigInt64Array | null = null;
-  /** Outputs fed back as inputs: every trainable parameter and optimizer state. */
-  private readonly carried: string[];
+  /** [input, output] names fed back each step: every trainable parameter and optimizer state. */
+  private readonly carried: [string, string][];
 
   private constructor(readonly opened: OpenedSession, readonly graph: TrainingGraph, params: Params, states: Params) {
     for (const p of graph.params) this.feeds[p.name] = tensorOf(params, p.name, p.shape);
     for (const s of graph.states) this.feeds[s.name] = tensorOf(states, s.name, s.shape);
     this.feeds.lr = new ort.Tensor('float32', this.lr, []);
-    this.carried = [...graph.trainable, ...graph.states.map((s) => s.name)];
+    this.carried = [...graph.trainable, ...graph.states.map((s) => s.name)].map((name) => [name, updated(name)]);
   }
 
   static async open(graph: TrainingGraph, params: Params, states: Params, o: SessionOptions = {}): Promise<TrainingStep> {
@@ -45,7 +45,7 @@ export class TrainingStep {
       this.batchLabels = labels;
     }
     const out = await this.opened.session.run(this.feeds);
-    for (const name of this.carried) this.feeds[name] = out[updated(name)];
+    for (const [input, output] of this.carried) this.feeds[input] = out[output];
     return {
       loss: (out.loss.data as Float32Array)[0],
       correct: (out.correct.data as Float32Array)[0],

@@ -1,6 +1,6 @@
 /** Runs the built CLI (dist/, built by `npm test` before jest) as a user would, and makes small IDX datasets. */
 import { spawnSync } from 'child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 
@@ -36,7 +36,6 @@ export function mnistSlice(train: number, test: number): string {
   copy('train-labels-idx1-ubyte', 8, 1, train);
   copy('t10k-images-idx3-ubyte', 16, 784, test);
   copy('t10k-labels-idx1-ubyte', 8, 1, test);
-  mkdirSync(dir, { recursive: true });
   return dir;
 }
 
