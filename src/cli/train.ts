@@ -169,7 +169,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (values.help) return void console.log(TRAIN_HELP), 0;
   // Every flag is checked here, or in train() before it writes anything.
   const resumeDir = str(values, 'resume');
-  const target = str(values, 'resume') ?? str(values, 'out');
+  const target = resumeDir ?? str(values, 'out');
   if (target !== undefined) checkUnlocked(resolve(target));
   const resumed = resumeDir ? resumedConfig(values, resumeDir) : null;
   const config = resumed ? resumed.config : configFromFlags(values);

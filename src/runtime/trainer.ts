@@ -122,6 +122,10 @@ function ortVersion(): string {
   return JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')).version;
 }
 
+function startOfEpoch(step: number, epoch: number): Position {
+  return { step, epoch, batch: 0, running: { loss: 0, count: 0 }, epochSums: { loss: 0, correct: 0, seen: 0 } };
+}
+
 /** The files of an earlier run; `train` without --resume refuses a directory holding them. */
 export function existingRun(out: string): string | null {
   const found = [ARTIFACTS.checkpoint, ARTIFACTS.manifest].find((f) => existsSync(join(out, f)));
@@ -138,7 +142,7 @@ export async function train(o: RunOptions): Promise<TrainResult> {
 
   let params: Params;
   let states: Params = new Map();
-  let pos: Position = { step: 0, epoch: 0, batch: 0, running: { loss: 0, count: 0 }, epochSums: { loss: 0, correct: 0, seen: 0 } };
+  let pos = startOfEpoch(0, 0);
   let epochs: EpochResult[] = [];
   if (o.resume) {
     params = paramsFromModel(o.resume, graph.params, `--resume ${o.out}`);
@@ -264,7 +268,7 @@ async function run(
     const imagesPerSecond = (throughput.images - seenBefore) / seconds;
     o.report.line(`accuracy on test set: ${(100 * test.accuracy).toFixed(2)} % (epoch ${result.epoch}, ${Math.round(imagesPerSecond)} images/s)`);
     o.report.event({ type: 'epoch', ...result, seconds, imagesPerSecond });
-    pos = { step: pos.step, epoch: pos.epoch + 1, batch: 0, running: { loss: 0, count: 0 }, epochSums: { loss: 0, correct: 0, seen: 0 } };
+    pos = startOfEpoch(pos.step, pos.epoch + 1);
     writeCheckpoint();
   }
 
