@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-/** The `ingraph` command: exit 0 on success, 2 on bad usage or bad input, 1 on an internal failure. */
+/** The `ingraph` command: exit 0 on success, the typed error's code on a known failure (src/errors.ts), 1 on an internal one. */
+import { describeErrno } from './artifacts/files';
 import { CliError, UsageError } from './errors';
 import { evalCommand, EVAL_HELP } from './cli/eval';
 import { exportCommand, EXPORT_HELP } from './cli/export';
@@ -33,10 +34,30 @@ export async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+/**
+ * A stdout or stderr that fails (a redirect onto a full disk, a closed pipe) stops taking output instead of crashing
+ * the run with it; the first fault other than a closed pipe (whose reader left on purpose) is reported at exit.
+ */
+function guardOutput(): () => { stream: string; text: string } | null {
+  let fault: { stream: string; text: string } | null = null;
+  for (const [stream, s] of [['stdout', process.stdout], ['stderr', process.stderr]] as const) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (!fault && e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') fault = { stream, text: describeErrno(e)?.text ?? e.message };
+    });
+  }
+  return () => fault;
+}
+
 if (require.main === module) {
+  const outputFault = guardOutput();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
+      const fault = outputFault();
+      if (fault && code === 0) {
+        process.stderr.write(`ingraph: cannot write ${fault.stream}: ${fault.text}; output after that was lost (the command itself completed)\n`);
+        process.exitCode = 6;
+      }
     },
     (e: unknown) => {
       if (e instanceof CliError) {

@@ -10,11 +10,12 @@
  * training run, and the per-op-type share of the training step from onnxruntime's profiler.
  */
 import { spawn, spawnSync } from 'child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'fs';
 import { tmpdir } from 'os';
 import { basename, dirname, join } from 'path';
 import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
+import { writeFileAtomic } from '../src/artifacts/files';
 import { buildInferenceModel, buildTrainingModel } from '../src/artifacts/graphs';
 import { defaultMnistDir, readSplit } from '../src/data/mnist';
 import { createNet, NetworkName } from '../src/models';
@@ -235,7 +236,7 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   console.log(`\n${o.threads} threads, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
   console.log(rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n'));
-  if (o.json) writeFileSync(o.json, `${JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2)}\n`);
+  if (o.json) writeFileAtomic(o.json, `${JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2)}\n`);
 }
 
 main().catch((e) => {

@@ -3,17 +3,25 @@
  * metadata_props) and loading state_dict-named weights from any ONNX file (`--init`).
  */
 import { createHash } from 'crypto';
-import { existsSync, readFileSync } from 'fs';
 import { ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
 import { encodeModel, parseModel, ParsedModel } from '../onnx/model';
 import { UsageError } from '../errors';
+import { readFileChecked } from './files';
 import { OPTIM_PREFIX } from '../optim/optimizer';
 import { StateSpec } from '../optim/optimizer';
 
+/** The largest ONNX file ingraph reads: far above any model it trains, far below what would exhaust memory. */
+export const MAX_MODEL_BYTES = 512 * 1024 * 1024;
+
+/** Reads and parses the ONNX file the user named with `flag`; a missing, hostile or oversized file is a usage error. */
 export function readOnnxFile(path: string, flag: string): ParsedModel {
-  if (!existsSync(path)) throw new UsageError(`${flag} ${path}: no such file`);
-  return parseModel(readFileSync(path), `${flag} ${path}`);
+  return parseModel(readModelBytes(path, flag), `${flag} ${path}`);
+}
+
+/** The bytes of an ONNX file the user named, read in bounded memory (a regular file of at most MAX_MODEL_BYTES). */
+export function readModelBytes(path: string, flag: string): Uint8Array {
+  return readFileChecked(path, `${flag} ${path}`, MAX_MODEL_BYTES);
 }
 
 /** The parameters named by `specs`, from the initializers of `model`; every one present and shaped right. */

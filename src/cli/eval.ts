@@ -1,6 +1,6 @@
-import { readFileSync } from 'fs';
 import { defaultMnistDir, readSplit } from '../data/mnist';
-import { readOnnxFile } from '../artifacts/params-io';
+import { readModelBytes } from '../artifacts/params-io';
+import { parseModel } from '../onnx/model';
 import { EP_CHOICES } from '../runtime/session';
 import { evaluate, formatReport } from '../runtime/evaluate';
 import { choiceFlag, optionalIntFlag, parse, requireFlag } from './args';
@@ -25,9 +25,10 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const limit = optionalIntFlag('--limit', values.limit as string | undefined, 1);
   const threads = optionalIntFlag('--threads', values.threads as string | undefined, 1);
   const batchSize = optionalIntFlag('--batch-size', values['batch-size'] as string | undefined, 1) ?? 1000;
-  readOnnxFile(file, '--model-file');
+  const bytes = readModelBytes(file, '--model-file');
+  parseModel(bytes, `--model-file ${file}`);
   const data = readSplit((values.data as string | undefined) ?? defaultMnistDir(), 'test', limit ?? undefined);
-  const report = await evaluate(readFileSync(file), file, data, { ep, threads: threads ?? undefined, batchSize });
+  const report = await evaluate(bytes, file, data, { ep, threads: threads ?? undefined, batchSize });
   console.log(values.json ? JSON.stringify(report) : formatReport(report));
   return 0;
 }

@@ -31,7 +31,7 @@ export function exportCommand(argv: string[]): number {
   const meta: Record<string, string> = { 'ingraph.weights': origin };
   // The same weights keep the test accuracy recorded with them (an exported model's; checkpoints record none).
   for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
-  writeFileAtomic(out, buildInferenceModel(model, params, meta), '--out');
+  writeFileAtomic(out, buildInferenceModel(model, params, meta));
   console.log(`wrote ${out} (${model} net, ${origin})`);
   return 0;
 }

@@ -1,12 +1,25 @@
 /** Checks on output paths, made before any work so a bad path fails fast and touches nothing. */
-import { accessSync, constants, existsSync, statSync } from 'fs';
-import { dirname, resolve } from 'path';
+import { accessSync, closeSync, constants, existsSync, openSync, rmSync, statSync } from 'fs';
+import { dirname, join, resolve } from 'path';
 import { UsageError } from '../errors';
 
+/**
+ * `path` names a file that can be written: its directory exists and a file can be created there (tried with an empty
+ * probe file, removed at once: permission bits do not stop root, but a read-only or pseudo filesystem does).
+ */
 export function checkWritableFile(flag: string, path: string): string {
   const abs = resolve(path);
   if (existsSync(abs) && statSync(abs).isDirectory()) throw new UsageError(`${flag} ${path}: is a directory`);
   checkWritableDir(flag, dirname(abs), path);
+  if (existsSync(dirname(abs))) {
+    const probe = join(dirname(abs), `.ingraph-probe-${process.pid}`);
+    try {
+      closeSync(openSync(probe, 'wx'));
+      rmSync(probe);
+    } catch (e) {
+      throw new UsageError(`${flag} ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
   return abs;
 }
 

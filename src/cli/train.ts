@@ -3,13 +3,13 @@ import { join, resolve } from 'path';
 import { checkUnlocked } from '../artifacts/lock';
 import { readCheckpoint } from '../artifacts/params-io';
 import { defaultMnistDir } from '../data/mnist';
-import { UsageError } from '../errors';
+import { CliError, UsageError } from '../errors';
 import { NETWORKS, isNetworkName } from '../models';
 import { ParsedModel } from '../onnx/model';
 import { deployedModel, PromotionPlan } from '../runtime/promote';
 import { SCHEDULES } from '../runtime/schedule';
 import { EP_CHOICES } from '../runtime/session';
-import { ARTIFACTS, Reporter, train, TrainConfig } from '../runtime/trainer';
+import { ARTIFACTS, Reporter, RunOptions, train, TrainConfig } from '../runtime/trainer';
 import { PACKAGE_VERSION } from '../version';
 import { choiceFlag, intFlag, numberFlag, optionalIntFlag, parse } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
@@ -44,8 +44,9 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
                                model already there (minus --promote-tolerance X); history.jsonl beside PATH
   --json                       JSON lines on stdout (start, log, epoch, done); human text on stderr
 Exit codes: 0 done, 1 internal error, 2 bad usage or input (nothing written), 3 diverged (last good checkpoint
-kept), 4 promotion refused (deployed model kept), 5 output directory locked by another run, 130/143 stopped by
-SIGINT/SIGTERM after the current step, with a checkpoint.`;
+kept), 4 promotion refused (deployed model kept), 5 output directory locked by another run, 6 I/O fault (disk
+full, read-only, removed or forbidden; nothing torn, last complete checkpoint kept), 130/143 stopped by
+SIGINT/SIGTERM at the next safe point, with a checkpoint.`;
 
 const OPTIONS = {
   model: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' },
@@ -167,7 +168,23 @@ function timestamp(): string {
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parse('train', argv, OPTIONS);
   if (values.help) return void console.log(TRAIN_HELP), 0;
-  // Every flag is checked here, or in train() before it writes anything.
+  const json = !!values.json;
+  const report = reporter(json);
+  const stop = stopOnSignals();
+  try {
+    await train({ ...runOptions(values), report, signal: stop.signal });
+    return 0;
+  } catch (e) {
+    // Under --json the last line on stdout says how the run ended, whatever the exit code.
+    if (json) report.event({ type: 'error', code: e instanceof CliError ? e.code : 'internal', exitCode: e instanceof CliError ? e.exitCode : 1, message: e instanceof Error ? e.message : String(e) });
+    throw e;
+  } finally {
+    stop.dispose();
+  }
+}
+
+/** Every flag checked and turned into the run's options (the rest is checked in train() before it writes anything). */
+function runOptions(values: Values): Omit<RunOptions, 'report'> {
   const resumeDir = str(values, 'resume');
   const target = resumeDir ?? str(values, 'out');
   if (target !== undefined) checkUnlocked(resolve(target));
@@ -175,20 +192,35 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const config = resumed ? resumed.config : configFromFlags(values);
   const out = resolve(resumeDir ?? str(values, 'out') ?? join('artifacts', `${config.model}-${timestamp()}`));
   checkWritableDir('--out', out);
-  const init = str(values, 'init') ?? null;
-  const data = str(values, 'data') ?? defaultMnistDir();
-  const json = !!values.json;
-  await train({
+  return {
     config,
-    data,
+    data: str(values, 'data') ?? defaultMnistDir(),
     out,
-    init,
+    init: str(values, 'init') ?? null,
     resume: resumed ? resumed.checkpoint : null,
     ep: choiceFlag('--ep', str(values, 'ep'), EP_CHOICES, 'auto'),
     threads: optionalIntFlag('--threads', str(values, 'threads'), 1),
     checkpointEvery: optionalIntFlag('--checkpoint-every', str(values, 'checkpoint-every'), 1),
     promote: promotionPlan(values),
-    report: reporter(json),
-  });
-  return 0;
+  };
+}
+
+/**
+ * SIGINT/SIGTERM (Ctrl-C, a scheduler's timeout) abort the run, which stops at its next safe point with a
+ * checkpoint. A second signal ends the process at once: every file is written atomically, so that is safe too.
+ */
+function stopOnSignals(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!controller.signal.aborted) return controller.abort(signal);
+    dispose();
+    process.kill(process.pid, signal);
+  };
+  const dispose = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return { signal: controller.signal, dispose };
 }

@@ -125,11 +125,32 @@ function summary(v: onnx.IValueInfoProto): ValueSummary {
   };
 }
 
+const ELEMENT_BYTES: Record<DType, number> = { float32: 4, uint8: 1, int64: 8, bool: 1 };
+
+/** How many values the tensor's data fields hold, checked against its shape before anything is allocated. */
+function valuesPresent(t: onnx.ITensorProto, dtype: DType, name: string, where: string): number {
+  if (num(t.dataLocation) === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0) {
+    throw new ModelFormatError(`${where}: tensor "${name}" keeps its data in an external file; ingraph reads only self-contained models`);
+  }
+  const raw = t.rawData?.length ?? 0;
+  if (raw > 0) {
+    if (raw % ELEMENT_BYTES[dtype] !== 0) throw new ModelFormatError(`${where}: tensor "${name}" has ${raw} bytes of ${dtype} data, not a whole number of values`);
+    return raw / ELEMENT_BYTES[dtype];
+  }
+  return (dtype === 'float32' ? t.floatData : dtype === 'int64' ? t.int64Data : t.int32Data)?.length ?? 0;
+}
+
 function storedTensor(t: onnx.ITensorProto, where: string): StoredTensor {
+  const name = t.name ?? '';
   const dtype = DTYPE_OF[num(t.dataType)];
+  if (!dtype) throw new ModelFormatError(`${where}: tensor "${name}" has unsupported data type ${num(t.dataType)}`);
   const shape = (t.dims ?? []).map(num);
+  // A hostile file can claim any shape: the element count must be a sane integer matching the values present.
   const count = shape.reduce((a, b) => a * b, 1);
-  if (!dtype) throw new ModelFormatError(`${where}: tensor "${t.name}" has unsupported data type ${num(t.dataType)}`);
+  const present = valuesPresent(t, dtype, name, where);
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0) || !Number.isSafeInteger(count) || count !== present) {
+    throw new ModelFormatError(`${where}: tensor "${name}" holds ${present} values for shape [${shape}]`);
+  }
   let data: TensorData;
   const raw = t.rawData;
   if (raw && raw.length > 0) {
@@ -142,8 +163,7 @@ function storedTensor(t: onnx.ITensorProto, where: string): StoredTensor {
   } else {
     data = Uint8Array.from(t.int32Data ?? []);
   }
-  if (data.length !== count) throw new ModelFormatError(`${where}: tensor "${t.name}" holds ${data.length} values for shape [${shape}]`);
-  return { name: t.name ?? '', dtype, shape, data };
+  return { name, dtype, shape, data };
 }
 
 export function parseModel(bytes: Uint8Array, where = 'model'): ParsedModel {
@@ -151,7 +171,9 @@ export function parseModel(bytes: Uint8Array, where = 'model'): ParsedModel {
   try {
     m = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new ModelFormatError(`${where}: not an ONNX model (${(e as Error).message})`);
+    // Messages nested deeper than the stack allows (a crafted file) end the recursive decoder with a RangeError.
+    const why = e instanceof RangeError && /call stack/.test(e.message) ? 'nested too deeply' : (e as Error).message;
+    throw new ModelFormatError(`${where}: not an ONNX model (${why})`);
   }
   const g = m.graph;
   if (!g || !m.opsetImport?.length || (g.node?.length ?? 0) + (g.initializer?.length ?? 0) === 0) {

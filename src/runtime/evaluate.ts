@@ -1,7 +1,7 @@
 /** The evaluator: runs an exported inference model on MNIST test images and scores it. */
 import * as ort from 'onnxruntime-node';
 import { IMAGE_SIZE, MnistSplit } from '../data/mnist';
-import { UsageError } from '../errors';
+import { InterruptedError, UsageError } from '../errors';
 import { ParsedModel, parseModel } from '../onnx/model';
 import { EpChoice, openSession } from './session';
 
@@ -40,6 +40,8 @@ export interface EvaluateOptions {
   ep?: EpChoice;
   threads?: number;
   batchSize?: number;
+  /** Aborted (reason: the signal's name), the evaluation stops between batches with an InterruptedError. */
+  signal?: AbortSignal;
 }
 
 export async function evaluate(bytes: Uint8Array, where: string, data: MnistSplit, o: EvaluateOptions = {}): Promise<EvalReport> {
@@ -48,25 +50,30 @@ export async function evaluate(bytes: Uint8Array, where: string, data: MnistSpli
   const opened = await openSession(bytes, { ep: o.ep, threads: o.threads });
   const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
   let correct = 0;
-  // One untimed run first: onnxruntime allocates and prepacks weights on the first run.
-  const warm = Math.min(batchSize, data.count);
-  if (warm > 0) await opened.session.run({ images: new ort.Tensor('uint8', data.images.subarray(0, warm * IMAGE_SIZE), [warm, 1, 28, 28]) }, ['logits']);
-  const start = process.hrtime.bigint();
-  for (let s = 0; s < data.count; s += batchSize) {
-    const n = Math.min(batchSize, data.count - s);
-    const images = new ort.Tensor('uint8', data.images.subarray(s * IMAGE_SIZE, (s + n) * IMAGE_SIZE), [n, 1, 28, 28]);
-    const out = await opened.session.run({ images }, ['logits']);
-    const logits = out.logits.data as Float32Array;
-    for (let i = 0; i < n; i++) {
-      let best = 0;
-      for (let k = 1; k < 10; k++) if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;
-      const truth = data.labels[s + i];
-      confusion[truth][best]++;
-      if (best === truth) correct++;
+  let seconds: number;
+  try {
+    // One untimed run first: onnxruntime allocates and prepacks weights on the first run.
+    const warm = Math.min(batchSize, data.count);
+    if (warm > 0) await opened.session.run({ images: new ort.Tensor('uint8', data.images.subarray(0, warm * IMAGE_SIZE), [warm, 1, 28, 28]) }, ['logits']);
+    const start = process.hrtime.bigint();
+    for (let s = 0; s < data.count; s += batchSize) {
+      if (o.signal?.aborted) throw new InterruptedError(o.signal.reason as NodeJS.Signals, `stopped in the evaluation of ${where}`);
+      const n = Math.min(batchSize, data.count - s);
+      const images = new ort.Tensor('uint8', data.images.subarray(s * IMAGE_SIZE, (s + n) * IMAGE_SIZE), [n, 1, 28, 28]);
+      const out = await opened.session.run({ images }, ['logits']);
+      const logits = out.logits.data as Float32Array;
+      for (let i = 0; i < n; i++) {
+        let best = 0;
+        for (let k = 1; k < 10; k++) if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;
+        const truth = data.labels[s + i];
+        confusion[truth][best]++;
+        if (best === truth) correct++;
+      }
     }
+    seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  } finally {
+    await opened.session.release();
   }
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  await opened.session.release();
   const perClass = confusion.map((row, label) => {
     const total = row.reduce((a, b) => a + b, 0);
     return { label, correct: row[label], total, accuracy: total ? row[label] / total : 0 };

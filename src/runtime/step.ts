@@ -19,6 +19,7 @@ export class TrainingStep {
   private readonly lr = new Float32Array(1);
   private batchImages: Uint8Array | null = null;
   private batchLabels: BigInt64Array | null = null;
+  private released = false;
   /** [input, output] names fed back each step: every trainable parameter and optimizer state. */
   private readonly carried: [string, string][];
 
@@ -61,7 +62,10 @@ export class TrainingStep {
     return new Map(this.graph.states.map((s) => [s.name, Float32Array.from(this.feeds[s.name].data as Float32Array)]));
   }
 
+  /** Frees the session; later calls do nothing, so every path out of a run may call it. */
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
     await this.opened.session.release();
   }
 }

@@ -3,14 +3,14 @@
  * inference model and the manifest. Output follows the seed: `[epoch, batch] loss: x.xxx` every 300 batches.
  */
 import { existsSync, readFileSync } from 'fs';
-import { constants as osConstants, cpus, hostname } from 'os';
+import { cpus, hostname } from 'os';
 import { join } from 'path';
 import { buildEvalModel, buildInferenceModel, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
-import { acquireLock } from '../artifacts/lock';
+import { acquireLock, Lock } from '../artifacts/lock';
 import { encodeCheckpoint, paramsFromModel, readOnnxFile } from '../artifacts/params-io';
-import { makeDir, sha256, writeFileAtomic } from '../artifacts/files';
+import { makeDir, removeCreatedDirs, writeFileAtomic, writeFileIfChanged } from '../artifacts/files';
 import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit, readSplit } from '../data/mnist';
-import { DivergedError, InterruptedError, UsageError } from '../errors';
+import { DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { createNet, NetworkName } from '../models';
 import { initParams, Params } from '../models/module';
 import { ParsedModel } from '../onnx/model';
@@ -58,6 +58,11 @@ export interface RunOptions {
   promote: PromotionPlan | null;
   /** Where progress goes; the CLI passes a TTY-aware reporter. */
   report: Reporter;
+  /**
+   * Aborting (with the signal's name as reason, e.g. 'SIGTERM') stops the run at its next safe point: after the
+   * current step or within an evaluation, with a checkpoint to resume from. The CLI aborts on SIGINT and SIGTERM.
+   */
+  signal?: AbortSignal;
 }
 
 export interface Reporter {
@@ -132,182 +137,291 @@ export function existingRun(out: string): string | null {
   return found ? join(out, found) : null;
 }
 
+/** Where a run starts: fresh (initial or --init weights) or at its checkpoint. */
+interface Start {
+  params: Params;
+  states: Params;
+  pos: Position;
+  epochs: EpochResult[];
+}
+
+function startingPoint(o: RunOptions, graph: TrainingGraph): Start {
+  if (o.resume) {
+    return {
+      params: paramsFromModel(o.resume, graph.params, `--resume ${o.out}`),
+      states: paramsFromModel(o.resume, graph.states, `--resume ${o.out}`),
+      pos: JSON.parse(o.resume.metadata['ingraph.position']),
+      epochs: JSON.parse(o.resume.metadata['ingraph.epochs']),
+    };
+  }
+  const earlier = existingRun(o.out);
+  if (earlier) throw new UsageError(`--out ${o.out}: holds an earlier run (${earlier}); resume it with --resume ${o.out}, or choose another --out`);
+  const params = o.init ? paramsFromModel(readOnnxFile(o.init, '--init'), graph.params, `--init ${o.init}`) : initParams(graph.params, o.config.seed);
+  return { params, states: new Map(), pos: startOfEpoch(0, 0), epochs: [] };
+}
+
+/**
+ * Trains as `o` says and writes the run's artifacts. Everything is read and checked, and the session opened, before
+ * the output directory is created or touched: a run that cannot start writes nothing.
+ */
 export async function train(o: RunOptions): Promise<TrainResult> {
   const c = o.config;
   const trainData = readSplit(o.data, 'train', c.trainLimit ?? undefined);
   const testData = readSplit(o.data, 'test', c.testLimit ?? undefined);
-  const optimizer = makeOptimizer(c);
   const names = createNet(c.model).parameters().map((p) => p.name);
-  const graph = buildTrainingModel(c.model, optimizer, { isFrozen: frozenMatcher(c.freeze, names) });
-
-  let params: Params;
-  let states: Params = new Map();
-  let pos = startOfEpoch(0, 0);
-  let epochs: EpochResult[] = [];
-  if (o.resume) {
-    params = paramsFromModel(o.resume, graph.params, `--resume ${o.out}`);
-    states = paramsFromModel(o.resume, graph.states, `--resume ${o.out}`);
-    pos = JSON.parse(o.resume.metadata['ingraph.position']);
-    epochs = JSON.parse(o.resume.metadata['ingraph.epochs']);
-  } else {
-    const earlier = existingRun(o.out);
-    if (earlier) throw new UsageError(`--out ${o.out}: holds an earlier run (${earlier}); resume it with --resume ${o.out}, or choose another --out`);
-    params = o.init ? paramsFromModel(readOnnxFile(o.init, '--init'), graph.params, `--init ${o.init}`) : initParams(graph.params, c.seed);
-  }
-
-  // Everything above only read and checked; from here on the output directory is written, under its lock.
-  makeDir('--out', o.out);
-  const release = acquireLock(o.out, (text) => o.report.line(text));
-  // SIGINT/SIGTERM (Ctrl-C, a scheduler's timeout) stop the run after its current step, with a checkpoint.
-  const stop: { signal: NodeJS.Signals | null } = { signal: null };
-  const onSignal = (signal: NodeJS.Signals) => {
-    stop.signal = signal;
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const graph = buildTrainingModel(c.model, makeOptimizer(c), { isFrozen: frozenMatcher(c.freeze, names) });
+  const begin = startingPoint(o, graph);
+  const step = await TrainingStep.open(graph, begin.params, begin.states, { ep: o.ep, threads: o.threads ?? undefined });
+  let created: string[] = [];
+  let lock: Lock;
   try {
-    return await run(o, graph, params, states, pos, epochs, trainData, testData, stop);
+    created = makeDir('--out', o.out);
+    lock = acquireLock(o.out, (text) => o.report.line(text));
+  } catch (e) {
+    await step.release();
+    removeCreatedDirs(created);
+    throw e;
+  }
+  try {
+    return await new Run(o, graph, step, begin, trainData, testData).run();
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    release();
+    await step.release();
+    lock.release();
   }
 }
 
-async function run(
-  o: RunOptions, graph: TrainingGraph, params: Params, states: Params, pos: Position, epochs: EpochResult[],
-  trainData: MnistSplit, testData: MnistSplit, stop: { signal: NodeJS.Signals | null },
-): Promise<TrainResult> {
-  const c = o.config;
-  const files: Record<string, string> = {};
-  const save = (name: string, bytes: Uint8Array) => {
-    writeFileAtomic(join(o.out, name), bytes);
-    files[name] = sha256(bytes);
-  };
-  save(ARTIFACTS.training, graph.bytes);
-  save(ARTIFACTS.eval, buildEvalModel(c.model));
+/** One run's state and its stages: train the epochs, finish (evaluate, export, manifest), promote. */
+class Run {
+  private readonly c: TrainConfig;
+  private pos: Position;
+  private readonly epochs: EpochResult[];
+  /** SHA-256 of each artifact as read back from the disk. */
+  private readonly files: Record<string, string> = {};
+  /** The step of the checkpoint on disk, when there is one. */
+  private checkpointStep: number | null;
+  private checkpointWritten = '';
+  private readonly batchesPerEpoch: number;
+  private readonly totalSteps: number;
+  /** Step-loop time of this process (not of earlier, resumed-from processes). */
+  private readonly throughput = { steps: 0, images: 0, seconds: 0 };
 
-  const step = await TrainingStep.open(graph, params, states, { ep: o.ep, threads: o.threads ?? undefined });
-  const ep = step.opened.ep;
-  o.report.line(`execution provider: ${ep}${step.opened.note ? ` (${step.opened.note})` : ''}`);
-  o.report.event({ type: 'start', model: c.model, ep, out: o.out, trainImages: trainData.count, testImages: testData.count, resumedAtStep: pos.step });
+  constructor(
+    private readonly o: RunOptions, private readonly graph: TrainingGraph, private readonly step: TrainingStep,
+    begin: Start, private readonly trainData: MnistSplit, private readonly testData: MnistSplit,
+  ) {
+    this.c = o.config;
+    this.pos = begin.pos;
+    this.epochs = begin.epochs;
+    this.checkpointStep = o.resume ? begin.pos.step : null;
+    this.batchesPerEpoch = Math.ceil(trainData.count / this.c.batchSize);
+    this.totalSteps = Math.min(this.c.epochs * this.batchesPerEpoch, this.c.maxSteps ?? Infinity);
+  }
 
-  const batchesPerEpoch = Math.ceil(trainData.count / c.batchSize);
-  const totalSteps = Math.min(c.epochs * batchesPerEpoch, c.maxSteps ?? Infinity);
-  const images = new Uint8Array(c.batchSize * IMAGE_SIZE);
-  const labels = new BigInt64Array(c.batchSize);
+  async run(): Promise<TrainResult> {
+    const ep = this.step.opened.ep;
+    this.o.report.line(`execution provider: ${ep}${this.step.opened.note ? ` (${this.step.opened.note})` : ''}`);
+    this.o.report.event({ type: 'start', model: this.c.model, ep, out: this.o.out, trainImages: this.trainData.count, testImages: this.testData.count, resumedAtStep: this.pos.step });
+    const { final, inference } = await this.guarded(async () => {
+      this.save(ARTIFACTS.training, this.graph.bytes);
+      this.save(ARTIFACTS.eval, buildEvalModel(this.c.model));
+      if (!this.o.resume) this.writeCheckpoint();
+      await this.trainEpochs();
+      this.writeCheckpoint();
+      return this.finish();
+    });
+    const speed = this.speed();
+    this.o.report.line(`training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${ep})`);
+    this.o.report.line(`final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${this.o.out}`);
+    const promotion = await this.promote(inference, final);
+    return { out: this.o.out, files: this.files, epochs: this.epochs, final, steps: this.pos.step, ep, promotion };
+  }
 
-  const checkpointMeta = (): Record<string, string> => ({
-    'ingraph.kind': 'checkpoint',
-    'ingraph.version': PACKAGE_VERSION,
-    'ingraph.model': c.model,
-    'ingraph.config': JSON.stringify(c),
-    'ingraph.position': JSON.stringify(pos),
-    // Batch order is a pure function of (seed, epoch): this is the whole generator state a resume needs.
-    'ingraph.rng': JSON.stringify({ seed: c.seed, shuffle: c.shuffle, epoch: pos.epoch }),
-    'ingraph.epochs': JSON.stringify(epochs),
-  });
-  let checkpointStep = pos.step;
-  let written = '';
-  const writeCheckpoint = () => {
-    const metadata = checkpointMeta();
-    if (metadata['ingraph.position'] + metadata['ingraph.epochs'] === written) return; // this very state is on disk
-    save(ARTIFACTS.checkpoint, encodeCheckpoint(graph.params, graph.states, { params: step.params(), states: step.states(), metadata }));
-    written = metadata['ingraph.position'] + metadata['ingraph.epochs'];
-    checkpointStep = pos.step;
-  };
-  if (!o.resume) writeCheckpoint();
+  /** Runs a stage; a failed write is reported with what it left: the last complete checkpoint to resume from. */
+  private async guarded<T>(stage: () => Promise<T>): Promise<T> {
+    try {
+      return await stage();
+    } catch (e) {
+      if (!(e instanceof IoError)) throw e;
+      const kept = this.checkpointStep !== null && existsSync(join(this.o.out, ARTIFACTS.checkpoint));
+      const next = kept
+        ? `the last complete checkpoint (step ${this.checkpointStep}) is kept: once fixed, continue with --resume ${this.o.out}`
+        : 'no checkpoint of this run remains: once fixed, run it again';
+      throw new IoError(`${e.message}; ${next}`, e.path, e.errno);
+    }
+  }
 
-  // Batches of 250 keep the inception net's activations (and so the run's peak memory) well below what 1000 takes.
-  const evalOptions = { ep: o.ep, threads: o.threads ?? undefined, batchSize: 250 };
-  // Step-loop time of this process (not of earlier, resumed-from processes).
-  const throughput = { steps: 0, images: 0, seconds: 0 };
-  while (pos.epoch < c.epochs && pos.step < totalSteps) {
-    const order = epochOrder(trainData.count, c.seed, pos.epoch, c.shuffle);
-    const lrNow = () => learningRate(c.lr, c.schedule, pos.epoch, pos.step, totalSteps);
-    const t0 = process.hrtime.bigint();
-    const seenBefore = throughput.images;
-    while (pos.batch < batchesPerEpoch && pos.step < totalSteps) {
-      const n = fillBatch(trainData, order, pos.batch * c.batchSize, c.batchSize, images, labels);
-      const r = await step.run(images, labels, n, lrNow());
+  private save(name: string, bytes: Uint8Array | string): void {
+    this.files[name] = writeFileIfChanged(join(this.o.out, name), bytes);
+  }
+
+  private writeCheckpoint(): void {
+    const metadata: Record<string, string> = {
+      'ingraph.kind': 'checkpoint',
+      'ingraph.version': PACKAGE_VERSION,
+      'ingraph.model': this.c.model,
+      'ingraph.config': JSON.stringify(this.c),
+      'ingraph.position': JSON.stringify(this.pos),
+      // Batch order is a pure function of (seed, epoch): this is the whole generator state a resume needs.
+      'ingraph.rng': JSON.stringify({ seed: this.c.seed, shuffle: this.c.shuffle, epoch: this.pos.epoch }),
+      'ingraph.epochs': JSON.stringify(this.epochs),
+    };
+    const state = metadata['ingraph.position'] + metadata['ingraph.epochs'];
+    if (state === this.checkpointWritten) return; // this very state is on disk
+    this.save(ARTIFACTS.checkpoint, encodeCheckpoint(this.graph.params, this.graph.states, { params: this.step.params(), states: this.step.states(), metadata }));
+    this.checkpointWritten = state;
+    this.checkpointStep = this.pos.step;
+  }
+
+  /** A signal ends training at a safe point, with a checkpoint of exactly where it stands. */
+  private stopIfAsked(during = ''): void {
+    const signal = this.o.signal;
+    if (!signal?.aborted) return;
+    this.writeCheckpoint();
+    throw new InterruptedError(signal.reason as NodeJS.Signals, `stopped ${during}after step ${this.pos.step}, checkpoint written; continue with --resume ${this.o.out}`);
+  }
+
+  private async trainEpochs(): Promise<void> {
+    while (this.pos.epoch < this.c.epochs && this.pos.step < this.totalSteps) {
+      const t0 = process.hrtime.bigint();
+      const seenBefore = this.throughput.images;
+      await this.trainEpoch();
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      this.throughput.seconds += seconds;
+      if (this.pos.batch < this.batchesPerEpoch) break; // stopped by --max-steps inside the epoch
+      // A run resumed between an epoch's last step and its evaluation trains nothing in it: no speed to report.
+      const seen = this.throughput.images - seenBefore;
+      await this.endEpoch(seen > 0 ? seen / seconds : null, seconds);
+    }
+  }
+
+  private lr(): number {
+    return learningRate(this.c.lr, this.c.schedule, this.pos.epoch, this.pos.step, this.totalSteps);
+  }
+
+  private async trainEpoch(): Promise<void> {
+    const { c, pos } = this;
+    const order = epochOrder(this.trainData.count, c.seed, pos.epoch, c.shuffle);
+    const images = new Uint8Array(c.batchSize * IMAGE_SIZE);
+    const labels = new BigInt64Array(c.batchSize);
+    while (pos.batch < this.batchesPerEpoch && pos.step < this.totalSteps) {
+      const n = fillBatch(this.trainData, order, pos.batch * c.batchSize, c.batchSize, images, labels);
+      const r = await this.step.run(images, labels, n, this.lr());
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.paramsSqSum)) {
-        await step.release();
         const what = !Number.isFinite(r.loss) ? `the loss is ${r.loss}` : 'a parameter is not finite';
-        throw new DivergedError(`training diverged at step ${pos.step + 1} (epoch ${pos.epoch + 1}, batch ${pos.batch + 1}): ${what}; the last good checkpoint (step ${checkpointStep}) is kept in ${o.out}`);
+        throw new DivergedError(`training diverged at step ${pos.step + 1} (epoch ${pos.epoch + 1}, batch ${pos.batch + 1}): ${what}; the last good checkpoint (step ${this.checkpointStep ?? 0}) is kept in ${this.o.out}`);
       }
-      pos.step++;
-      pos.batch++;
-      pos.running.loss += r.loss;
-      pos.running.count++;
-      pos.epochSums.loss += r.loss * n;
-      pos.epochSums.correct += r.correct;
-      pos.epochSums.seen += n;
-      throughput.images += n;
-      throughput.steps++;
-      o.report.progress(pos.epoch, pos.batch, batchesPerEpoch, r.loss);
-      if (pos.batch % c.logEvery === 0) {
-        const mean = pos.running.loss / pos.running.count;
-        o.report.line(`[${pos.epoch + 1}, ${String(pos.batch).padStart(5)}] loss: ${mean.toFixed(3)}`);
-        o.report.event({ type: 'log', epoch: pos.epoch + 1, batch: pos.batch, step: pos.step, loss: mean, lr: lrNow() });
-        pos.running = { loss: 0, count: 0 };
-      }
-      if (o.checkpointEvery && pos.step % o.checkpointEvery === 0) writeCheckpoint();
-      if (stop.signal) {
-        writeCheckpoint();
-        await step.release();
-        throw new InterruptedError(`${stop.signal}: stopped after step ${pos.step}, checkpoint written; continue with --resume ${o.out}`, 128 + osConstants.signals[stop.signal]);
-      }
+      this.advance(r.loss, r.correct, n);
+      if (this.o.checkpointEvery && pos.step % this.o.checkpointEvery === 0) this.writeCheckpoint();
+      this.stopIfAsked();
     }
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    throughput.seconds += seconds;
-    if (pos.batch < batchesPerEpoch) break; // stopped by --max-steps inside the epoch
-    const s = pos.epochSums;
-    const test = await evaluate(inferenceBytes(c, step.params(), null), 'epoch model', testData, evalOptions);
-    const result: EpochResult = { epoch: pos.epoch + 1, trainLoss: s.loss / s.seen, trainAccuracy: s.correct / s.seen, testAccuracy: test.accuracy };
-    epochs.push(result);
-    const imagesPerSecond = (throughput.images - seenBefore) / seconds;
-    o.report.line(`accuracy on test set: ${(100 * test.accuracy).toFixed(2)} % (epoch ${result.epoch}, ${Math.round(imagesPerSecond)} images/s)`);
-    o.report.event({ type: 'epoch', ...result, seconds, imagesPerSecond });
-    pos = startOfEpoch(pos.step, pos.epoch + 1);
-    writeCheckpoint();
   }
 
-  writeCheckpoint();
-  const finalParams = step.params();
-  await step.release();
-  const final = await evaluate(inferenceBytes(c, finalParams, null), join(o.out, ARTIFACTS.inference), testData, evalOptions);
-  // The recorded accuracy goes into the model's metadata, so deployment tooling can compare models by it.
-  const inference = inferenceBytes(c, finalParams, final);
-  save(ARTIFACTS.inference, inference);
-  const speed = { stepsPerSecond: throughput.steps / throughput.seconds, imagesPerSecond: throughput.images / throughput.seconds, peakRssMB: process.resourceUsage().maxRSS / 1024 };
-  const manifest = {
-    ingraph: PACKAGE_VERSION,
-    onnxruntime: ortVersion(),
-    model: c.model,
-    config: c,
-    steps: pos.step,
-    ep,
-    epochs,
-    final: { accuracy: final.accuracy, correct: final.correct, total: final.total },
-    files: Object.fromEntries(Object.entries(files).map(([name, hash]) => [name, { sha256: hash }])),
-    reproducibility: REPRODUCIBILITY,
-    // Outside the hashed files: when, where and how fast this process ran.
-    host: { finishedAt: new Date().toISOString(), hostname: hostname(), cpus: cpus().length, node: process.version, threads: o.threads, ...speed },
-  };
-  writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
-  o.report.line(`training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${ep})`);
-  o.report.line(`final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${o.out}`);
-  const paths = Object.fromEntries(Object.entries(files).map(([name, hash]) => [name, { path: join(o.out, name), sha256: hash }]));
-  let promotion: PromotionResult | null = null;
-  try {
-    if (o.promote) {
-      promotion = promote(o.promote, join(o.out, ARTIFACTS.inference), inference, final.accuracy, final.total);
-      o.report.line(`promoted to ${o.promote.target} (test accuracy ${(100 * final.accuracy).toFixed(2)}%${promotion.previousAccuracy === null ? '' : `, was ${(100 * promotion.previousAccuracy).toFixed(2)}%`})`);
+  private advance(loss: number, correct: number, n: number): void {
+    const { pos } = this;
+    pos.step++;
+    pos.batch++;
+    pos.running.loss += loss;
+    pos.running.count++;
+    pos.epochSums.loss += loss * n;
+    pos.epochSums.correct += correct;
+    pos.epochSums.seen += n;
+    this.throughput.images += n;
+    this.throughput.steps++;
+    this.o.report.progress(pos.epoch, pos.batch, this.batchesPerEpoch, loss);
+    if (pos.batch % this.c.logEvery === 0) {
+      const mean = pos.running.loss / pos.running.count;
+      this.o.report.line(`[${pos.epoch + 1}, ${String(pos.batch).padStart(5)}] loss: ${mean.toFixed(3)}`);
+      this.o.report.event({ type: 'log', epoch: pos.epoch + 1, batch: pos.batch, step: pos.step, loss: mean, lr: this.lr() });
+      pos.running = { loss: 0, count: 0 };
     }
-  } finally {
-    o.report.event({ type: 'done', out: o.out, steps: pos.step, ep, ...speed, accuracy: final.accuracy, correct: final.correct, total: final.total, files: paths, promotion: promotion ?? (o.promote ? 'refused' : null) });
   }
-  return { out: o.out, files, epochs, final, steps: pos.step, ep, promotion };
+
+  private async endEpoch(imagesPerSecond: number | null, seconds: number): Promise<void> {
+    const s = this.pos.epochSums;
+    let test: EvalReport;
+    try {
+      test = await evaluate(inferenceBytes(this.c, this.step.params(), null), 'epoch model', this.testData, { ...evalOptions(this.o), signal: this.o.signal });
+    } catch (e) {
+      if (e instanceof InterruptedError) this.stopIfAsked('in the test evaluation ');
+      throw e;
+    }
+    const result: EpochResult = { epoch: this.pos.epoch + 1, trainLoss: s.loss / s.seen, trainAccuracy: s.correct / s.seen, testAccuracy: test.accuracy };
+    this.epochs.push(result);
+    this.o.report.line(`accuracy on test set: ${(100 * test.accuracy).toFixed(2)} % (epoch ${result.epoch}${imagesPerSecond === null ? '' : `, ${Math.round(imagesPerSecond)} images/s`})`);
+    this.o.report.event({ type: 'epoch', ...result, seconds, imagesPerSecond });
+    this.pos = startOfEpoch(this.pos.step, this.pos.epoch + 1);
+    this.writeCheckpoint();
+  }
+
+  /**
+   * The final evaluation, the exported model and the manifest. The final checkpoint is on disk before this starts,
+   * so a signal here stops the run and `--resume` does this stage again.
+   */
+  private async finish(): Promise<{ final: EvalReport; inference: Uint8Array }> {
+    const finalParams = this.step.params();
+    await this.step.release();
+    const unfinished = (e: unknown) => e instanceof InterruptedError
+      ? new InterruptedError(e.signal, `stopped after training (step ${this.pos.step}), before the export; the final checkpoint is written: --resume ${this.o.out} finishes the run`)
+      : e;
+    try {
+      const final = await evaluate(inferenceBytes(this.c, finalParams, null), join(this.o.out, ARTIFACTS.inference), this.testData, { ...evalOptions(this.o), signal: this.o.signal });
+      // The recorded accuracy goes into the model's metadata, so deployment tooling can compare models by it.
+      const inference = inferenceBytes(this.c, finalParams, final);
+      this.save(ARTIFACTS.inference, inference);
+      writeFileAtomic(join(this.o.out, ARTIFACTS.manifest), `${JSON.stringify(this.manifest(final), null, 2)}\n`);
+      return { final, inference };
+    } catch (e) {
+      throw unfinished(e);
+    }
+  }
+
+  private speed() {
+    const t = this.throughput;
+    return { stepsPerSecond: t.steps / t.seconds, imagesPerSecond: t.images / t.seconds, peakRssMB: process.resourceUsage().maxRSS / 1024 };
+  }
+
+  private manifest(final: EvalReport): Record<string, unknown> {
+    return {
+      ingraph: PACKAGE_VERSION,
+      onnxruntime: ortVersion(),
+      model: this.c.model,
+      config: this.c,
+      steps: this.pos.step,
+      ep: this.step.opened.ep,
+      epochs: this.epochs,
+      final: { accuracy: final.accuracy, correct: final.correct, total: final.total },
+      files: Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { sha256: hash }])),
+      reproducibility: REPRODUCIBILITY,
+      // Outside the hashed files: when, where and how fast this process ran.
+      host: { finishedAt: new Date().toISOString(), hostname: hostname(), cpus: cpus().length, node: process.version, threads: this.o.threads, ...this.speed() },
+    };
+  }
+
+  /** `--promote-to`, then the `done` event (also when promotion is refused: the run itself is complete). */
+  private async promote(inference: Uint8Array, final: EvalReport): Promise<PromotionResult | null> {
+    const paths = Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { path: join(this.o.out, name), sha256: hash }]));
+    const done = (promotion: PromotionResult | 'refused' | null) => this.o.report.event({
+      type: 'done', out: this.o.out, steps: this.pos.step, ep: this.step.opened.ep, ...this.speed(),
+      accuracy: final.accuracy, correct: final.correct, total: final.total, files: paths, promotion,
+    });
+    const plan = this.o.promote;
+    if (!plan) return void done(null), null;
+    let promotion: PromotionResult;
+    try {
+      promotion = await promote(plan, join(this.o.out, ARTIFACTS.inference), inference, final.accuracy, final.total, { warn: (t) => this.o.report.line(t), signal: this.o.signal });
+    } catch (e) {
+      if (e instanceof PromotionRefusedError) done('refused');
+      throw e;
+    }
+    this.o.report.line(`promoted to ${plan.target} (test accuracy ${(100 * final.accuracy).toFixed(2)}%${promotion.previousAccuracy === null ? '' : `, was ${(100 * promotion.previousAccuracy).toFixed(2)}%`})`);
+    done(promotion);
+    return promotion;
+  }
+}
+
+/** Batches of 250 keep the inception net's activations (and so the run's peak memory) well below what 1000 takes. */
+function evalOptions(o: RunOptions) {
+  return { ep: o.ep, threads: o.threads ?? undefined, batchSize: 250 };
 }
 
 /** What two runs with the same inputs share, bit for bit; written into every manifest. */
