@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The `ingraph` command: exit 0 on success, the typed error's code on a known failure (src/errors.ts), 1 on an internal one. */
 import { describeErrno } from './artifacts/files';
-import { CliError, UsageError } from './errors';
+import { exitCodeOf } from './cli/exit-codes';
+import { IngraphError, UsageError } from './errors';
 import { evalCommand, EVAL_HELP } from './cli/eval';
 import { exportCommand, EXPORT_HELP } from './cli/export';
 import { graphsCommand, GRAPHS_HELP } from './cli/graphs';
@@ -60,9 +61,9 @@ if (require.main === module) {
       }
     },
     (e: unknown) => {
-      if (e instanceof CliError) {
+      if (e instanceof IngraphError) {
         process.stderr.write(`ingraph: ${e.message.replace(/^ingraph:? /, '')}\n`);
-        process.exitCode = e.exitCode;
+        process.exitCode = exitCodeOf(e);
       } else {
         process.stderr.write(`ingraph: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
         if (process.env.INGRAPH_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);

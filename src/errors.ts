@@ -1,56 +1,57 @@
 /**
- * Errors the CLI reports as one line without a stack trace, each with its documented exit code and a stable `code`
- * that scripts (and `--json`) can branch on. Anything else is an internal failure (exit 1).
+ * ingraph's typed errors. Each has a stable `code` that scripts can branch on; the CLI maps codes to its exit codes
+ * (src/cli/exit-codes.ts). Any other error is an internal failure.
  */
-import { constants as osConstants } from 'os';
 
-export class CliError extends Error {
-  constructor(message: string, readonly exitCode: number, readonly code: string) {
+/** The base class: `code` is one of 'usage', 'diverged', 'not-promoted', 'locked', 'io', 'interrupted'. */
+export class IngraphError extends Error {
+  constructor(message: string, readonly code: string) {
     super(message);
+    this.name = new.target.name;
   }
 }
 
-/** Bad flags or bad input; nothing was written (exit 2). */
-export class UsageError extends CliError {
+/** Bad options or bad input (a file, a flag, data); nothing was written. */
+export class UsageError extends IngraphError {
   constructor(message: string) {
-    super(message, 2, 'usage');
+    super(message, 'usage');
   }
 }
 
-/** The loss or a parameter became non-finite; the last good checkpoint is kept (exit 3). */
-export class DivergedError extends CliError {
+/** The loss or a parameter became non-finite; the last good checkpoint is kept. */
+export class DivergedError extends IngraphError {
   constructor(message: string) {
-    super(message, 3, 'diverged');
+    super(message, 'diverged');
   }
 }
 
-/** `--promote-to` kept the deployed model, which scored better (exit 4). */
-export class PromotionRefusedError extends CliError {
+/** Promotion kept the deployed model, which scored better. */
+export class PromotionRefusedError extends IngraphError {
   constructor(message: string) {
-    super(message, 4, 'not-promoted');
+    super(message, 'not-promoted');
   }
 }
 
-/** Another live run holds the output directory, or another promotion the deployed model (exit 5). */
-export class LockedError extends CliError {
+/** Another live run holds the output directory, or another promotion the deployed model. */
+export class LockedError extends IngraphError {
   constructor(message: string) {
-    super(message, 5, 'locked');
+    super(message, 'locked');
   }
 }
 
 /**
  * The filesystem failed a write or read while working (disk full, read-only or removed directory, lost
- * permission): nothing incomplete was left under a final name (exit 6). `errno` is the system's code (ENOSPC, ...).
+ * permission): nothing incomplete was left under a final name. `errno` is the system's code (ENOSPC, ...).
  */
-export class IoError extends CliError {
+export class IoError extends IngraphError {
   constructor(message: string, readonly path: string, readonly errno: string) {
-    super(message, 6, 'io');
+    super(message, 'io');
   }
 }
 
-/** SIGINT or SIGTERM: the run stopped at its next safe point (exit 128 + the signal's number). */
-export class InterruptedError extends CliError {
+/** An aborted AbortSignal (reason: the signal's name, e.g. 'SIGTERM') stopped the work at a safe point. */
+export class InterruptedError extends IngraphError {
   constructor(readonly signal: NodeJS.Signals, message: string) {
-    super(`${signal}: ${message}`, 128 + (osConstants.signals[signal] ?? 0), 'interrupted');
+    super(`${signal}: ${message}`, 'interrupted');
   }
 }

@@ -3,7 +3,7 @@
  * the exported inference model (parameters as initializers).
  */
 import { appendGradients } from '../autodiff/gradients';
-import { NetworkName, createNet, imagesInput, logitsOf } from '../models';
+import { NetworkRef, createNet, imagesInput, logitsOf, resolveNetwork } from '../models';
 import { crossEntropy } from '../models/loss';
 import { ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
@@ -17,6 +17,7 @@ export const updated = (name: string): string => `updated.${name}`;
 /** Training-model output: the sum of squares of all updated parameters. */
 export const PARAMS_SQ_SUM = 'params_sq_sum';
 
+/** A training step graph and the specs of what it takes and updates. */
 export interface TrainingGraph {
   bytes: Uint8Array;
   params: ParamSpec[];
@@ -24,6 +25,7 @@ export interface TrainingGraph {
   states: StateSpec[];
 }
 
+/** Frozen parameters, and whether to expose the gradients. */
 export interface TrainingModelOptions {
   /** Parameters excluded from training: they stay inputs, get no gradient, no state and no update. */
   isFrozen?: (name: string) => boolean;
@@ -31,7 +33,11 @@ export interface TrainingModelOptions {
   exposeGradients?: boolean;
 }
 
-export function buildTrainingModel(model: NetworkName, optimizer: Optimizer, o: TrainingModelOptions = {}): TrainingGraph {
+/**
+ * One training step as an ONNX graph: forward, loss, backward and the optimizer update. Inputs: images, labels, lr,
+ * every parameter and optimizer state; outputs: loss, correct, `updated.<name>` for each, params_sq_sum.
+ */
+export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: TrainingModelOptions = {}): TrainingGraph {
   const isFrozen = o.isFrozen ?? (() => false);
   const g = new GraphBuilder();
   const net = createNet(model);
@@ -67,12 +73,13 @@ export function buildTrainingModel(model: NetworkName, optimizer: Optimizer, o: 
     // One scalar that is finite exactly when every updated parameter is: the host's divergence check reads it.
     g.output(squares.reduce((a, b) => g.add(a, b)), PARAMS_SQ_SUM);
   });
-  const bytes = encodeModel(g, { graphName: `${model}_training_step`, docString: `One ${optimizer.kind} training step of the ${model} net.` });
+  const name = resolveNetwork(model).name;
+  const bytes = encodeModel(g, { graphName: `${name}_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net.` });
   return { bytes, params: specs, trainable: trainable.map((s) => s.name), states: stateSpecs };
 }
 
 /** Forward pass and loss with parameters as inputs: outputs loss, correct and logits. */
-export function buildEvalModel(model: NetworkName): Uint8Array {
+export function buildEvalModel(model: NetworkRef): Uint8Array {
   const g = new GraphBuilder();
   const net = createNet(model);
   const images = imagesInput(g);
@@ -83,14 +90,15 @@ export function buildEvalModel(model: NetworkName): Uint8Array {
   g.output(loss, 'loss');
   g.output(correct, 'correct');
   g.output(logits, 'logits');
-  return encodeModel(g, { graphName: `${model}_eval`, docString: `Forward pass and loss of the ${model} net.` });
+  const name = resolveNetwork(model).name;
+  return encodeModel(g, { graphName: `${name}_eval`, docString: `Forward pass and loss of the ${name} net.` });
 }
 
 /**
  * The deployable model: uint8 images [N,1,28,28] in; logits, probabilities and label out; weights as initializers,
  * so any ONNX runtime loads it with no custom ops.
  */
-export function buildInferenceModel(model: NetworkName, params: Params, metadata: Record<string, string>): Uint8Array {
+export function buildInferenceModel(model: NetworkRef, params: Params, metadata: Record<string, string>): Uint8Array {
   const g = new GraphBuilder();
   const net = createNet(model);
   const images = imagesInput(g);
@@ -104,5 +112,6 @@ export function buildInferenceModel(model: NetworkName, params: Params, metadata
   g.output(logits, 'logits');
   g.output(g.softmax(logits, 1), 'probabilities');
   g.output(g.argMax(logits, 1, false), 'label');
-  return encodeModel(g, { graphName: `${model}_inference`, docString: `The ${model} net of ingraph, for MNIST digits.`, metadata: { 'ingraph.model': model, ...metadata } });
+  const name = resolveNetwork(model).name;
+  return encodeModel(g, { graphName: `${name}_inference`, docString: `The ${name} net of ingraph, for MNIST digits.`, metadata: { 'ingraph.model': name, ...metadata } });
 }

@@ -7,6 +7,7 @@ import { GraphBuilder, Node } from '../onnx/builder';
 import { Tensor, formatShape } from '../onnx/tensor';
 import { RULES, checkGradShape } from './rules';
 
+/** Appends d`loss`/d(each of `wrt`) to `g`; returns the gradient tensors by the names of `wrt`. */
 export function appendGradients(g: GraphBuilder, loss: Tensor, wrt: readonly Tensor[]): Map<string, Tensor> {
   if (loss.shape.length !== 0) throw new RangeError(`gradients: loss "${loss.name}" must be a scalar, got ${formatShape(loss.shape)}`);
   const forward: Node[] = [...g.nodes];

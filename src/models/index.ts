@@ -1,31 +1,68 @@
 /** The networks by name, and the graphs every artifact shares: preprocessing and the forward pass. */
+import { UsageError } from '../errors';
 import { GraphBuilder } from '../onnx/builder';
 import { Tensor } from '../onnx/tensor';
 import { InceptionNet } from './inception';
 import { Forward, Module, ParamSpec } from './module';
 import { ResidualNet } from './residual';
 
+/**
+ * A network ingraph can train in-graph, export and evaluate: a name (recorded in every artifact) and a factory of
+ * its root module. Its forward takes the normalised images [N,1,28,28] and returns logits [N,10].
+ */
+export interface Network {
+  readonly name: string;
+  /** A fresh root module whose parameters carry their full state_dict names. */
+  create(): Module;
+}
+
+/** A Network from a name and a factory of its root module (e.g. `() => new LeNet5()`). */
+export function defineNetwork(name: string, factory: () => Module): Network {
+  if (!/^[A-Za-z][\w.-]*$/.test(name)) throw new RangeError(`network name "${name}": use letters, digits, '_', '.', '-'`);
+  return { name, create: () => factory().bindNames() };
+}
+
+/** The seed's two networks. */
 export const NETWORKS = {
-  inception: () => new InceptionNet(),
-  residual: () => new ResidualNet(),
+  inception: defineNetwork('inception', () => new InceptionNet()),
+  residual: defineNetwork('residual', () => new ResidualNet()),
 } as const;
 
+/** The names of the built-in networks. */
 export type NetworkName = keyof typeof NETWORKS;
+
+/** A built-in network by name, or a Network as given. */
+export type NetworkRef = NetworkName | Network;
 
 export function isNetworkName(s: string): s is NetworkName {
   return Object.prototype.hasOwnProperty.call(NETWORKS, s);
 }
 
-export function createNet(name: NetworkName): Module {
-  return NETWORKS[name]().bindNames();
+/** The built-in network named `name`; another name is a usage error. */
+export function networkByName(name: string): Network {
+  if (!isNetworkName(name)) throw new UsageError(`--model ${name}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
+  return NETWORKS[name];
+}
+
+export function resolveNetwork(ref: NetworkRef): Network {
+  return typeof ref === 'string' ? NETWORKS[ref] : ref;
+}
+
+export function createNet(ref: NetworkRef): Module {
+  return resolveNetwork(ref).create();
 }
 
 /** MNIST normalisation in-graph, exactly as torchvision's ToTensor + Normalize((0.1307,), (0.3081,)). */
 export const MNIST_MEAN = 0.1307;
 export const MNIST_STD = 0.3081;
 
+/** Every network here classifies 1x28x28 images (MNIST, Fashion-MNIST)... */
+export const IMAGE_SHAPE = [1, 28, 28] as const;
+/** ...into 10 classes. */
+export const CLASSES = 10;
+
 export function imagesInput(g: GraphBuilder, batch: string | number = 'N'): Tensor {
-  return g.input('images', 'uint8', [batch, 1, 28, 28]);
+  return g.input('images', 'uint8', [batch, ...IMAGE_SHAPE]);
 }
 
 export function preprocess(g: GraphBuilder, images: Tensor): Tensor {
@@ -35,7 +72,11 @@ export function preprocess(g: GraphBuilder, images: Tensor): Tensor {
   });
 }
 
-/** Logits of `net` for uint8 `images`, parameters supplied by `bind`. */
+/** Logits of `net` for uint8 `images`, parameters supplied by `bind`; a network must return [N,10]. */
 export function logitsOf(g: GraphBuilder, net: Module, images: Tensor, bind: (s: ParamSpec) => Tensor, training = false): Tensor {
-  return net.forward(new Forward(g, bind, training), preprocess(g, images));
+  const logits = net.forward(new Forward(g, bind, training), preprocess(g, images));
+  if (logits.shape.length !== 2 || logits.shape[1] !== CLASSES) {
+    throw new RangeError(`network ${net.constructor.name}: forward returned shape [${logits.shape}], expected logits [N,${CLASSES}]`);
+  }
+  return logits;
 }

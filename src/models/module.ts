@@ -7,6 +7,7 @@ import { GraphBuilder } from '../onnx/builder';
 import { Tensor } from '../onnx/tensor';
 import { Rng } from '../data/rng';
 
+/** A parameter: its state_dict name, shape and the fan-in of its default initialisation. */
 export interface ParamSpec {
   name: string;
   shape: number[];
@@ -14,6 +15,7 @@ export interface ParamSpec {
   fanIn: number;
 }
 
+/** Parameter values by state_dict name. */
 export type Params = Map<string, Float32Array>;
 
 /** What a module's forward sees: the builder, and the tensor standing for each parameter. */
@@ -53,6 +55,10 @@ export class Forward {
   }
 }
 
+/**
+ * A module as in PyTorch: register children with `add` and parameters with `param` in the constructor, emit ops in
+ * `forward`. Parameter names become state_dict keys (`conv1.weight`) once the root's `bindNames` runs.
+ */
 export abstract class Module {
   private readonly children: [string, Module][] = [];
   protected readonly ownParams: ParamSpec[] = [];
@@ -85,6 +91,7 @@ export abstract class Module {
   abstract forward(f: Forward, x: Tensor): Tensor;
 }
 
+/** nn.Conv2d(inChannels, outChannels, kernelSize, padding): stride 1, with bias; parameters `weight`, `bias`. */
 export class Conv2d extends Module {
   readonly weight: ParamSpec;
   readonly bias: ParamSpec;
@@ -104,6 +111,7 @@ export class Conv2d extends Module {
   }
 }
 
+/** nn.Linear(inFeatures, outFeatures) with bias; parameters `weight` [out, in] and `bias`. */
 export class Linear extends Module {
   readonly weight: ParamSpec;
   readonly bias: ParamSpec;
@@ -132,6 +140,7 @@ export function initParams(specs: readonly ParamSpec[], seed: number): Params {
   return params;
 }
 
+/** The number of scalars in `specs`. */
 export function countParams(specs: readonly ParamSpec[]): number {
   return specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
 }

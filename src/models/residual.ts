@@ -2,6 +2,7 @@
 import { Tensor } from '../onnx/tensor';
 import { Conv2d, Forward, Linear, Module } from './module';
 
+/** The seed's ResidualBlock: y = relu(conv1(x)); out = relu(x + conv2(y)). */
 export class ResidualBlock extends Module {
   readonly conv1: Conv2d;
   readonly conv2: Conv2d;
@@ -19,6 +20,7 @@ export class ResidualBlock extends Module {
   }
 }
 
+/** The seed's residual net: conv1, ResidualBlock(16), conv2, ResidualBlock(32), fc (41,514 parameters). */
 export class ResidualNet extends Module {
   conv1 = this.add('conv1', new Conv2d(1, 16, 5));
   conv2 = this.add('conv2', new Conv2d(16, 32, 5));

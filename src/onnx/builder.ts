@@ -32,6 +32,7 @@ export interface Initializer {
   readonly data: TensorData;
 }
 
+/** Attributes of Conv and ConvTranspose, as ONNX names them. */
 export interface ConvOptions {
   pads?: readonly number[];
   strides?: readonly number[];
@@ -39,6 +40,7 @@ export interface ConvOptions {
   group?: number;
 }
 
+/** Attributes of MaxPool and AveragePool, as ONNX names them. */
 export interface PoolOptions {
   kernel: readonly number[];
   strides?: readonly number[];

@@ -5,6 +5,7 @@ import { DType, Dim, Tensor, TensorData } from './tensor';
 import { PACKAGE_VERSION } from '../version';
 import { UsageError } from '../errors';
 
+/** The ONNX opset of every graph ingraph emits. */
 export const OPSET = 17;
 export const IR_VERSION = 8;
 
@@ -32,7 +33,7 @@ function bytesOf(data: TensorData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-export function tensorProto(name: string, dtype: DType, shape: readonly number[], data: TensorData): onnx.ITensorProto {
+function tensorProto(name: string, dtype: DType, shape: readonly number[], data: TensorData): onnx.ITensorProto {
   // raw_data is little-endian by the ONNX spec; so is every platform onnxruntime-node ships for.
   return { name, dataType: ONNX_DTYPE[dtype], dims: [...shape], rawData: bytesOf(data) };
 }
@@ -48,7 +49,7 @@ function attrProto(name: string, a: Attr): onnx.IAttributeProto {
   }
 }
 
-export function toModelProto(b: GraphBuilder, info: ModelInfo): onnx.ModelProto {
+function toModelProto(b: GraphBuilder, info: ModelInfo): onnx.ModelProto {
   const declared = new Set([...b.inputs, ...b.outputs].map((t) => t.name));
   const intermediates = b.nodes.flatMap((n) => n.outputs).filter((t) => !declared.has(t.name));
   const graph: onnx.IGraphProto = {
@@ -76,6 +77,7 @@ export function toModelProto(b: GraphBuilder, info: ModelInfo): onnx.ModelProto 
   });
 }
 
+/** Serialises a built graph as an ONNX ModelProto (opset 17, IR 8). */
 export function encodeModel(b: GraphBuilder, info: ModelInfo): Uint8Array {
   return onnx.ModelProto.encode(toModelProto(b, info)).finish();
 }
@@ -83,6 +85,7 @@ export function encodeModel(b: GraphBuilder, info: ModelInfo): Uint8Array {
 
 // ---------------------------------------------------------------- reading
 
+/** An initializer, decoded. */
 export interface StoredTensor {
   name: string;
   dtype: DType;
@@ -96,6 +99,7 @@ export interface ValueSummary {
   shape: Dim[];
 }
 
+/** What ingraph reads of an ONNX model. */
 export interface ParsedModel {
   irVersion: number;
   opsets: { domain: string; version: number }[];
@@ -166,6 +170,7 @@ function storedTensor(t: onnx.ITensorProto, where: string): StoredTensor {
   return { name, dtype, shape, data };
 }
 
+/** Parses ONNX bytes, refusing what is not a sane, self-contained model with a ModelFormatError naming `where`. */
 export function parseModel(bytes: Uint8Array, where = 'model'): ParsedModel {
   let m: onnx.ModelProto;
   try {

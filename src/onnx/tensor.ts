@@ -4,8 +4,10 @@ export type DType = 'float32' | 'int64' | 'uint8' | 'bool';
 
 /** A dimension: a size known at build time, or a symbolic name such as the batch `N`. */
 export type Dim = number | string;
+/** A tensor shape: numbers, or names for symbolic dimensions such as the batch `N`. */
 export type Shape = readonly Dim[];
 
+/** A value in a graph being built: its name, element type and (inferred) shape. */
 export interface Tensor {
   readonly name: string;
   readonly dtype: DType;

@@ -6,6 +6,7 @@ import { GraphBuilder } from '../onnx/builder';
 import { Tensor } from '../onnx/tensor';
 import { OPTIM_PREFIX, Optimizer, StateSpec } from './optimizer';
 
+/** AdamW's betas, epsilon and decoupled weight decay. */
 export interface AdamWOptions {
   beta1: number;
   beta2: number;
@@ -13,10 +14,12 @@ export interface AdamWOptions {
   weightDecay: number;
 }
 
+/** PyTorch's defaults. */
 export const ADAMW_DEFAULTS: AdamWOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
 
 const STEP = `${OPTIM_PREFIX}step`;
 
+/** AdamW as PyTorch computes it, as graph ops; state: exp_avg, exp_avg_sq per parameter and the step count. */
 export function adamw(o: AdamWOptions): Optimizer {
   const mName = (p: string) => `${OPTIM_PREFIX}exp_avg.${p}`;
   const vName = (p: string) => `${OPTIM_PREFIX}exp_avg_sq.${p}`;

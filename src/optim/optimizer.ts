@@ -10,6 +10,7 @@ export interface StateSpec {
   shape: number[];
 }
 
+/** An optimizer appended to the training graph: its state tensors and the update of each parameter. */
 export interface Optimizer {
   readonly kind: 'sgd' | 'adamw';
   /** State shared by all parameters (AdamW's step count). */

@@ -3,11 +3,13 @@ import { GraphBuilder } from '../onnx/builder';
 import { Tensor } from '../onnx/tensor';
 import { OPTIM_PREFIX, Optimizer, StateSpec } from './optimizer';
 
+/** Momentum and weight decay of SGD. */
 export interface SgdOptions {
   momentum: number;
   weightDecay: number;
 }
 
+/** SGD with momentum as PyTorch computes it, as graph ops. */
 export function sgd(o: SgdOptions): Optimizer {
   const bufName = (p: string) => `${OPTIM_PREFIX}momentum_buffer.${p}`;
   return {

@@ -5,6 +5,7 @@ import { InterruptedError, UsageError } from '../errors';
 import { ParsedModel, parseModel } from '../onnx/model';
 import { EpChoice, openSession } from './session';
 
+/** An evaluation's results. */
 export interface EvalReport {
   model: string;
   accuracy: number;
@@ -36,6 +37,7 @@ export function checkInferenceSignature(m: ParsedModel, where: string): void {
   }
 }
 
+/** Provider, threads, batch size and an abort signal of an evaluation. */
 export interface EvaluateOptions {
   ep?: EpChoice;
   threads?: number;
@@ -44,6 +46,7 @@ export interface EvaluateOptions {
   signal?: AbortSignal;
 }
 
+/** Scores the inference model `bytes` (named `where` in errors) on `data`: accuracy, per class, confusion, speed. */
 export async function evaluate(bytes: Uint8Array, where: string, data: MnistSplit, o: EvaluateOptions = {}): Promise<EvalReport> {
   checkInferenceSignature(parseModel(bytes, where), where);
   const batchSize = o.batchSize ?? 1000;

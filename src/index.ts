@@ -1,0 +1,70 @@
+/**
+ * ingraph: train small convolutional networks inside ONNX graphs, from TypeScript. The forward graph of a network,
+ * its backward pass and the optimizer update are standard ONNX operators; one `session.run` of onnxruntime-node is
+ * one training step. This file is the public API: the CLI, the examples and user scripts use only what it exports.
+ *
+ * @example
+ * ```ts
+ * import { Trainer, trainConfig, readDataset, defaultMnistDir } from 'ingraph';
+ * const trainer = await Trainer.create({
+ *   network: 'residual',
+ *   config: trainConfig('residual', { epochs: 1 }),
+ *   train: readDataset(defaultMnistDir(), 'train'),
+ *   test: readDataset(defaultMnistDir(), 'test'),
+ * });
+ * await trainer.fit();
+ * const model = trainer.exportModel(); // an ONNX inference model, as bytes
+ * await trainer.release();
+ * ```
+ */
+
+// Networks and the module toolkit
+export { CLASSES, IMAGE_SHAPE, NETWORKS, defineNetwork, networkByName } from './models';
+export type { Network, NetworkName, NetworkRef } from './models';
+export { Conv2d, Forward, Linear, Module, countParams, initParams } from './models/module';
+export type { ParamSpec, Params } from './models/module';
+export { InceptionA, InceptionNet } from './models/inception';
+export { ResidualBlock, ResidualNet } from './models/residual';
+
+// Graphs, autodiff and optimizers
+export { GraphBuilder } from './onnx/builder';
+export type { ConvOptions, PoolOptions } from './onnx/builder';
+export type { DType, Dim, Shape, Tensor } from './onnx/tensor';
+export { OPSET, encodeModel, parseModel } from './onnx/model';
+export type { ParsedModel, StoredTensor } from './onnx/model';
+export { appendGradients } from './autodiff/gradients';
+export { sgd } from './optim/sgd';
+export type { SgdOptions } from './optim/sgd';
+export { ADAMW_DEFAULTS, adamw } from './optim/adamw';
+export type { AdamWOptions } from './optim/adamw';
+export type { Optimizer } from './optim/optimizer';
+export { buildEvalModel, buildInferenceModel, buildTrainingModel } from './artifacts/graphs';
+export type { TrainingGraph, TrainingModelOptions } from './artifacts/graphs';
+
+// Data
+export { datasetFromArrays, defaultMnistDir, readIdxImages, readIdxLabels, readSplit as readDataset } from './data/mnist';
+export { readCsv } from './data/csv';
+export type { Dataset } from './train/trainer';
+
+// Training
+export { Trainer } from './train/trainer';
+export type { EpochEvent, StepEvent, TrainObserver, TrainerOptions } from './train/trainer';
+export { trainConfig } from './train/config';
+export type { EpochResult, Position, TrainConfig } from './train/config';
+export type { Schedule, ScheduleKind } from './runtime/schedule';
+export { ARTIFACTS, REPRODUCIBILITY, train } from './train/run';
+export type { Reporter, RunOptions, TrainResult } from './train/run';
+
+// Model files: checkpoints, export, evaluation, inspection, promotion
+export { readCheckpoint, readOnnxFile } from './artifacts/params-io';
+export { exportModel, evaluateModel, inspectModel } from './api';
+export { evaluate } from './runtime/evaluate';
+export type { EvalReport, EvaluateOptions } from './runtime/evaluate';
+export { promote } from './runtime/promote';
+export type { PromoteOptions, PromotionPlan, PromotionResult } from './runtime/promote';
+export type { EpChoice } from './runtime/session';
+
+// Errors
+export { DivergedError, IngraphError, InterruptedError, IoError, LockedError, PromotionRefusedError, UsageError } from './errors';
+export { DataError } from './data/data-error';
+export { ModelFormatError } from './onnx/model';

@@ -1,0 +1,300 @@
+/**
+ * A training run on disk: a Trainer plus the observers that write its directory: the training and eval graphs,
+ * checkpoints (at the start, every N steps, after each epoch, on a signal and at the end), the exported inference
+ * model, the manifest, and promotion. Everything is read and checked, and the session opened, before the directory
+ * is created: a run that cannot start writes nothing.
+ */
+import { existsSync, readFileSync } from 'fs';
+import { cpus, hostname } from 'os';
+import { join } from 'path';
+import { decodeCheckpoint } from '../artifacts/checkpoint';
+import { makeDir, removeCreatedDirs, writeFileAtomic, writeFileIfChanged } from '../artifacts/files';
+import { buildEvalModel } from '../artifacts/graphs';
+import { acquireLock, Lock } from '../artifacts/lock';
+import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
+import { readSplit } from '../data/mnist';
+import { DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
+import { Network, networkByName } from '../models';
+import { ParsedModel } from '../onnx/model';
+import { EvalReport } from '../runtime/evaluate';
+import { ACCURACY_KEY, PromotionPlan, PromotionResult, TEST_IMAGES_KEY, promote } from '../runtime/promote';
+import { EpChoice } from '../runtime/session';
+import { PACKAGE_VERSION } from '../version';
+import { EpochResult, TrainConfig } from './config';
+import { Dataset, Trainer, TrainObserver } from './trainer';
+
+/** A run on disk: its config, data, directory, starting point, provider, checkpoints, promotion, reporting. */
+export interface RunOptions {
+  config: TrainConfig;
+  /** A directory of the four MNIST IDX files, or the data itself. */
+  data: string | { train: Dataset; test: Dataset };
+  /** A custom network; default: the built-in one named by `config.model`. */
+  network?: Network;
+  out: string;
+  init: string | null;
+  /** The verified checkpoint of the run in `out`, when resuming it. */
+  resume: ParsedModel | null;
+  ep: EpChoice;
+  threads: number | null;
+  /** Also checkpoint every N steps (always: at the start, after each epoch and at the end). */
+  checkpointEvery: number | null;
+  promote: PromotionPlan | null;
+  /** Where progress goes; the CLI passes a TTY-aware reporter. */
+  report: Reporter;
+  /**
+   * Aborting (with the signal's name as reason) stops the run at its next safe point: after the
+   * current step or within an evaluation, with a checkpoint to resume from. The CLI aborts it on a signal.
+   */
+  signal?: AbortSignal;
+}
+
+/** Where a run tells its progress. */
+export interface Reporter {
+  /** A human line (stdout, or stderr under --json). */
+  line(text: string): void;
+  /** A machine-readable event (stdout under --json). */
+  event(e: Record<string, unknown>): void;
+  /** Progress within an epoch, for a TTY progress bar. */
+  progress(epoch: number, batch: number, batches: number, loss: number): void;
+}
+
+/** What a finished run wrote and measured. */
+export interface TrainResult {
+  out: string;
+  /** SHA-256 of each artifact, as read back from the disk. */
+  files: Record<string, string>;
+  epochs: EpochResult[];
+  final: EvalReport;
+  steps: number;
+  ep: 'cpu' | 'cuda';
+  promotion: PromotionResult | null;
+}
+
+/** The files a run writes into its directory. */
+export const ARTIFACTS = {
+  training: 'training_model.onnx',
+  eval: 'eval_model.onnx',
+  checkpoint: 'checkpoint.onnx',
+  inference: 'inference.onnx',
+  manifest: 'manifest.json',
+} as const;
+
+/** What two runs with the same inputs share, bit for bit; written into every manifest. */
+export const REPRODUCIBILITY = {
+  identical: ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx'],
+  given: 'the same ingraph and onnxruntime versions, seed, data, flags and --threads, on the CPU execution provider',
+  notCovered: 'runs with different --threads (reduction order changes), on CUDA (non-deterministic kernels), or with onnxruntime choosing the thread count (--threads unset) on machines with different core counts; manifest.json itself (host, times, speeds)',
+};
+
+/** The files of an earlier run; `train` without --resume refuses a directory holding them. */
+export function existingRun(out: string): string | null {
+  const found = [ARTIFACTS.checkpoint, ARTIFACTS.manifest].find((f) => existsSync(join(out, f)));
+  return found ? join(out, found) : null;
+}
+
+function datasets(o: RunOptions): { train: Dataset; test: Dataset } {
+  if (typeof o.data !== 'string') return o.data;
+  return { train: readSplit(o.data, 'train', o.config.trainLimit ?? undefined), test: readSplit(o.data, 'test', o.config.testLimit ?? undefined) };
+}
+
+async function openTrainer(o: RunOptions, network: Network): Promise<Trainer> {
+  const common = { network, config: o.config, ...datasets(o), ep: o.ep, threads: o.threads ?? undefined };
+  if (o.resume) {
+    const trainer = await Trainer.create({ ...common, resume: o.resume, resumeWhere: `--resume ${o.out}` });
+    checkHorizon(o, trainer, decodeCheckpoint(o.resume, `--resume ${o.out}`).horizon);
+    return trainer;
+  }
+  const earlier = existingRun(o.out);
+  if (earlier) throw new UsageError(`--out ${o.out}: holds an earlier run (${earlier}); resume it with --resume ${o.out}, or choose another --out`);
+  const init = o.init ? paramsFromModel(readOnnxFile(o.init, '--init'), network.create().parameters(), `--init ${o.init}`) : undefined;
+  return Trainer.create({ ...common, init });
+}
+
+/**
+ * A cosine schedule anneals over the run's total steps: a resume whose --epochs, --max-steps or data give another
+ * total would bend the curve mid-run, so it is refused. Constant and step schedules do not depend on the total.
+ */
+function checkHorizon(o: RunOptions, t: Trainer, recorded: number | null): void {
+  if (o.config.schedule.kind !== 'cosine' || recorded === null || recorded === t.totalSteps) return;
+  void t.release();
+  throw new UsageError(`--resume ${o.out}: its cosine schedule spans ${recorded} steps; these --epochs/--max-steps/--data give ${t.totalSteps}, which would bend the schedule mid-run; resume with the run's own --epochs and --max-steps`);
+}
+
+/** Trains as `o` says and writes the run's directory; see the module comment for what is written when. */
+export async function train(o: RunOptions): Promise<TrainResult> {
+  const network = o.network ?? networkByName(o.config.model);
+  const trainer = await openTrainer(o, network);
+  let created: string[] = [];
+  let lock: Lock;
+  try {
+    created = makeDir('--out', o.out);
+    lock = acquireLock(o.out, (text) => o.report.line(text));
+  } catch (e) {
+    await trainer.release();
+    removeCreatedDirs(created);
+    throw e;
+  }
+  try {
+    return await new RunDirectory(o, trainer).run();
+  } finally {
+    await trainer.release();
+    lock.release();
+  }
+}
+
+/** The observers of one run, writing its directory. */
+class RunDirectory implements TrainObserver {
+  /** SHA-256 of each artifact as read back from the disk. */
+  private readonly files: Record<string, string> = {};
+  /** The step of the checkpoint on disk, when there is one. */
+  private checkpointStep: number | null;
+  private checkpointWritten = '';
+
+  constructor(private readonly o: RunOptions, private readonly t: Trainer) {
+    this.checkpointStep = o.resume ? t.position.step : null;
+  }
+
+  async run(): Promise<TrainResult> {
+    const { o, t } = this;
+    o.report.line(`execution provider: ${t.ep}${t.epNote ? ` (${t.epNote})` : ''}`);
+    o.report.event({ type: 'start', model: t.network.name, ep: t.ep, out: o.out, trainImages: t.trainImages, testImages: t.testImages, resumedAtStep: t.position.step });
+    await this.explained(async () => {
+      this.save(ARTIFACTS.training, t.graph.bytes);
+      this.save(ARTIFACTS.eval, buildEvalModel(t.network));
+      if (!o.resume) this.writeCheckpoint();
+      await t.fit([this], o.signal);
+      this.writeCheckpoint();
+    }, (e) => new InterruptedError(e.signal, `${e.message.replace(/^\w+: /, '')}, checkpoint written; continue with --resume ${o.out}`));
+    const { final, inference } = await this.explained(() => this.finish(), (e) => new InterruptedError(
+      e.signal, `stopped after training (step ${t.position.step}), before the export; the final checkpoint is written: --resume ${o.out} finishes the run`,
+    ));
+    const speed = t.speed();
+    if (speed.stepsPerSecond !== null && speed.imagesPerSecond !== null) {
+      o.report.line(`training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${t.ep})`);
+    }
+    o.report.line(`final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${o.out}`);
+    const promotion = await this.promote(inference, final);
+    return { out: o.out, files: this.files, epochs: [...t.epochs], final, steps: t.position.step, ep: t.ep, promotion };
+  }
+
+  onStep(_: Trainer, e: { epoch: number; batch: number; batchesPerEpoch: number; step: number; loss: number; lr: number; logged: number | null }): void {
+    this.o.report.progress(e.epoch, e.batch, e.batchesPerEpoch, e.loss);
+    if (e.logged !== null) {
+      this.o.report.line(`[${e.epoch + 1}, ${String(e.batch).padStart(5)}] loss: ${e.logged.toFixed(3)}`);
+      this.o.report.event({ type: 'log', epoch: e.epoch + 1, batch: e.batch, step: e.step, loss: e.logged, lr: e.lr });
+    }
+    if (this.o.checkpointEvery && e.step % this.o.checkpointEvery === 0) this.writeCheckpoint();
+  }
+
+  onEpoch(_: Trainer, e: EpochResult & { seconds: number; imagesPerSecond: number | null }): void {
+    this.o.report.line(`accuracy on test set: ${(100 * e.testAccuracy).toFixed(2)} % (epoch ${e.epoch}${e.imagesPerSecond === null ? '' : `, ${Math.round(e.imagesPerSecond)} images/s`})`);
+    this.o.report.event({ type: 'epoch', ...e });
+    this.writeCheckpoint();
+  }
+
+  onStop(): void {
+    this.writeCheckpoint();
+  }
+
+  /** Errors of a stage told with what they leave: the last complete checkpoint, and how to continue. */
+  private async explained<T>(stage: () => Promise<T>, interrupted: (e: InterruptedError) => InterruptedError): Promise<T> {
+    try {
+      return await stage();
+    } catch (e) {
+      const kept = this.checkpointStep !== null && existsSync(join(this.o.out, ARTIFACTS.checkpoint));
+      if (e instanceof InterruptedError) throw interrupted(e);
+      if (e instanceof DivergedError) throw new DivergedError(`${e.message}; the last good checkpoint (step ${this.checkpointStep ?? 0}) is kept in ${this.o.out}`);
+      if (!(e instanceof IoError)) throw e;
+      const next = kept
+        ? `the last complete checkpoint (step ${this.checkpointStep}) is kept: once fixed, continue with --resume ${this.o.out}`
+        : 'no checkpoint of this run remains: once fixed, run it again';
+      throw new IoError(`${e.message}; ${next}`, e.path, e.errno);
+    }
+  }
+
+  private save(name: string, bytes: Uint8Array | string): void {
+    this.files[name] = writeFileIfChanged(join(this.o.out, name), bytes);
+  }
+
+  private writeCheckpoint(): void {
+    const s = this.t.checkpointState();
+    const state = JSON.stringify(s.position) + JSON.stringify(s.epochs);
+    if (state === this.checkpointWritten) return; // this very state is on disk
+    this.save(ARTIFACTS.checkpoint, this.t.checkpoint());
+    this.checkpointWritten = state;
+    this.checkpointStep = s.position.step;
+  }
+
+  /**
+   * The final evaluation, the exported model and the manifest. The final checkpoint is on disk before this starts,
+   * so a signal here stops the run and `--resume` does this stage again.
+   */
+  private async finish(): Promise<{ final: EvalReport; inference: Uint8Array }> {
+    const { o, t } = this;
+    await t.release();
+    const final = await t.evaluate(o.signal, join(o.out, ARTIFACTS.inference));
+    // The recorded accuracy goes into the model's metadata, so deployment tooling can compare models by it.
+    const inference = t.exportModel(inferenceMetadata(o.config, final));
+    this.save(ARTIFACTS.inference, inference);
+    writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(this.manifest(final), null, 2)}\n`);
+    return { final, inference };
+  }
+
+  private manifest(final: EvalReport): Record<string, unknown> {
+    const { o, t } = this;
+    return {
+      ingraph: PACKAGE_VERSION,
+      onnxruntime: ortVersion(),
+      model: t.network.name,
+      config: o.config,
+      steps: t.position.step,
+      ep: t.ep,
+      epochs: t.epochs,
+      final: { accuracy: final.accuracy, correct: final.correct, total: final.total },
+      files: Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { sha256: hash }])),
+      reproducibility: REPRODUCIBILITY,
+      // Outside the hashed files: when, where and how fast this process ran.
+      host: { finishedAt: new Date().toISOString(), hostname: hostname(), cpus: cpus().length, node: process.version, threads: o.threads, ...this.speed() },
+    };
+  }
+
+  private speed() {
+    const s = this.t.speed();
+    return { stepsPerSecond: s.stepsPerSecond, imagesPerSecond: s.imagesPerSecond, peakRssMB: process.resourceUsage().maxRSS / 1024 };
+  }
+
+  /** `--promote-to`, then the `done` event (also when promotion is refused: the run itself is complete). */
+  private async promote(inference: Uint8Array, final: EvalReport): Promise<PromotionResult | null> {
+    const { o, t } = this;
+    const paths = Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { path: join(o.out, name), sha256: hash }]));
+    const done = (promotion: PromotionResult | 'refused' | null) => o.report.event({
+      type: 'done', out: o.out, steps: t.position.step, ep: t.ep, ...this.speed(),
+      accuracy: final.accuracy, correct: final.correct, total: final.total, files: paths, promotion,
+    });
+    const plan = o.promote;
+    if (!plan) return void done(null), null;
+    let promotion: PromotionResult;
+    try {
+      promotion = await promote(plan, join(o.out, ARTIFACTS.inference), inference, final.accuracy, final.total, { warn: (text) => o.report.line(text), signal: o.signal });
+    } catch (e) {
+      if (e instanceof PromotionRefusedError) done('refused');
+      throw e;
+    }
+    o.report.line(`promoted to ${plan.target} (test accuracy ${(100 * final.accuracy).toFixed(2)}%${promotion.previousAccuracy === null ? '' : `, was ${(100 * promotion.previousAccuracy).toFixed(2)}%`})`);
+    done(promotion);
+    return promotion;
+  }
+}
+
+function ortVersion(): string {
+  return JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')).version;
+}
+
+function inferenceMetadata(c: TrainConfig, final: EvalReport): Record<string, string> {
+  return {
+    'ingraph.version': PACKAGE_VERSION,
+    'ingraph.training': JSON.stringify({ optimizer: c.optimizer, lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, epochs: c.epochs, batchSize: c.batchSize, seed: c.seed, schedule: c.schedule }),
+    [ACCURACY_KEY]: String(final.accuracy),
+    [TEST_IMAGES_KEY]: String(final.total),
+  };
+}

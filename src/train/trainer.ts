@@ -1,0 +1,280 @@
+/**
+ * The Trainer: a network's training step as one onnxruntime session, fed batches of in-memory data. Its loop is
+ * short (step, guard, advance, notify); what happens around it (logging, checkpoints, export, promotion) belongs to
+ * observers and to the caller.
+ */
+import { buildInferenceModel, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
+import { CheckpointState, checkpointMetadata, decodeCheckpoint } from '../artifacts/checkpoint';
+import { encodeCheckpoint, paramsFromModel } from '../artifacts/params-io';
+import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit } from '../data/mnist';
+import { DivergedError, InterruptedError } from '../errors';
+import { Network, NetworkRef, resolveNetwork } from '../models';
+import { initParams, Params } from '../models/module';
+import { ParsedModel } from '../onnx/model';
+import { EvalReport, evaluate } from '../runtime/evaluate';
+import { learningRate } from '../runtime/schedule';
+import { EpChoice } from '../runtime/session';
+import { TrainingStep } from '../runtime/step';
+import { EpochResult, frozenMatcher, makeOptimizer, Position, startOfEpoch, TrainConfig } from './config';
+
+/** Images (uint8, count·784, 1x28x28 each) and their labels (0..9). */
+export type Dataset = MnistSplit;
+
+/** What a Trainer trains, on what, where; and where it starts from. */
+export interface TrainerOptions {
+  network: NetworkRef;
+  /** `config.model` must be the network's name. */
+  config: TrainConfig;
+  train: Dataset;
+  /** Scored after every epoch. */
+  test: Dataset;
+  ep?: EpChoice;
+  threads?: number;
+  /** Initial weights by state_dict name; default: PyTorch's init from `config.seed`. */
+  init?: Params;
+  /** Continue a run from its verified checkpoint (`readCheckpoint`); its recorded state replaces `init`. */
+  resume?: ParsedModel;
+  /** How errors name the checkpoint (default "checkpoint"). */
+  resumeWhere?: string;
+}
+
+/** One training step as it happened. */
+export interface StepEvent {
+  epoch: number;
+  /** Batches done in this epoch. */
+  batch: number;
+  batchesPerEpoch: number;
+  step: number;
+  loss: number;
+  lr: number;
+  /** The mean loss since the last log, every `config.logEvery` batches. */
+  logged: number | null;
+}
+
+/** An epoch, evaluated: its results and speed. */
+export interface EpochEvent extends EpochResult {
+  /** Step time of the epoch in this process; null when a resumed run trained nothing in it. */
+  seconds: number;
+  imagesPerSecond: number | null;
+}
+
+/** Called by `fit`; every method is optional and may be async. */
+export interface TrainObserver {
+  onStep?(t: Trainer, e: StepEvent): void | Promise<void>;
+  onEpoch?(t: Trainer, e: EpochEvent): void | Promise<void>;
+  /** A signal stopped `fit` at a safe point; the trainer stands exactly there. */
+  onStop?(t: Trainer): void | Promise<void>;
+}
+
+/** Batches of 250 keep the inception net's activations (and so the run's peak memory) well below what 1000 takes. */
+const EVAL_BATCH = 250;
+
+/**
+ * Trains a network on in-memory data: `create`, then `step`/`fit` (with observers), `checkpoint`, `exportModel`,
+ * `release`. Deterministic for a given config, data and thread count on the CPU provider.
+ */
+export class Trainer {
+  private pos: Position;
+  private readonly history: EpochResult[];
+  private readonly batchesPerEpoch: number;
+  /** Steps of the whole run: the learning-rate schedule's horizon. */
+  readonly totalSteps: number;
+  /** Step time and images of the current epoch, and of the whole life of this trainer. */
+  private readonly clock = { epochSeconds: 0, epochImages: 0, seconds: 0, images: 0, steps: 0 };
+  private readonly images: Uint8Array;
+  private readonly labels: BigInt64Array;
+  private order: { epoch: number; order: Uint32Array } | null = null;
+  private released: { params: Params; states: Params } | null = null;
+
+  private constructor(
+    readonly network: Network, readonly config: TrainConfig, readonly graph: TrainingGraph, private readonly session: TrainingStep,
+    private readonly data: { train: Dataset; test: Dataset; ep?: EpChoice; threads?: number }, resume?: CheckpointState,
+  ) {
+    this.pos = resume ? resume.position : startOfEpoch(0, 0);
+    this.history = resume ? [...resume.epochs] : [];
+    this.batchesPerEpoch = Math.ceil(data.train.count / config.batchSize);
+    this.totalSteps = Math.min(config.epochs * this.batchesPerEpoch, config.maxSteps ?? Infinity);
+    this.images = new Uint8Array(config.batchSize * IMAGE_SIZE);
+    this.labels = new BigInt64Array(config.batchSize);
+  }
+
+  /** Builds the training graph and opens its session (which fails, e.g., for `ep: 'cuda'` without the provider). */
+  static async create(o: TrainerOptions): Promise<Trainer> {
+    const network = resolveNetwork(o.network);
+    const c = o.config;
+    if (c.model !== network.name) throw new RangeError(`trainer: config.model "${c.model}" is not the network's name "${network.name}"`);
+    if (o.train.count === 0) throw new RangeError('trainer: the training set is empty');
+    const names = network.create().parameters().map((p) => p.name);
+    const graph = buildTrainingModel(network, makeOptimizer(c), { isFrozen: frozenMatcher(c.freeze, names) });
+    const where = o.resumeWhere ?? 'checkpoint';
+    const state = o.resume ? decodeCheckpoint(o.resume, where) : undefined;
+    const params = o.resume ? paramsFromModel(o.resume, graph.params, where) : o.init ?? initParams(graph.params, c.seed);
+    const states = o.resume ? paramsFromModel(o.resume, graph.states, where) : new Map();
+    const session = await TrainingStep.open(graph, params, states, { ep: o.ep, threads: o.threads });
+    return new Trainer(network, c, graph, session, { train: o.train, test: o.test, ep: o.ep, threads: o.threads }, state);
+  }
+
+  /** Images in the training and test sets. */
+  get trainImages(): number {
+    return this.data.train.count;
+  }
+
+  get testImages(): number {
+    return this.data.test.count;
+  }
+
+  /** The execution provider the step runs on, and why `auto` chose the CPU where it did. */
+  get ep(): 'cpu' | 'cuda' {
+    return this.session.opened.ep;
+  }
+
+  get epNote(): string | undefined {
+    return this.session.opened.note;
+  }
+
+  get position(): Readonly<Position> {
+    return this.pos;
+  }
+
+  get epochs(): readonly EpochResult[] {
+    return this.history;
+  }
+
+  /** True once every epoch is trained and evaluated, or `maxSteps` is reached. */
+  get finished(): boolean {
+    return !this.epochPending && (this.pos.epoch >= this.config.epochs || this.pos.step >= this.totalSteps);
+  }
+
+  /** The current epoch's batches are done and its evaluation is due. */
+  private get epochPending(): boolean {
+    return this.pos.batch >= this.batchesPerEpoch;
+  }
+
+  lr(): number {
+    return learningRate(this.config.lr, this.config.schedule, this.pos.epoch, this.pos.step, this.totalSteps);
+  }
+
+  /** Trains one batch and advances; a non-finite loss or parameter is a DivergedError (nothing advances). */
+  async step(): Promise<StepEvent> {
+    if (this.released) throw new Error('trainer: step() after release()');
+    const { pos, config: c } = this;
+    if (this.order?.epoch !== pos.epoch) this.order = { epoch: pos.epoch, order: epochOrder(this.data.train.count, c.seed, pos.epoch, c.shuffle) };
+    const n = fillBatch(this.data.train, this.order.order, pos.batch * c.batchSize, c.batchSize, this.images, this.labels);
+    const lr = this.lr();
+    const t0 = process.hrtime.bigint();
+    const r = await this.session.run(this.images, this.labels, n, lr);
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (!Number.isFinite(r.loss) || !Number.isFinite(r.paramsSqSum)) {
+      const what = !Number.isFinite(r.loss) ? `the loss is ${r.loss}` : 'a parameter is not finite';
+      throw new DivergedError(`training diverged at step ${pos.step + 1} (epoch ${pos.epoch + 1}, batch ${pos.batch + 1}): ${what}`);
+    }
+    Object.assign(this.clock, { epochSeconds: this.clock.epochSeconds + seconds, epochImages: this.clock.epochImages + n, seconds: this.clock.seconds + seconds, images: this.clock.images + n, steps: this.clock.steps + 1 });
+    return this.advance(r.loss, r.correct, n, lr);
+  }
+
+  private advance(loss: number, correct: number, n: number, lr: number): StepEvent {
+    const { pos } = this;
+    pos.step++;
+    pos.batch++;
+    pos.running.loss += loss;
+    pos.running.count++;
+    pos.epochSums.loss += loss * n;
+    pos.epochSums.correct += correct;
+    pos.epochSums.seen += n;
+    let logged: number | null = null;
+    if (pos.batch % this.config.logEvery === 0) {
+      logged = pos.running.loss / pos.running.count;
+      pos.running = { loss: 0, count: 0 };
+    }
+    return { epoch: pos.epoch, batch: pos.batch, batchesPerEpoch: this.batchesPerEpoch, step: pos.step, loss, lr, logged };
+  }
+
+  /** Accuracy of the current weights on the test set; an aborted `signal` stops it between batches. */
+  async evaluate(signal?: AbortSignal, where = 'epoch model'): Promise<EvalReport> {
+    return evaluate(this.exportModel(), where, this.data.test, { ep: this.data.ep, threads: this.data.threads, batchSize: EVAL_BATCH, signal });
+  }
+
+  /** Scores the finished epoch on the test set, records it and moves to the next epoch. */
+  async endEpoch(signal?: AbortSignal): Promise<EpochEvent> {
+    const s = this.pos.epochSums;
+    const test = await this.evaluate(signal);
+    const result: EpochResult = { epoch: this.pos.epoch + 1, trainLoss: s.loss / s.seen, trainAccuracy: s.correct / s.seen, testAccuracy: test.accuracy };
+    this.history.push(result);
+    const { epochSeconds: seconds, epochImages: images } = this.clock;
+    Object.assign(this.clock, { epochSeconds: 0, epochImages: 0 });
+    this.pos = startOfEpoch(this.pos.step, this.pos.epoch + 1);
+    return { ...result, seconds, imagesPerSecond: images > 0 ? images / seconds : null };
+  }
+
+  /**
+   * Trains until `finished`, telling `observers` of every step and epoch. An aborted `signal` (reason: the signal's
+   * name) stops it after the current step, or within an evaluation, with an InterruptedError, after `onStop`.
+   */
+  async fit(observers: readonly TrainObserver[] = [], signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      if (this.epochPending) {
+        const e = await this.interruptible(observers, () => this.endEpoch(signal), 'in the test evaluation ');
+        for (const o of observers) await o.onEpoch?.(this, e);
+      } else if (this.finished) {
+        return;
+      } else {
+        const e = await this.step();
+        for (const o of observers) await o.onStep?.(this, e);
+      }
+      if (signal?.aborted) await this.stop(observers, signal.reason as NodeJS.Signals, '');
+    }
+  }
+
+  private async interruptible<T>(observers: readonly TrainObserver[], work: () => Promise<T>, during: string): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      if (e instanceof InterruptedError) await this.stop(observers, e.signal, during);
+      throw e;
+    }
+  }
+
+  private async stop(observers: readonly TrainObserver[], signal: NodeJS.Signals, during: string): Promise<never> {
+    for (const o of observers) await o.onStop?.(this);
+    throw new InterruptedError(signal, `stopped ${during}after step ${this.pos.step}`);
+  }
+
+  /** Steps and step time of this trainer's life (not of the runs it resumed); rates are null before any step. */
+  speed(): { steps: number; stepsPerSecond: number | null; imagesPerSecond: number | null } {
+    const c = this.clock;
+    return { steps: c.steps, stepsPerSecond: c.steps ? c.steps / c.seconds : null, imagesPerSecond: c.steps ? c.images / c.seconds : null };
+  }
+
+  /** The current weights (copies); after `release`, the final ones. */
+  params(): Params {
+    return this.released?.params ?? this.session.params();
+  }
+
+  states(): Params {
+    return this.released?.states ?? this.session.states();
+  }
+
+  checkpointState(): CheckpointState {
+    return { config: this.config, position: this.pos, epochs: this.history, horizon: this.totalSteps };
+  }
+
+  /** A checkpoint of exactly where the trainer stands (ONNX, checksummed); `Trainer.create({ resume })` continues it. */
+  checkpoint(): Uint8Array {
+    return encodeCheckpoint(this.graph.params, this.graph.states, { params: this.params(), states: this.states(), metadata: checkpointMetadata(this.checkpointState()) });
+  }
+
+  /** The inference model of the current weights (uint8 images in; logits, probabilities and label out). */
+  exportModel(metadata: Record<string, string> = {}): Uint8Array {
+    return buildInferenceModel(this.network, this.params(), metadata);
+  }
+
+  /**
+   * Frees the training session (its memory matters during a final evaluation); the weights, checkpoint and export
+   * stay readable, `step` and `fit` no longer work. Later calls do nothing.
+   */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = { params: this.session.params(), states: this.session.states() };
+    await this.session.release();
+  }
+}
