@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `ingraph` command: exit 0 on success, the typed error's code on a known failure (src/errors.ts), 1 on an internal one. */
 import { describeErrno } from './artifacts/files';
-import { exitCodeOf } from './cli/exit-codes';
+import { cliMessage, exitCodeOf } from './cli/errors';
 import { IngraphError, UsageError } from './errors';
 import { evalCommand, EVAL_HELP } from './cli/eval';
 import { exportCommand, EXPORT_HELP } from './cli/export';
@@ -62,7 +62,7 @@ if (require.main === module) {
     },
     (e: unknown) => {
       if (e instanceof IngraphError) {
-        process.stderr.write(`ingraph: ${e.message.replace(/^ingraph:? /, '')}\n`);
+        process.stderr.write(`ingraph: ${cliMessage(e)}\n`);
         process.exitCode = exitCodeOf(e);
       } else {
         process.stderr.write(`ingraph: internal error: ${e instanceof Error ? e.message : String(e)}\n`);

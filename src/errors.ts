@@ -5,9 +5,18 @@
 
 /** The base class: `code` is one of 'usage', 'diverged', 'not-promoted', 'locked', 'io', 'interrupted'. */
 export class IngraphError extends Error {
+  /** A run directory that can be resumed to continue the work this error stopped, where there is one. */
+  resumeDir?: string;
+
   constructor(message: string, readonly code: string) {
     super(message);
     this.name = new.target.name;
+  }
+
+  /** Marks the error as leaving `dir` resumable; returns it. */
+  resumable(dir: string): this {
+    this.resumeDir = dir;
+    return this;
   }
 }
 

@@ -99,7 +99,7 @@ onTmpfs('a full disk at each file a run writes', () => {
       expect(listFiles(fs)).toEqual(['filler']); // a run that cannot start writes nothing
     } else {
       const kept = existsSync(join(out, 'checkpoint.onnx'));
-      expect(r.stderr).toMatch(kept ? /the last complete checkpoint \(step \d+\) is kept: once fixed, continue with --resume / : /no checkpoint of this run remains/);
+      expect(r.stderr).toMatch(kept ? /the last complete checkpoint \(step \d+\) is kept; continue with --resume / : /no checkpoint of this run remains/);
     }
     if (name.includes('step 5')) expect(JSON.parse(readCheckpoint(join(out, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(0);
     remount(fs, 'size=64m');
@@ -257,7 +257,7 @@ describe('a signal during an evaluation (10,000 test images, so that it lands th
     await untilStep(run, 10);
     run.child.kill('SIGTERM');
     expect(await run.exit).toBe(143);
-    expect(run.stderr().trim().split('\n').at(-1)).toMatch(/^ingraph: SIGTERM: stopped after training \(step 10\), before the export; the final checkpoint is written: --resume .* finishes the run$/);
+    expect(run.stderr().trim().split('\n').at(-1)).toMatch(/^ingraph: SIGTERM: stopped after training \(step 10\), before the export; the final checkpoint is written; continue with --resume \S+$/);
     expect(JSON.parse(run.stdout().trim().split('\n').at(-1) as string)).toMatchObject({ type: 'error', code: 'interrupted', exitCode: 143 });
     expect(existsSync(join(out, 'inference.onnx'))).toBe(false);
     expect(runCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', bigTest]).code).toBe(0);

@@ -223,7 +223,7 @@ describe('bad input: exit code 2, one line, the output directory unchanged', () 
     ['a frozen prefix that names nothing', ['--freeze', 'conv9'], /--freeze conv9: matches no parameter/],
     ['an output directory under a file', ['--out', '/etc/hostname/run'], /--out \/etc\/hostname\/run: \/etc\/hostname is not a directory/],
     ['an output directory the filesystem refuses', ['--out', '/proc/ingraph-run'], /--out \/proc\/ingraph-run: cannot create \/proc\/ingraph-run \(E[A-Z]+\)/],
-    ['an output directory that holds an earlier run', ['--out', otherRun], /--out .*: holds an earlier run .*; resume it with --resume/],
+    ['an output directory that holds an earlier run', ['--out', otherRun], /--out .*: holds an earlier run .*; continue with --resume /],
     ['--resume of a directory without a checkpoint', ['--resume', out], /--resume .*: no checkpoint\.onnx there/],
     ['--resume of another network', ['--resume', otherRun, '--model', 'inception'], /that run trains the residual net, not inception/],
     ['--resume of an incompatible version', ['--resume', oldVersion], /written by ingraph 9\.0\.0, incompatible with/],

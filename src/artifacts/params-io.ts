@@ -1,6 +1,6 @@
 /**
  * Parameters in ONNX files: checkpoints (parameters and optimizer state as initializers, metadata as
- * metadata_props) and loading state_dict-named weights from any ONNX file (`--init`).
+ * metadata_props) and loading state_dict-named weights from any ONNX file (`init`).
  */
 import { createHash } from 'crypto';
 import { ParamSpec, Params } from '../models/module';
@@ -58,7 +58,7 @@ function contentChecksum(tensors: Iterable<{ name: string; shape: readonly numbe
 }
 
 /**
- * A checkpoint is an ONNX model holding only initializers: readable by any ONNX tool, loadable by `--init`. It
+ * A checkpoint is an ONNX model holding only initializers: readable by any ONNX tool, loadable as initial weights. It
  * carries the SHA-256 of its own content, so a torn or altered file is refused on resume.
  */
 export function encodeCheckpoint(specs: readonly ParamSpec[], stateSpecs: readonly StateSpec[], c: Checkpoint): Uint8Array {

@@ -4,7 +4,7 @@ import { checkUnlocked } from '../artifacts/lock';
 import { readCheckpoint } from '../artifacts/params-io';
 import { defaultMnistDir } from '../data/mnist';
 import { IngraphError, UsageError } from '../errors';
-import { exitCodeOf } from './exit-codes';
+import { cliMessage, exitCodeOf } from './errors';
 import { NETWORKS, isNetworkName } from '../models';
 import { ParsedModel } from '../onnx/model';
 import { deployedModel, PromotionPlan } from '../runtime/promote';
@@ -165,7 +165,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     // Under --json the last line on stdout says how the run ended, whatever the exit code.
-    if (json) report.event({ type: 'error', code: e instanceof IngraphError ? e.code : 'internal', exitCode: exitCodeOf(e), message: e instanceof Error ? e.message : String(e) });
+    if (json) report.event({ type: 'error', code: e instanceof IngraphError ? e.code : 'internal', exitCode: exitCodeOf(e), message: e instanceof IngraphError ? cliMessage(e) : e instanceof Error ? e.message : String(e) });
     throw e;
   } finally {
     stop.dispose();

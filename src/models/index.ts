@@ -40,7 +40,7 @@ export function isNetworkName(s: string): s is NetworkName {
 
 /** The built-in network named `name`; another name is a usage error. */
 export function networkByName(name: string): Network {
-  if (!isNetworkName(name)) throw new UsageError(`--model ${name}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
+  if (!isNetworkName(name)) throw new UsageError(`model ${name}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
   return NETWORKS[name];
 }
 

@@ -1,5 +1,5 @@
 /**
- * `--promote-to PATH`: replace the deployed model at PATH with a run's inference model only if it scores at least as
+ * Promotion (`promote-to` PATH): replace the deployed model at PATH with a run's inference model only if it scores at least as
  * well (minus a tolerance), atomically; record every decision in history.jsonl beside PATH.
  */
 import { existsSync } from 'fs';
@@ -27,10 +27,10 @@ interface Deployed {
 /** Validates the target before a run starts: an existing model there must record its test accuracy. */
 export function deployedModel(target: string): Deployed | null {
   if (!existsSync(target)) return null;
-  const m = readOnnxFile(target, '--promote-to');
+  const m = readOnnxFile(target, 'promote-to');
   const acc = Number(m.metadata[ACCURACY_KEY]);
   if (m.metadata[ACCURACY_KEY] === undefined || !Number.isFinite(acc)) {
-    throw new UsageError(`--promote-to ${target}: the model there records no test accuracy (${ACCURACY_KEY}); cannot compare`);
+    throw new UsageError(`promote-to ${target}: the model there records no test accuracy (${ACCURACY_KEY}); cannot compare`);
   }
   const images = Number(m.metadata[TEST_IMAGES_KEY]);
   return { accuracy: acc, testImages: Number.isInteger(images) && images > 0 ? images : null };
@@ -66,7 +66,7 @@ export async function promote(plan: PromotionPlan, candidate: string, model: Uin
   let comparable: boolean;
   try {
     deployed = deployedModel(plan.target);
-    // Accuracies on different test sets (another --test-limit) do not compare: refuse rather than guess.
+    // Accuracies on different test sets (another test limit) do not compare: refuse rather than guess.
     comparable = !deployed || deployed.testImages === null || deployed.testImages === testImages;
     promoted = !deployed || (comparable && accuracy >= deployed.accuracy - plan.tolerance);
     const hash = promoted ? writeFileAtomic(plan.target, model) : sha256(model);
@@ -89,8 +89,8 @@ export async function promote(plan: PromotionPlan, candidate: string, model: Uin
   if (deployed && !promoted) {
     const pct = (a: number) => `${(100 * a).toFixed(2)}%`;
     throw new PromotionRefusedError(comparable
-      ? `--promote-to ${plan.target}: kept the deployed model: new test accuracy ${pct(accuracy)} is below its ${pct(deployed.accuracy)}${plan.tolerance ? ` minus tolerance ${pct(plan.tolerance)}` : ''}`
-      : `--promote-to ${plan.target}: kept the deployed model: it was scored on ${deployed.testImages} test images, the new one on ${testImages}; the accuracies (${pct(deployed.accuracy)}, ${pct(accuracy)}) do not compare`);
+      ? `promote-to ${plan.target}: kept the deployed model: new test accuracy ${pct(accuracy)} is below its ${pct(deployed.accuracy)}${plan.tolerance ? ` minus tolerance ${pct(plan.tolerance)}` : ''}`
+      : `promote-to ${plan.target}: kept the deployed model: it was scored on ${deployed.testImages} test images, the new one on ${testImages}; the accuracies (${pct(deployed.accuracy)}, ${pct(accuracy)}) do not compare`);
   }
   return { promoted, accuracy, previousAccuracy: deployed?.accuracy ?? null };
 }

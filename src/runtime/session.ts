@@ -23,8 +23,6 @@ export interface OpenedSession {
   note?: string;
 }
 
-export const GPU_HELP = 'see README section "GPU": in node_modules/onnxruntime-node run `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install` (needs CUDA 12 and cuDNN 9)';
-
 /** Where onnxruntime-node keeps its native libraries; the CUDA provider must sit beside them. */
 function ortBinaryDir(): string {
   const pkg = dirname(require.resolve('onnxruntime-node/package.json'));
@@ -52,11 +50,11 @@ export async function openSession(model: Uint8Array, o: SessionOptions = {}): Pr
         const session = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cuda'] });
         return { session, ep: 'cuda' };
       } catch (e) {
-        if (ep === 'cuda') throw new UsageError(`--ep cuda: the CUDA provider failed to load (${firstLine(e)}); ${GPU_HELP}`);
+        if (ep === 'cuda') throw new UsageError(`ep cuda: the CUDA provider failed to load (${firstLine(e)})`);
         return { session: await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] }), ep: 'cpu', note: `CUDA provider failed to load (${firstLine(e)}); using CPU` };
       }
     }
-    if (ep === 'cuda') throw new UsageError(`--ep cuda: ${reason}; ${GPU_HELP}`);
+    if (ep === 'cuda') throw new UsageError(`ep cuda: ${reason}`);
     const session = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
     return { session, ep: 'cpu', note: `${reason}; using CPU` };
   }

@@ -50,9 +50,9 @@ export interface RunOptions {
 
 /** Where a run tells its progress. */
 export interface Reporter {
-  /** A human line (stdout, or stderr under --json). */
+  /** A human line. */
   line(text: string): void;
-  /** A machine-readable event (stdout under --json). */
+  /** A machine-readable event (the CLI's JSON lines). */
   event(e: Record<string, unknown>): void;
   /** Progress within an epoch, for a TTY progress bar. */
   progress(epoch: number, batch: number, batches: number, loss: number): void;
@@ -82,11 +82,11 @@ export const ARTIFACTS = {
 /** What two runs with the same inputs share, bit for bit; written into every manifest. */
 export const REPRODUCIBILITY = {
   identical: ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx'],
-  given: 'the same ingraph and onnxruntime versions, seed, data, flags and --threads, on the CPU execution provider',
-  notCovered: 'runs with different --threads (reduction order changes), on CUDA (non-deterministic kernels), or with onnxruntime choosing the thread count (--threads unset) on machines with different core counts; manifest.json itself (host, times, speeds)',
+  given: 'the same ingraph and onnxruntime versions, seed, data, options and thread count, on the CPU execution provider',
+  notCovered: 'runs with different thread counts (reduction order changes), on CUDA (non-deterministic kernels), or with onnxruntime choosing the thread count (threads unset) on machines with different core counts; manifest.json itself (host, times, speeds)',
 };
 
-/** The files of an earlier run; `train` without --resume refuses a directory holding them. */
+/** The files of an earlier run; a run that does not resume refuses a directory holding them. */
 export function existingRun(out: string): string | null {
   const found = [ARTIFACTS.checkpoint, ARTIFACTS.manifest].find((f) => existsSync(join(out, f)));
   return found ? join(out, found) : null;
@@ -100,24 +100,24 @@ function datasets(o: RunOptions): { train: Dataset; test: Dataset } {
 async function openTrainer(o: RunOptions, network: Network): Promise<Trainer> {
   const common = { network, config: o.config, ...datasets(o), ep: o.ep, threads: o.threads ?? undefined };
   if (o.resume) {
-    const trainer = await Trainer.create({ ...common, resume: o.resume, resumeWhere: `--resume ${o.out}` });
-    checkHorizon(o, trainer, decodeCheckpoint(o.resume, `--resume ${o.out}`).horizon);
+    const trainer = await Trainer.create({ ...common, resume: o.resume, resumeWhere: `resume ${o.out}` });
+    checkHorizon(o, trainer, decodeCheckpoint(o.resume, `resume ${o.out}`).horizon);
     return trainer;
   }
   const earlier = existingRun(o.out);
-  if (earlier) throw new UsageError(`--out ${o.out}: holds an earlier run (${earlier}); resume it with --resume ${o.out}, or choose another --out`);
-  const init = o.init ? paramsFromModel(readOnnxFile(o.init, '--init'), network.create().parameters(), `--init ${o.init}`) : undefined;
+  if (earlier) throw new UsageError(`out ${o.out}: holds an earlier run (${earlier})`).resumable(o.out);
+  const init = o.init ? paramsFromModel(readOnnxFile(o.init, 'init'), network.create().parameters(), `init ${o.init}`) : undefined;
   return Trainer.create({ ...common, init });
 }
 
 /**
- * A cosine schedule anneals over the run's total steps: a resume whose --epochs, --max-steps or data give another
+ * A cosine schedule anneals over the run's total steps: a resume whose epochs, max-steps or data give another
  * total would bend the curve mid-run, so it is refused. Constant and step schedules do not depend on the total.
  */
 function checkHorizon(o: RunOptions, t: Trainer, recorded: number | null): void {
   if (o.config.schedule.kind !== 'cosine' || recorded === null || recorded === t.totalSteps) return;
   void t.release();
-  throw new UsageError(`--resume ${o.out}: its cosine schedule spans ${recorded} steps; these --epochs/--max-steps/--data give ${t.totalSteps}, which would bend the schedule mid-run; resume with the run's own --epochs and --max-steps`);
+  throw new UsageError(`resume ${o.out}: its cosine schedule spans ${recorded} steps; these epochs, max-steps and data give ${t.totalSteps}, which would bend the schedule mid-run; resume with the run's own epochs and max-steps`);
 }
 
 /** Trains as `o` says and writes the run's directory; see the module comment for what is written when. */
@@ -127,7 +127,7 @@ export async function train(o: RunOptions): Promise<TrainResult> {
   let created: string[] = [];
   let lock: Lock;
   try {
-    created = makeDir('--out', o.out);
+    created = makeDir('out', o.out);
     lock = acquireLock(o.out, (text) => o.report.line(text));
   } catch (e) {
     await trainer.release();
@@ -164,10 +164,10 @@ class RunDirectory implements TrainObserver {
       if (!o.resume) this.writeCheckpoint();
       await t.fit([this], o.signal);
       this.writeCheckpoint();
-    }, (e) => new InterruptedError(e.signal, `${e.message.replace(/^\w+: /, '')}, checkpoint written; continue with --resume ${o.out}`));
+    }, (e) => new InterruptedError(e.signal, `${e.message.replace(/^\w+: /, '')}, checkpoint written`).resumable(o.out));
     const { final, inference } = await this.explained(() => this.finish(), (e) => new InterruptedError(
-      e.signal, `stopped after training (step ${t.position.step}), before the export; the final checkpoint is written: --resume ${o.out} finishes the run`,
-    ));
+      e.signal, `stopped after training (step ${t.position.step}), before the export; the final checkpoint is written`,
+    ).resumable(o.out));
     const speed = t.speed();
     if (speed.stepsPerSecond !== null && speed.imagesPerSecond !== null) {
       o.report.line(`training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${t.ep})`);
@@ -206,9 +206,10 @@ class RunDirectory implements TrainObserver {
       if (e instanceof DivergedError) throw new DivergedError(`${e.message}; the last good checkpoint (step ${this.checkpointStep ?? 0}) is kept in ${this.o.out}`);
       if (!(e instanceof IoError)) throw e;
       const next = kept
-        ? `the last complete checkpoint (step ${this.checkpointStep}) is kept: once fixed, continue with --resume ${this.o.out}`
+        ? `the last complete checkpoint (step ${this.checkpointStep}) is kept`
         : 'no checkpoint of this run remains: once fixed, run it again';
-      throw new IoError(`${e.message}; ${next}`, e.path, e.errno);
+      const error = new IoError(`${e.message}; ${next}`, e.path, e.errno);
+      throw kept ? error.resumable(this.o.out) : error;
     }
   }
 
@@ -227,7 +228,7 @@ class RunDirectory implements TrainObserver {
 
   /**
    * The final evaluation, the exported model and the manifest. The final checkpoint is on disk before this starts,
-   * so a signal here stops the run and `--resume` does this stage again.
+   * so a signal here stops the run and resuming it does this stage again.
    */
   private async finish(): Promise<{ final: EvalReport; inference: Uint8Array }> {
     const { o, t } = this;
@@ -263,7 +264,7 @@ class RunDirectory implements TrainObserver {
     return { stepsPerSecond: s.stepsPerSecond, imagesPerSecond: s.imagesPerSecond, peakRssMB: process.resourceUsage().maxRSS / 1024 };
   }
 
-  /** `--promote-to`, then the `done` event (also when promotion is refused: the run itself is complete). */
+  /** Promotion, then the `done` event (also when promotion is refused: the run itself is complete). */
   private async promote(inference: Uint8Array, final: EvalReport): Promise<PromotionResult | null> {
     const { o, t } = this;
     const paths = Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { path: join(o.out, name), sha256: hash }]));
