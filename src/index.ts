@@ -52,8 +52,10 @@ export type { EpochEvent, StepEvent, TrainObserver, TrainerOptions } from './tra
 export { trainConfig } from './train/config';
 export type { EpochResult, Position, TrainConfig } from './train/config';
 export type { Schedule, ScheduleKind } from './runtime/schedule';
+export { Checkpointer, progressLog } from './train/observers';
+export type { Reporter } from './train/observers';
 export { ARTIFACTS, REPRODUCIBILITY, train } from './train/run';
-export type { Reporter, RunOptions, TrainResult } from './train/run';
+export type { RunOptions, TrainResult } from './train/run';
 
 // Model files: checkpoints, export, evaluation, inspection, promotion
 export { readCheckpoint, readOnnxFile } from './artifacts/params-io';

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { gzipSync } from 'zlib';
-import { DataError, Forward, GraphBuilder, Trainer, datasetFromArrays, evaluateModel, parseModel, readCheckpoint, readDataset, train, trainConfig } from 'ingraph';
+import { Checkpointer, DataError, Forward, GraphBuilder, Trainer, progressLog, datasetFromArrays, evaluateModel, parseModel, readCheckpoint, readDataset, train, trainConfig } from 'ingraph';
 import { LeNet5, lenet5 } from '../examples/lenet5';
 import { gradCheck, relErrAt } from './helpers/graph-check';
 import * as R from './helpers/reference';
@@ -144,5 +144,35 @@ describe('resume and the schedule horizon', () => {
     expect(runCli([...base, '--max-steps', '4', '--out', constant]).code).toBe(0);
     expect(runCli(['train', '--resume', constant, '--max-steps', '8', '--data', data]).code).toBe(0);
     expect(JSON.parse(readCheckpoint(join(constant, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(8);
+  });
+});
+
+describe('observers, each alone', () => {
+  const fakeTrainer = (step: number, epochs: number) => ({
+    checkpointState: () => ({ position: { step }, epochs: Array.from({ length: epochs }) }),
+    checkpoint: () => Uint8Array.of(step),
+  }) as unknown as Trainer;
+  const stepEvent = (step: number, logged: number | null) => ({ epoch: 0, batch: step, batchesPerEpoch: 10, step, loss: 1, lr: 0.01, logged });
+
+  it('Checkpointer: every N steps, after each epoch and on a stop; never the same state twice', () => {
+    const written: number[] = [];
+    const c = new Checkpointer((bytes) => written.push(bytes[0]), 3);
+    for (let s = 1; s <= 7; s++) c.onStep(fakeTrainer(s, 0), stepEvent(s, null));
+    c.onEpoch(fakeTrainer(7, 1));
+    c.onStop(fakeTrainer(7, 1));
+    c.save(fakeTrainer(7, 1));
+    expect(written).toEqual([3, 6, 7]);
+    expect(c.step).toBe(7);
+  });
+
+  it("progressLog: the seed's loss line when a mean is logged, and the epoch's test accuracy", () => {
+    const lines: string[] = [];
+    const events: Record<string, unknown>[] = [];
+    const log = progressLog({ line: (t) => lines.push(t), event: (e) => events.push(e), progress: () => {} });
+    log.onStep?.(fakeTrainer(1, 0), stepEvent(299, null));
+    log.onStep?.(fakeTrainer(1, 0), { ...stepEvent(300, 0.97812), batch: 300 });
+    log.onEpoch?.(fakeTrainer(1, 1), { epoch: 1, trainLoss: 0.3, trainAccuracy: 0.9, testAccuracy: 0.9622, seconds: 10, imagesPerSecond: 1551.4 });
+    expect(lines).toEqual(['[1,   300] loss: 0.978', 'accuracy on test set: 96.22 % (epoch 1, 1551 images/s)']);
+    expect(events.map((e) => e.type)).toEqual(['log', 'epoch']);
   });
 });

@@ -10,12 +10,9 @@ import { GraphBuilder } from '../onnx/builder';
 import { encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
+import { INPUTS, OUTPUTS, updated } from '../onnx/signature';
 
-/** Output name of the new value of an input that the training step updates. */
-export const updated = (name: string): string => `updated.${name}`;
-
-/** Training-model output: the sum of squares of all updated parameters. */
-export const PARAMS_SQ_SUM = 'params_sq_sum';
+export { updated };
 
 /** A training step graph and the specs of what it takes and updates. */
 export interface TrainingGraph {
@@ -43,8 +40,8 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
   const net = createNet(model);
   const specs = net.parameters();
   const images = imagesInput(g);
-  const labels = g.input('labels', 'int64', ['N']);
-  const lr = g.input('lr', 'float32', []);
+  const labels = g.input(INPUTS.labels, 'int64', ['N']);
+  const lr = g.input(INPUTS.lr, 'float32', []);
   const paramInputs = new Map(specs.map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
   const trainable = specs.filter((s) => !isFrozen(s.name));
   if (trainable.length === 0) throw new RangeError('training: every parameter is frozen; nothing to train');
@@ -56,8 +53,8 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
   const { loss, correct } = crossEntropy(g, logits, labels);
   const grads = appendGradients(g, loss, trainable.map((s) => paramInputs.get(s.name) as Tensor));
 
-  g.output(loss, 'loss');
-  g.output(correct, 'correct');
+  g.output(loss, OUTPUTS.loss);
+  g.output(correct, OUTPUTS.correct);
   if (o.exposeGradients) for (const [name, t] of grads) g.output(t, `grad.${name}`);
   g.scope('optimizer', () => {
     const global = optimizer.updateGlobal(g, new Map(globalSpecs.map((s) => [s.name, stateInputs.get(s.name) as Tensor])));
@@ -71,7 +68,7 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
       squares.push(g.reduceSum(g.mul(step.param, step.param), s.shape.map((_, i) => i), false));
     }
     // One scalar that is finite exactly when every updated parameter is: the host's divergence check reads it.
-    g.output(squares.reduce((a, b) => g.add(a, b)), PARAMS_SQ_SUM);
+    g.output(squares.reduce((a, b) => g.add(a, b)), OUTPUTS.paramsSqSum);
   });
   const name = resolveNetwork(model).name;
   const bytes = encodeModel(g, { graphName: `${name}_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net.` });
@@ -83,13 +80,13 @@ export function buildEvalModel(model: NetworkRef): Uint8Array {
   const g = new GraphBuilder();
   const net = createNet(model);
   const images = imagesInput(g);
-  const labels = g.input('labels', 'int64', ['N']);
+  const labels = g.input(INPUTS.labels, 'int64', ['N']);
   const params = new Map(net.parameters().map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
   const logits = logitsOf(g, net, images, (s) => params.get(s.name) as Tensor);
   const { loss, correct } = crossEntropy(g, logits, labels);
-  g.output(loss, 'loss');
-  g.output(correct, 'correct');
-  g.output(logits, 'logits');
+  g.output(loss, OUTPUTS.loss);
+  g.output(correct, OUTPUTS.correct);
+  g.output(logits, OUTPUTS.logits);
   const name = resolveNetwork(model).name;
   return encodeModel(g, { graphName: `${name}_eval`, docString: `Forward pass and loss of the ${name} net.` });
 }
@@ -109,9 +106,9 @@ export function buildInferenceModel(model: NetworkRef, params: Params, metadata:
     weights.set(s.name, g.initializer(s.name, 'float32', s.shape, data));
   }
   const logits = logitsOf(g, net, images, (s) => weights.get(s.name) as Tensor);
-  g.output(logits, 'logits');
-  g.output(g.softmax(logits, 1), 'probabilities');
-  g.output(g.argMax(logits, 1, false), 'label');
+  g.output(logits, OUTPUTS.logits);
+  g.output(g.softmax(logits, 1), OUTPUTS.probabilities);
+  g.output(g.argMax(logits, 1, false), OUTPUTS.label);
   const name = resolveNetwork(model).name;
   return encodeModel(g, { graphName: `${name}_inference`, docString: `The ${name} net of ingraph, for MNIST digits.`, metadata: { 'ingraph.model': name, ...metadata } });
 }

@@ -12,7 +12,8 @@ import { SCHEDULES } from '../runtime/schedule';
 import { EP_CHOICES } from '../runtime/session';
 import { decodeCheckpoint } from '../artifacts/checkpoint';
 import { TrainConfig } from '../train/config';
-import { ARTIFACTS, Reporter, RunOptions, train } from '../train/run';
+import { Reporter } from '../train/observers';
+import { ARTIFACTS, RunOptions, train } from '../train/run';
 import { choiceFlag, intFlag, numberFlag, optionalIntFlag, parse } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
 

@@ -3,10 +3,11 @@
  * byte by byte (a 60,000-row file is 110 MB of text), every field checked; errors name the file, line and column.
  */
 import { readFileSync } from 'fs';
+import { IMAGE_SIZE } from '../onnx/signature';
 import { DataError } from './data-error';
 import type { MnistSplit } from './mnist';
 
-const FIELDS = 1 + 784;
+const FIELDS = 1 + IMAGE_SIZE;
 
 /** A dataset from a CSV file of `label,pixel0..pixel783` rows (an optional header line is skipped). */
 export function readCsv(path: string): MnistSplit {
@@ -27,11 +28,11 @@ export function readCsv(path: string): MnistSplit {
     pos = end + 1;
   }
   if (rows.length === 0) throw new DataError(`${path}: no data rows`);
-  const images = new Uint8Array(rows.length * 784);
+  const images = new Uint8Array(rows.length * IMAGE_SIZE);
   const labels = new Uint8Array(rows.length);
   rows.forEach((r, i) => {
     labels[i] = r[0];
-    images.set(r.subarray(1), i * 784);
+    images.set(r.subarray(1), i * IMAGE_SIZE);
   });
   return { images, labels, count: rows.length };
 }

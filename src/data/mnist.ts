@@ -7,10 +7,11 @@ import { existsSync, readFileSync, statSync } from 'fs';
 import { dirname, join } from 'path';
 import { gunzipSync } from 'zlib';
 import { readCsv } from './csv';
+import { IMAGE_SIZE } from '../onnx/signature';
 import { DataError } from './data-error';
 import { Rng, permutation } from './rng';
 
-export const IMAGE_SIZE = 28 * 28;
+export { IMAGE_SIZE };
 
 export interface MnistSplit {
   /** uint8 pixels, count·784. */

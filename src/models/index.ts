@@ -1,6 +1,7 @@
 /** The networks by name, and the graphs every artifact shares: preprocessing and the forward pass. */
 import { UsageError } from '../errors';
 import { GraphBuilder } from '../onnx/builder';
+import { CLASSES, IMAGE_SHAPE, INPUTS, imageDims } from '../onnx/signature';
 import { Tensor } from '../onnx/tensor';
 import { InceptionNet } from './inception';
 import { Forward, Module, ParamSpec } from './module';
@@ -56,13 +57,10 @@ export function createNet(ref: NetworkRef): Module {
 export const MNIST_MEAN = 0.1307;
 export const MNIST_STD = 0.3081;
 
-/** Every network here classifies 1x28x28 images (MNIST, Fashion-MNIST)... */
-export const IMAGE_SHAPE = [1, 28, 28] as const;
-/** ...into 10 classes. */
-export const CLASSES = 10;
+export { CLASSES, IMAGE_SHAPE };
 
 export function imagesInput(g: GraphBuilder, batch: string | number = 'N'): Tensor {
-  return g.input('images', 'uint8', [batch, ...IMAGE_SHAPE]);
+  return g.input(INPUTS.images, 'uint8', imageDims(batch));
 }
 
 export function preprocess(g: GraphBuilder, images: Tensor): Tensor {

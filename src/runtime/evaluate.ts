@@ -1,6 +1,7 @@
 /** The evaluator: runs an exported inference model on MNIST test images and scores it. */
 import * as ort from 'onnxruntime-node';
-import { IMAGE_SIZE, MnistSplit } from '../data/mnist';
+import { MnistSplit } from '../data/mnist';
+import { IMAGE_SIZE, INPUTS, OUTPUTS, imageDims } from '../onnx/signature';
 import { InterruptedError, UsageError } from '../errors';
 import { ParsedModel, parseModel } from '../onnx/model';
 import { EpChoice, openSession } from './session';
@@ -23,7 +24,7 @@ export interface EvalReport {
 
 /** Refuses a model that does not take uint8 images [N,1,28,28] and give logits [N,10]. */
 export function checkInferenceSignature(m: ParsedModel, where: string): void {
-  const input = m.inputs.find((i) => i.name === 'images');
+  const input = m.inputs.find((i) => i.name === INPUTS.images);
   if (m.inputs.length !== 1 || !input) {
     throw new UsageError(`${where}: expected one input "images", found ${m.inputs.map((i) => `"${i.name}"`).join(', ') || 'none'}`);
   }
@@ -31,10 +32,15 @@ export function checkInferenceSignature(m: ParsedModel, where: string): void {
   if (input.dtype !== 'uint8' || input.shape.length !== 4 || c !== 1 || h !== 28 || w !== 28) {
     throw new UsageError(`${where}: input "images" is ${input.dtype} [${input.shape}], expected uint8 [N,1,28,28]`);
   }
-  const logits = m.outputs.find((o) => o.name === 'logits');
+  const logits = m.outputs.find((o) => o.name === OUTPUTS.logits);
   if (!logits || logits.shape.length !== 2 || logits.shape[1] !== 10) {
     throw new UsageError(`${where}: expected an output "logits" of shape [N,10]`);
   }
+}
+
+/** Images start..start+n of `data` as the `images` input. */
+function batchOf(data: MnistSplit, start: number, n: number): ort.Tensor {
+  return new ort.Tensor('uint8', data.images.subarray(start * IMAGE_SIZE, (start + n) * IMAGE_SIZE), imageDims(n) as number[]);
 }
 
 /** Provider, threads, batch size and an abort signal of an evaluation. */
@@ -57,14 +63,13 @@ export async function evaluate(bytes: Uint8Array, where: string, data: MnistSpli
   try {
     // One untimed run first: onnxruntime allocates and prepacks weights on the first run.
     const warm = Math.min(batchSize, data.count);
-    if (warm > 0) await opened.session.run({ images: new ort.Tensor('uint8', data.images.subarray(0, warm * IMAGE_SIZE), [warm, 1, 28, 28]) }, ['logits']);
+    if (warm > 0) await opened.session.run({ [INPUTS.images]: batchOf(data, 0, warm) }, [OUTPUTS.logits]);
     const start = process.hrtime.bigint();
     for (let s = 0; s < data.count; s += batchSize) {
       if (o.signal?.aborted) throw new InterruptedError(o.signal.reason as NodeJS.Signals, `stopped in the evaluation of ${where}`);
       const n = Math.min(batchSize, data.count - s);
-      const images = new ort.Tensor('uint8', data.images.subarray(s * IMAGE_SIZE, (s + n) * IMAGE_SIZE), [n, 1, 28, 28]);
-      const out = await opened.session.run({ images }, ['logits']);
-      const logits = out.logits.data as Float32Array;
+      const out = await opened.session.run({ [INPUTS.images]: batchOf(data, s, n) }, [OUTPUTS.logits]);
+      const logits = out[OUTPUTS.logits].data as Float32Array;
       for (let i = 0; i < n; i++) {
         let best = 0;
         for (let k = 1; k < 10; k++) if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;

@@ -3,7 +3,8 @@
  * state stay as onnxruntime tensors between steps: each step's outputs are the next step's inputs, with no copy.
  */
 import * as ort from 'onnxruntime-node';
-import { PARAMS_SQ_SUM, TrainingGraph, updated } from '../artifacts/graphs';
+import { TrainingGraph } from '../artifacts/graphs';
+import { IMAGE_SIZE, INPUTS, OUTPUTS, imageDims, updated } from '../onnx/signature';
 import { Params } from '../models/module';
 import { OpenedSession, SessionOptions, openSession } from './session';
 
@@ -26,7 +27,7 @@ export class TrainingStep {
   private constructor(readonly opened: OpenedSession, readonly graph: TrainingGraph, params: Params, states: Params) {
     for (const p of graph.params) this.feeds[p.name] = tensorOf(params, p.name, p.shape);
     for (const s of graph.states) this.feeds[s.name] = tensorOf(states, s.name, s.shape);
-    this.feeds.lr = new ort.Tensor('float32', this.lr, []);
+    this.feeds[INPUTS.lr] = new ort.Tensor('float32', this.lr, []);
     this.carried = [...graph.trainable, ...graph.states.map((s) => s.name)].map((name) => [name, updated(name)]);
   }
 
@@ -34,23 +35,23 @@ export class TrainingStep {
     return new TrainingStep(await openSession(graph.bytes, o), graph, params, states);
   }
 
-  /** Runs one step on `n` images (uint8, n·784) and labels; returns the batch's mean loss and correct count. */
+  /** Runs one step on `n` images (uint8, n·IMAGE_SIZE) and labels; returns the batch's mean loss and correct count. */
   async run(images: Uint8Array, labels: BigInt64Array, n: number, lr: number): Promise<StepResult> {
     this.lr[0] = lr;
     // The input tensors wrap the caller's batch buffers; they are made anew only when the buffers or n change.
-    const current = this.feeds.images;
+    const current = this.feeds[INPUTS.images];
     if (!current || current.dims[0] !== n || this.batchImages !== images || this.batchLabels !== labels) {
-      this.feeds.images = new ort.Tensor('uint8', images.subarray(0, n * 784), [n, 1, 28, 28]);
-      this.feeds.labels = new ort.Tensor('int64', labels.subarray(0, n), [n]);
+      this.feeds[INPUTS.images] = new ort.Tensor('uint8', images.subarray(0, n * IMAGE_SIZE), imageDims(n) as number[]);
+      this.feeds[INPUTS.labels] = new ort.Tensor('int64', labels.subarray(0, n), [n]);
       this.batchImages = images;
       this.batchLabels = labels;
     }
     const out = await this.opened.session.run(this.feeds);
     for (const [input, output] of this.carried) this.feeds[input] = out[output];
     return {
-      loss: (out.loss.data as Float32Array)[0],
-      correct: (out.correct.data as Float32Array)[0],
-      paramsSqSum: (out[PARAMS_SQ_SUM].data as Float32Array)[0],
+      loss: (out[OUTPUTS.loss].data as Float32Array)[0],
+      correct: (out[OUTPUTS.correct].data as Float32Array)[0],
+      paramsSqSum: (out[OUTPUTS.paramsSqSum].data as Float32Array)[0],
     };
   }
 

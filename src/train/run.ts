@@ -21,7 +21,8 @@ import { ACCURACY_KEY, PromotionPlan, PromotionResult, TEST_IMAGES_KEY, promote 
 import { EpChoice } from '../runtime/session';
 import { PACKAGE_VERSION } from '../version';
 import { EpochResult, TrainConfig } from './config';
-import { Dataset, Trainer, TrainObserver } from './trainer';
+import { Checkpointer, progressLog, Reporter } from './observers';
+import { Dataset, Trainer } from './trainer';
 
 /** A run on disk: its config, data, directory, starting point, provider, checkpoints, promotion, reporting. */
 export interface RunOptions {
@@ -49,16 +50,6 @@ export interface RunOptions {
 }
 
 /** Where a run tells its progress. */
-export interface Reporter {
-  /** A human line. */
-  line(text: string): void;
-  /** A machine-readable event (the CLI's JSON lines). */
-  event(e: Record<string, unknown>): void;
-  /** Progress within an epoch, for a TTY progress bar. */
-  progress(epoch: number, batch: number, batches: number, loss: number): void;
-}
-
-/** What a finished run wrote and measured. */
 export interface TrainResult {
   out: string;
   /** SHA-256 of each artifact, as read back from the disk. */
@@ -142,16 +133,14 @@ export async function train(o: RunOptions): Promise<TrainResult> {
   }
 }
 
-/** The observers of one run, writing its directory. */
-class RunDirectory implements TrainObserver {
+/** One run's directory: its files, written by the stages of the run and by the Trainer's observers. */
+class RunDirectory {
   /** SHA-256 of each artifact as read back from the disk. */
   private readonly files: Record<string, string> = {};
-  /** The step of the checkpoint on disk, when there is one. */
-  private checkpointStep: number | null;
-  private checkpointWritten = '';
+  private readonly checkpoints: Checkpointer;
 
   constructor(private readonly o: RunOptions, private readonly t: Trainer) {
-    this.checkpointStep = o.resume ? t.position.step : null;
+    this.checkpoints = new Checkpointer((bytes) => this.save(ARTIFACTS.checkpoint, bytes), o.checkpointEvery, o.resume ? t.position.step : null);
   }
 
   async run(): Promise<TrainResult> {
@@ -161,9 +150,9 @@ class RunDirectory implements TrainObserver {
     await this.explained(async () => {
       this.save(ARTIFACTS.training, t.graph.bytes);
       this.save(ARTIFACTS.eval, buildEvalModel(t.network));
-      if (!o.resume) this.writeCheckpoint();
-      await t.fit([this], o.signal);
-      this.writeCheckpoint();
+      if (!o.resume) this.checkpoints.save(t);
+      await t.fit([progressLog(o.report), this.checkpoints], o.signal);
+      this.checkpoints.save(t);
     }, (e) => new InterruptedError(e.signal, `${e.message.replace(/^\w+: /, '')}, checkpoint written`).resumable(o.out));
     const { final, inference } = await this.explained(() => this.finish(), (e) => new InterruptedError(
       e.signal, `stopped after training (step ${t.position.step}), before the export; the final checkpoint is written`,
@@ -177,36 +166,17 @@ class RunDirectory implements TrainObserver {
     return { out: o.out, files: this.files, epochs: [...t.epochs], final, steps: t.position.step, ep: t.ep, promotion };
   }
 
-  onStep(_: Trainer, e: { epoch: number; batch: number; batchesPerEpoch: number; step: number; loss: number; lr: number; logged: number | null }): void {
-    this.o.report.progress(e.epoch, e.batch, e.batchesPerEpoch, e.loss);
-    if (e.logged !== null) {
-      this.o.report.line(`[${e.epoch + 1}, ${String(e.batch).padStart(5)}] loss: ${e.logged.toFixed(3)}`);
-      this.o.report.event({ type: 'log', epoch: e.epoch + 1, batch: e.batch, step: e.step, loss: e.logged, lr: e.lr });
-    }
-    if (this.o.checkpointEvery && e.step % this.o.checkpointEvery === 0) this.writeCheckpoint();
-  }
-
-  onEpoch(_: Trainer, e: EpochResult & { seconds: number; imagesPerSecond: number | null }): void {
-    this.o.report.line(`accuracy on test set: ${(100 * e.testAccuracy).toFixed(2)} % (epoch ${e.epoch}${e.imagesPerSecond === null ? '' : `, ${Math.round(e.imagesPerSecond)} images/s`})`);
-    this.o.report.event({ type: 'epoch', ...e });
-    this.writeCheckpoint();
-  }
-
-  onStop(): void {
-    this.writeCheckpoint();
-  }
-
   /** Errors of a stage told with what they leave: the last complete checkpoint, and how to continue. */
   private async explained<T>(stage: () => Promise<T>, interrupted: (e: InterruptedError) => InterruptedError): Promise<T> {
     try {
       return await stage();
     } catch (e) {
-      const kept = this.checkpointStep !== null && existsSync(join(this.o.out, ARTIFACTS.checkpoint));
+      const kept = this.checkpoints.step !== null && existsSync(join(this.o.out, ARTIFACTS.checkpoint));
       if (e instanceof InterruptedError) throw interrupted(e);
-      if (e instanceof DivergedError) throw new DivergedError(`${e.message}; the last good checkpoint (step ${this.checkpointStep ?? 0}) is kept in ${this.o.out}`);
+      if (e instanceof DivergedError) throw new DivergedError(`${e.message}; the last good checkpoint (step ${this.checkpoints.step ?? 0}) is kept in ${this.o.out}`);
       if (!(e instanceof IoError)) throw e;
       const next = kept
-        ? `the last complete checkpoint (step ${this.checkpointStep}) is kept`
+        ? `the last complete checkpoint (step ${this.checkpoints.step}) is kept`
         : 'no checkpoint of this run remains: once fixed, run it again';
       const error = new IoError(`${e.message}; ${next}`, e.path, e.errno);
       throw kept ? error.resumable(this.o.out) : error;
@@ -215,15 +185,6 @@ class RunDirectory implements TrainObserver {
 
   private save(name: string, bytes: Uint8Array | string): void {
     this.files[name] = writeFileIfChanged(join(this.o.out, name), bytes);
-  }
-
-  private writeCheckpoint(): void {
-    const s = this.t.checkpointState();
-    const state = JSON.stringify(s.position) + JSON.stringify(s.epochs);
-    if (state === this.checkpointWritten) return; // this very state is on disk
-    this.save(ARTIFACTS.checkpoint, this.t.checkpoint());
-    this.checkpointWritten = state;
-    this.checkpointStep = s.position.step;
   }
 
   /**
