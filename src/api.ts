@@ -5,18 +5,19 @@ import { paramsFromModel, readModelBytes, readOnnxFile } from './artifacts/param
 import { defaultMnistDir, MnistSplit, readSplit } from './data/mnist';
 import { NetworkRef, createNet } from './models';
 import { Params } from './models/module';
-import { parseModel } from './onnx/model';
+import { OPSET, parseModel } from './onnx/model';
 import { summarize } from './onnx/summary';
 import { EvalReport, EvaluateOptions, evaluate } from './runtime/evaluate';
 
 /**
  * Writes the inference model of `network` to `path` (complete or not at all) and returns its SHA-256. `weights` are
- * parameters by state_dict name, or the path of an ONNX file that holds them (an exported model or a checkpoint).
+ * parameters by state_dict name, or the path of an ONNX file that holds them (an exported model or a checkpoint);
+ * `opset` is one of EXPORT_OPSETS (11 to 17).
  */
-export function exportModel(network: NetworkRef, weights: Params | string, path: string, metadata: Record<string, string> = {}): string {
+export function exportModel(network: NetworkRef, weights: Params | string, path: string, metadata: Record<string, string> = {}, opset = OPSET): string {
   const specs = createNet(network).parameters();
   const params = typeof weights === 'string' ? paramsFromModel(readOnnxFile(weights, 'weights'), specs, `weights ${weights}`) : weights;
-  return writeFileAtomic(path, buildInferenceModel(network, params, metadata));
+  return writeFileAtomic(path, buildInferenceModel(network, params, metadata, opset));
 }
 
 /**

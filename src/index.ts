@@ -30,7 +30,7 @@ export { ResidualBlock, ResidualNet } from './models/residual';
 export { GraphBuilder } from './onnx/builder';
 export type { ConvOptions, PoolOptions } from './onnx/builder';
 export type { DType, Dim, Shape, Tensor } from './onnx/tensor';
-export { OPSET, encodeModel, parseModel } from './onnx/model';
+export { EXPORT_OPSETS, OPSET, encodeModel, parseModel } from './onnx/model';
 export type { ParsedModel, StoredTensor } from './onnx/model';
 export { appendGradients } from './autodiff/gradients';
 export { sgd } from './optim/sgd';

@@ -50,7 +50,7 @@ describe('another runtime: onnxruntime-web (wasm) in Node', () => {
   it('gives the same labels and logits (within 1e-5) as onnxruntime-node on 50 test images', async () => {
     const n = 50;
     const images = join(MNIST_DIR, 't10k-images-idx3-ubyte');
-    const web = spawnSync(process.execPath, [join(ROOT, 'test', 'helpers', 'web-logits.js'), model, images, String(n)], { encoding: 'utf8' });
+    const web = spawnSync(process.execPath, [join(ROOT, 'test', 'helpers', 'web-logits.js'), images, String(n), model], { encoding: 'utf8' });
     expect(web.stderr).toBe('');
     const w = JSON.parse(web.stdout);
     const session = await ort.InferenceSession.create(readFileSync(model));
@@ -123,6 +123,7 @@ describe('bad input: one line naming the file or flag, exit code 2, nothing writ
     ['--init with a missing parameter', () => ['export', '--model', 'residual', '--init', missingParam, '--out', join(work, 'never1.onnx')], /--init .*missing\.onnx: parameter "conv1\.bias" is missing/],
     ['--init with a mis-shaped parameter', () => ['export', '--model', 'residual', '--init', misShaped, '--out', join(work, 'never2.onnx')], /parameter "conv1\.weight" is float32 \[16,1,3,3\], expected float32 \[16,1,5,5\]/],
     ['an unknown model', () => ['export', '--model', 'vgg', '--out', join(work, 'never3.onnx')], /--model vgg: must be one of inception, residual/],
+    ['an opset older than 11', () => ['export', '--model', 'residual', '--opset', '10', '--out', join(work, 'never4.onnx')], /--opset 10: must be between 11 and 17/],
     ['an --out the filesystem refuses', () => ['export', '--model', 'residual', '--out', '/proc/ingraph.onnx'], /--out \/proc\/ingraph\.onnx: cannot write \(E[A-Z]+\)/],
     ['an unknown flag', () => ['eval', '--model-file', model, '--bogus'], /Unknown option '--bogus'/],
     ['an unknown command', () => ['fly'], /unknown command "fly"/],

@@ -7,7 +7,7 @@ import { NetworkRef, createNet, imagesInput, logitsOf, resolveNetwork } from '..
 import { crossEntropy } from '../models/loss';
 import { ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
-import { encodeModel } from '../onnx/model';
+import { OPSET, encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
 import { INPUTS, OUTPUTS, updated } from '../onnx/signature';
@@ -93,9 +93,9 @@ export function buildEvalModel(model: NetworkRef): Uint8Array {
 
 /**
  * The deployable model: uint8 images [N,1,28,28] in; logits, probabilities and label out; weights as initializers,
- * so any ONNX runtime loads it with no custom ops.
+ * so any ONNX runtime loads it with no custom ops; written for `opset` (one of EXPORT_OPSETS, default 17).
  */
-export function buildInferenceModel(model: NetworkRef, params: Params, metadata: Record<string, string>): Uint8Array {
+export function buildInferenceModel(model: NetworkRef, params: Params, metadata: Record<string, string>, opset = OPSET): Uint8Array {
   const g = new GraphBuilder();
   const net = createNet(model);
   const images = imagesInput(g);
@@ -110,5 +110,5 @@ export function buildInferenceModel(model: NetworkRef, params: Params, metadata:
   g.output(g.softmax(logits, 1), OUTPUTS.probabilities);
   g.output(g.argMax(logits, 1, false), OUTPUTS.label);
   const name = resolveNetwork(model).name;
-  return encodeModel(g, { graphName: `${name}_inference`, docString: `The ${name} net of ingraph, for MNIST digits.`, metadata: { 'ingraph.model': name, ...metadata } });
+  return encodeModel(g, { graphName: `${name}_inference`, docString: `The ${name} net of ingraph, for MNIST digits.`, metadata: { 'ingraph.model': name, ...metadata }, opset });
 }

@@ -291,12 +291,13 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
   AveragePool: (c) => {
     const x = input(c, 0);
     const n = c.node;
-    if (intAttr(n, 'count_include_pad', 0) !== 1) {
-      throw new RangeError(`AveragePool gradient: node "${n.name}" needs count_include_pad=1 (PyTorch's default)`);
-    }
     const kernel = ints(n.attrs.kernel_shape, []);
     const strides = ints(n.attrs.strides, [1, 1]);
     const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
+    // Without padding every window is whole and count_include_pad means nothing.
+    if (pads.some((p) => p !== 0) && intAttr(n, 'count_include_pad', 0) !== 1) {
+      throw new RangeError(`AveragePool gradient: node "${n.name}" needs count_include_pad=1 (PyTorch's default)`);
+    }
     const ch = x.shape[1] as number;
     const dy = dy0(c);
     // A stride-1 average with centred padding ("same" size) is its own adjoint: the kernel is uniform and symmetric.

@@ -40,9 +40,15 @@ export class Forward {
     return this.training ? this.g.maxPoolWithIndices(x, opts)[0] : this.g.maxPool(x, opts);
   }
 
-  /** F.avg_pool2d with PyTorch's count_include_pad=True. */
+  /**
+   * F.avg_pool2d with PyTorch's count_include_pad=True. Inference graphs spell the padding as an explicit Pad before an
+   * unpadded AveragePool, the form PyTorch's exporter uses: runtimes differ on AveragePool's own padding (OpenCV's DNN
+   * module ignores count_include_pad). Training graphs keep the padded op, whose gradient rule is simpler.
+   */
   avgPool2d(x: Tensor, k: number, stride: number, padding: number): Tensor {
-    return this.g.averagePool(x, { kernel: [k, k], strides: [stride, stride], pads: [padding, padding, padding, padding], countIncludePad: true });
+    const opts = { kernel: [k, k], strides: [stride, stride] };
+    if (this.training || padding === 0) return this.g.averagePool(x, { ...opts, pads: [padding, padding, padding, padding], countIncludePad: true });
+    return this.g.averagePool(this.g.pad(x, [0, 0, padding, padding, 0, 0, padding, padding]), opts);
   }
 
   cat(xs: Tensor[], dim: number): Tensor {

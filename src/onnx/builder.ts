@@ -418,10 +418,13 @@ export class GraphBuilder {
     return [y, i];
   }
 
-  /** AveragePool; `countIncludePad` defaults to PyTorch's avg_pool2d (true), not ONNX's. */
+  /**
+   * AveragePool; `countIncludePad` defaults to PyTorch's avg_pool2d (true), not ONNX's. Without padding the attribute
+   * means nothing and is left out, since runtimes differ on it.
+   */
   averagePool(x: Tensor, opts: PoolOptions & { countIncludePad?: boolean }): Tensor {
     const attrs = poolAttrs(opts);
-    attrs.count_include_pad = int(opts.countIncludePad === false ? 0 : 1);
+    if (opts.pads?.some((p) => p !== 0)) attrs.count_include_pad = int(opts.countIncludePad === false ? 0 : 1);
     return this.one('AveragePool', [x], x.dtype, poolShape('AveragePool', x, opts), attrs);
   }
 

@@ -7,10 +7,18 @@ import { UsageError } from '../errors';
 
 /** The ONNX opset of every graph ingraph emits. */
 export const OPSET = 17;
-export const IR_VERSION = 8;
+
+/** The opsets an inference model can be written for (older runtimes and converters want 11 to 13)... */
+export const EXPORT_OPSETS = [11, 12, 13, 14, 15, 16, 17] as const;
+/** ...the IR version that goes with each (onnx/helper.py's VERSION_TABLE)... */
+const IR_OF_OPSET: Record<number, number> = { 11: 6, 12: 7, 13: 7, 14: 7, 15: 8, 16: 8, 17: 8 };
+/** ...and the ops whose inputs changed at opset 13 (axes became an input), which an older opset cannot take as built. */
+const AXES_AS_INPUT_SINCE_13 = new Set(['ReduceSum', 'Squeeze', 'Unsqueeze', 'Split']);
 
 export interface ModelInfo {
   graphName: string;
+  /** The ai.onnx opset to declare, one of EXPORT_OPSETS (default OPSET); the graph must mean the same there. */
+  opset?: number;
   docString?: string;
   metadata?: Record<string, string>;
 }
@@ -49,7 +57,15 @@ function attrProto(name: string, a: Attr): onnx.IAttributeProto {
   }
 }
 
+function checkOpset(b: GraphBuilder, opset: number, graphName: string): void {
+  if (!(EXPORT_OPSETS as readonly number[]).includes(opset)) throw new RangeError(`opset ${opset}: ingraph writes opsets ${EXPORT_OPSETS[0]} to ${OPSET}`);
+  const changed = opset < 13 ? b.nodes.find((n) => AXES_AS_INPUT_SINCE_13.has(n.op)) : undefined;
+  if (changed) throw new RangeError(`opset ${opset}: ${graphName} uses ${changed.op} with axes as an input, which needs opset 13 or later`);
+}
+
 function toModelProto(b: GraphBuilder, info: ModelInfo): onnx.ModelProto {
+  const opset = info.opset ?? OPSET;
+  checkOpset(b, opset, info.graphName);
   const declared = new Set([...b.inputs, ...b.outputs].map((t) => t.name));
   const intermediates = b.nodes.flatMap((n) => n.outputs).filter((t) => !declared.has(t.name));
   const graph: onnx.IGraphProto = {
@@ -67,8 +83,8 @@ function toModelProto(b: GraphBuilder, info: ModelInfo): onnx.ModelProto {
     valueInfo: intermediates.map(valueInfo),
   };
   return onnx.ModelProto.create({
-    irVersion: IR_VERSION,
-    opsetImport: [{ domain: '', version: OPSET }],
+    irVersion: IR_OF_OPSET[opset],
+    opsetImport: [{ domain: '', version: opset }],
     producerName: 'ingraph',
     producerVersion: PACKAGE_VERSION,
     docString: info.docString ?? '',
