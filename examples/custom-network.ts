@@ -4,8 +4,7 @@
  *
  *   npm run build && node dist/examples/custom-network.js [out.onnx]
  */
-import { Trainer, countParams, defaultMnistDir, evaluateModel, readDataset, trainConfig } from 'ingraph';
-import { writeFileSync } from 'fs';
+import { Trainer, countParams, defaultMnistDir, evaluateModel, exportModel, readDataset, trainConfig } from 'ingraph';
 import { lenet5 } from './lenet5';
 
 async function main(): Promise<void> {
@@ -23,8 +22,8 @@ async function main(): Promise<void> {
     onStep: (_, e) => void (e.step % 25 === 0 && console.log(`step ${e.step}: loss ${e.loss.toFixed(3)}`)),
     onEpoch: (_, e) => console.log(`epoch ${e.epoch}: test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`),
   }]);
-  writeFileSync(out, trainer.exportModel({ 'ingraph.example': 'custom-network' }));
-  await trainer.release();
+  await trainer.release(); // the final weights stay readable
+  exportModel(lenet5, trainer.params(), out, { 'ingraph.example': 'custom-network' }); // complete or not at all
   const report = await evaluateModel(out);
   console.log(`${out}: ${(100 * report.accuracy).toFixed(2)}% on the ${report.total} MNIST test images (${Math.round(report.imagesPerSecond)} images/s)`);
 }
