@@ -1,15 +1,16 @@
 /**
  * The exported model everywhere: trained weights of both networks, written for every opset from 11 to 17, checked by
- * the ONNX checker and run by onnxruntime-node, onnxruntime-web (wasm, in Node; opsets 11 and 17) and OpenCV's DNN
- * module (which shares no code with onnxruntime; every opset): the same labels and logits within 1e-4 on 1,000 test
- * images. A runtime that is absent
+ * the ONNX checker and run by onnxruntime-node, onnxruntime-web (wasm, in Node and in headless Chromium; opsets 11
+ * and 17) and OpenCV's DNN module (which shares no code with onnxruntime; every opset): the same labels and logits
+ * within 1e-4 on 1,000 test images. A runtime that is absent
  * is skipped with a warning; .ci/run installs them all.
  */
 import { spawnSync } from 'child_process';
-import { readFileSync, writeFileSync } from 'fs';
+import { existsSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import * as ort from 'onnxruntime-node';
 import { EXPORT_OPSETS, NETWORKS, Trainer, buildInferenceModel, defaultMnistDir, readDataset, trainConfig } from 'ingraph';
+import { CHROMIUM, browserLogits } from './helpers/browser';
 import { MNIST_DIR, ROOT, rawImages, tempDir } from './helpers/cli';
 
 const PYTHON = '/usr/bin/python3';
@@ -20,6 +21,8 @@ const has = (module: string) => spawnSync(PYTHON, ['-c', `import ${module}`]).st
 const hasOpenCv = has('cv2');
 const hasOnnx = has('onnx');
 if (!hasOpenCv) console.warn('conformance.test.ts: /usr/bin/python3 has no cv2 (apt-get install python3-opencv); the OpenCV runs are skipped');
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn('conformance.test.ts: no /usr/bin/chromium (apt-get install chromium); the browser runs are skipped');
 if (!hasOnnx) console.warn('conformance.test.ts: /usr/bin/python3 has no onnx (apt-get install python3-onnx); the checker runs are skipped');
 
 interface Result { runtime: string; net: string; opset: number; maxDiff: number; labelsEqual: boolean }
@@ -58,7 +61,7 @@ function compare(runtime: string, f: { net: string; opset: number }, logits: Arr
 }
 
 describe('the exported model in other runtimes and opsets', () => {
-  it('same labels and logits within 1e-4 on 1,000 test images: both nets, opsets 11-17, three runtimes', async () => {
+  it('same labels and logits within 1e-4 on 1,000 test images: both nets, opsets 11-17, four runtimes', async () => {
     const dir = tempDir();
     const files = await exports(dir);
     const images = rawImages(MNIST_DIR).slice(0, N * 784);
@@ -74,6 +77,10 @@ describe('the exported model in other runtimes and opsets', () => {
     const web = spawnSync(process.execPath, [join(ROOT, 'test', 'helpers', 'web-logits.js'), IMAGES, String(N), ...webFiles.map((f) => f.path)], { encoding: 'utf8', maxBuffer: 1 << 28 });
     expect(web.stderr).toBe('');
     web.stdout.trim().split('\n').forEach((line, i) => results.push(compare(`onnxruntime-web ${WEB_VERSION} (wasm)`, webFiles[i], JSON.parse(line).logits, native.get(webFiles[i].path) as Float32Array)));
+    if (hasChromium) {
+      const chrome = await browserLogits(webFiles.map((f) => f.path), images, N);
+      chrome.logits.forEach((l, i) => results.push(compare(`onnxruntime-web ${WEB_VERSION} (wasm) in Chromium ${chrome.version}`, webFiles[i], l, native.get(webFiles[i].path) as Float32Array)));
+    }
     if (hasOpenCv) {
       const cv = spawnSync(PYTHON, [join(ROOT, 'test', 'helpers', 'opencv_logits.py'), IMAGES, String(N), ...files.map((f) => f.path)], { encoding: 'utf8' });
       expect(cv.stderr).toBe('');
