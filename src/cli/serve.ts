@@ -1,0 +1,89 @@
+/**
+ * `ingraph serve`: the browser page (web/) on localhost, with onnxruntime-web's files and, optionally, a model. It
+ * serves a fixed set of names and nothing else: no directory listing, no path outside those files.
+ */
+import { existsSync, readdirSync, readFileSync } from 'fs';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'http';
+import { AddressInfo } from 'net';
+import { dirname, join } from 'path';
+import { readModelBytes } from '../artifacts/params-io';
+import { UsageError } from '../errors';
+import { PROJECT_ROOT } from '../version';
+import { intFlag, parse } from './args';
+
+export const SERVE_HELP = `usage: ingraph serve [--port N] [--host ADDRESS] [--model-file FILE]
+
+Serves the browser page on http://127.0.0.1:N/ (default port 8080; --port 0 picks a free one): draw a digit and see
+the label and the ten probabilities of an exported model, run by onnxruntime-web in the browser (wasm). The page
+loads FILE when given one; any exported inference.onnx can also be dropped onto it. Needs the onnxruntime-web
+package (a dev dependency of ingraph: \`npm install onnxruntime-web\` where ingraph is a dependency). Stops on
+SIGINT/SIGTERM. Binds 127.0.0.1 unless --host says otherwise.`;
+
+const PAGE_FILES = ['index.html', 'app.js', 'style.css'];
+const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', wasm: 'application/wasm', onnx: 'application/octet-stream' };
+
+function ortDist(): string {
+  try {
+    return dirname(require.resolve('onnxruntime-web')); // its main file lies in dist/, beside the browser builds
+  } catch {
+    throw new UsageError('ingraph serve: the onnxruntime-web package is not installed (npm install onnxruntime-web)');
+  }
+}
+
+/** The bytes for a request path, or null (404). Names are matched exactly; nothing is joined from the request. */
+function resolver(model: Uint8Array | null): (path: string) => Buffer | Uint8Array | null {
+  const web = join(PROJECT_ROOT, 'web');
+  const ort = ortDist();
+  const ortFiles = new Set(existsSync(ort) ? readdirSync(ort) : []);
+  return (path) => {
+    if (path === '/') path = '/index.html';
+    if (path === '/model.onnx') return model;
+    const page = /^\/([\w.-]+)$/.exec(path);
+    if (page && PAGE_FILES.includes(page[1])) return readFileSync(join(web, page[1]));
+    const lib = /^\/ort\/([\w.-]+)$/.exec(path);
+    return lib && ortFiles.has(lib[1]) ? readFileSync(join(ort, lib[1])) : null;
+  };
+}
+
+function handler(find: (path: string) => Buffer | Uint8Array | null) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    // The raw path, not decoded: "/%2e%2e/etc/passwd" is not a name this server knows, so it is a 404 like any other.
+    const path = (req.url ?? '/').split('?')[0];
+    const body = req.method === 'GET' || req.method === 'HEAD' ? find(path) : null;
+    if (!body) return void res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+    const ext = /\.(\w+)$/.exec(path === '/' ? '/index.html' : path)?.[1] ?? 'html';
+    // Cross-origin isolation lets onnxruntime-web use several wasm threads (SharedArrayBuffer).
+    res.writeHead(200, {
+      'Content-Type': TYPES[ext] ?? 'application/octet-stream',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+      'Cache-Control': 'no-store',
+    }).end(req.method === 'HEAD' ? undefined : body);
+  };
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parse('serve', argv, { port: { type: 'string' }, host: { type: 'string' }, 'model-file': { type: 'string' } });
+  if (values.help) return void console.log(SERVE_HELP), 0;
+  const port = intFlag('--port', values.port as string | undefined, 8080, 0, 65535);
+  const host = (values.host as string | undefined) ?? '127.0.0.1';
+  const modelFile = values['model-file'] as string | undefined;
+  const model = modelFile ? readModelBytes(modelFile, '--model-file') : null;
+  const server = createServer(handler(resolver(model)));
+  await listen(server, port, host);
+  const { port: bound } = server.address() as AddressInfo;
+  console.log(`serving the ingraph page on http://${host.includes(':') ? `[${host}]` : host}:${bound}/ (Ctrl-C stops it)`);
+  await new Promise<void>((resolve) => {
+    const stop = () => server.close(() => resolve());
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new UsageError(`--port ${port}: cannot listen on ${host} (${e.code ?? e.message})`)));
+    server.listen(port, host, resolve);
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * `ingraph serve` and the browser page, in Debian's headless Chromium (playwright-core): a test digit drawn on the
+ * canvas gets the label a trained model gives it; a file that is not a model, and a model with the wrong input, get
+ * a clear message; the server answers only its own files and stops on SIGTERM. Screenshots land in
+ * artifacts/screenshots/. Skipped, with a warning, without /usr/bin/chromium.
+ */
+import { spawn } from 'child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'fs';
+import { get } from 'http';
+import { join } from 'path';
+import { chromium } from 'playwright-core';
+import { GraphBuilder, Trainer, defaultMnistDir, encodeModel, readDataset, trainConfig } from 'ingraph';
+import { CHROMIUM } from './helpers/browser';
+import { CLI, MNIST_DIR, ROOT, rawImages, rawLabels, tempDir } from './helpers/cli';
+
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn('serve.test.ts: no /usr/bin/chromium (apt-get install chromium); the browser page tests are skipped');
+const SHOTS = join(ROOT, 'artifacts', 'screenshots');
+
+function startServer(args: string[]): Promise<{ url: string; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return new Promise((resolve) => {
+    child.stdout.on('data', (d: Buffer) => {
+      const m = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(d.toString());
+      if (m) resolve({ url: m[1], stop: () => (child.kill('SIGTERM'), exit) });
+    });
+  });
+}
+
+function status(url: string): Promise<number> {
+  return new Promise((resolve) => get(url, (res) => (res.resume(), resolve(res.statusCode ?? 0))));
+}
+
+describe('ingraph serve', () => {
+  it('serves its own files only: traversal, encoded traversal and directories get 404; SIGTERM stops it (exit 0)', async () => {
+    const server = await startServer([]);
+    for (const path of ['', 'app.js', 'ort/ort.min.js']) expect([path, await status(server.url + path)]).toEqual([path, 200]);
+    for (const path of ['../../etc/passwd', '%2e%2e/%2e%2e/etc/passwd', '..%2f..%2fetc%2fpasswd', 'ort/', 'ort/..%2fpackage.json', 'web/', 'model.onnx', 'src/cli.ts']) {
+      expect([path, await status(server.url + path)]).toEqual([path, 404]);
+    }
+    expect(await server.stop()).toBe(0);
+  });
+});
+
+(hasChromium ? describe : describe.skip)('the browser page', () => {
+  it('classifies a drawn test digit as the model does, and explains bad model files', async () => {
+    const dir = tempDir();
+    const mnist = defaultMnistDir();
+    const trainer = await Trainer.create({ network: 'residual', config: trainConfig('residual', { maxSteps: 150, momentum: 0.9 }), train: readDataset(mnist, 'train', 9600), test: readDataset(mnist, 'test', 10), threads: 2 });
+    await trainer.fit();
+    const model = join(dir, 'inference.onnx');
+    writeFileSync(model, trainer.exportModel());
+    await trainer.release();
+    const notModel = join(dir, 'notes.onnx');
+    writeFileSync(notModel, 'this is not a model\n');
+    const wrongInput = join(dir, 'wrong-input.onnx');
+    const g = new GraphBuilder();
+    g.output(g.relu(g.input('pixels', 'float32', ['N', 784])), 'probabilities');
+    writeFileSync(wrongInput, encodeModel(g, { graphName: 'wrong' }));
+    const digit = rawImages(MNIST_DIR).slice(0, 784); // test image 0, a 7
+    expect(rawLabels(MNIST_DIR)[0]).toBe(7);
+
+    const server = await startServer(['--model-file', model]);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(server.url);
+      await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('model:'));
+      // Draw the digit 10x onto the pad, then touch its centre with the pen, which classifies the drawing.
+      await page.evaluate((pixels) => {
+        const pad = document.getElementById('pad') as HTMLCanvasElement;
+        const ctx = pad.getContext('2d') as CanvasRenderingContext2D;
+        for (let i = 0; i < 784; i++) {
+          if (pixels[i] === 0) continue;
+          ctx.fillStyle = `rgb(${pixels[i]},${pixels[i]},${pixels[i]})`;
+          ctx.fillRect((i % 28) * 10, Math.floor(i / 28) * 10, 10, 10);
+        }
+      }, Array.from(digit));
+      const box = await page.locator('#pad').boundingBox();
+      const centre = inkCentre(digit);
+      await page.mouse.move((box?.x ?? 0) + centre.x * 10 + 5, (box?.y ?? 0) + centre.y * 10 + 5);
+      await page.mouse.down();
+      await page.mouse.up();
+      await page.waitForFunction(() => document.getElementById('label')?.textContent !== '?');
+      expect(await page.textContent('#label')).toBe('7');
+      expect(await page.locator('#bars li').count()).toBe(10);
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: join(SHOTS, 'page-digit.png') });
+
+      await page.setInputFiles('#file', notModel);
+      await page.waitForFunction(() => document.getElementById('status')?.className === 'error');
+      expect(await page.textContent('#status')).toMatch(/^notes\.onnx: not an ONNX model this page can run/);
+      await page.setInputFiles('#file', wrongInput);
+      await page.waitForFunction(() => /wrong-input/.test(document.getElementById('status')?.textContent ?? ''));
+      expect(await page.textContent('#status')).toMatch(/^wrong-input\.onnx: expected an input "images" \(uint8 \[N,1,28,28\]\) and an output "probabilities"; found inputs pixels/);
+      await page.screenshot({ path: join(SHOTS, 'page-bad-model.png') });
+    } finally {
+      await browser.close();
+      expect(await server.stop()).toBe(0);
+    }
+  });
+});
+
+/** The ink pixel nearest the centre of the ink's bounding box (where a pen touch changes nothing that matters). */
+function inkCentre(pixels: Uint8Array): { x: number; y: number } {
+  const ink = [...pixels.keys()].filter((i) => pixels[i] > 128).map((i) => ({ x: i % 28, y: Math.floor(i / 28) }));
+  const cx = (Math.min(...ink.map((p) => p.x)) + Math.max(...ink.map((p) => p.x))) / 2;
+  const cy = (Math.min(...ink.map((p) => p.y)) + Math.max(...ink.map((p) => p.y))) / 2;
+  return ink.reduce((best, p) => (Math.hypot(p.x - cx, p.y - cy) < Math.hypot(best.x - cx, best.y - cy) ? p : best));
+}
