@@ -1,15 +1,16 @@
 /**
  * `ingraph serve` and the browser page, in Debian's headless Chromium (playwright-core): a test digit drawn on the
  * canvas gets the label a trained model gives it; a file that is not a model, and a model with the wrong input, get
- * a clear message; the server answers only its own files and stops on SIGTERM. Screenshots land in
+ * a clear message; the residual net's training graph trains in the page with a falling loss, and the model it
+ * exports scores the same in Node; the server answers only its own files and stops on SIGTERM. Screenshots land in
  * artifacts/screenshots/. Skipped, with a warning, without /usr/bin/chromium.
  */
 import { spawn } from 'child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'fs';
-import { get } from 'http';
+import { get, request } from 'http';
 import { join } from 'path';
 import { chromium } from 'playwright-core';
-import { GraphBuilder, Trainer, defaultMnistDir, encodeModel, readDataset, trainConfig } from 'ingraph';
+import { GraphBuilder, Trainer, defaultMnistDir, encodeModel, evaluateModel, readDataset, trainConfig } from 'ingraph';
 import { CHROMIUM } from './helpers/browser';
 import { CLI, MNIST_DIR, ROOT, rawImages, rawLabels, tempDir } from './helpers/cli';
 
@@ -39,12 +40,17 @@ describe('ingraph serve', () => {
     for (const path of ['../../etc/passwd', '%2e%2e/%2e%2e/etc/passwd', '..%2f..%2fetc%2fpasswd', 'ort/', 'ort/..%2fpackage.json', 'web/', 'model.onnx', 'src/cli.ts']) {
       expect([path, await status(server.url + path)]).toEqual([path, 404]);
     }
+    const post = await new Promise<number>((resolve) => {
+      const req = request(`${server.url}train/export`, { method: 'POST' }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+      req.end(Buffer.alloc(10));
+    });
+    expect(post).toBe(404); // not the residual net's weights
     expect(await server.stop()).toBe(0);
   });
 });
 
 (hasChromium ? describe : describe.skip)('the browser page', () => {
-  it('classifies a drawn test digit as the model does, and explains bad model files', async () => {
+  it('classifies a drawn test digit, explains bad model files, trains in the browser and exports what it trained', async () => {
     const dir = tempDir();
     const mnist = defaultMnistDir();
     const trainer = await Trainer.create({ network: 'residual', config: trainConfig('residual', { maxSteps: 150, momentum: 0.9 }), train: readDataset(mnist, 'train', 9600), test: readDataset(mnist, 'test', 10), threads: 2 });
@@ -64,7 +70,7 @@ describe('ingraph serve', () => {
     const server = await startServer(['--model-file', model]);
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
     try {
-      const page = await browser.newPage();
+      const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
       await page.goto(server.url);
       await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('model:'));
       // Draw the digit 10x onto the pad, then touch its centre with the pen, which classifies the drawing.
@@ -95,6 +101,21 @@ describe('ingraph serve', () => {
       await page.waitForFunction(() => /wrong-input/.test(document.getElementById('status')?.textContent ?? ''));
       expect(await page.textContent('#status')).toMatch(/^wrong-input\.onnx: expected an input "images" \(uint8 \[N,1,28,28\]\) and an output "probabilities"; found inputs pixels/);
       await page.screenshot({ path: join(SHOTS, 'page-bad-model.png') });
+
+      // Train in the browser: 20 steps of the residual net's training graph, then export and score.
+      await page.fill('#steps', '20');
+      await page.click('#train');
+      await page.waitForFunction(() => (window as any).lastTraining || /failed/.test(document.getElementById('train-status')?.textContent ?? ''), null, { timeout: 90000 });
+      const run = await page.evaluate(() => (window as any).lastTraining as { losses: number[]; stepsPerSecond: number; accuracy: number });
+      expect(run.losses).toHaveLength(20);
+      expect(run.losses[19]).toBeLessThan(run.losses[0] - 0.1);
+      console.log(`browser training: ${run.stepsPerSecond.toFixed(1)} steps/s, loss ${run.losses[0].toFixed(3)} -> ${run.losses[19].toFixed(3)}, accuracy ${run.accuracy}`);
+      await page.screenshot({ path: join(SHOTS, 'page-trained.png'), fullPage: true });
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+      const trained = join(dir, 'browser-trained.onnx');
+      await download.saveAs(trained);
+      const report = await evaluateModel(trained, readDataset(MNIST_DIR, 'test', 500));
+      expect(Math.abs(report.accuracy - run.accuracy)).toBeLessThanOrEqual(0.004); // the same model, scored in Node
     } finally {
       await browser.close();
       expect(await server.stop()).toBe(0);

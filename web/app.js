@@ -94,6 +94,83 @@ document.addEventListener('drop', async (e) => {
   if (f) await load(new Uint8Array(await f.arrayBuffer()), f.name);
 });
 
+// ---- training in the browser ----
+
+const trainStatus = (text) => { document.getElementById('train-status').textContent = text; };
+const fetchBytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+
+/** Loss per step as a polyline across the SVG, from the highest loss so far (top) to the lowest (bottom). */
+function plot(losses, steps) {
+  const [hi, lo] = [Math.max(...losses), Math.min(...losses)];
+  const y = (l) => 10 + (140 * (hi - l)) / Math.max(hi - lo, 1e-6);
+  document.getElementById('loss').setAttribute('points', losses.map((l, i) => `${(480 * (i + 1)) / steps},${y(l)}`).join(' '));
+}
+
+async function train(steps) {
+  const spec = await (await fetch('train/spec.json')).json();
+  const [step, init, data] = await Promise.all([
+    ort.InferenceSession.create(await fetchBytes('train/model.onnx'), { executionProviders: ['wasm'] }),
+    fetchBytes('train/init.bin'), fetchBytes('train/train.bin'),
+  ]);
+  const feeds = {};
+  let offset = 0;
+  for (const p of spec.params) {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    feeds[p.name] = new ort.Tensor('float32', new Float32Array(init.buffer.slice(offset, offset + 4 * n)), p.shape);
+    offset += 4 * n;
+  }
+  for (const s of spec.states) feeds[s.name] = new ort.Tensor('float32', new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape);
+  feeds.lr = new ort.Tensor('float32', Float32Array.of(spec.lr), []);
+  const { batch, trainImages: count } = spec;
+  const losses = [];
+  const t0 = performance.now();
+  for (let k = 0; k < steps; k++) {
+    const start = ((k * batch) % count);
+    feeds.images = new ort.Tensor('uint8', data.slice(start * 784, (start + batch) * 784), [batch, 1, 28, 28]);
+    feeds.labels = new ort.Tensor('int64', BigInt64Array.from(data.slice(count * 784 + start, count * 784 + start + batch), BigInt), [batch]);
+    const out = await step.run(feeds);
+    for (const name of [...spec.params.map((p) => p.name), ...spec.states.map((s) => s.name)]) {
+      if (out[`updated.${name}`]) feeds[name] = out[`updated.${name}`];
+    }
+    losses.push(out.loss.data[0]);
+    plot(losses, steps);
+    trainStatus(`step ${k + 1}/${steps}: loss ${losses[k].toFixed(3)} (${((1000 * (k + 1)) / (performance.now() - t0)).toFixed(1)} steps/s)`);
+  }
+  const stepsPerSecond = (1000 * steps) / (performance.now() - t0);
+  await step.release();
+  const weights = new Blob(spec.params.map((p) => feeds[p.name].data));
+  const model = new Uint8Array(await (await fetch('train/export', { method: 'POST', body: weights })).arrayBuffer());
+  const accuracy = await testAccuracy(model, spec.testImages);
+  const link = document.getElementById('download');
+  link.href = URL.createObjectURL(new Blob([model], { type: 'application/octet-stream' }));
+  link.hidden = false;
+  trainStatus(`trained ${steps} steps (${stepsPerSecond.toFixed(1)} steps/s): loss ${losses[0].toFixed(3)} → ${losses[steps - 1].toFixed(3)}, test accuracy ${(100 * accuracy).toFixed(1)}% on ${spec.testImages} images; the classifier now uses this model`);
+  await load(model, 'the model trained here');
+  return { losses, stepsPerSecond, accuracy };
+}
+
+async function testAccuracy(model, count) {
+  const s = await ort.InferenceSession.create(model, { executionProviders: ['wasm'] });
+  const test = await fetchBytes('train/test.bin');
+  const out = await s.run({ images: new ort.Tensor('uint8', test.slice(0, count * 784), [count, 1, 28, 28]) });
+  const labels = out.label.data;
+  let correct = 0;
+  for (let i = 0; i < count; i++) if (Number(labels[i]) === test[count * 784 + i]) correct++;
+  await s.release();
+  return correct / count;
+}
+
+document.getElementById('train').addEventListener('click', async (e) => {
+  e.target.disabled = true;
+  try {
+    window.lastTraining = await train(Math.max(1, Math.min(2000, Number(document.getElementById('steps').value) || 100)));
+  } catch (err) {
+    trainStatus(`training failed: ${String(err.message || err).split('\n')[0]}`);
+  } finally {
+    e.target.disabled = false;
+  }
+});
+
 (async () => {
   ort.env.wasm.wasmPaths = new URL('ort/', location.href).href;
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;

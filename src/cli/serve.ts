@@ -10,6 +10,7 @@ import { readModelBytes } from '../artifacts/params-io';
 import { UsageError } from '../errors';
 import { PROJECT_ROOT } from '../version';
 import { intFlag, parse } from './args';
+import { exportTrained, trainingFiles } from './browser-training';
 
 export const SERVE_HELP = `usage: ingraph serve [--port N] [--host ADDRESS] [--model-file FILE]
 
@@ -20,7 +21,10 @@ package (a dev dependency of ingraph: \`npm install onnxruntime-web\` where ingr
 SIGINT/SIGTERM. Binds 127.0.0.1 unless --host says otherwise.`;
 
 const PAGE_FILES = ['index.html', 'app.js', 'style.css'];
-const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', wasm: 'application/wasm', onnx: 'application/octet-stream' };
+const TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', wasm: 'application/wasm',
+  onnx: 'application/octet-stream', json: 'application/json', bin: 'application/octet-stream',
+};
 
 function ortDist(): string {
   try {
@@ -31,13 +35,15 @@ function ortDist(): string {
 }
 
 /** The bytes for a request path, or null (404). Names are matched exactly; nothing is joined from the request. */
-function resolver(model: Uint8Array | null): (path: string) => Buffer | Uint8Array | null {
+function resolver(model: Uint8Array | null): (path: string) => Buffer | Uint8Array | string | null {
   const web = join(PROJECT_ROOT, 'web');
   const ort = ortDist();
   const ortFiles = new Set(existsSync(ort) ? readdirSync(ort) : []);
+  const training = trainingFiles();
   return (path) => {
     if (path === '/') path = '/index.html';
     if (path === '/model.onnx') return model;
+    if (training.has(path)) return training.get(path) ?? null;
     const page = /^\/([\w.-]+)$/.exec(path);
     if (page && PAGE_FILES.includes(page[1])) return readFileSync(join(web, page[1]));
     const lib = /^\/ort\/([\w.-]+)$/.exec(path);
@@ -45,13 +51,13 @@ function resolver(model: Uint8Array | null): (path: string) => Buffer | Uint8Arr
   };
 }
 
-function handler(find: (path: string) => Buffer | Uint8Array | null) {
-  return (req: IncomingMessage, res: ServerResponse) => {
+function handler(find: (path: string) => Buffer | Uint8Array | string | null) {
+  return async (req: IncomingMessage, res: ServerResponse) => {
     // The raw path, not decoded: "/%2e%2e/etc/passwd" is not a name this server knows, so it is a 404 like any other.
     const path = (req.url ?? '/').split('?')[0];
-    const body = req.method === 'GET' || req.method === 'HEAD' ? find(path) : null;
+    const body = req.method === 'GET' || req.method === 'HEAD' ? find(path) : req.method === 'POST' && path === '/train/export' ? await exportTrained(req) : null;
     if (!body) return void res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
-    const ext = /\.(\w+)$/.exec(path === '/' ? '/index.html' : path)?.[1] ?? 'html';
+    const ext = path === '/train/export' ? 'onnx' : /\.(\w+)$/.exec(path === '/' ? '/index.html' : path)?.[1] ?? 'html';
     // Cross-origin isolation lets onnxruntime-web use several wasm threads (SharedArrayBuffer).
     res.writeHead(200, {
       'Content-Type': TYPES[ext] ?? 'application/octet-stream',

@@ -1,0 +1,59 @@
+/**
+ * What the page's "train in the browser" panel needs from `ingraph serve`: the residual net's training step (the
+ * seed's recipe, the same graph `train` writes as training_model.onnx), its tensor layout and initial weights, MNIST
+ * batches, and an export of the weights the browser trained. Everything through the public API.
+ */
+import { IncomingMessage } from 'http';
+import { NETWORKS, buildInferenceModel, buildTrainingModel, defaultMnistDir, initParams, readDataset, sgd } from '../index';
+
+const NET = NETWORKS.residual;
+const TRAIN_IMAGES = 2048;
+const TEST_IMAGES = 500;
+
+/** Images then labels, as one buffer. */
+function split(which: 'train' | 'test', count: number): Buffer {
+  const d = readDataset(defaultMnistDir(), which, count);
+  return Buffer.concat([Buffer.from(d.images), Buffer.from(d.labels)]);
+}
+
+/** The fixed files of the panel, by request path. */
+export function trainingFiles(): Map<string, Buffer | string> {
+  const graph = buildTrainingModel(NET, sgd({ momentum: 0.5, weightDecay: 0 }));
+  const init = initParams(graph.params, 0);
+  const spec = {
+    network: NET.name, batch: 64, lr: 0.01, trainImages: TRAIN_IMAGES, testImages: TEST_IMAGES,
+    params: graph.params.map((p) => ({ name: p.name, shape: p.shape })),
+    states: graph.states.map((s) => ({ name: s.name, shape: s.shape })),
+  };
+  return new Map<string, Buffer | string>([
+    ['/train/model.onnx', Buffer.from(graph.bytes)],
+    ['/train/spec.json', JSON.stringify(spec)],
+    ['/train/init.bin', Buffer.concat(graph.params.map((p) => Buffer.from((init.get(p.name) as Float32Array).buffer)))],
+    ['/train/train.bin', split('train', TRAIN_IMAGES)],
+    ['/train/test.bin', split('test', TEST_IMAGES)],
+  ]);
+}
+
+/** POST /train/export: float32 weights in spec order (exactly that many bytes) → the inference model; else null. */
+export async function exportTrained(req: IncomingMessage): Promise<Uint8Array | null> {
+  const specs = NET.create().parameters();
+  const expected = 4 * specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > expected) return null;
+    chunks.push(chunk as Buffer);
+  }
+  if (size !== expected) return null;
+  const all = Buffer.concat(chunks);
+  const weights = new Float32Array(all.buffer.slice(all.byteOffset, all.byteOffset + all.length));
+  let offset = 0;
+  const params = new Map(specs.map((s) => {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const t = weights.subarray(offset, offset + n);
+    offset += n;
+    return [s.name, t];
+  }));
+  return buildInferenceModel(NET, params, { 'ingraph.weights': 'trained in the browser (ingraph serve)' });
+}
