@@ -51,12 +51,19 @@ async function classify() {
     `<li><span class="name">${k}</span><span class="bar" style="width:${Math.round(240 * p)}px"></span><span class="p">${(100 * p).toFixed(1)}%</span></li>`).join('');
 }
 
+/** Whether the browser has a WebGPU adapter; classification runs there when it does, else in wasm. */
+let webGpu = null;
+async function hasWebGpu() {
+  if (webGpu === null) webGpu = !!(navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null)));
+  return webGpu;
+}
+
 /** Opens a model, refusing with a clear message what is not an ingraph-style inference model. */
 async function load(bytes, name) {
   const kept = session ? ' (the previous model is still in use)' : '';
   let s;
   try {
-    s = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    s = await ort.InferenceSession.create(bytes, { executionProviders: (await hasWebGpu()) ? ['webgpu', 'wasm'] : ['wasm'] });
   } catch (e) {
     return say(`${name}: not an ONNX model this page can run (${String(e.message || e).split('\n')[0]})${kept}`, true);
   }
@@ -64,7 +71,7 @@ async function load(bytes, name) {
     return say(`${name}: expected an input "images" (uint8 [N,1,28,28]) and an output "probabilities"; found inputs ${s.inputNames.join(', ')} and outputs ${s.outputNames.join(', ')}${kept}`, true);
   }
   session = s;
-  say(`model: ${name}`);
+  say(`model: ${name} (${(await hasWebGpu()) ? 'WebGPU' : 'wasm'})`);
   await classify();
 }
 
