@@ -12,8 +12,8 @@ import { onnx } from 'onnx-proto';
 import { sha256 } from '../src/artifacts/files';
 import { readCheckpoint } from '../src/artifacts/params-io';
 import { parseModel } from '../src/onnx/model';
-import { CLI, CliResult, mnistSlice, runCli, tempDir } from './helpers/cli';
-import { listFiles, pages, PAGE, remount, startCli, tmpfs, tmpfsProbe, unmountAll, untilStep } from './helpers/faults';
+import { CLI, CliResult, Running, mnistSlice, runCli, startCli, tempDir, untilStep } from './helpers/cli';
+import { listFiles, pages, PAGE, remount, tmpfs, tmpfsProbe, unmountAll } from './helpers/faults';
 import { writeHostileFiles } from './helpers/hostile';
 
 const data = mnistSlice(640, 200);
@@ -234,34 +234,37 @@ describe('a signal during an evaluation (10,000 test images, so that it lands th
   const bigTest = mnistSlice(640, 10000);
   const args = [...base.map((a) => (a === data ? bigTest : a)), '--max-steps', '10'];
 
-  it('in the per-epoch evaluation: stops with a checkpoint (exit 143); the resume ends bit-identical', async () => {
-    const epochArgs = [...args.slice(0, -2), '--epochs', '2', '--max-steps', '25'];
-    const ref = tempDir();
-    expect(runCli(['train', ...epochArgs, '--out', ref]).code).toBe(0);
-    const out = tempDir();
-    const run = startCli(['train', ...epochArgs, '--out', out]);
-    await untilStep(run, 20);
-    run.child.kill('SIGTERM');
-    expect(await run.exit).toBe(143);
-    expect(run.stderr().trim().split('\n').at(-1)).toMatch(/^ingraph: SIGTERM: stopped in the test evaluation after step 20, checkpoint written; continue with --resume /);
-    expect(run.stdout()).not.toMatch(/"type":"epoch"/);
-    expect(runCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', bigTest]).code).toBe(0);
-    for (const f of ARTIFACT_FILES) expect([f, readFileSync(join(out, f)).equals(readFileSync(join(ref, f)))]).toEqual([f, true]);
-  });
-
-  it('in the final evaluation: stops before the export (exit 143); the resume finishes it bit-identical', async () => {
+  /** A reference run of `args`, and the same run stopped by SIGTERM once it has logged `step` (exit 143). */
+  async function stoppedAt(args: string[], step: number): Promise<{ ref: string; out: string; run: Running }> {
     const ref = tempDir();
     expect(runCli(['train', ...args, '--out', ref]).code).toBe(0);
     const out = tempDir();
     const run = startCli(['train', ...args, '--out', out]);
-    await untilStep(run, 10);
+    await untilStep(run, step);
     run.child.kill('SIGTERM');
     expect(await run.exit).toBe(143);
+    return { ref, out, run };
+  }
+
+  /** Resuming `out` ends with the reference's artifacts, bit for bit. */
+  function expectResumedLike(out: string, ref: string): void {
+    expect(runCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', bigTest]).code).toBe(0);
+    for (const f of ARTIFACT_FILES) expect([f, readFileSync(join(out, f)).equals(readFileSync(join(ref, f)))]).toEqual([f, true]);
+  }
+
+  it('in the per-epoch evaluation: stops with a checkpoint (exit 143); the resume ends bit-identical', async () => {
+    const { ref, out, run } = await stoppedAt([...args.slice(0, -2), '--epochs', '2', '--max-steps', '25'], 20);
+    expect(run.stderr().trim().split('\n').at(-1)).toMatch(/^ingraph: SIGTERM: stopped in the test evaluation after step 20, checkpoint written; continue with --resume /);
+    expect(run.stdout()).not.toMatch(/"type":"epoch"/);
+    expectResumedLike(out, ref);
+  });
+
+  it('in the final evaluation: stops before the export (exit 143); the resume finishes it bit-identical', async () => {
+    const { ref, out, run } = await stoppedAt(args, 10);
     expect(run.stderr().trim().split('\n').at(-1)).toMatch(/^ingraph: SIGTERM: stopped after training \(step 10\), before the export; the final checkpoint is written; continue with --resume \S+$/);
     expect(JSON.parse(run.stdout().trim().split('\n').at(-1) as string)).toMatchObject({ type: 'error', code: 'interrupted', exitCode: 143 });
     expect(existsSync(join(out, 'inference.onnx'))).toBe(false);
-    expect(runCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', bigTest]).code).toBe(0);
-    for (const f of ARTIFACT_FILES) expect([f, readFileSync(join(out, f)).equals(readFileSync(join(ref, f)))]).toEqual([f, true]);
+    expectResumedLike(out, ref);
   });
 });
 

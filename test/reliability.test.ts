@@ -2,14 +2,13 @@
  * What scheduled retraining relies on: reproducible bytes, SIGKILL-safe resume, checksummed checkpoints, one run
  * per directory, a divergence guard, guarded promotion, and bad input refused before anything is touched.
  */
-import { ChildProcess, spawn } from 'child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { encodeCheckpoint, readCheckpoint } from '../src/artifacts/params-io';
 import { createNet } from '../src/models';
 import { initParams } from '../src/models/module';
 import { parseModel } from '../src/onnx/model';
-import { CLI, mnistSlice, runCli, tempDir } from './helpers/cli';
+import { mnistSlice, runCli, startCli, tempDir, untilStep } from './helpers/cli';
 import { seeded } from './helpers/reference';
 
 const data = mnistSlice(640, 200);
@@ -26,15 +25,6 @@ function snapshot(dir: string): Record<string, string> {
     out[f] = statSync(p).isDirectory() ? `dir:${JSON.stringify(snapshot(p))}` : readFileSync(p).toString('base64');
   }
   return out;
-}
-
-function start(args: string[]): { child: ChildProcess; exit: Promise<number | null>; stdout: () => string } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.resume();
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, exit, stdout: () => out };
 }
 
 describe('reproducible', () => {
@@ -67,30 +57,25 @@ describe('crash safety', () => {
     const rnd = seeded(2026);
     const targets = [0, 1, 2].map((k) => 1 + 20 * k + Math.floor(rnd() * 19));
     const out = tempDir();
-    const stepsSeen = (stdout: string) => Math.max(0, ...stdout.split('\n').filter((l) => l.includes('"type":"log"')).map((l) => JSON.parse(l).step as number));
     for (const target of targets) {
       const resumable = existsSync(join(out, 'checkpoint.onnx'));
-      const run = start(['train', ...(resumable ? ['--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data, '--json'] : [...args, '--out', out])]);
-      let exited = false;
-      run.exit.then(() => (exited = true));
-      while (!exited && stepsSeen(run.stdout()) < target) await new Promise((r) => setTimeout(r, 2));
+      const run = startCli(['train', ...(resumable ? ['--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data, '--json'] : [...args, '--out', out])]);
+      await untilStep(run, target);
       expect(run.child.kill('SIGKILL')).toBe(true);
       expect(await run.exit).toBeNull();
     }
-    const last = start(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data]);
+    const last = startCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data]);
     expect(await last.exit).toBe(0);
     for (const f of ['checkpoint.onnx', 'inference.onnx']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
   });
 
   it('SIGTERM stops the run after its current step with a checkpoint (exit 143); resuming ends bit-identical', async () => {
     const out = tempDir();
-    const run = start(['train', ...args, '--out', out]);
-    let stderr = '';
-    run.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    while (!run.stdout().includes('"step":5,')) await new Promise((r) => setTimeout(r, 2));
+    const run = startCli(['train', ...args, '--out', out]);
+    await untilStep(run, 5);
     run.child.kill('SIGTERM');
     expect(await run.exit).toBe(143);
-    const [, stopped] = /^ingraph: SIGTERM: stopped after step (\d+), checkpoint written; continue with --resume /m.exec(stderr) as RegExpExecArray;
+    const [, stopped] = /^ingraph: SIGTERM: stopped after step (\d+), checkpoint written; continue with --resume /m.exec(run.stderr()) as RegExpExecArray;
     expect(JSON.parse(readCheckpoint(join(out, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(Number(stopped));
     expect(existsSync(join(out, '.ingraph.lock'))).toBe(false);
     expect(runCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data]).code).toBe(0);
@@ -122,7 +107,7 @@ describe('crash safety', () => {
 describe('one run per output directory', () => {
   it('of two concurrent runs on one directory exactly one proceeds', async () => {
     const out = tempDir();
-    const first = start(['train', ...base, '--epochs', '6', '--json', '--out', out]);
+    const first = startCli(['train', ...base, '--epochs', '6', '--json', '--out', out]);
     while (!first.stdout().includes('"type":"start"')) await new Promise((r) => setTimeout(r, 20));
     const second = runCli(['train', ...base, '--epochs', '3', '--out', out]);
     const third = runCli(['train', '--resume', out]);

@@ -9,9 +9,8 @@ import { spawn } from 'child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'fs';
 import { get, request } from 'http';
 import { join } from 'path';
-import { chromium } from 'playwright-core';
 import { GraphBuilder, Trainer, defaultMnistDir, encodeModel, evaluateModel, readDataset, trainConfig } from 'ingraph';
-import { CHROMIUM } from './helpers/browser';
+import { CHROMIUM, launchChromium } from './helpers/browser';
 import { CLI, MNIST_DIR, ROOT, rawImages, rawLabels, tempDir } from './helpers/cli';
 
 const hasChromium = existsSync(CHROMIUM);
@@ -68,7 +67,7 @@ describe('ingraph serve', () => {
     expect(rawLabels(MNIST_DIR)[0]).toBe(7);
 
     const server = await startServer(['--model-file', model]);
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
       await page.goto(server.url);

@@ -56,11 +56,15 @@ function readFully(fd: number, size: number): Buffer {
   return buf.subarray(0, done);
 }
 
-function removeQuietly(path: string): void {
+/**
+ * Removes `path` if it can: a file left where removal failed (its directory gone or no longer writable) is a
+ * temporary file never renamed into place, or a lock that the next run finds stale.
+ */
+export function removeQuietly(path: string): void {
   try {
     rmSync(path, { force: true });
   } catch {
-    // The temporary file is left where removal failed (a directory gone or no longer writable); it is never renamed.
+    // see above
   }
 }
 
@@ -95,13 +99,12 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): string
     } finally {
       closeSync(fd);
     }
-    const hash = sha256(onDisk);
-    if (onDisk.length !== bytes.length || hash !== sha256(bytes)) {
+    if (!onDisk.equals(bytes)) {
       throw new IoError(`cannot write ${path}: the bytes read back (${onDisk.length}) differ from those written (${bytes.length})`, path, 'EIO');
     }
     renameSync(tmp, path);
     syncDir(dirname(path), path);
-    return hash;
+    return sha256(onDisk);
   } catch (e) {
     removeQuietly(tmp);
     throw ioError('write', path, e);
@@ -114,9 +117,9 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): string
  */
 export function writeFileIfChanged(path: string, data: Uint8Array | string): string {
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-  const hash = sha256(bytes);
   try {
-    if (statSync(path).size === bytes.length && sha256(readFileChecked(path, path, bytes.length)) === hash) return hash;
+    const onDisk = statSync(path).size === bytes.length ? readFileChecked(path, path, bytes.length) : null;
+    if (onDisk?.equals(bytes)) return sha256(onDisk);
   } catch {
     // absent or unreadable: write it
   }

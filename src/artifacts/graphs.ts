@@ -12,7 +12,6 @@ import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
 import { INPUTS, OUTPUTS, updated } from '../onnx/signature';
 
-export { updated };
 
 /** A training step graph and the specs of what it takes and updates. */
 export interface TrainingGraph {

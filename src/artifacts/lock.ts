@@ -7,7 +7,7 @@
 import { closeSync, linkSync, openSync, readFileSync, rmSync, statSync } from 'fs';
 import { basename, dirname, join } from 'path';
 import { InterruptedError, LockedError } from '../errors';
-import { ioError, writeFully } from './files';
+import { ioError, removeQuietly, writeFully } from './files';
 
 export const LOCK_FILE = '.ingraph.lock';
 
@@ -113,15 +113,6 @@ function removeStale(path: string, staleText: string): void {
     if (readOrNull(path) === staleText) rmSync(path, { force: true });
   } finally {
     rmSync(guard, { force: true });
-  }
-}
-
-/** Releasing never fails a run: a lock left behind (its directory gone or read-only) is stale to the next run. */
-function removeQuietly(path: string): void {
-  try {
-    rmSync(path, { force: true });
-  } catch {
-    // see above
   }
 }
 

@@ -4,7 +4,7 @@
  * batches, and an export of the weights the browser trained. Everything through the public API.
  */
 import { IncomingMessage } from 'http';
-import { NETWORKS, buildInferenceModel, buildTrainingModel, defaultMnistDir, initParams, readDataset, sgd } from '../index';
+import { NETWORKS, buildInferenceModel, buildTrainingModel, defaultMnistDir, initParams, readDataset, sgd, trainConfig } from '../index';
 
 const NET = NETWORKS.residual;
 const TRAIN_IMAGES = 2048;
@@ -18,10 +18,11 @@ function split(which: 'train' | 'test', count: number): Buffer {
 
 /** The fixed files of the panel, by request path. */
 export function trainingFiles(): Map<string, Buffer | string> {
-  const graph = buildTrainingModel(NET, sgd({ momentum: 0.5, weightDecay: 0 }));
-  const init = initParams(graph.params, 0);
+  const recipe = trainConfig(NET.name); // the seed's: what `ingraph train --model residual` does with no flags
+  const graph = buildTrainingModel(NET, sgd({ momentum: recipe.momentum, weightDecay: recipe.weightDecay }));
+  const init = initParams(graph.params, recipe.seed);
   const spec = {
-    network: NET.name, batch: 64, lr: 0.01, trainImages: TRAIN_IMAGES, testImages: TEST_IMAGES,
+    network: NET.name, batch: recipe.batchSize, lr: recipe.lr, trainImages: TRAIN_IMAGES, testImages: TEST_IMAGES,
     params: graph.params.map((p) => ({ name: p.name, shape: p.shape })),
     states: graph.states.map((s) => ({ name: s.name, shape: s.shape })),
   };

@@ -55,7 +55,7 @@ export interface PromoteOptions {
 export const PROMOTION_LOCK_TIMEOUT_MS = 60_000;
 
 /**
- * Promotes `model` (scored `accuracy` on `testImages` test images) over the deployed one, or refuses (exit 4). The
+ * Promotes `model` (scored `accuracy` on `testImages` test images) over the deployed one, or refuses (PromotionRefusedError). The
  * comparison, the replacement and the history line happen under the lock `TARGET.lock`, so concurrent promotions to
  * one path are serialised: exactly one complete model ends there and every decision is one whole line.
  */

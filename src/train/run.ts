@@ -7,7 +7,6 @@
 import { existsSync, readFileSync } from 'fs';
 import { cpus, hostname } from 'os';
 import { join } from 'path';
-import { decodeCheckpoint } from '../artifacts/checkpoint';
 import { makeDir, removeCreatedDirs, writeFileAtomic, writeFileIfChanged } from '../artifacts/files';
 import { buildEvalModel } from '../artifacts/graphs';
 import { acquireLock, Lock } from '../artifacts/lock';
@@ -92,7 +91,7 @@ async function openTrainer(o: RunOptions, network: Network): Promise<Trainer> {
   const common = { network, config: o.config, ...datasets(o), ep: o.ep, threads: o.threads ?? undefined };
   if (o.resume) {
     const trainer = await Trainer.create({ ...common, resume: o.resume, resumeWhere: `resume ${o.out}` });
-    const stretched = horizonError(o, trainer, decodeCheckpoint(o.resume, `resume ${o.out}`).horizon);
+    const stretched = horizonError(o, trainer, trainer.resumedFrom?.horizon ?? null);
     if (stretched) {
       await trainer.release();
       throw stretched;

@@ -88,10 +88,12 @@ export class Trainer {
 
   private constructor(
     readonly network: Network, readonly config: TrainConfig, readonly graph: TrainingGraph, private readonly session: TrainingStep,
-    private readonly data: { train: Dataset; test: Dataset; ep?: EpChoice; threads?: number }, resume?: CheckpointState,
+    private readonly data: { train: Dataset; test: Dataset; ep?: EpChoice; threads?: number },
+    /** The checkpoint state this trainer continues, when it resumed one. */
+    readonly resumedFrom: CheckpointState | null,
   ) {
-    this.pos = resume ? resume.position : startOfEpoch(0, 0);
-    this.history = resume ? [...resume.epochs] : [];
+    this.pos = resumedFrom ? resumedFrom.position : startOfEpoch(0, 0);
+    this.history = resumedFrom ? [...resumedFrom.epochs] : [];
     this.batchesPerEpoch = Math.ceil(data.train.count / config.batchSize);
     this.totalSteps = Math.min(config.epochs * this.batchesPerEpoch, config.maxSteps ?? Infinity);
     this.images = new Uint8Array(config.batchSize * IMAGE_SIZE);
@@ -107,7 +109,7 @@ export class Trainer {
     const names = network.create().parameters().map((p) => p.name);
     const graph = buildTrainingModel(network, makeOptimizer(c), { isFrozen: frozenMatcher(c.freeze, names) });
     const where = o.resumeWhere ?? 'checkpoint';
-    const state = o.resume ? decodeCheckpoint(o.resume, where) : undefined;
+    const state = o.resume ? decodeCheckpoint(o.resume, where) : null;
     const params = o.resume ? paramsFromModel(o.resume, graph.params, where) : o.init ?? initParams(graph.params, c.seed);
     const states = o.resume ? paramsFromModel(o.resume, graph.states, where) : new Map();
     const session = await TrainingStep.open(graph, params, states, { ep: o.ep, threads: o.threads });
@@ -168,7 +170,12 @@ export class Trainer {
       const what = !Number.isFinite(r.loss) ? `the loss is ${r.loss}` : 'a parameter is not finite';
       throw new DivergedError(`training diverged at step ${pos.step + 1} (epoch ${pos.epoch + 1}, batch ${pos.batch + 1}): ${what}`);
     }
-    Object.assign(this.clock, { epochSeconds: this.clock.epochSeconds + seconds, epochImages: this.clock.epochImages + n, seconds: this.clock.seconds + seconds, images: this.clock.images + n, steps: this.clock.steps + 1 });
+    const clock = this.clock;
+    clock.epochSeconds += seconds;
+    clock.epochImages += n;
+    clock.seconds += seconds;
+    clock.images += n;
+    clock.steps++;
     return this.advance(r.loss, r.correct, n, lr);
   }
 
@@ -201,7 +208,8 @@ export class Trainer {
     const result: EpochResult = { epoch: this.pos.epoch + 1, trainLoss: s.loss / s.seen, trainAccuracy: s.correct / s.seen, testAccuracy: test.accuracy };
     this.history.push(result);
     const { epochSeconds: seconds, epochImages: images } = this.clock;
-    Object.assign(this.clock, { epochSeconds: 0, epochImages: 0 });
+    this.clock.epochSeconds = 0;
+    this.clock.epochImages = 0;
     this.pos = startOfEpoch(this.pos.step, this.pos.epoch + 1);
     return { ...result, seconds, imagesPerSecond: images > 0 ? images / seconds : null };
   }

@@ -6,10 +6,15 @@ import { existsSync, readFileSync } from 'fs';
 import { AddressInfo } from 'net';
 import { createServer } from 'http';
 import { join } from 'path';
-import { chromium } from 'playwright-core';
+import { Browser, chromium } from 'playwright-core';
 import { ROOT } from './cli';
 
 export const CHROMIUM = '/usr/bin/chromium';
+
+/** Headless Chromium as root on a machine without network: no sandbox, GPU or background connections. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+}
 const ORT_DIST = join(ROOT, 'node_modules', 'onnxruntime-web', 'dist');
 const PAGE = '<!doctype html><script src="/ort/ort.min.js"></script><body>ingraph conformance</body>';
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
@@ -26,7 +31,7 @@ export async function browserLogits(models: string[], images: Uint8Array, n: num
     res.writeHead(200, { 'Content-Type': TYPES[/\.\w+$/.exec(url)?.[0] ?? '.html'] ?? 'application/octet-stream' }).end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);

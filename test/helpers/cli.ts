@@ -1,5 +1,5 @@
 /** Runs the built CLI (dist/, built by `npm test` before jest) as a user would, and makes small IDX datasets. */
-import { spawnSync } from 'child_process';
+import { ChildProcess, spawn, spawnSync } from 'child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -46,4 +46,30 @@ export function rawLabels(dir: string, file = 't10k-labels-idx1-ubyte'): Uint8Ar
 
 export function rawImages(dir: string, file = 't10k-images-idx3-ubyte'): Uint8Array {
   return new Uint8Array(readFileSync(join(dir, file)).subarray(16));
+}
+
+export interface Running {
+  child: ChildProcess;
+  exit: Promise<number | null>;
+  stdout: () => string;
+  stderr: () => string;
+}
+
+/** Starts the CLI; `uid`/`gid` run it as another user (root only). */
+export function startCli(args: string[], ids: { uid?: number; gid?: number } = {}): Running {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, exit, stdout: () => out, stderr: () => err };
+}
+
+/** Waits until the run has logged `step` (JSON log events) or has exited. */
+export async function untilStep(run: Running, step: number): Promise<void> {
+  let exited = false;
+  run.exit.then(() => (exited = true));
+  const seen = () => Math.max(0, ...run.stdout().split('\n').filter((l) => l.includes('"type":"log"')).map((l) => JSON.parse(l).step as number));
+  while (!exited && seen() < step) await new Promise((r) => setTimeout(r, 2));
 }

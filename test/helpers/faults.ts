@@ -2,10 +2,10 @@
  * Filesystems that fail on purpose: a tmpfs of an exact size (full at a chosen byte), remounted read-only or larger,
  * mounted by the test itself. Needs root (CI runs as root); `tmpfsProbe` says why it cannot run elsewhere.
  */
-import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import { readdirSync, statSync } from 'fs';
 import { join } from 'path';
-import { CLI, tempDir } from './cli';
+import { tempDir } from './cli';
 
 export const PAGE = 4096;
 
@@ -56,30 +56,4 @@ export function listFiles(dir: string, prefix = ''): string[] {
     const p = join(dir, f);
     return statSync(p).isDirectory() ? listFiles(p, `${prefix}${f}/`) : [`${prefix}${f}`];
   });
-}
-
-export interface Running {
-  child: ChildProcess;
-  exit: Promise<number | null>;
-  stdout: () => string;
-  stderr: () => string;
-}
-
-/** Starts the CLI; `uid`/`gid` run it as another user (root only). */
-export function startCli(args: string[], ids: { uid?: number; gid?: number } = {}): Running {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...ids });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, exit, stdout: () => out, stderr: () => err };
-}
-
-/** Waits until the run has logged `step` (JSON log events) or has exited. */
-export async function untilStep(run: Running, step: number): Promise<void> {
-  let exited = false;
-  run.exit.then(() => (exited = true));
-  const seen = () => Math.max(0, ...run.stdout().split('\n').filter((l) => l.includes('"type":"log"')).map((l) => JSON.parse(l).step as number));
-  while (!exited && seen() < step) await new Promise((r) => setTimeout(r, 2));
 }
