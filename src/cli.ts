@@ -7,6 +7,7 @@ import { evalCommand, EVAL_HELP } from './cli/eval';
 import { exportCommand, EXPORT_HELP } from './cli/export';
 import { graphsCommand, GRAPHS_HELP } from './cli/graphs';
 import { inspectCommand, INSPECT_HELP } from './cli/inspect';
+import { reportCommand, REPORT_HELP } from './cli/report';
 import { serveCommand, SERVE_HELP } from './cli/serve';
 import { trainCommand, TRAIN_HELP } from './cli/train';
 import { PACKAGE_VERSION } from './version';
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<numbe
   eval: { run: evalCommand, help: EVAL_HELP, summary: 'score an exported model on the MNIST test set' },
   export: { run: exportCommand, help: EXPORT_HELP, summary: 'write an inference model (random or given weights)' },
   graphs: { run: graphsCommand, help: GRAPHS_HELP, summary: 'write the emitted graphs of both networks' },
+  report: { run: reportCommand, help: REPORT_HELP, summary: 'write an HTML report of a run: curves, confusion, mistakes' },
   inspect: { run: inspectCommand, help: INSPECT_HELP, summary: 'summarise an ONNX file' },
   serve: { run: serveCommand, help: SERVE_HELP, summary: 'serve the browser page: draw a digit, classify it' },
 };

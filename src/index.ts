@@ -50,7 +50,7 @@ export type { Dataset } from './train/trainer';
 export { Trainer } from './train/trainer';
 export type { EpochEvent, StepEvent, TrainObserver, TrainerOptions } from './train/trainer';
 export { trainConfig } from './train/config';
-export type { EpochResult, Position, TrainConfig } from './train/config';
+export type { EpochResult, LogEntry, Position, TrainConfig } from './train/config';
 export type { Schedule, ScheduleKind } from './runtime/schedule';
 export { Checkpointer, progressLog } from './train/observers';
 export type { Reporter } from './train/observers';
@@ -61,10 +61,15 @@ export type { RunOptions, TrainResult } from './train/run';
 export { readCheckpoint, readOnnxFile } from './artifacts/params-io';
 export { exportModel, evaluateModel, inspectModel } from './api';
 export { evaluate } from './runtime/evaluate';
-export type { EvalReport, EvaluateOptions } from './runtime/evaluate';
+export type { EvalReport, EvaluateOptions, Mistake } from './runtime/evaluate';
 export { promote } from './runtime/promote';
 export type { PromoteOptions, PromotionPlan, PromotionResult } from './runtime/promote';
 export type { EpChoice } from './runtime/session';
+
+// Reports
+export { evaluationReport, runReport } from './report';
+export { evaluationRecord, readRun, RECORD_FILES } from './report/records';
+export type { EvaluationRecord, ManifestRecord, MetricsRecord, MistakeRecord, RunRecord } from './report/records';
 
 // Errors
 export { DivergedError, IngraphError, InterruptedError, IoError, LockedError, PromotionRefusedError, UsageError } from './errors';

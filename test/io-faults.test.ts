@@ -20,7 +20,7 @@ const data = mnistSlice(640, 200);
 // 20 steps per epoch, 40 in all; checkpoints at steps 0, 5, 10, ... 40.
 const base = ['--model', 'residual', '--data', data, '--batch-size', '32', '--epochs', '2', '--ep', 'cpu', '--threads', '2', '--checkpoint-every', '5', '--log-every', '1', '--json'];
 const resumeArgs = (dir: string) => ['train', '--resume', dir, '--ep', 'cpu', '--threads', '2', '--data', data];
-const ARTIFACT_FILES = ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx'];
+const ARTIFACT_FILES = ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'metrics.json', 'inference.onnx', 'evaluation.json'];
 const reference = tempDir();
 const noTmpfs = tmpfsProbe();
 if (noTmpfs) console.warn(`io-faults.test.ts: the tmpfs tests are skipped: ${noTmpfs}`);
@@ -70,17 +70,23 @@ onTmpfs('a full disk at each file a run writes', () => {
   // The pages a run holds when it writes each file (tmpfs charges whole pages; the lock takes one). A budget of the
   // pages before a file plus half of its own fails that file's write part-way: a genuine short write. A fresh run
   // replaces a checkpoint while the old one exists (twice its pages) before it writes inference.onnx, which is smaller:
-  // those last two files are reached by resuming the reference run's final checkpoint, which writes only them.
+  // the files of the final stage are reached by resuming the reference run's final checkpoint, which writes only them.
   const p = (file: string) => pages(size(file));
   const graphs = () => 1 + p('training_model.onnx') + p('eval_model.onnx');
+  // metrics.json follows every checkpoint; at step 0 it holds no log yet (one page), so it is failed by a budget one
+  // page short of what the files before it hold: the checkpoint before it still fits, as measured.
+  const finalStage = (...files: string[]) => graphs() + p('checkpoint.onnx') + p('metrics.json') + files.reduce((a, f) => a + p(f), 0);
   const cases: Record<string, { budget: () => number; atLastStep?: boolean }> = {
     '.ingraph.lock': { budget: () => 0 },
     'training_model.onnx': { budget: () => 1 + Math.floor(p('training_model.onnx') / 2) },
     'eval_model.onnx': { budget: () => 1 + p('training_model.onnx') + Math.floor(p('eval_model.onnx') / 2) },
     'checkpoint.onnx (the first, step 0)': { budget: () => graphs() + Math.floor(p('checkpoint.onnx') / 2) },
-    'checkpoint.onnx (the next, step 5)': { budget: () => graphs() + Math.floor(1.5 * p('checkpoint.onnx')) },
-    'inference.onnx': { budget: () => graphs() + p('checkpoint.onnx') + Math.floor(p('inference.onnx') / 2), atLastStep: true },
-    'manifest.json': { budget: () => graphs() + p('checkpoint.onnx') + p('inference.onnx'), atLastStep: true },
+    'metrics.json (the first, step 0)': { budget: () => graphs() + p('checkpoint.onnx') - 1 },
+    'checkpoint.onnx (the next, step 5)': { budget: () => graphs() + 1 + Math.floor(1.5 * p('checkpoint.onnx')) },
+    'inference.onnx': { budget: () => finalStage() + Math.floor(p('inference.onnx') / 2), atLastStep: true },
+    'evaluation.json': { budget: () => finalStage('inference.onnx') + Math.floor(p('evaluation.json') / 2), atLastStep: true },
+    'manifest.json': { budget: () => finalStage('inference.onnx', 'evaluation.json'), atLastStep: true },
+    'report.html': { budget: () => finalStage('inference.onnx', 'evaluation.json', 'manifest.json') + Math.floor(p('report.html') / 2), atLastStep: true },
   };
 
   it.each(Object.keys(cases))('%s: exit 6, nothing torn, and the run completes bit-identical once space is freed', (name) => {
@@ -188,7 +194,7 @@ describe('output streams that fail', () => {
     const out = tempDir();
     const r = spawnSync('sh', ['-c', `"$0" "$@" > ${join(fs, 'log.jsonl')}`, process.execPath, CLI, 'train', ...base, '--max-steps', '3', '--out', out], { encoding: 'utf8' });
     expect([r.status, r.stderr.trim().split('\n').at(-1)]).toEqual([6, 'ingraph: cannot write stdout: ENOSPC (no space left on device); output after that was lost (the command itself completed)']);
-    expect(listFiles(out).sort()).toEqual([...ARTIFACT_FILES, 'manifest.json'].sort());
+    expect(listFiles(out).sort()).toEqual([...ARTIFACT_FILES, 'manifest.json', 'report.html'].sort());
     expectNothingTorn(out);
   });
 
@@ -196,7 +202,7 @@ describe('output streams that fail', () => {
     const out = tempDir();
     const r = spawnSync('bash', ['-c', `"$0" "$@" | head -1 > /dev/null; exit \${PIPESTATUS[0]}`, process.execPath, CLI, 'train', ...base, '--max-steps', '3', '--out', out], { encoding: 'utf8' });
     expect([r.status, r.stderr]).toEqual([0, expect.not.stringMatching(/EPIPE|\n\s+at /)]);
-    expect(listFiles(out).sort()).toEqual([...ARTIFACT_FILES, 'manifest.json'].sort());
+    expect(listFiles(out).sort()).toEqual([...ARTIFACT_FILES, 'manifest.json', 'report.html'].sort());
     expectNothingTorn(out);
   });
 });

@@ -34,7 +34,7 @@ describe('reproducible', () => {
       const r = runCli(['train', ...base, '--epochs', '1', '--seed', seed, '--out', dir]);
       expect(r.code).toBe(0);
     }
-    for (const f of ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx']) {
+    for (const f of ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json']) {
       expect([f, bytes(a, f).equals(bytes(b, f))]).toEqual([f, true]);
     }
     expect(bytes(a, 'inference.onnx').equals(bytes(c, 'inference.onnx'))).toBe(false);
@@ -66,7 +66,8 @@ describe('crash safety', () => {
     }
     const last = startCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data]);
     expect(await last.exit).toBe(0);
-    for (const f of ['checkpoint.onnx', 'inference.onnx']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
+    // metrics.json too: the resumed run's record of losses and epochs has neither gaps nor duplicates.
+    for (const f of ['checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
   });
 
   it('SIGTERM stops the run after its current step with a checkpoint (exit 143); resuming ends bit-identical', async () => {
@@ -79,7 +80,8 @@ describe('crash safety', () => {
     expect(JSON.parse(readCheckpoint(join(out, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(Number(stopped));
     expect(existsSync(join(out, '.ingraph.lock'))).toBe(false);
     expect(runCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data]).code).toBe(0);
-    for (const f of ['checkpoint.onnx', 'inference.onnx']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
+    // metrics.json too: the resumed run's record of losses and epochs has neither gaps nor duplicates.
+    for (const f of ['checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
   });
 
   it('a truncated or altered checkpoint is refused with its message, and nothing changes', () => {

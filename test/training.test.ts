@@ -43,7 +43,7 @@ describe('training on 640 images', () => {
 
   it('writes the training artifacts, with checksums in the manifest that match', () => {
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
-    expect(Object.keys(manifest.files).sort()).toEqual(['checkpoint.onnx', 'eval_model.onnx', 'inference.onnx', 'training_model.onnx']);
+    expect(Object.keys(manifest.files).sort()).toEqual(['checkpoint.onnx', 'eval_model.onnx', 'evaluation.json', 'inference.onnx', 'metrics.json', 'training_model.onnx']);
     for (const [name, entry] of Object.entries(manifest.files) as [string, { sha256: string }][]) {
       expect([name, sha256(readFileSync(join(out, name)))]).toEqual([name, entry.sha256]);
     }

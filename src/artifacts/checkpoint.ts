@@ -1,11 +1,11 @@
 /**
  * The checkpoint codec: the one place that knows a checkpoint's metadata keys. A checkpoint is an ONNX model of
  * initializers (parameters and optimizer state) whose metadata records the config, the position, the epochs so far,
- * the schedule's horizon and a checksum of all of it (params-io.ts).
+ * every logged loss, the schedule's horizon and a checksum of all of it (params-io.ts).
  */
 import { ParsedModel } from '../onnx/model';
 import { UsageError } from '../errors';
-import { EpochResult, Position, TrainConfig } from '../train/config';
+import { EpochResult, LogEntry, Position, TrainConfig } from '../train/config';
 import { PACKAGE_VERSION } from '../version';
 
 export const CHECKPOINT_KEYS = {
@@ -17,6 +17,7 @@ export const CHECKPOINT_KEYS = {
   rng: 'ingraph.rng',
   epochs: 'ingraph.epochs',
   horizon: 'ingraph.horizon',
+  log: 'ingraph.log',
 } as const;
 
 /** What a checkpoint records besides the tensors. */
@@ -24,6 +25,8 @@ export interface CheckpointState {
   config: TrainConfig;
   position: Position;
   epochs: EpochResult[];
+  /** Every logged loss so far, so that a resumed run's record has neither gaps nor duplicates. */
+  log: LogEntry[];
   /** Total steps of the run the schedule was computed for; null in checkpoints that predate it. */
   horizon: number | null;
 }
@@ -38,6 +41,7 @@ export function checkpointMetadata(s: CheckpointState): Record<string, string> {
     // Batch order is a pure function of (seed, epoch): this is the whole generator state a resume needs.
     [CHECKPOINT_KEYS.rng]: JSON.stringify({ seed: s.config.seed, shuffle: s.config.shuffle, epoch: s.position.epoch }),
     [CHECKPOINT_KEYS.epochs]: JSON.stringify(s.epochs),
+    [CHECKPOINT_KEYS.log]: JSON.stringify(s.log),
     ...(s.horizon === null ? {} : { [CHECKPOINT_KEYS.horizon]: String(s.horizon) }),
   };
 }
@@ -62,6 +66,7 @@ export function decodeCheckpoint(m: ParsedModel, where: string): CheckpointState
       config: JSON.parse(meta[CHECKPOINT_KEYS.config]),
       position: JSON.parse(meta[CHECKPOINT_KEYS.position]),
       epochs: JSON.parse(meta[CHECKPOINT_KEYS.epochs]),
+      log: JSON.parse(meta[CHECKPOINT_KEYS.log] ?? '[]'),
       horizon: horizon === undefined ? null : Number(horizon),
     };
   } catch (e) {

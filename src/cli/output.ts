@@ -11,14 +11,13 @@ export function checkWritableFile(flag: string, path: string): string {
   const abs = resolve(path);
   if (existsSync(abs) && statSync(abs).isDirectory()) throw new UsageError(`${flag} ${path}: is a directory`);
   checkWritableDir(flag, dirname(abs), path);
-  if (existsSync(dirname(abs))) {
-    const probe = join(dirname(abs), `.ingraph-probe-${process.pid}`);
-    try {
-      closeSync(openSync(probe, 'wx'));
-      rmSync(probe);
-    } catch (e) {
-      throw new UsageError(`${flag} ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+  if (!existsSync(dirname(abs))) throw new UsageError(`${flag} ${path}: no directory ${dirname(abs)} (create it first)`);
+  const probe = join(dirname(abs), `.ingraph-probe-${process.pid}`);
+  try {
+    closeSync(openSync(probe, 'wx'));
+    rmSync(probe);
+  } catch (e) {
+    throw new UsageError(`${flag} ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   return abs;
 }

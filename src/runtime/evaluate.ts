@@ -15,11 +15,21 @@ export interface EvalReport {
   perClass: { label: number; correct: number; total: number; accuracy: number }[];
   /** confusion[true][predicted] */
   confusion: number[][];
+  /** The most confident mistakes, up to `EvaluateOptions.mistakes` of them. */
+  mistakes: Mistake[];
   imagesPerSecond: number;
   seconds: number;
   batchSize: number;
   ep: 'cpu' | 'cuda';
   epNote?: string;
+}
+
+/** A misclassified test image: its index in the data, true and predicted label, and the predicted label's probability. */
+export interface Mistake {
+  index: number;
+  label: number;
+  predicted: number;
+  probability: number;
 }
 
 /** Refuses a model that does not take uint8 images [N,1,28,28] and give logits [N,10]. */
@@ -50,6 +60,22 @@ export interface EvaluateOptions {
   batchSize?: number;
   /** Aborted (reason: the signal's name), the evaluation stops between batches with an InterruptedError. */
   signal?: AbortSignal;
+  /** Keep this many misclassified images, the most confident first (default 0). */
+  mistakes?: number;
+}
+
+/** The softmax probability of class `k` of the logits at `offset`. */
+function probabilityOf(logits: Float32Array, offset: number, k: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < 10; j++) max = Math.max(max, logits[offset + j]);
+  let sum = 0;
+  for (let j = 0; j < 10; j++) sum += Math.exp(logits[offset + j] - max);
+  return Math.exp(logits[offset + k] - max) / sum;
+}
+
+/** The `keep` most confident mistakes; equal probabilities keep test-set order. */
+function mostConfident(mistakes: Mistake[], keep: number): Mistake[] {
+  return mistakes.sort((a, b) => b.probability - a.probability || a.index - b.index).slice(0, keep);
 }
 
 /** Scores the inference model `bytes` (named `where` in errors) on `data`: accuracy, per class, confusion, speed. */
@@ -59,6 +85,7 @@ export async function evaluate(bytes: Uint8Array, where: string, data: MnistSpli
   const opened = await openSession(bytes, { ep: o.ep, threads: o.threads });
   const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
   let correct = 0;
+  const mistakes: Mistake[] = [];
   let seconds: number;
   try {
     // One untimed run first: onnxruntime allocates and prepacks weights on the first run.
@@ -76,6 +103,7 @@ export async function evaluate(bytes: Uint8Array, where: string, data: MnistSpli
         const truth = data.labels[s + i];
         confusion[truth][best]++;
         if (best === truth) correct++;
+        else if (o.mistakes) mistakes.push({ index: s + i, label: truth, predicted: best, probability: probabilityOf(logits, i * 10, best) });
       }
     }
     seconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -93,6 +121,7 @@ export async function evaluate(bytes: Uint8Array, where: string, data: MnistSpli
     total: data.count,
     perClass,
     confusion,
+    mistakes: mostConfident(mistakes, o.mistakes ?? 0),
     imagesPerSecond: data.count / seconds,
     seconds,
     batchSize,

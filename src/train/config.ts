@@ -76,6 +76,18 @@ export interface EpochResult {
   testAccuracy: number;
 }
 
+/** A logged mean training loss and the learning rate of the step that ended it; recorded in checkpoints. */
+export interface LogEntry {
+  step: number;
+  /** 1-based, as the seed's log lines count epochs. */
+  epoch: number;
+  /** Batches done in the epoch. */
+  batch: number;
+  /** Mean loss of the steps since the previous entry. */
+  loss: number;
+  lr: number;
+}
+
 export function makeOptimizer(c: TrainConfig): Optimizer {
   return c.optimizer === 'sgd' ? sgd({ momentum: c.momentum, weightDecay: c.weightDecay }) : adamw({ ...ADAMW_DEFAULTS, weightDecay: c.weightDecay });
 }

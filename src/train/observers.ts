@@ -32,13 +32,16 @@ export function progressLog(report: Reporter): TrainObserver {
 
 /**
  * Writes a checkpoint every `every` steps (when given), after each epoch and when `fit` stops on a signal, through
- * `write`; a state already written is not written again.
+ * `write`, then calls `alongside` (files that follow each checkpoint); a state already written is not written again.
  */
 export class Checkpointer implements TrainObserver {
   private written = '';
 
   /** `step` is that of the checkpoint already on disk, if any. */
-  constructor(private readonly write: (checkpoint: Uint8Array) => void, private readonly every: number | null, public step: number | null = null) {}
+  constructor(
+    private readonly write: (checkpoint: Uint8Array) => void, private readonly every: number | null, public step: number | null = null,
+    private readonly alongside: (t: Trainer) => void = () => {},
+  ) {}
 
   /** Writes the trainer's state now, unless this very state was the last one written. */
   save(t: Trainer): void {
@@ -48,6 +51,7 @@ export class Checkpointer implements TrainObserver {
     this.write(t.checkpoint());
     this.written = state;
     this.step = s.position.step;
+    this.alongside(t);
   }
 
   onStep(t: Trainer, e: StepEvent): void {

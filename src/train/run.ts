@@ -1,7 +1,7 @@
 /**
  * A training run on disk: a Trainer plus the observers that write its directory: the training and eval graphs,
- * checkpoints (at the start, every N steps, after each epoch, on a signal and at the end), the exported inference
- * model, the manifest, and promotion. Everything is read and checked, and the session opened, before the directory
+ * checkpoints (at the start, every N steps, after each epoch, on a signal and at the end) with the metrics so far,
+ * the exported inference model, its evaluation, the manifest, the report, and promotion. Everything is read and checked, and the session opened, before the directory
  * is created: a run that cannot start writes nothing.
  */
 import { existsSync, readFileSync } from 'fs';
@@ -15,6 +15,8 @@ import { readSplit } from '../data/mnist';
 import { DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { Network, networkByName } from '../models';
 import { ParsedModel } from '../onnx/model';
+import { runReport } from '../report';
+import { evaluationRecord, MISTAKES_SHOWN, RECORD_FILES, recordJson } from '../report/records';
 import { EvalReport } from '../runtime/evaluate';
 import { ACCURACY_KEY, PromotionPlan, PromotionResult, TEST_IMAGES_KEY, promote } from '../runtime/promote';
 import { EpChoice } from '../runtime/session';
@@ -66,14 +68,17 @@ export const ARTIFACTS = {
   eval: 'eval_model.onnx',
   checkpoint: 'checkpoint.onnx',
   inference: 'inference.onnx',
-  manifest: 'manifest.json',
+  metrics: RECORD_FILES.metrics,
+  evaluation: RECORD_FILES.evaluation,
+  manifest: RECORD_FILES.manifest,
+  report: 'report.html',
 } as const;
 
 /** What two runs with the same inputs share, bit for bit; written into every manifest. */
 export const REPRODUCIBILITY = {
-  identical: ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx'],
+  identical: ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json'],
   given: 'the same ingraph and onnxruntime versions, seed, data, options and thread count, on the CPU execution provider',
-  notCovered: 'runs with different thread counts (reduction order changes), on CUDA (non-deterministic kernels), or with onnxruntime choosing the thread count (threads unset) on machines with different core counts; manifest.json itself (host, times, speeds)',
+  notCovered: 'runs with different thread counts (reduction order changes), on CUDA (non-deterministic kernels), or with onnxruntime choosing the thread count (threads unset) on machines with different core counts; manifest.json and report.html themselves (host, times, speeds)',
 };
 
 /** The files of an earlier run; a run that does not resume refuses a directory holding them. */
@@ -142,7 +147,9 @@ class RunDirectory {
   private readonly checkpoints: Checkpointer;
 
   constructor(private readonly o: RunOptions, private readonly t: Trainer) {
-    this.checkpoints = new Checkpointer((bytes) => this.save(ARTIFACTS.checkpoint, bytes), o.checkpointEvery, o.resume ? t.position.step : null);
+    // The checkpoint holds the metrics too; a resume rewrites metrics.json from it, without gaps or duplicates.
+    const metrics = () => this.save(ARTIFACTS.metrics, recordJson({ log: t.log, epochs: t.epochs }));
+    this.checkpoints = new Checkpointer((bytes) => this.save(ARTIFACTS.checkpoint, bytes), o.checkpointEvery, o.resume ? t.position.step : null, metrics);
   }
 
   async run(): Promise<TrainResult> {
@@ -196,11 +203,13 @@ class RunDirectory {
   private async finish(): Promise<{ final: EvalReport; inference: Uint8Array }> {
     const { o, t } = this;
     await t.release();
-    const final = await t.evaluate(o.signal, join(o.out, ARTIFACTS.inference));
+    const final = await t.evaluate(o.signal, join(o.out, ARTIFACTS.inference), MISTAKES_SHOWN);
     // The recorded accuracy goes into the model's metadata, so deployment tooling can compare models by it.
     const inference = t.exportModel(inferenceMetadata(o.config, final));
     this.save(ARTIFACTS.inference, inference);
+    this.save(ARTIFACTS.evaluation, recordJson(evaluationRecord(final, t.testData, ARTIFACTS.inference)));
     writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(this.manifest(final), null, 2)}\n`);
+    writeFileAtomic(join(o.out, ARTIFACTS.report), await runReport(o.out));
     return { final, inference };
   }
 

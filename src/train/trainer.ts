@@ -15,7 +15,7 @@ import { EvalReport, evaluate } from '../runtime/evaluate';
 import { learningRate } from '../runtime/schedule';
 import { EpChoice } from '../runtime/session';
 import { TrainingStep } from '../runtime/step';
-import { EpochResult, frozenMatcher, makeOptimizer, Position, startOfEpoch, TrainConfig } from './config';
+import { EpochResult, frozenMatcher, LogEntry, makeOptimizer, Position, startOfEpoch, TrainConfig } from './config';
 
 /** Images (uint8, count·784, 1x28x28 each) and their labels (0..9). */
 export type Dataset = MnistSplit;
@@ -76,6 +76,7 @@ const EVAL_BATCH = 250;
 export class Trainer {
   private pos: Position;
   private readonly history: EpochResult[];
+  private readonly logged: LogEntry[];
   private readonly batchesPerEpoch: number;
   /** Steps of the whole run: the learning-rate schedule's horizon. */
   readonly totalSteps: number;
@@ -94,6 +95,7 @@ export class Trainer {
   ) {
     this.pos = resumedFrom ? resumedFrom.position : startOfEpoch(0, 0);
     this.history = resumedFrom ? [...resumedFrom.epochs] : [];
+    this.logged = resumedFrom ? [...resumedFrom.log] : [];
     this.batchesPerEpoch = Math.ceil(data.train.count / config.batchSize);
     this.totalSteps = Math.min(config.epochs * this.batchesPerEpoch, config.maxSteps ?? Infinity);
     this.images = new Uint8Array(config.batchSize * IMAGE_SIZE);
@@ -125,6 +127,11 @@ export class Trainer {
     return this.data.test.count;
   }
 
+  /** The test set every epoch is scored on. */
+  get testData(): Dataset {
+    return this.data.test;
+  }
+
   /** The execution provider the step runs on, and why `auto` chose the CPU where it did. */
   get ep(): 'cpu' | 'cuda' {
     return this.session.opened.ep;
@@ -140,6 +147,11 @@ export class Trainer {
 
   get epochs(): readonly EpochResult[] {
     return this.history;
+  }
+
+  /** Every logged mean loss of the run, resumed parts included. */
+  get log(): readonly LogEntry[] {
+    return this.logged;
   }
 
   /** True once every epoch is trained and evaluated, or `maxSteps` is reached. */
@@ -192,13 +204,17 @@ export class Trainer {
     if (pos.batch % this.config.logEvery === 0) {
       logged = pos.running.loss / pos.running.count;
       pos.running = { loss: 0, count: 0 };
+      this.logged.push({ step: pos.step, epoch: pos.epoch + 1, batch: pos.batch, loss: logged, lr });
     }
     return { epoch: pos.epoch, batch: pos.batch, batchesPerEpoch: this.batchesPerEpoch, step: pos.step, loss, lr, logged };
   }
 
-  /** Accuracy of the current weights on the test set; an aborted `signal` stops it between batches. */
-  async evaluate(signal?: AbortSignal, where = 'epoch model'): Promise<EvalReport> {
-    return evaluate(this.exportModel(), where, this.data.test, { ep: this.data.ep, threads: this.data.threads, batchSize: EVAL_BATCH, signal });
+  /**
+   * Accuracy of the current weights on the test set, keeping the `mistakes` most confident misclassifications; an
+   * aborted `signal` stops it between batches.
+   */
+  async evaluate(signal?: AbortSignal, where = 'epoch model', mistakes = 0): Promise<EvalReport> {
+    return evaluate(this.exportModel(), where, this.data.test, { ep: this.data.ep, threads: this.data.threads, batchSize: EVAL_BATCH, signal, mistakes });
   }
 
   /** Scores the finished epoch on the test set, records it and moves to the next epoch. */
@@ -263,7 +279,7 @@ export class Trainer {
   }
 
   checkpointState(): CheckpointState {
-    return { config: this.config, position: this.pos, epochs: this.history, horizon: this.totalSteps };
+    return { config: this.config, position: this.pos, epochs: this.history, log: this.logged, horizon: this.totalSteps };
   }
 
   /** A checkpoint of exactly where the trainer stands (ONNX, checksummed); `Trainer.create({ resume })` continues it. */
