@@ -125,6 +125,7 @@ describe('bad input: one line naming the file or flag, exit code 2, nothing writ
     ['an unknown model', () => ['export', '--model', 'vgg', '--out', join(work, 'never3.onnx')], /--model vgg: must be one of inception, residual/],
     ['an opset older than 11', () => ['export', '--model', 'residual', '--opset', '10', '--out', join(work, 'never4.onnx')], /--opset 10: must be between 11 and 17/],
     ['an --out the filesystem refuses', () => ['export', '--model', 'residual', '--out', '/proc/ingraph.onnx'], /--out \/proc\/ingraph\.onnx: cannot write \(E[A-Z]+\)/],
+    ['an --out in a directory that does not exist', () => ['export', '--model', 'residual', '--out', join(work, 'no', 'such.onnx')], /--out .*such\.onnx: no directory .*\/no \(create it first\)\n$/],
     ['an unknown flag', () => ['eval', '--model-file', model, '--bogus'], /Unknown option '--bogus'/],
     ['an unknown command', () => ['fly'], /unknown command "fly"/],
     ['--limit 0', () => ['eval', '--model-file', model, '--limit', '0'], /--limit 0: must be at least 1/],
