@@ -1,12 +1,14 @@
 /**
  * The whole training step against PyTorch: same initial weights, same batches; loss, every gradient and every
- * updated parameter after one and after three steps (fixtures from tools/make_torch_fixtures.py).
+ * updated parameter after one and after three steps (fixtures from tools/make_torch_fixtures.py). The data-parallel
+ * step (2 and 3 workers: even and uneven shards) is held to the same fixtures.
  */
 import * as ort from 'onnxruntime-node';
-import { buildTrainingModel } from '../src/artifacts/graphs';
+import { buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { sgd } from '../src/optim/sgd';
-import { TrainingStep } from '../src/runtime/step';
+import { ParallelTrainingStep } from '../src/runtime/parallel-step';
+import { StepRunner, TrainingStep } from '../src/runtime/step';
 import { loadTorchFixture, relError } from './helpers/torch-fixture';
 
 /** Relative tolerance (max abs error over max abs value, per tensor) for losses, gradients and SGD's parameters. */
@@ -50,6 +52,16 @@ describe.each([
       if (err >= REL_TOL) throw new Error(`gradient of ${p.name}: relative error ${err}`);
     }
 
+    await expectThreeSteps(step);
+  });
+
+  it.each([2, 3])('the data-parallel step with %i workers matches as well', async (k) => {
+    const sharded = buildShardedTrainingModels(net, optimizer, k);
+    await expectThreeSteps(await ParallelTrainingStep.open(graph, sharded, init, new Map(), B));
+  });
+
+  /** Three steps on the fixture's batches: losses, and every parameter after steps 1 and 3, as PyTorch has them. */
+  async function expectThreeSteps(step: StepRunner): Promise<void> {
     const losses: number[] = [];
     for (let k = 0; k < 3; k++) {
       const r = await step.run(images.subarray(k * B * 784, (k + 1) * B * 784), labels.subarray(k * B, (k + 1) * B), B, fx.config.lr);
@@ -64,5 +76,5 @@ describe.each([
     }
     losses.forEach((l, k) => expect(Math.abs(l - fx.losses[k]) / fx.losses[k]).toBeLessThan(REL_TOL));
     await step.release();
-  });
+  }
 });

@@ -16,7 +16,7 @@ import { basename, dirname, join } from 'path';
 import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/artifacts/files';
-import { buildInferenceModel, buildTrainingModel } from '../src/artifacts/graphs';
+import { buildInferenceModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
 import { defaultMnistDir, readSplit } from '../src/data/mnist';
 import { createNet, NetworkName } from '../src/models';
 import { initParams } from '../src/models/module';
@@ -24,6 +24,7 @@ import { sgd } from '../src/optim/sgd';
 import { parseModel } from '../src/onnx/model';
 import { openSession } from '../src/runtime/session';
 import { TrainingStep } from '../src/runtime/step';
+import { openTrainingSteps } from '../src/runtime/steps';
 import { PROJECT_ROOT } from '../src/version';
 
 const PYTHON = '/usr/bin/python3';
@@ -47,17 +48,24 @@ function batches(n: number) {
   return { images: train.images, labels: BigInt64Array.from(train.labels, (l) => BigInt(l)) };
 }
 
-/** ingraph's training step, in this process: images/s over `steps` steps after `warmup`. */
+/**
+ * ingraph's training step, in this process, as `ingraph train --threads N` runs it (N > 1: data-parallel workers):
+ * images/s over `steps` steps after `warmup`. With `profilePrefix`: the one-session step, profiled per op.
+ */
 async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
-  const graph = buildTrainingModel(net, sgd({ momentum: 0.5, weightDecay: 0 }));
-  const step = await TrainingStep.open(graph, initParams(graph.params, 0), new Map(), { ep: 'cpu', threads: o.threads, profilePrefix });
+  const optimizer = sgd({ momentum: 0.5, weightDecay: 0 });
+  const graph = buildTrainingModel(net, optimizer);
+  const params = initParams(graph.params, 0);
+  const step = profilePrefix
+    ? await TrainingStep.open(graph, params, new Map(), { ep: 'cpu', threads: o.threads, profilePrefix })
+    : await openTrainingSteps(graph, (shards) => buildShardedTrainingModels(net, optimizer, shards), params, new Map(), { ep: 'cpu', threads: o.threads, maxBatch: 64 });
   const data = batches(8);
   const run = (i: number) => step.run(data.images.subarray((i % 8) * 64 * 784), data.labels.subarray((i % 8) * 64), 64, 0.01);
   for (let i = 0; i < o.warmup; i++) await run(i);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < o.steps; i++) await run(i);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (profilePrefix) step.opened.session.endProfiling();
+  if (step instanceof TrainingStep && profilePrefix) step.opened.session.endProfiling();
   await step.release();
   const profile = profilePrefix ? newestWithPrefix(profilePrefix) : undefined;
   return { imagesPerSecond: (o.steps * 64) / seconds, stepMs: (1000 * seconds) / o.steps, profile };
@@ -71,10 +79,17 @@ function newestWithPrefix(prefix: string): string {
   return join(dir, files[files.length - 1]);
 }
 
+/**
+ * PyTorch at its best on this machine: without these, glibc hands PyTorch's large per-step buffers back to the OS and
+ * maps them again every step, and its step time swings 1.5-4x from run to run (ingraph is unaffected: onnxruntime
+ * keeps its own arena).
+ */
+const TORCH_MALLOC = { MALLOC_MMAP_THRESHOLD_: '4000000000', MALLOC_TRIM_THRESHOLD_: '4000000000', MALLOC_TOP_PAD_: '536870912' };
+
 function torchBench(net: NetworkName, o: Options, exportTo?: string): { trainImagesPerSecond: number; trainStepMs: number; evalImagesPerSecond: number; torch: string } {
   const args = [join(PROJECT_ROOT, 'tools', 'bench_torch.py'), '--net', net, '--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(o.threads)];
   if (exportTo) args.push('--export', exportTo);
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8' });
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, ...TORCH_MALLOC } });
   if (r.status !== 0) throw new Error(`bench_torch.py failed: ${r.stderr.split('\n').slice(-3).join(' ')}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() as string);
 }

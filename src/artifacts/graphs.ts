@@ -5,12 +5,12 @@
 import { appendGradients } from '../autodiff/gradients';
 import { NetworkRef, createNet, imagesInput, logitsOf, resolveNetwork } from '../models';
 import { crossEntropy } from '../models/loss';
-import { ParamSpec, Params } from '../models/module';
+import { Module, ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
 import { OPSET, encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
-import { INPUTS, OUTPUTS, updated } from '../onnx/signature';
+import { gradient, INPUTS, OUTPUTS, updated } from '../onnx/signature';
 
 
 /** A training step graph and the specs of what it takes and updates. */
@@ -29,39 +29,49 @@ export interface TrainingModelOptions {
   exposeGradients?: boolean;
 }
 
-/**
- * One training step as an ONNX graph: forward, loss, backward and the optimizer update. Inputs: images, labels, lr,
- * every parameter and optimizer state; outputs: loss, correct, `updated.<name>` for each, params_sq_sum.
- */
-export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: TrainingModelOptions = {}): TrainingGraph {
-  const isFrozen = o.isFrozen ?? (() => false);
-  const g = new GraphBuilder();
-  const net = createNet(model);
-  const specs = net.parameters();
-  const images = imagesInput(g);
-  const labels = g.input(INPUTS.labels, 'int64', ['N']);
-  const lr = g.input(INPUTS.lr, 'float32', []);
-  const paramInputs = new Map(specs.map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
+/** What training graphs take: parameters, the trainable ones, and the optimizer's state. */
+interface TrainingSpecs {
+  specs: ParamSpec[];
+  trainable: StateSpec[];
+  globalSpecs: StateSpec[];
+  stateSpecs: StateSpec[];
+}
+
+/** The specs, with the graph inputs of the parameters (and of the optimizer state, where the graph updates). */
+interface TrainingInputs extends TrainingSpecs {
+  params: Map<string, Tensor>;
+  states?: Map<string, Tensor>;
+}
+
+function trainingSpecs(specs: ParamSpec[], optimizer: Optimizer, isFrozen: (name: string) => boolean): TrainingSpecs {
   const trainable = specs.filter((s) => !isFrozen(s.name));
   if (trainable.length === 0) throw new RangeError('training: every parameter is frozen; nothing to train');
   const globalSpecs = optimizer.globalState();
   const stateSpecs = [...globalSpecs, ...trainable.flatMap((s) => optimizer.paramState(s.name, s.shape))];
-  const stateInputs = new Map(stateSpecs.map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
+  return { specs, trainable, globalSpecs, stateSpecs };
+}
 
-  const logits = logitsOf(g, net, images, (s) => paramInputs.get(s.name) as Tensor, true);
+/** Outputs the batch's mean loss and correct count; returns the gradients of the loss (times `scale`, when given). */
+function appendLossAndGradients(g: GraphBuilder, net: Module, batch: { images: Tensor; labels: Tensor }, inputs: TrainingInputs, scale?: Tensor): Map<string, Tensor> {
+  const { images, labels } = batch;
+  const logits = logitsOf(g, net, images, (s) => inputs.params.get(s.name) as Tensor, true);
   const { loss, correct } = crossEntropy(g, logits, labels);
-  const grads = appendGradients(g, loss, trainable.map((s) => paramInputs.get(s.name) as Tensor));
-
+  const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, inputs.trainable.map((s) => inputs.params.get(s.name) as Tensor));
   g.output(loss, OUTPUTS.loss);
   g.output(correct, OUTPUTS.correct);
-  if (o.exposeGradients) for (const [name, t] of grads) g.output(t, `grad.${name}`);
+  return grads;
+}
+
+/** The optimizer update of every trainable parameter from `grads`: `updated.<name>` outputs and params_sq_sum. */
+function appendUpdate(g: GraphBuilder, optimizer: Optimizer, lr: Tensor, inputs: TrainingInputs, grads: Map<string, Tensor>): void {
+  const stateInputs = inputs.states as Map<string, Tensor>;
   g.scope('optimizer', () => {
-    const global = optimizer.updateGlobal(g, new Map(globalSpecs.map((s) => [s.name, stateInputs.get(s.name) as Tensor])));
+    const global = optimizer.updateGlobal(g, new Map(inputs.globalSpecs.map((s) => [s.name, stateInputs.get(s.name) as Tensor])));
     for (const [name, t] of global) g.output(t, updated(name));
     const squares: Tensor[] = [];
-    for (const s of trainable) {
+    for (const s of inputs.trainable) {
       const own = new Map(optimizer.paramState(s.name, s.shape).map((st) => [st.name, stateInputs.get(st.name) as Tensor]));
-      const step = optimizer.update(g, lr, paramInputs.get(s.name) as Tensor, grads.get(s.name) as Tensor, own, global);
+      const step = optimizer.update(g, lr, inputs.params.get(s.name) as Tensor, grads.get(s.name) as Tensor, own, global);
       g.output(step.param, updated(s.name));
       for (const [name, t] of step.state) g.output(t, updated(name));
       squares.push(g.reduceSum(g.mul(step.param, step.param), s.shape.map((_, i) => i), false));
@@ -69,9 +79,78 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
     // One scalar that is finite exactly when every updated parameter is: the host's divergence check reads it.
     g.output(squares.reduce((a, b) => g.add(a, b)), OUTPUTS.paramsSqSum);
   });
+}
+
+function paramInputs(g: GraphBuilder, specs: readonly (ParamSpec | StateSpec)[]): Map<string, Tensor> {
+  return new Map(specs.map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
+}
+
+/** Names of the update graph's flat inputs: all trainable parameters end to end, and each shard's gradients. */
+export const FLAT = { params: 'flat.params', grads: (shard: number) => `flat.grads.${shard}` } as const;
+
+/** The training step split for data parallelism: each shard's gradients, and the optimizer update of their sum. */
+export interface ShardedTrainingGraphs {
+  /**
+   * Inputs: images, labels, `loss_scale` (the shard's share of the batch) and every parameter. Outputs: the shard's
+   * mean loss, correct, and `grad.<name>` of loss_scale · loss for each trainable parameter: the shards' gradients
+   * sum to the gradient of the whole batch's mean loss.
+   */
+  gradient: Uint8Array;
+  /**
+   * The update over one flat buffer (a few elementwise kernels instead of several per tensor). Inputs: lr,
+   * `flat.params` [P] (the trainable parameters end to end, in TrainingGraph.trainable order), `flat.grads.<k>` [P]
+   * for each of the K shards (summed in-graph in shard order), the optimizer's global state and its flat
+   * per-parameter state. Outputs: `updated.<input>` for the flat parameters and every state, and params_sq_sum.
+   */
+  update: Uint8Array;
+  /** Each flat optimizer state, and the per-parameter states (trainable order) it holds end to end. */
+  flatStates: { name: string; parts: string[] }[];
+  /** K: the shards each batch is split into. */
+  shards: number;
+}
+
+/** The gradient and update graphs of data-parallel training over `shards` workers (see ShardedTrainingGraphs). */
+export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimizer, shards: number, o: TrainingModelOptions = {}): ShardedTrainingGraphs {
+  const net = createNet(model);
+  const specs = trainingSpecs(net.parameters(), optimizer, o.isFrozen ?? (() => false));
+  const name = resolveNetwork(model).name;
+  const g = new GraphBuilder();
+  const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
+  const scale = g.input(INPUTS.lossScale, 'float32', []);
+  const grads = appendLossAndGradients(g, net, batch, { ...specs, params: paramInputs(g, specs.specs) }, scale);
+  for (const [param, t] of grads) g.output(t, gradient(param));
+  const gradientBytes = encodeModel(g, { graphName: `${name}_shard_gradients`, docString: `Gradients of one shard of a batch of the ${name} net.` });
+  const flat: StateSpec = { name: FLAT.params, shape: [specs.trainable.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0)] };
+  const flatSpecs = { ...specs, trainable: [flat], stateSpecs: [...specs.globalSpecs, ...optimizer.paramState(flat.name, flat.shape)] };
+  const u = new GraphBuilder();
+  const lr = u.input(INPUTS.lr, 'float32', []);
+  const inputs = { ...flatSpecs, params: paramInputs(u, [flat]), states: paramInputs(u, flatSpecs.stateSpecs) };
+  // Adds, not a ReduceSum over a [K,P] stack: onnxruntime reduces the leading axis of such a stack far slower.
+  const sum = Array.from({ length: shards }, (_, k) => u.input(FLAT.grads(k), 'float32', flat.shape)).reduce((a, b) => u.add(a, b));
+  appendUpdate(u, optimizer, lr, inputs, new Map([[flat.name, sum]]));
+  const update = encodeModel(u, { graphName: `${name}_update`, docString: `The ${optimizer.kind} update of the ${name} net from its shards' gradients.` });
+  const perParam = specs.trainable.map((s) => optimizer.paramState(s.name, s.shape));
+  const flatStates = optimizer.paramState(flat.name, flat.shape).map((f, j) => ({ name: f.name, parts: perParam.map((states) => states[j].name) }));
+  return { gradient: gradientBytes, update, flatStates, shards };
+}
+
+/**
+ * One training step as an ONNX graph: forward, loss, backward and the optimizer update. Inputs: images, labels, lr,
+ * every parameter and optimizer state; outputs: loss, correct, `updated.<name>` for each, params_sq_sum.
+ */
+export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: TrainingModelOptions = {}): TrainingGraph {
+  const g = new GraphBuilder();
+  const net = createNet(model);
+  const specs = trainingSpecs(net.parameters(), optimizer, o.isFrozen ?? (() => false));
+  const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
+  const lr = g.input(INPUTS.lr, 'float32', []);
+  const inputs = { ...specs, params: paramInputs(g, specs.specs), states: paramInputs(g, specs.stateSpecs) };
+  const grads = appendLossAndGradients(g, net, batch, inputs);
+  if (o.exposeGradients) for (const [name, t] of grads) g.output(t, gradient(name));
+  appendUpdate(g, optimizer, lr, inputs, grads);
   const name = resolveNetwork(model).name;
   const bytes = encodeModel(g, { graphName: `${name}_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net.` });
-  return { bytes, params: specs, trainable: trainable.map((s) => s.name), states: stateSpecs };
+  return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs };
 }
 
 /** Forward pass and loss with parameters as inputs: outputs loss, correct and logits. */

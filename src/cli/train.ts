@@ -41,7 +41,9 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
   --limit N / --test-limit N   use only the first N training / test images
   --out DIR                    output directory (default artifacts/<model>-<timestamp>)
   --ep cpu|cuda|auto           execution provider (default auto: CUDA if its provider loads, else CPU)
-  --threads N                  onnxruntime intra-op threads (default: onnxruntime's choice)
+  --threads N                  cores to use (default: all). On the CPU, N > 1 splits every batch over N worker
+                               threads (data parallelism, exactly reproducible for a given N); on CUDA, onnxruntime's
+                               intra-op threads
   --log-every N                batches per loss line (default 300)
   --checkpoint-every N         also checkpoint every N steps (always: at the start, after each epoch, at the end)
   --promote-to PATH            copy the new inference.onnx to PATH only if its test accuracy is at least that of the

@@ -10,8 +10,8 @@ export const IMAGE_SIZE = 784;
 /** ...classified into 10 classes. */
 export const CLASSES = 10;
 
-/** Graph inputs: uint8 images [N,1,28,28], int64 labels [N], the float learning rate. */
-export const INPUTS = { images: 'images', labels: 'labels', lr: 'lr' } as const;
+/** Graph inputs: uint8 images [N,1,28,28], int64 labels [N], the float learning rate, a shard's share of the batch. */
+export const INPUTS = { images: 'images', labels: 'labels', lr: 'lr', lossScale: 'loss_scale' } as const;
 
 /** Graph outputs: the mean loss, the count of correct predictions, logits, probabilities, labels, and the divergence check. */
 export const OUTPUTS = {
@@ -20,6 +20,9 @@ export const OUTPUTS = {
 
 /** Output name of the new value of an input that the training step updates. */
 export const updated = (name: string): string => `updated.${name}`;
+
+/** Name of the gradient of a parameter, where a graph outputs or takes it. */
+export const gradient = (name: string): string => `grad.${name}`;
 
 /** The dims of a batch of `n` images. */
 export const imageDims = (n: number | string): (number | string)[] => [n, ...IMAGE_SHAPE];

@@ -80,7 +80,7 @@ function factsSection(runs: readonly RunRecord[], names: string[]): string {
     ...Object.keys(runs[0].manifest.config).filter((k) => k !== 'model').map((k): [string, (r: RunRecord) => string] => [k, (r) => JSON.stringify(r.manifest.config[k as keyof typeof r.manifest.config] ?? null)]),
     ['execution provider', (r) => r.manifest.ep],
     ['training speed', (r) => (r.manifest.host.imagesPerSecond === null ? '—' : `${Math.round(r.manifest.host.imagesPerSecond)} images/s, ${r.manifest.host.stepsPerSecond?.toFixed(1)} steps/s`)],
-    ['threads', (r) => (r.manifest.host.threads === null ? "onnxruntime's choice" : String(r.manifest.host.threads))],
+    ['threads', (r) => `${r.manifest.host.threads ?? 'all cores'}${r.manifest.host.workers && r.manifest.host.workers > 1 ? ` (${r.manifest.host.workers} data-parallel workers)` : ''}`],
     ['peak memory', (r) => `${Math.round(r.manifest.host.peakRssMB)} MB`],
     ['host', (r) => `${r.manifest.host.hostname} (${r.manifest.host.cpus} CPUs, Node ${r.manifest.host.node}), finished ${r.manifest.host.finishedAt}`],
     ['versions', (r) => `ingraph ${r.manifest.ingraph}, onnxruntime ${r.manifest.onnxruntime}`],

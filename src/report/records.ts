@@ -60,7 +60,7 @@ export interface ManifestRecord {
   ep: string;
   final: { accuracy: number; correct: number; total: number };
   files: Record<string, { sha256: string }>;
-  host: { finishedAt: string; hostname: string; cpus: number; node: string; threads: number | null; stepsPerSecond: number | null; imagesPerSecond: number | null; peakRssMB: number };
+  host: { finishedAt: string; hostname: string; cpus: number; node: string; threads: number | null; workers?: number; stepsPerSecond: number | null; imagesPerSecond: number | null; peakRssMB: number };
 }
 
 /** A finished run as its directory holds it, every file checked. */

@@ -35,6 +35,13 @@ export function cudaUnavailableReason(): string | null {
   return existsSync(lib) ? null : `the CUDA execution provider is not installed (${lib} is missing)`;
 }
 
+/** Whether `ep` runs on the CPU without trying CUDA: 'cpu', or 'auto' where the CUDA provider is not installed (with why). */
+export function choosesCpu(ep: EpChoice): { note?: string } | null {
+  if (ep === 'cpu') return {};
+  const reason = ep === 'auto' ? cudaUnavailableReason() : null;
+  return reason ? { note: `${reason}; using CPU` } : null;
+}
+
 export async function openSession(model: Uint8Array, o: SessionOptions = {}): Promise<OpenedSession> {
   const ep = o.ep ?? 'auto';
   const base: ort.InferenceSession.SessionOptions = {

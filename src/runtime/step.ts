@@ -15,7 +15,24 @@ export interface StepResult {
   paramsSqSum: number;
 }
 
-export class TrainingStep {
+/** Runs training steps, on one session or several; the Trainer uses only this. */
+export interface StepRunner {
+  /** The provider the steps run on, and why `auto` chose the CPU where it did. */
+  readonly ep: 'cpu' | 'cuda';
+  readonly note?: string;
+  /** Worker threads that share each batch (1: one session runs the whole step). */
+  readonly parallelism: number;
+  /** Runs one step on `n` images (uint8, n·IMAGE_SIZE) and labels; returns the batch's mean loss and correct count. */
+  run(images: Uint8Array, labels: BigInt64Array, n: number, lr: number): Promise<StepResult>;
+  /** Copies of the current parameters and optimizer state. */
+  params(): Params;
+  states(): Params;
+  /** Frees the sessions; later calls do nothing, so every path out of a run may call it. */
+  release(): Promise<void>;
+}
+
+/** The training step as one session of the training graph. */
+export class TrainingStep implements StepRunner {
   private readonly feeds: Record<string, ort.Tensor> = {};
   private readonly lr = new Float32Array(1);
   private batchImages: Uint8Array | null = null;
@@ -35,7 +52,16 @@ export class TrainingStep {
     return new TrainingStep(await openSession(graph.bytes, o), graph, params, states);
   }
 
-  /** Runs one step on `n` images (uint8, n·IMAGE_SIZE) and labels; returns the batch's mean loss and correct count. */
+  get ep(): 'cpu' | 'cuda' {
+    return this.opened.ep;
+  }
+
+  get note(): string | undefined {
+    return this.opened.note;
+  }
+
+  readonly parallelism = 1;
+
   async run(images: Uint8Array, labels: BigInt64Array, n: number, lr: number): Promise<StepResult> {
     this.lr[0] = lr;
     // The input tensors wrap the caller's batch buffers; they are made anew only when the buffers or n change.
@@ -63,7 +89,6 @@ export class TrainingStep {
     return new Map(this.graph.states.map((s) => [s.name, Float32Array.from(this.feeds[s.name].data as Float32Array)]));
   }
 
-  /** Frees the session; later calls do nothing, so every path out of a run may call it. */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
@@ -71,7 +96,8 @@ export class TrainingStep {
   }
 }
 
-function tensorOf(values: Params, name: string, shape: number[]): ort.Tensor {
+/** A tensor of `shape` holding a copy of `values`' entry `name` (zeros when absent). */
+export function tensorOf(values: Params, name: string, shape: number[]): ort.Tensor {
   const count = shape.reduce((a, b) => a * b, 1);
   const data = values.get(name) ?? new Float32Array(count);
   if (data.length !== count) throw new RangeError(`training step: "${name}" has ${data.length} values, expected ${count}`);

@@ -78,7 +78,7 @@ export const ARTIFACTS = {
 export const REPRODUCIBILITY = {
   identical: ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json'],
   given: 'the same ingraph and onnxruntime versions, seed, data, options and thread count, on the CPU execution provider',
-  notCovered: 'runs with different thread counts (reduction order changes), on CUDA (non-deterministic kernels), or with onnxruntime choosing the thread count (threads unset) on machines with different core counts; manifest.json and report.html themselves (host, times, speeds)',
+  notCovered: 'runs with different thread counts (the batch splits into other shards, sums round differently), on CUDA (non-deterministic kernels), or with threads unset (all cores) on machines with different core counts; manifest.json and report.html themselves (host, times, speeds)',
 };
 
 /** The files of an earlier run; a run that does not resume refuses a directory holding them. */
@@ -227,7 +227,7 @@ class RunDirectory {
       files: Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { sha256: hash }])),
       reproducibility: REPRODUCIBILITY,
       // Outside the hashed files: when, where and how fast this process ran.
-      host: { finishedAt: new Date().toISOString(), hostname: hostname(), cpus: cpus().length, node: process.version, threads: o.threads, ...this.speed() },
+      host: { finishedAt: new Date().toISOString(), hostname: hostname(), cpus: cpus().length, node: process.version, threads: o.threads, workers: t.parallelism, ...this.speed() },
     };
   }
 

@@ -3,7 +3,7 @@
  * short (step, guard, advance, notify); what happens around it (logging, checkpoints, export, promotion) belongs to
  * observers and to the caller.
  */
-import { buildInferenceModel, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
+import { buildInferenceModel, buildShardedTrainingModels, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
 import { CheckpointState, checkpointMetadata, decodeCheckpoint } from '../artifacts/checkpoint';
 import { encodeCheckpoint, paramsFromModel } from '../artifacts/params-io';
 import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit } from '../data/mnist';
@@ -14,7 +14,8 @@ import { ParsedModel } from '../onnx/model';
 import { EvalReport, evaluate } from '../runtime/evaluate';
 import { learningRate } from '../runtime/schedule';
 import { EpChoice } from '../runtime/session';
-import { TrainingStep } from '../runtime/step';
+import { StepRunner } from '../runtime/step';
+import { openTrainingSteps } from '../runtime/steps';
 import { EpochResult, frozenMatcher, LogEntry, makeOptimizer, Position, startOfEpoch, TrainConfig } from './config';
 
 /** Images (uint8, count·784, 1x28x28 each) and their labels (0..9). */
@@ -29,6 +30,10 @@ export interface TrainerOptions {
   /** Scored after every epoch. */
   test: Dataset;
   ep?: EpChoice;
+  /**
+   * Cores to use (default: all). On the CPU, N > 1 splits every batch over N worker threads with one session each
+   * (data parallelism; results are exactly reproducible for a given N); on CUDA, onnxruntime's intra-op threads.
+   */
   threads?: number;
   /** Initial weights by state_dict name; default: PyTorch's init from `config.seed`. */
   init?: Params;
@@ -88,7 +93,7 @@ export class Trainer {
   private released: { params: Params; states: Params } | null = null;
 
   private constructor(
-    readonly network: Network, readonly config: TrainConfig, readonly graph: TrainingGraph, private readonly session: TrainingStep,
+    readonly network: Network, readonly config: TrainConfig, readonly graph: TrainingGraph, private readonly session: StepRunner,
     private readonly data: { train: Dataset; test: Dataset; ep?: EpChoice; threads?: number },
     /** The checkpoint state this trainer continues, when it resumed one. */
     readonly resumedFrom: CheckpointState | null,
@@ -109,12 +114,13 @@ export class Trainer {
     if (c.model !== network.name) throw new RangeError(`trainer: config.model "${c.model}" is not the network's name "${network.name}"`);
     if (o.train.count === 0) throw new RangeError('trainer: the training set is empty');
     const names = network.create().parameters().map((p) => p.name);
-    const graph = buildTrainingModel(network, makeOptimizer(c), { isFrozen: frozenMatcher(c.freeze, names) });
+    const isFrozen = frozenMatcher(c.freeze, names);
+    const graph = buildTrainingModel(network, makeOptimizer(c), { isFrozen });
     const where = o.resumeWhere ?? 'checkpoint';
     const state = o.resume ? decodeCheckpoint(o.resume, where) : null;
     const params = o.resume ? paramsFromModel(o.resume, graph.params, where) : o.init ?? initParams(graph.params, c.seed);
     const states = o.resume ? paramsFromModel(o.resume, graph.states, where) : new Map();
-    const session = await TrainingStep.open(graph, params, states, { ep: o.ep, threads: o.threads });
+    const session = await openTrainingSteps(graph, (shards) => buildShardedTrainingModels(network, makeOptimizer(c), shards, { isFrozen }), params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize });
     return new Trainer(network, c, graph, session, { train: o.train, test: o.test, ep: o.ep, threads: o.threads }, state);
   }
 
@@ -134,11 +140,16 @@ export class Trainer {
 
   /** The execution provider the step runs on, and why `auto` chose the CPU where it did. */
   get ep(): 'cpu' | 'cuda' {
-    return this.session.opened.ep;
+    return this.session.ep;
   }
 
   get epNote(): string | undefined {
-    return this.session.opened.note;
+    return this.session.note;
+  }
+
+  /** Worker threads that share each batch (1: one session runs the whole step). */
+  get parallelism(): number {
+    return this.session.parallelism;
   }
 
   get position(): Readonly<Position> {

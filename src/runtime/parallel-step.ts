@@ -1,0 +1,252 @@
+/**
+ * Data-parallel training on the CPU. Each batch is split into K contiguous shards, one per worker thread, each with
+ * its own one-thread onnxruntime session of the gradient graph (a batch-64 step is too small for onnxruntime's
+ * intra-op threads to split; whole shards on separate cores are not). The shards' gradients, already weighted by
+ * their share of the batch, are summed here in a fixed order and applied by one update session, so for a given K the
+ * result is deterministic, and equal to the one-session step up to float rounding. Batches, parameters and gradients
+ * cross threads through shared memory.
+ */
+import { Worker } from 'worker_threads';
+import * as ort from 'onnxruntime-node';
+import { FLAT, ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs';
+import { Params } from '../models/module';
+import { gradient, IMAGE_SIZE, INPUTS, OUTPUTS, updated } from '../onnx/signature';
+import { openSession, OpenedSession } from './session';
+import { StepResult, StepRunner, tensorOf } from './step';
+
+/** Where each tensor lies in a flat shared buffer. */
+interface Slot {
+  name: string;
+  shape: number[];
+  offset: number;
+  count: number;
+}
+
+function layout(specs: readonly { name: string; shape: number[] }[]): { slots: Slot[]; total: number } {
+  let offset = 0;
+  const slots = specs.map((s) => {
+    const count = s.shape.reduce((a, b) => a * b, 1);
+    const slot = { name: s.name, shape: s.shape, offset, count };
+    offset += count;
+    return slot;
+  });
+  return { slots, total: offset };
+}
+
+/** What a worker is given: its graph, the shared buffers, where each tensor lies, the names it uses. */
+interface WorkerData {
+  ort: string;
+  model: Uint8Array;
+  params: SharedArrayBuffer;
+  grads: SharedArrayBuffer;
+  images: SharedArrayBuffer;
+  labels: SharedArrayBuffer;
+  paramSlots: Slot[];
+  gradSlots: (Slot & { output: string })[];
+  names: { images: string; labels: string; lossScale: string; loss: string; correct: string };
+  imageSize: number;
+}
+
+/**
+ * The body of a worker thread. It runs from its source text in a fresh thread, so it is self-contained: no imports,
+ * no closures. For each shard it copies the parameters and its images out of shared memory (onnxruntime-node takes
+ * no shared buffers), runs the gradient graph and writes the gradients back into its own shared region.
+ */
+function gradientWorker(): void {
+  /* eslint-disable @typescript-eslint/no-var-requires */
+  const { parentPort, workerData } = require('worker_threads');
+  const w = workerData as WorkerData;
+  const ortApi = require(w.ort) as typeof ort;
+  const shared = { params: new Float32Array(w.params), grads: new Float32Array(w.grads), images: new Uint8Array(w.images), labels: new BigInt64Array(w.labels) };
+  const feeds: Record<string, ort.Tensor> = {};
+  const own = w.paramSlots.map((s) => new Float32Array(s.count));
+  w.paramSlots.forEach((s, i) => (feeds[s.name] = new ortApi.Tensor('float32', own[i], s.shape)));
+  const scale = new Float32Array(1);
+  feeds[w.names.lossScale] = new ortApi.Tensor('float32', scale, []);
+  const fail = (e: unknown) => parentPort.postMessage({ error: String((e as Error)?.message ?? e) });
+  const options = { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 } as const;
+  ortApi.InferenceSession.create(w.model, options).then((session) => {
+    parentPort.on('message', (m: { start: number; n: number; scale: number }) => {
+      w.paramSlots.forEach((s, i) => own[i].set(shared.params.subarray(s.offset, s.offset + s.count)));
+      scale[0] = m.scale;
+      feeds[w.names.images] = new ortApi.Tensor('uint8', shared.images.slice(m.start * w.imageSize, (m.start + m.n) * w.imageSize), [m.n, 1, 28, 28]);
+      feeds[w.names.labels] = new ortApi.Tensor('int64', shared.labels.slice(m.start, m.start + m.n), [m.n]);
+      session.run(feeds).then((out) => {
+        for (const s of w.gradSlots) shared.grads.set(out[s.output].data as Float32Array, s.offset);
+        parentPort.postMessage({ loss: (out[w.names.loss].data as Float32Array)[0], correct: (out[w.names.correct].data as Float32Array)[0] });
+      }, fail);
+    });
+    parentPort.postMessage({ ready: true });
+  }, fail);
+}
+
+/** A worker thread and its one outstanding request. */
+class GradientWorker {
+  private pending: { resolve: (r: { loss: number; correct: number }) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+
+  private constructor(private readonly thread: Worker, readonly grads: Float32Array) {
+    thread.on('message', (m: { loss: number; correct: number; error?: string }) => this.settle(m.error === undefined ? null : new Error(`gradient worker: ${m.error}`), m));
+    thread.on('error', (e) => this.settle(e, null));
+    thread.on('exit', (code) => this.settle(new Error(`gradient worker: exited (code ${code})`), null));
+  }
+
+  static start(data: WorkerData): Promise<GradientWorker> {
+    const thread = new Worker(`(${gradientWorker.toString()})()`, { eval: true, workerData: data });
+    const w = new GradientWorker(thread, new Float32Array(data.grads));
+    return w.request(() => {}).then(() => w);
+  }
+
+  private settle(error: Error | null, result: { loss: number; correct: number } | null): void {
+    const p = this.pending;
+    this.pending = null;
+    if (error) this.failure ??= error;
+    if (!p) return;
+    if (error) p.reject(error);
+    else p.resolve(result as { loss: number; correct: number });
+  }
+
+  private request(send: () => void): Promise<{ loss: number; correct: number }> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      send();
+    });
+  }
+
+  /** The gradients of images start..start+n of the shared batch, weighted by `scale`, into `grads`. */
+  run(start: number, n: number, scale: number): Promise<{ loss: number; correct: number }> {
+    return this.request(() => this.thread.postMessage({ start, n, scale }));
+  }
+
+  async terminate(): Promise<void> {
+    this.thread.removeAllListeners('exit');
+    await this.thread.terminate();
+  }
+}
+
+/** The training step over K worker threads; see the module comment. */
+export class ParallelTrainingStep implements StepRunner {
+  readonly ep = 'cpu';
+  private readonly feeds: Record<string, ort.Tensor> = {};
+  private readonly lr = new Float32Array(1);
+  /** Each shard's gradients, as the update graph takes them. */
+  private readonly grads: Float32Array[];
+  /** The update's inputs that its outputs replace each step: the flat parameters and every optimizer state. */
+  private readonly carried: string[];
+  private released = false;
+
+  private constructor(
+    private readonly update: OpenedSession, private readonly workers: GradientWorker[], private readonly graph: TrainingGraph,
+    private readonly sharded: ShardedTrainingGraphs, private readonly shared: { params: Float32Array; images: Uint8Array; labels: BigInt64Array },
+    private readonly slots: { params: Slot[]; trainable: number }, readonly note: string | undefined, states: Params,
+  ) {
+    const p = slots.trainable;
+    this.grads = workers.map(() => new Float32Array(p));
+    this.grads.forEach((g, k) => (this.feeds[FLAT.grads(k)] = new ort.Tensor('float32', g, [p])));
+    this.feeds[FLAT.params] = new ort.Tensor('float32', shared.params.slice(0, p), [p]);
+    this.feeds[INPUTS.lr] = new ort.Tensor('float32', this.lr, []);
+    const perParam = new Map(graph.states.map((s) => [s.name, tensorOf(states, s.name, s.shape).data as Float32Array]));
+    for (const f of sharded.flatStates) this.feeds[f.name] = new ort.Tensor('float32', concat(f.parts.map((n) => perParam.get(n) as Float32Array)), [p]);
+    const flat = new Set(sharded.flatStates.flatMap((f) => f.parts));
+    const global = graph.states.filter((s) => !flat.has(s.name));
+    for (const s of global) this.feeds[s.name] = new ort.Tensor('float32', perParam.get(s.name) as Float32Array, s.shape);
+    this.carried = [FLAT.params, ...sharded.flatStates.map((f) => f.name), ...global.map((s) => s.name)];
+  }
+
+  /**
+   * Starts a worker for each of the shards `sharded` was built for, for batches of up to `maxBatch` images; `note`
+   * says why the CPU was chosen, when it was.
+   */
+  static async open(graph: TrainingGraph, sharded: ShardedTrainingGraphs, params: Params, states: Params, maxBatch: number, note?: string): Promise<ParallelTrainingStep> {
+    // Trainable parameters first, end to end as the update's flat input; the frozen ones after them.
+    const trainable = graph.trainable.map((name) => graph.params.find((p) => p.name === name) as (typeof graph.params)[0]);
+    const p = layout([...trainable, ...graph.params.filter((s) => !graph.trainable.includes(s.name))]);
+    const g = layout(trainable);
+    const buffers = { params: new SharedArrayBuffer(4 * p.total), images: new SharedArrayBuffer(maxBatch * IMAGE_SIZE), labels: new SharedArrayBuffer(8 * maxBatch) };
+    const shared = { params: new Float32Array(buffers.params), images: new Uint8Array(buffers.images), labels: new BigInt64Array(buffers.labels) };
+    for (const s of p.slots) shared.params.set(tensorOf(params, s.name, s.shape).data as Float32Array, s.offset);
+    const names = { images: INPUTS.images, labels: INPUTS.labels, lossScale: INPUTS.lossScale, loss: OUTPUTS.loss, correct: OUTPUTS.correct };
+    const data = (): WorkerData => ({
+      ort: require.resolve('onnxruntime-node'), model: sharded.gradient, ...buffers, grads: new SharedArrayBuffer(4 * g.total),
+      paramSlots: p.slots, gradSlots: g.slots.map((s) => ({ ...s, output: gradient(s.name) })), names, imageSize: IMAGE_SIZE,
+    });
+    const started = await Promise.allSettled(Array.from({ length: sharded.shards }, () => GradientWorker.start(data())));
+    const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw failed.reason;
+    }
+    const update = await openSession(sharded.update, { ep: 'cpu', threads: 1 });
+    return new ParallelTrainingStep(update, workers, graph, sharded, shared, { params: p.slots, trainable: g.total }, note, states);
+  }
+
+  /** Workers that compute each step's gradients. */
+  get parallelism(): number {
+    return this.workers.length;
+  }
+
+  async run(images: Uint8Array, labels: BigInt64Array, n: number, lr: number): Promise<StepResult> {
+    this.shared.images.set(images.subarray(0, n * IMAGE_SIZE));
+    this.shared.labels.set(labels.subarray(0, n));
+    const shards = shardsOf(n, this.workers.length);
+    const results = await Promise.all(shards.map((s, k) => this.workers[k].run(s.start, s.n, s.n / n)));
+    // Summed in-graph in shard order: the result depends on K, never on which worker finished first. A batch smaller
+    // than K leaves shards of zeros, which add nothing.
+    this.workers.forEach((w, k) => (k < shards.length ? this.grads[k].set(w.grads) : this.grads[k].fill(0)));
+    this.lr[0] = lr;
+    const out = await this.update.session.run(this.feeds);
+    for (const name of this.carried) this.feeds[name] = out[updated(name)];
+    this.shared.params.set(this.feeds[FLAT.params].data as Float32Array, 0);
+    return {
+      loss: results.reduce((a, r, k) => a + (shards[k].n / n) * r.loss, 0),
+      correct: results.reduce((a, r) => a + r.correct, 0),
+      paramsSqSum: (out[OUTPUTS.paramsSqSum].data as Float32Array)[0],
+    };
+  }
+
+  params(): Params {
+    return new Map(this.slots.params.map((s) => [s.name, this.shared.params.slice(s.offset, s.offset + s.count)]));
+  }
+
+  states(): Params {
+    const out: Params = new Map();
+    const offsets = new Map(this.slots.params.map((s) => [s.name, s]));
+    for (const f of this.sharded.flatStates) {
+      const flat = this.feeds[f.name].data as Float32Array;
+      f.parts.forEach((part, i) => {
+        const slot = offsets.get(this.graph.trainable[i]) as Slot;
+        out.set(part, flat.slice(slot.offset, slot.offset + slot.count));
+      });
+    }
+    for (const s of this.graph.states) if (!out.has(s.name)) out.set(s.name, Float32Array.from(this.feeds[s.name].data as Float32Array));
+    return new Map(this.graph.states.map((s) => [s.name, out.get(s.name) as Float32Array]));
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    await this.update.session.release();
+  }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, x) => a + x.length, 0));
+  parts.reduce((offset, x) => (out.set(x, offset), offset + x.length), 0);
+  return out;
+}
+
+/** `n` images in at most `k` contiguous shards as equal as can be; empty shards are left out. */
+export function shardsOf(n: number, k: number): { start: number; n: number }[] {
+  const base = Math.floor(n / k);
+  const extra = n % k;
+  const shards: { start: number; n: number }[] = [];
+  for (let i = 0, start = 0; i < k; i++) {
+    const size = base + (i < extra ? 1 : 0);
+    if (size > 0) shards.push({ start, n: size });
+    start += size;
+  }
+  return shards;
+}
