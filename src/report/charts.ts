@@ -2,8 +2,7 @@
  * The report's plots as Vega-Lite specs, rendered to SVG in Node by Vega (no browser, no canvas, no network): the
  * report stays a static file whose pictures need no script to appear.
  */
-import * as vega from 'vega';
-import { compile, TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { EpochResult, LogEntry } from '../train/config';
 
 /** A run's curves, under the name that tells it apart in an overlay. */
@@ -15,9 +14,10 @@ export interface Curves {
 
 const CONFIG = { font: 'sans-serif', view: { stroke: null }, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { orient: 'bottom', labelLimit: 400 } };
 
-/** The SVG of a Vega-Lite spec. */
+/** The SVG of a Vega-Lite spec. Vega is loaded on first use: it takes longer to load than a command takes to start. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile({ ...spec, config: CONFIG } as TopLevelSpec).spec), { renderer: 'none' });
+  const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
+  const view = new vega.View(vega.parse(vl.compile({ ...spec, config: CONFIG } as TopLevelSpec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
