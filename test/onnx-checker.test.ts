@@ -1,11 +1,15 @@
 /**
- * The official ONNX checker (with full shape inference) on every graph we emit and on a checkpoint, through
+ * The official ONNX checker (with full shape inference) on every graph we emit (the data-parallel pair included) and
+ * on a checkpoint, through
  * Debian's python3-onnx, which .ci/run installs. Where it is absent the test says so and checks nothing.
  */
 import { spawnSync } from 'child_process';
 import { readdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
+import { buildShardedTrainingModels } from '../src/artifacts/graphs';
 import { encodeCheckpoint } from '../src/artifacts/params-io';
+import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
+import { sgd } from '../src/optim/sgd';
 import { createNet } from '../src/models';
 import { initParams } from '../src/models/module';
 import { runCli, tempDir } from './helpers/cli';
@@ -30,10 +34,16 @@ for f in sys.argv[1:]:
     writeFileSync(join(dir, 'checkpoint.onnx'), encodeCheckpoint(specs, specs.map((s) => ({ name: `optim.momentum_buffer.${s.name}`, shape: s.shape })), {
       params, states, metadata: { 'ingraph.kind': 'checkpoint' },
     }));
+    // The data-parallel pair: each shard's gradient graph and the flat update over 3 shards, for both optimizers.
+    for (const [name, optimizer] of [['sgd', sgd({ momentum: 0.9, weightDecay: 1e-4 })], ['adamw', adamw(ADAMW_DEFAULTS)]] as const) {
+      const sharded = buildShardedTrainingModels('inception', optimizer, 3);
+      writeFileSync(join(dir, `sharded-gradient-${name}.onnx`), sharded.gradient);
+      writeFileSync(join(dir, `sharded-update-${name}.onnx`), sharded.update);
+    }
     const files = readdirSync(dir).map((f) => join(dir, f));
     const r = spawnSync(PYTHON, ['-c', CHECK, ...files], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
-    expect(r.stdout.trim().split('\n')).toHaveLength(7);
+    expect(r.stdout.trim().split('\n')).toHaveLength(11);
     expect(r.stdout).toContain(`ok ${join(dir, 'checkpoint.onnx')} ${2 * specs.length}`);
   });
 });

@@ -10,7 +10,7 @@ import { Worker } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
 import { FLAT, ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs';
 import { Params } from '../models/module';
-import { gradient, IMAGE_SIZE, INPUTS, OUTPUTS, updated } from '../onnx/signature';
+import { gradient, IMAGE_SHAPE, IMAGE_SIZE, INPUTS, OUTPUTS, updated } from '../onnx/signature';
 import { openSession, OpenedSession } from './session';
 import { StepResult, StepRunner, tensorOf } from './step';
 
@@ -44,7 +44,7 @@ interface WorkerData {
   paramSlots: Slot[];
   gradSlots: (Slot & { output: string })[];
   names: { images: string; labels: string; lossScale: string; loss: string; correct: string };
-  imageSize: number;
+  imageShape: number[];
 }
 
 /**
@@ -53,7 +53,6 @@ interface WorkerData {
  * no shared buffers), runs the gradient graph and writes the gradients back into its own shared region.
  */
 function gradientWorker(): void {
-  /* eslint-disable @typescript-eslint/no-var-requires */
   const { parentPort, workerData } = require('worker_threads');
   const w = workerData as WorkerData;
   const ortApi = require(w.ort) as typeof ort;
@@ -61,6 +60,7 @@ function gradientWorker(): void {
   const feeds: Record<string, ort.Tensor> = {};
   const own = w.paramSlots.map((s) => new Float32Array(s.count));
   w.paramSlots.forEach((s, i) => (feeds[s.name] = new ortApi.Tensor('float32', own[i], s.shape)));
+  const size = w.imageShape.reduce((a, b) => a * b, 1);
   const scale = new Float32Array(1);
   feeds[w.names.lossScale] = new ortApi.Tensor('float32', scale, []);
   const fail = (e: unknown) => parentPort.postMessage({ error: String((e as Error)?.message ?? e) });
@@ -69,7 +69,7 @@ function gradientWorker(): void {
     parentPort.on('message', (m: { start: number; n: number; scale: number }) => {
       w.paramSlots.forEach((s, i) => own[i].set(shared.params.subarray(s.offset, s.offset + s.count)));
       scale[0] = m.scale;
-      feeds[w.names.images] = new ortApi.Tensor('uint8', shared.images.slice(m.start * w.imageSize, (m.start + m.n) * w.imageSize), [m.n, 1, 28, 28]);
+      feeds[w.names.images] = new ortApi.Tensor('uint8', shared.images.slice(m.start * size, (m.start + m.n) * size), [m.n, ...w.imageShape]);
       feeds[w.names.labels] = new ortApi.Tensor('int64', shared.labels.slice(m.start, m.start + m.n), [m.n]);
       session.run(feeds).then((out) => {
         for (const s of w.gradSlots) shared.grads.set(out[s.output].data as Float32Array, s.offset);
@@ -80,7 +80,10 @@ function gradientWorker(): void {
   }, fail);
 }
 
-/** A worker thread and its one outstanding request. */
+/**
+ * A worker thread and its one outstanding request. The thread keeps the process alive only while a request is out,
+ * so a trainer that is never released does not hold a finished script open.
+ */
 class GradientWorker {
   private pending: { resolve: (r: { loss: number; correct: number }) => void; reject: (e: Error) => void } | null = null;
   private failure: Error | null = null;
@@ -100,6 +103,7 @@ class GradientWorker {
   private settle(error: Error | null, result: { loss: number; correct: number } | null): void {
     const p = this.pending;
     this.pending = null;
+    this.thread.unref();
     if (error) this.failure ??= error;
     if (!p) return;
     if (error) p.reject(error);
@@ -110,6 +114,7 @@ class GradientWorker {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.pending = { resolve, reject };
+      this.thread.ref();
       send();
     });
   }
@@ -169,7 +174,7 @@ export class ParallelTrainingStep implements StepRunner {
     const names = { images: INPUTS.images, labels: INPUTS.labels, lossScale: INPUTS.lossScale, loss: OUTPUTS.loss, correct: OUTPUTS.correct };
     const data = (): WorkerData => ({
       ort: require.resolve('onnxruntime-node'), model: sharded.gradient, ...buffers, grads: new SharedArrayBuffer(4 * g.total),
-      paramSlots: p.slots, gradSlots: g.slots.map((s) => ({ ...s, output: gradient(s.name) })), names, imageSize: IMAGE_SIZE,
+      paramSlots: p.slots, gradSlots: g.slots.map((s) => ({ ...s, output: gradient(s.name) })), names, imageShape: [...IMAGE_SHAPE],
     });
     const started = await Promise.allSettled(Array.from({ length: sharded.shards }, () => GradientWorker.start(data())));
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
