@@ -2,6 +2,7 @@
 import { spawnSync } from 'child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
+import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../src/onnx/builder';
 import { encodeModel } from '../src/onnx/model';
@@ -147,5 +148,35 @@ describe('bad input: one line naming the file or flag, exit code 2, nothing writ
     expect(runCli(['export', '--model', 'residual', '--init', misShaped, '--out', out]).code).toBe(2);
     expect(readFileSync(out, 'utf8')).toBe('precious');
     expect(existsSync(join(work, '.keep.onnx.tmp'))).toBe(false);
+  });
+});
+
+describe('a model holding tensor types ingraph does not decode', () => {
+  it('eval and inspect take int8 weights behind a DequantizeLinear; eval scores what onnxruntime computes', async () => {
+    const m = onnx.ModelProto.decode(readFileSync(model));
+    const g = m.graph as onnx.GraphProto;
+    const at = g.initializer.findIndex((t) => t.name === 'fc.weight');
+    const t = g.initializer[at];
+    const w = new Float32Array(new Uint8Array(t.rawData as Uint8Array).slice().buffer);
+    const scale = Math.max(...Array.from(w, Math.abs)) / 127;
+    const q = Int8Array.from(w, (v) => Math.round(v / scale));
+    g.initializer.splice(at, 1,
+      onnx.TensorProto.create({ name: 'fc.weight_q', dataType: onnx.TensorProto.DataType.INT8, dims: t.dims, rawData: new Uint8Array(q.buffer) }),
+      onnx.TensorProto.create({ name: 'fc.weight_scale', dataType: onnx.TensorProto.DataType.FLOAT, dims: [], rawData: new Uint8Array(Float32Array.of(scale).buffer) }));
+    g.node.unshift(onnx.NodeProto.create({ opType: 'DequantizeLinear', name: 'fc.weight_dq', input: ['fc.weight_q', 'fc.weight_scale'], output: ['fc.weight'] }));
+    const quantized = join(work, 'int8-fc.onnx');
+    writeFileSync(quantized, onnx.ModelProto.encode(m).finish());
+
+    const n = 200;
+    const r = runCli(['eval', '--model-file', quantized, '--limit', String(n), '--json', '--ep', 'cpu']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const session = await ort.InferenceSession.create(readFileSync(quantized));
+    const out = await session.run({ images: new ort.Tensor('uint8', rawImages(MNIST_DIR).slice(0, n * 784), [n, 1, 28, 28]) });
+    const labels = rawLabels(MNIST_DIR);
+    const correct = Array.from(out.label.data as BigInt64Array).filter((l, i) => Number(l) === labels[i]).length;
+    expect(JSON.parse(r.stdout)).toMatchObject({ correct, total: n });
+    const inspected = runCli(['inspect', quantized, '--json']);
+    expect(inspected.code).toBe(0);
+    expect(JSON.parse(inspected.stdout).ops).toMatchObject({ DequantizeLinear: 1 });
   });
 });

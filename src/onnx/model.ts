@@ -101,13 +101,25 @@ export function encodeModel(b: GraphBuilder, info: ModelInfo): Uint8Array {
 
 // ---------------------------------------------------------------- reading
 
-/** An initializer, decoded. */
+/**
+ * An initializer. Those of ingraph's types are decoded; any other type (int8 weights of a quantized model, float16)
+ * is named (`int8`, `float16`, ...) and its data left undecoded as the stored bytes, for the runtime to read.
+ */
 export interface StoredTensor {
   name: string;
-  dtype: DType;
+  dtype: DType | string;
   shape: number[];
   data: TensorData;
 }
+
+/** ONNX TensorProto data types by number, for the types ingraph does not decode. */
+const ONNX_TYPE_NAMES: Record<number, string> = {
+  3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 8: 'string', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64',
+  14: 'complex64', 15: 'complex128', 16: 'bfloat16', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2',
+  20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4',
+};
+
+const typeName = (n: number): string => DTYPE_OF[n] ?? ONNX_TYPE_NAMES[n] ?? `type${n}`;
 
 export interface ValueSummary {
   name: string;
@@ -140,7 +152,7 @@ function summary(v: onnx.IValueInfoProto): ValueSummary {
   const elem = num(tt?.elemType);
   return {
     name: v.name ?? '',
-    dtype: DTYPE_OF[elem] ?? `type${elem}`,
+    dtype: typeName(elem),
     shape: (tt?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : num(d.dimValue))),
   };
 }
@@ -149,9 +161,6 @@ const ELEMENT_BYTES: Record<DType, number> = { float32: 4, uint8: 1, int64: 8, b
 
 /** How many values the tensor's data fields hold, checked against its shape before anything is allocated. */
 function valuesPresent(t: onnx.ITensorProto, dtype: DType, name: string, where: string): number {
-  if (num(t.dataLocation) === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0) {
-    throw new ModelFormatError(`${where}: tensor "${name}" keeps its data in an external file; ingraph reads only self-contained models`);
-  }
   const raw = t.rawData?.length ?? 0;
   if (raw > 0) {
     if (raw % ELEMENT_BYTES[dtype] !== 0) throw new ModelFormatError(`${where}: tensor "${name}" has ${raw} bytes of ${dtype} data, not a whole number of values`);
@@ -163,12 +172,19 @@ function valuesPresent(t: onnx.ITensorProto, dtype: DType, name: string, where: 
 function storedTensor(t: onnx.ITensorProto, where: string): StoredTensor {
   const name = t.name ?? '';
   const dtype = DTYPE_OF[num(t.dataType)];
-  if (!dtype) throw new ModelFormatError(`${where}: tensor "${name}" has unsupported data type ${num(t.dataType)}`);
   const shape = (t.dims ?? []).map(num);
   // A hostile file can claim any shape: the element count must be a sane integer matching the values present.
   const count = shape.reduce((a, b) => a * b, 1);
+  const sane = shape.every((d) => Number.isSafeInteger(d) && d >= 0) && Number.isSafeInteger(count);
+  if (num(t.dataLocation) === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0) {
+    throw new ModelFormatError(`${where}: tensor "${name}" keeps its data in an external file; ingraph reads only self-contained models`);
+  }
+  if (!dtype) {
+    if (!sane) throw new ModelFormatError(`${where}: tensor "${name}" has the impossible shape [${shape}]`);
+    return { name, dtype: typeName(num(t.dataType)), shape, data: new Uint8Array(t.rawData ?? []) };
+  }
   const present = valuesPresent(t, dtype, name, where);
-  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0) || !Number.isSafeInteger(count) || count !== present) {
+  if (!sane || count !== present) {
     throw new ModelFormatError(`${where}: tensor "${name}" holds ${present} values for shape [${shape}]`);
   }
   let data: TensorData;
