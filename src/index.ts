@@ -67,7 +67,7 @@ export type { PromoteOptions, PromotionPlan, PromotionResult } from './runtime/p
 export type { EpChoice } from './runtime/session';
 
 // Reports
-export { evaluationReport, runReport } from './report';
+export { evaluationReport, runReport, writeTensorboard } from './report';
 export { evaluationRecord, readRun, RECORD_FILES } from './report/records';
 export type { EvaluationRecord, ManifestRecord, MetricsRecord, MistakeRecord, RunRecord } from './report/records';
 

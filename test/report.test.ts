@@ -6,8 +6,10 @@
  * Screenshots land in artifacts/screenshots/. The browser checks are skipped, with a warning, without Chromium.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'fs';
-import { join } from 'path';
+import { spawnSync } from 'child_process';
+import { basename, join } from 'path';
 import * as ort from 'onnxruntime-node';
+import { Reader } from 'protobufjs';
 import { Page } from 'playwright-core';
 import { CHROMIUM, launchChromium } from './helpers/browser';
 import { mnistSlice, rawImages, rawLabels, ROOT, runCli, tempDir } from './helpers/cli';
@@ -73,11 +75,62 @@ async function openReport(file: string, shot: string): Promise<Awaited<ReturnTyp
   }
 }
 
+/**
+ * TFRecord framing read by Debian's python3-crc32c (a CRC-32C implementation independent of ingraph's): every length
+ * and record checked against its masked CRC; the records' bytes come back as hex.
+ */
+const TFRECORD = `
+import crc32c, json, struct, sys
+mask = lambda c: ((((c >> 15) | (c << 17)) & 0xffffffff) + 0xa282ead8) & 0xffffffff
+data, out, at = open(sys.argv[1], 'rb').read(), [], 0
+while at < len(data):
+    head = data[at:at + 8]
+    (n,) = struct.unpack('<Q', head)
+    assert struct.unpack('<I', data[at + 8:at + 12])[0] == mask(crc32c.crc32c(head)), 'length crc'
+    body = data[at + 12:at + 12 + n]
+    assert struct.unpack('<I', data[at + 12 + n:at + 16 + n])[0] == mask(crc32c.crc32c(body)), 'data crc'
+    out.append(body.hex())
+    at += 16 + n
+print(json.dumps(out))
+`;
+const hasCrc32c = spawnSync('/usr/bin/python3', ['-c', 'import crc32c'], { encoding: 'utf8' }).status === 0;
+if (!hasCrc32c) console.warn('report.test.ts: /usr/bin/python3 has no crc32c module (apt-get install python3-crc32c); the TensorBoard file test is skipped');
+
+/** An Event proto by its wire format (event.proto: wall_time 1, step 2, file_version 3, summary 5; summary.proto: value 1 {tag 1, simple_value 2}). */
+function decodeEvent(bytes: Uint8Array): { step: number; fileVersion?: string; scalars: Record<string, number> } {
+  const r = Reader.create(bytes);
+  const e: { step: number; fileVersion?: string; scalars: Record<string, number> } = { step: 0, scalars: {} };
+  while (r.pos < r.len) {
+    const key = r.uint32();
+    if (key >>> 3 === 1) r.double();
+    else if (key >>> 3 === 2) e.step = Number(r.int64());
+    else if (key >>> 3 === 3) e.fileVersion = r.string();
+    else if (key >>> 3 === 5) {
+      const summary = Reader.create(r.bytes());
+      while (summary.pos < summary.len) {
+        summary.uint32();
+        const value = Reader.create(summary.bytes());
+        let tag = '';
+        let x = NaN;
+        while (value.pos < value.len) {
+          const k = value.uint32();
+          if (k >>> 3 === 1) tag = value.string();
+          else if (k >>> 3 === 2) x = value.float();
+          else value.skipType(k & 7);
+        }
+        e.scalars[tag] = x;
+      }
+    } else r.skipType(key & 7);
+  }
+  return e;
+}
+
 describe('a run report', () => {
   const run = tempDir();
+  const tensorboard = tempDir();
   let stdout = '';
   beforeAll(() => {
-    const r = runCli([...base, '--out', run]);
+    const r = runCli([...base, '--out', run, '--tensorboard', tensorboard]);
     expect([r.code, r.stderr]).toEqual([0, expect.any(String)]);
     stdout = r.stdout;
   });
@@ -142,6 +195,25 @@ describe('a run report', () => {
     const { charts } = await openReport(out, 'report-compare.png');
     expect(charts.find((c) => /^Training loss/.test(c.title))?.lines).toBe(2);
     expect(charts.find((c) => /^Accuracy after/.test(c.title))?.lines).toBe(4);
+  });
+
+  (hasCrc32c ? it : it.skip)('--tensorboard: an event file TensorBoard reads, with every logged loss and epoch; report writes the same', () => {
+    const file = join(tensorboard, basename(run), 'events.out.tfevents.ingraph');
+    const r = spawnSync('/usr/bin/python3', ['-c', TFRECORD, file], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const events = (JSON.parse(r.stdout) as string[]).map((hex) => decodeEvent(Buffer.from(hex, 'hex')));
+    expect(events[0]).toMatchObject({ fileVersion: 'brain.Event:2' });
+    const metrics = readJson(join(run, 'metrics.json'));
+    const f32 = (x: number) => Math.fround(x);
+    expect(events.slice(1)).toEqual([
+      ...metrics.log.map((e: { step: number; loss: number; lr: number }) => ({ step: e.step, scalars: { 'train/loss': f32(e.loss), 'train/lr': f32(e.lr) } })),
+      ...metrics.epochs.map((e: { epoch: number; testAccuracy: number; trainAccuracy: number; trainLoss: number }) => ({
+        step: e.epoch, scalars: { 'epoch/test_accuracy': f32(e.testAccuracy), 'epoch/train_accuracy': f32(e.trainAccuracy), 'epoch/train_loss': f32(e.trainLoss) },
+      })),
+    ]);
+    const again = tempDir();
+    expect(runCli(['report', run, '--out', join(again, 'r.html'), '--tensorboard', again]).code).toBe(0);
+    expect(readFileSync(join(again, basename(run), 'events.out.tfevents.ingraph')).equals(readFileSync(file))).toBe(true);
   });
 
   describe('bad input: exit 2, one line naming the file, nothing written', () => {

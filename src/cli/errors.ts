@@ -15,7 +15,7 @@ export function exitCodeOf(e: unknown): number {
 }
 
 /** API options whose CLI flag is `--` and the same name. */
-const OPTIONS = ['out', 'resume', 'init', 'freeze', 'model', 'ep', 'promote-to', 'compare'];
+const OPTIONS = ['out', 'resume', 'init', 'freeze', 'model', 'ep', 'promote-to', 'compare', 'tensorboard'];
 
 export const GPU_HELP = 'see README section "GPU": in node_modules/onnxruntime-node run `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install` (needs CUDA 12 and cuDNN 9)';
 

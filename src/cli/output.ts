@@ -1,5 +1,5 @@
 /** Checks on output paths, made before any work so a bad path fails fast and touches nothing. */
-import { accessSync, closeSync, constants, existsSync, openSync, rmSync, statSync } from 'fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, rmdirSync, rmSync, statSync } from 'fs';
 import { dirname, join, resolve } from 'path';
 import { UsageError } from '../errors';
 
@@ -22,14 +22,20 @@ export function checkWritableFile(flag: string, path: string): string {
   return abs;
 }
 
-/** The nearest existing ancestor of `dir` must be a writable directory (missing levels are created later). */
+/**
+ * The nearest existing ancestor of `dir` must be a directory where a directory can be made (missing levels are
+ * created later): tried with an empty probe directory, removed at once, as for files.
+ */
 export function checkWritableDir(flag: string, dir: string, shown = dir): void {
   let d = resolve(dir);
   while (!existsSync(d)) d = dirname(d);
   if (!statSync(d).isDirectory()) throw new UsageError(`${flag} ${shown}: ${d} is not a directory`);
   try {
     accessSync(d, constants.W_OK);
-  } catch {
-    throw new UsageError(`${flag} ${shown}: ${d} is not writable`);
+    const probe = join(d, `.ingraph-probe-${process.pid}`);
+    mkdirSync(probe);
+    rmdirSync(probe);
+  } catch (e) {
+    throw new UsageError(`${flag} ${shown}: ${d} is not writable${(e as NodeJS.ErrnoException).code === 'EACCES' ? '' : ` (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`}`);
   }
 }

@@ -48,6 +48,7 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
   --checkpoint-every N         also checkpoint every N steps (always: at the start, after each epoch, at the end)
   --promote-to PATH            copy the new inference.onnx to PATH only if its test accuracy is at least that of the
                                model already there (minus --promote-tolerance X); history.jsonl beside PATH
+  --tensorboard DIR            at the end, also write the run's metrics as a TensorBoard event file in DIR/<run name>/
   --json                       JSON lines on stdout (start, log, epoch, done); human text on stderr
 Exit codes: 0 done, 1 internal error, 2 bad usage or input (nothing written), 3 diverged (last good checkpoint
 kept), 4 promotion refused (deployed model kept), 5 output directory locked by another run, 6 I/O fault (disk
@@ -62,7 +63,7 @@ const OPTIONS = {
   resume: { type: 'string' }, freeze: { type: 'string', multiple: true }, data: { type: 'string' }, out: { type: 'string' },
   ep: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' },
   'test-limit': { type: 'string' }, 'log-every': { type: 'string' }, 'checkpoint-every': { type: 'string' },
-  'promote-to': { type: 'string' }, 'promote-tolerance': { type: 'string' },
+  'promote-to': { type: 'string' }, 'promote-tolerance': { type: 'string' }, tensorboard: { type: 'string' },
 } as const;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -97,7 +98,7 @@ export function configFromFlags(v: Values): TrainConfig {
 
 /** The flags a resumed run may change; the rest of its config comes from the checkpoint. */
 const RESUME_OVERRIDES = new Set([
-  'epochs', 'max-steps', 'data', 'ep', 'threads', 'json', 'resume', 'log-every', 'checkpoint-every', 'promote-to', 'promote-tolerance',
+  'epochs', 'max-steps', 'data', 'ep', 'threads', 'json', 'resume', 'log-every', 'checkpoint-every', 'promote-to', 'promote-tolerance', 'tensorboard',
 ]);
 
 function resumedConfig(v: Values, dir: string): { config: TrainConfig; checkpoint: ParsedModel } {
@@ -185,6 +186,8 @@ function runOptions(values: Values): Omit<RunOptions, 'report'> {
   const config = resumed ? resumed.config : configFromFlags(values);
   const out = resolve(resumeDir ?? str(values, 'out') ?? join('artifacts', `${config.model}-${timestamp()}`));
   checkWritableDir('--out', out);
+  const tensorboard = str(values, 'tensorboard') ?? null;
+  if (tensorboard !== null) checkWritableDir('--tensorboard', tensorboard);
   return {
     config,
     data: str(values, 'data') ?? defaultMnistDir(),
@@ -195,6 +198,7 @@ function runOptions(values: Values): Omit<RunOptions, 'report'> {
     threads: optionalIntFlag('--threads', str(values, 'threads'), 1),
     checkpointEvery: optionalIntFlag('--checkpoint-every', str(values, 'checkpoint-every'), 1),
     promote: promotionPlan(values),
+    tensorboard,
   };
 }
 

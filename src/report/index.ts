@@ -1,7 +1,9 @@
 /** Reports: a run's (optionally against a second run) and a model's evaluation, as self-contained HTML. */
 import { basename, join, resolve } from 'path';
+import { makeDir, writeFileAtomic } from '../artifacts/files';
 import { renderReport } from './html';
 import { EvaluationRecord, readRun } from './records';
+import { TENSORBOARD_FILE, tensorboardEvents } from './tensorboard';
 
 /** The report of the finished run in `dir`, with the run in `compare` overlaid on its curves when given. */
 export async function runReport(dir: string, compare?: string): Promise<string> {
@@ -14,4 +16,17 @@ export async function runReport(dir: string, compare?: string): Promise<string> 
 /** The report of one model's evaluation, with `facts` (label, value) about the model and how it was scored. */
 export function evaluationReport(evaluation: EvaluationRecord, facts: readonly (readonly [string, string])[]): Promise<string> {
   return renderReport({ title: `ingraph evaluation: ${basename(evaluation.model)}`, runs: [], evaluation, facts });
+}
+
+/**
+ * Writes the metrics of the finished run in `dir` as a TensorBoard event file in `logDir/<run directory name>/` (one
+ * run per subdirectory, as TensorBoard lists them; a second export of the same run replaces its file). Returns its path.
+ */
+export function writeTensorboard(dir: string, logDir: string): string {
+  const run = readRun(resolve(dir), `run ${dir}`);
+  const target = join(resolve(logDir), basename(run.dir));
+  makeDir('tensorboard', target);
+  const path = join(target, TENSORBOARD_FILE);
+  writeFileAtomic(path, tensorboardEvents(run.metrics, Date.parse(run.manifest.host.finishedAt) / 1000));
+  return path;
 }

@@ -15,7 +15,7 @@ import { readSplit } from '../data/mnist';
 import { DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { Network, networkByName } from '../models';
 import { ParsedModel } from '../onnx/model';
-import { runReport } from '../report';
+import { runReport, writeTensorboard } from '../report';
 import { evaluationRecord, MISTAKES_SHOWN, RECORD_FILES, recordJson } from '../report/records';
 import { EvalReport } from '../runtime/evaluate';
 import { ACCURACY_KEY, PromotionPlan, PromotionResult, TEST_IMAGES_KEY, promote } from '../runtime/promote';
@@ -41,6 +41,8 @@ export interface RunOptions {
   /** Also checkpoint every N steps (always: at the start, after each epoch and at the end). */
   checkpointEvery: number | null;
   promote: PromotionPlan | null;
+  /** Also write the metrics as a TensorBoard event file under this directory at the end (see `writeTensorboard`). */
+  tensorboard?: string | null;
   /** Where progress goes; the CLI passes a TTY-aware reporter. */
   report: Reporter;
   /**
@@ -210,6 +212,7 @@ class RunDirectory {
     this.save(ARTIFACTS.evaluation, recordJson(evaluationRecord(final, t.testData, ARTIFACTS.inference)));
     writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(this.manifest(final), null, 2)}\n`);
     writeFileAtomic(join(o.out, ARTIFACTS.report), await runReport(o.out));
+    if (o.tensorboard) writeTensorboard(o.out, o.tensorboard);
     return { final, inference };
   }
 
