@@ -10,8 +10,8 @@ import { UsageError } from '../errors';
 export function checkWritableFile(flag: string, path: string): string {
   const abs = resolve(path);
   if (existsSync(abs) && statSync(abs).isDirectory()) throw new UsageError(`${flag} ${path}: is a directory`);
-  checkWritableDir(flag, dirname(abs), path);
   if (!existsSync(dirname(abs))) throw new UsageError(`${flag} ${path}: no directory ${dirname(abs)} (create it first)`);
+  if (!statSync(dirname(abs)).isDirectory()) throw new UsageError(`${flag} ${path}: ${dirname(abs)} is not a directory`);
   const probe = join(dirname(abs), `.ingraph-probe-${process.pid}`);
   try {
     closeSync(openSync(probe, 'wx'));
@@ -28,7 +28,8 @@ export function checkWritableFile(flag: string, path: string): string {
  */
 export function checkWritableDir(flag: string, dir: string, shown = dir): void {
   let d = resolve(dir);
-  while (!existsSync(d)) d = dirname(d);
+  let firstMissing: string | null = null;
+  while (!existsSync(d)) [firstMissing, d] = [d, dirname(d)];
   if (!statSync(d).isDirectory()) throw new UsageError(`${flag} ${shown}: ${d} is not a directory`);
   try {
     accessSync(d, constants.W_OK);
@@ -36,6 +37,7 @@ export function checkWritableDir(flag: string, dir: string, shown = dir): void {
     mkdirSync(probe);
     rmdirSync(probe);
   } catch (e) {
-    throw new UsageError(`${flag} ${shown}: ${d} is not writable${(e as NodeJS.ErrnoException).code === 'EACCES' ? '' : ` (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`}`);
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new UsageError(firstMissing ? `${flag} ${shown}: cannot create ${firstMissing} (${code})` : `${flag} ${shown}: ${d} is not writable (${code})`);
   }
 }

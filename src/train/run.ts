@@ -1,8 +1,8 @@
 /**
  * A training run on disk: a Trainer plus the observers that write its directory: the training and eval graphs,
  * checkpoints (at the start, every N steps, after each epoch, on a signal and at the end) with the metrics so far,
- * the exported inference model, its evaluation, the manifest, the report, and promotion. Everything is read and checked, and the session opened, before the directory
- * is created: a run that cannot start writes nothing.
+ * the exported inference model, its evaluation, the manifest, the report, and promotion. Everything is read and
+ * checked, and the session opened, before the directory is created: a run that cannot start writes nothing.
  */
 import { existsSync, readFileSync } from 'fs';
 import { cpus, hostname } from 'os';
