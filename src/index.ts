@@ -66,6 +66,10 @@ export { promote } from './runtime/promote';
 export type { PromoteOptions, PromotionPlan, PromotionResult } from './runtime/promote';
 export type { EpChoice } from './runtime/session';
 
+// Serving
+export { tritonConfig, writeTritonRepository } from './artifacts/triton';
+export type { TritonOptions } from './artifacts/triton';
+
 // Reports
 export { evaluationReport, runReport, writeTensorboard } from './report';
 export { evaluationRecord, readRun, RECORD_FILES } from './report/records';

@@ -1,3 +1,4 @@
+import { resolve } from 'path';
 import { buildInferenceModel } from '../artifacts/graphs';
 import { writeFileAtomic } from '../artifacts/files';
 import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
@@ -6,24 +7,39 @@ import { NETWORKS, createNet, isNetworkName } from '../models';
 import { initParams } from '../models/module';
 import { EXPORT_OPSETS, OPSET } from '../onnx/model';
 import { ACCURACY_KEY, TEST_IMAGES_KEY } from '../runtime/promote';
-import { intFlag, parse, requireFlag } from './args';
-import { checkWritableFile } from './output';
+import { checkTritonName, TritonOptions, writeTritonRepository } from '../artifacts/triton';
+import { choiceFlag, intFlag, parse, requireFlag } from './args';
+import { checkWritableDir, checkWritableFile } from './output';
 
-export const EXPORT_HELP = `usage: ingraph export --model inception|residual [--init FILE] [--seed N] [--opset N] --out FILE
+export const EXPORT_HELP = `usage: ingraph export --model inception|residual [--init FILE] [--seed N] [--opset N] [--format onnx|triton] --out PATH
 
 Writes a standalone inference model: input "images" uint8 [N,1,28,28]; outputs "logits" [N,10],
 "probabilities" [N,10] and "label" int64 [N]; preprocessing in-graph; weights as initializers.
   --init FILE   weights from an ONNX file whose initializers are named by the state_dict keys
                 (an exported model or a training checkpoint); default: PyTorch's init from --seed
   --seed N      seed of the random initial weights (default 0)
-  --opset N     the ONNX opset to write, 11 to 17 (default 17); older runtimes and converters want 11 to 13`;
+  --opset N     the ONNX opset to write, 11 to 17 (default 17); older runtimes and converters want 11 to 13
+  --format F    onnx (default): --out is the model file; triton: --out is a Triton Inference Server model
+                repository, written as DIR/<name>/1/model.onnx and DIR/<name>/config.pbtxt (onnxruntime backend,
+                dynamic batching); then: tritonserver --model-repository=DIR
+  --name NAME   the model's name in the repository (default ingraph_<model>)
+  --max-batch N the largest batch Triton forms or accepts (default 1024)
+  --max-queue-delay US  microseconds a request may wait to be batched (default 100)`;
 
 export function exportCommand(argv: string[]): number {
-  const { values } = parse('export', argv, { model: { type: 'string' }, init: { type: 'string' }, seed: { type: 'string' }, opset: { type: 'string' }, out: { type: 'string' } });
+  const { values } = parse('export', argv, {
+    model: { type: 'string' }, init: { type: 'string' }, seed: { type: 'string' }, opset: { type: 'string' }, out: { type: 'string' },
+    format: { type: 'string' }, name: { type: 'string' }, 'max-batch': { type: 'string' }, 'max-queue-delay': { type: 'string' },
+  });
   if (values.help) return void console.log(EXPORT_HELP), 0;
   const model = requireFlag('export', '--model', values.model as string | undefined);
   if (!isNetworkName(model)) throw new UsageError(`--model ${model}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
-  const out = checkWritableFile('--out', requireFlag('export', '--out', values.out as string | undefined));
+  const format = choiceFlag('--format', values.format as string | undefined, ['onnx', 'triton'] as const, 'onnx');
+  const outFlag = requireFlag('export', '--out', values.out as string | undefined);
+  const triton = format === 'triton' ? tritonOptions(values, model) : null;
+  if (!triton) for (const flag of ['name', 'max-batch', 'max-queue-delay']) if (values[flag] !== undefined) throw new UsageError(`--${flag}: only with --format triton`);
+  const out = triton ? resolve(outFlag) : checkWritableFile('--out', outFlag);
+  if (triton) checkWritableDir('--out', out);
   const seed = intFlag('--seed', values.seed as string | undefined, 0, 0, 0xffffffff);
   const opset = intFlag('--opset', values.opset as string | undefined, OPSET, EXPORT_OPSETS[0], OPSET);
   const specs = createNet(model).parameters();
@@ -34,7 +50,21 @@ export function exportCommand(argv: string[]): number {
   const meta: Record<string, string> = { 'ingraph.weights': origin };
   // The same weights keep the test accuracy recorded with them (an exported model's; checkpoints record none).
   for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
-  writeFileAtomic(out, buildInferenceModel(model, params, meta, opset));
+  const bytes = buildInferenceModel(model, params, meta, opset);
+  if (triton) {
+    const written = writeTritonRepository(out, bytes, triton);
+    console.log(`wrote ${written.model} and ${written.config} (${model} net, ${origin}, opset ${opset}); serve with: tritonserver --model-repository=${out}`);
+    return 0;
+  }
+  writeFileAtomic(out, bytes);
   console.log(`wrote ${out} (${model} net, ${origin}, opset ${opset})`);
   return 0;
+}
+
+function tritonOptions(values: Record<string, unknown>, model: string): TritonOptions {
+  return {
+    name: checkTritonName((values.name as string | undefined) ?? `ingraph_${model}`, '--name'),
+    maxBatchSize: intFlag('--max-batch', values['max-batch'] as string | undefined, 1024, 1, 1 << 20),
+    maxQueueDelayMicroseconds: intFlag('--max-queue-delay', values['max-queue-delay'] as string | undefined, 100, 0, 60_000_000),
+  };
 }
