@@ -17,6 +17,7 @@ import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/artifacts/files';
 import { buildInferenceModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { quantizeInt8 } from '../src/artifacts/quantize';
 import { defaultMnistDir, readSplit } from '../src/data/mnist';
 import { createNet, NetworkName } from '../src/models';
 import { initParams } from '../src/models/module';
@@ -109,6 +110,32 @@ async function ortImagesPerSecond(model: Uint8Array, threads: number): Promise<n
   return 5000 / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
+/** Images/s of a model at batch `batch` through onnxruntime-node, over at least `images` images after one warm-up run. */
+async function ortAtBatch(model: Uint8Array, threads: number, batch: number, images: number): Promise<number> {
+  const { session } = await openSession(model, { ep: 'cpu', threads });
+  const x = new ort.Tensor('uint8', readSplit(defaultMnistDir(), 'test', batch).images, [batch, 1, 28, 28]);
+  await session.run({ images: x });
+  const runs = Math.ceil(images / batch);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < runs; i++) await session.run({ images: x });
+  await session.release();
+  return (runs * batch) / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+/** The int8 export (`export --quantize int8`, calibrated on 1,000 training images) against the float one, alternated. */
+async function int8Bench(model: Uint8Array, o: Options) {
+  const quantized = await quantizeInt8(model, { images: readSplit(defaultMnistDir(), 'train', 1000) });
+  const at = { float1000: [] as number[], int81000: [] as number[], float1: [] as number[], int81: [] as number[] };
+  for (let r = 0; r < o.repeats; r++) {
+    at.float1000.push(await ortAtBatch(model, o.threads, 1000, 5000));
+    at.int81000.push(await ortAtBatch(quantized, o.threads, 1000, 5000));
+    at.float1.push(await ortAtBatch(model, o.threads, 1, 300));
+    at.int81.push(await ortAtBatch(quantized, o.threads, 1, 300));
+  }
+  const [f1000, q1000, f1, q1] = [median(at.float1000), median(at.int81000), median(at.float1), median(at.int81)];
+  return { batch1000: { float: f1000, int8: q1000, ratio: q1000 / f1000 }, batch1: { float: f1, int8: q1, ratio: q1 / f1 }, bytes: { float: model.length, int8: quantized.length } };
+}
+
 /** Wall time from spawning `ingraph train` to its first training step, and its peak RSS. */
 function cliRun(net: NetworkName, o: Options, steps: number): Promise<{ firstStepSeconds: number; peakRssMB: number }> {
   return new Promise((resolve, reject) => {
@@ -169,6 +196,7 @@ async function benchNet(net: NetworkName, o: Options) {
     if (o.reference && existsSync(torchExport)) ortOnTorchRuns.push(await ortImagesPerSecond(readFileSync(torchExport), o.threads));
   }
   const ortOnTorch = ortOnTorchRuns.length ? median(ortOnTorchRuns) : null;
+  const int8 = await int8Bench(model, o);
   const profiled = await ingraphTrain(net, { ...o, steps: 20, warmup: 5 }, join(dir, `${net}-profile`));
   const cli = await cliRun(net, o, o.rssSteps);
   const m = (xs: number[]) => (xs.length ? median(xs) : null);
@@ -181,6 +209,7 @@ async function benchNet(net: NetworkName, o: Options) {
       ratio: o.reference ? median(evals) / median(torchEval) : null,
       ratioToOrtOnPytorchExport: ortOnTorch ? median(evals) / ortOnTorch : null,
     },
+    int8,
     firstStepSeconds: cli.firstStepSeconds,
     peakRssMB: cli.peakRssMB,
     peakRssSteps: o.rssSteps,
@@ -245,6 +274,9 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     ['infer img/s: ORT on PyTorch export', ...results.map((r) => fmt(r.inference.ortOnPytorchExport))],
     ['infer ratio ingraph/PyTorch', ...results.map((r) => fmt(r.inference.ratio, 2))],
     ['infer ratio ingraph/ORT-on-PyTorch-export', ...results.map((r) => fmt(r.inference.ratioToOrtOnPytorchExport, 2))],
+    ['int8 export / float, img/s at batch 1000', ...results.map((r) => `${fmt(r.int8.batch1000.int8)} / ${fmt(r.int8.batch1000.float)} = ${fmt(r.int8.batch1000.ratio, 2)}x`)],
+    ['int8 export / float, img/s at batch 1', ...results.map((r) => `${fmt(r.int8.batch1.int8)} / ${fmt(r.int8.batch1.float)} = ${fmt(r.int8.batch1.ratio, 2)}x`)],
+    ['int8 export / float, model bytes', ...results.map((r) => `${fmt(r.int8.bytes.int8)} / ${fmt(r.int8.bytes.float)}`)],
     ['time to first step (s)', ...results.map((r) => fmt(r.firstStepSeconds, 2))],
     [`peak RSS, ${o.rssSteps}-step run (MB)`, ...results.map((r) => fmt(r.peakRssMB))],
   ];

