@@ -66,7 +66,9 @@ export { promote } from './runtime/promote';
 export type { PromoteOptions, PromotionPlan, PromotionResult } from './runtime/promote';
 export type { EpChoice } from './runtime/session';
 
-// Serving
+// Serving: int8 models, Triton repositories
+export { quantizeInt8 } from './artifacts/quantize';
+export type { Calibration, QuantizeOptions } from './artifacts/quantize';
 export { tritonConfig, writeTritonRepository } from './artifacts/triton';
 export type { TritonOptions } from './artifacts/triton';
 
