@@ -16,7 +16,7 @@ const QUANTIZED_OPS = new Set(['Conv', 'Gemm', 'MaxPool', 'AveragePool', 'Relu',
 /** How activation ranges are taken from the calibration images. */
 export type Calibration = 'minmax';
 
-/** What quantization used, recorded in the model's metadata. */
+/** How to quantize (recorded in the model's metadata). */
 export interface QuantizeOptions {
   /** Calibration images (uint8, N·784). */
   images: MnistSplit;
@@ -122,7 +122,8 @@ function floats(t: onnx.ITensorProto): Float32Array {
 function quantizeWeights(g: onnx.GraphProto, n: onnx.INodeProto, inputScale: number, added: onnx.NodeProto[]): void {
   const byName = new Map(g.initializer.map((t, i) => [t.name, i]));
   const [, wName, bName] = n.input ?? [];
-  const wIndex = byName.get(wName) as number;
+  const wIndex = byName.get(wName);
+  if (wIndex === undefined) throw new RangeError(`quantize: the weight "${wName}" of ${n.opType} "${n.name}" is not an initializer`);
   const w = g.initializer[wIndex];
   const values = floats(w);
   const dims = (w.dims ?? []).map(Number);
