@@ -7,6 +7,7 @@ import { spawnSync } from 'child_process';
 import { readdirSync, readFileSync, statSync } from 'fs';
 import { join } from 'path';
 import * as ort from 'onnxruntime-node';
+import { sha256 } from '../src/artifacts/files';
 import { parseModel } from '../src/onnx/model';
 import { mnistSlice, rawImages, rawLabels, ROOT, runCli, tempDir } from './helpers/cli';
 
@@ -18,7 +19,8 @@ const float = join(work, 'float.onnx');
 const int8 = join(work, 'int8.onnx');
 
 beforeAll(() => {
-  expect(runCli(['train', '--model', 'residual', '--data', data, '--epochs', '2', '--ep', 'cpu', '--threads', '2', '--out', run]).code).toBe(0);
+  const trained = runCli(['train', '--model', 'residual', '--data', data, '--epochs', '2', '--ep', 'cpu', '--threads', '2', '--quantize', 'int8', '--calibrate', '500', '--out', run]);
+  expect([trained.code, trained.stdout]).toEqual([0, expect.stringMatching(/^int8 export: test accuracy [\d.]+% \(\d+\/500\), \d+ bytes, in /m)]);
   expect(runCli(['export', '--model', 'residual', '--init', join(run, 'inference.onnx'), '--out', float]).code).toBe(0);
   const r = runCli(['export', '--model', 'residual', '--init', join(run, 'inference.onnx'), '--quantize', 'int8', '--calibrate', '500', '--data', data, '--out', int8]);
   expect([r.code, r.stdout]).toEqual([0, expect.stringContaining('int8 calibrated on 500 training images')]);
@@ -65,6 +67,30 @@ describe('export --quantize int8', () => {
     // Not bit-equal: onnxruntime-node runs int8 kernels, which round once per requantization; this weak test model
     // (2 epochs on 1,280 images) has many near-ties. A trained model agrees more (README).
     expect(agree).toBeGreaterThan(0.95);
+  });
+
+  it('train --quantize int8 writes the same int8 model beside inference.onnx, with the accuracy eval measures', () => {
+    const manifest = JSON.parse(readFileSync(join(run, 'manifest.json'), 'utf8'));
+    const e = runCli(['eval', '--model-file', join(run, 'inference.int8.onnx'), '--data', data, '--json']);
+    expect(e.code).toBe(0);
+    const { accuracy, correct, total } = JSON.parse(e.stdout);
+    expect(manifest.int8).toEqual({ accuracy, correct, total, calibrationImages: 500 });
+    expect(manifest.files['inference.int8.onnx'].sha256).toBe(sha256(readFileSync(join(run, 'inference.int8.onnx'))));
+    // The same weights and calibration images through `export`: the same int8 tensors (only the metadata differs).
+    const fromRun = parseModel(readFileSync(join(run, 'inference.int8.onnx'))).initializers;
+    const fromExport = parseModel(readFileSync(int8)).initializers;
+    expect([...fromRun.keys()].sort()).toEqual([...fromExport.keys()].sort());
+    for (const [name, t] of fromRun) expect([name, Buffer.from((fromExport.get(name) as typeof t).data.buffer).equals(Buffer.from(t.data.buffer))]).toEqual([name, true]);
+  });
+
+  it.each([
+    [['--quantize', 'int4'], /^ingraph: --quantize int4: must be one of int8$/],
+    [['--calibrate', '10'], /^ingraph: --calibrate: only with --quantize int8$/],
+  ])('train %j: exit 2, one line, nothing written', (flags, message) => {
+    const dir = tempDir();
+    const r = runCli(['train', '--model', 'residual', '--data', data, ...(flags as string[]), '--out', join(dir, 'run')]);
+    expect([r.code, r.stderr.trim()]).toEqual([2, expect.stringMatching(message as RegExp)]);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it.each([

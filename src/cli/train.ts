@@ -48,6 +48,8 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
   --checkpoint-every N         also checkpoint every N steps (always: at the start, after each epoch, at the end)
   --promote-to PATH            copy the new inference.onnx to PATH only if its test accuracy is at least that of the
                                model already there (minus --promote-tolerance X); history.jsonl beside PATH
+  --quantize int8              at the end, also write inference.int8.onnx: the model quantized to int8, calibrated
+                               on the first --calibrate N training images (default 1000), scored on the test set
   --tensorboard DIR            at the end, also write the run's metrics as a TensorBoard event file in DIR/<run name>/
   --json                       JSON lines on stdout (start, log, epoch, done); human text on stderr
 Exit codes: 0 done, 1 internal error, 2 bad usage or input (nothing written), 3 diverged (last good checkpoint
@@ -64,6 +66,7 @@ const OPTIONS = {
   ep: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' },
   'test-limit': { type: 'string' }, 'log-every': { type: 'string' }, 'checkpoint-every': { type: 'string' },
   'promote-to': { type: 'string' }, 'promote-tolerance': { type: 'string' }, tensorboard: { type: 'string' },
+  quantize: { type: 'string' }, calibrate: { type: 'string' },
 } as const;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -98,7 +101,7 @@ export function configFromFlags(v: Values): TrainConfig {
 
 /** The flags a resumed run may change; the rest of its config comes from the checkpoint. */
 const RESUME_OVERRIDES = new Set([
-  'epochs', 'max-steps', 'data', 'ep', 'threads', 'json', 'resume', 'log-every', 'checkpoint-every', 'promote-to', 'promote-tolerance', 'tensorboard',
+  'epochs', 'max-steps', 'data', 'ep', 'threads', 'json', 'resume', 'log-every', 'checkpoint-every', 'promote-to', 'promote-tolerance', 'tensorboard', 'quantize', 'calibrate',
 ]);
 
 function resumedConfig(v: Values, dir: string): { config: TrainConfig; checkpoint: ParsedModel } {
@@ -127,6 +130,15 @@ function promotionPlan(v: Values): PromotionPlan | null {
   const abs = checkWritableFile('--promote-to', target);
   deployedModel(abs);
   return { target: abs, tolerance };
+}
+
+function quantizePlan(v: Values): { calibrationImages: number } | null {
+  if (str(v, 'quantize') === undefined) {
+    if (str(v, 'calibrate') !== undefined) throw new UsageError('--calibrate: only with --quantize int8');
+    return null;
+  }
+  choiceFlag('--quantize', str(v, 'quantize'), ['int8'] as const, 'int8');
+  return { calibrationImages: intFlag('--calibrate', str(v, 'calibrate'), 1000, 1, 60000) };
 }
 
 function reporter(json: boolean): Reporter {
@@ -198,6 +210,7 @@ function runOptions(values: Values): Omit<RunOptions, 'report'> {
     threads: optionalIntFlag('--threads', str(values, 'threads'), 1),
     checkpointEvery: optionalIntFlag('--checkpoint-every', str(values, 'checkpoint-every'), 1),
     promote: promotionPlan(values),
+    quantize: quantizePlan(values),
     tensorboard,
   };
 }

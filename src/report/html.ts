@@ -76,6 +76,7 @@ function factsSection(runs: readonly RunRecord[], names: string[]): string {
     ['directory', (r) => r.dir],
     ['network', (r) => r.manifest.model],
     ['final test accuracy', (r) => `${percent(r.manifest.final.accuracy)} (${r.manifest.final.correct}/${r.manifest.final.total})`],
+    ['int8 export accuracy', (r) => (r.manifest.int8 ? `${percent(r.manifest.int8.accuracy)} (calibrated on ${r.manifest.int8.calibrationImages} training images)` : '—')],
     ['steps', (r) => String(r.manifest.steps)],
     ...Object.keys(runs[0].manifest.config).filter((k) => k !== 'model').map((k): [string, (r: RunRecord) => string] => [k, (r) => JSON.stringify(r.manifest.config[k as keyof typeof r.manifest.config] ?? null)]),
     ['execution provider', (r) => r.manifest.ep],

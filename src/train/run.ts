@@ -9,15 +9,16 @@ import { cpus, hostname } from 'os';
 import { join } from 'path';
 import { makeDir, removeCreatedDirs, writeFileAtomic, writeFileIfChanged } from '../artifacts/files';
 import { buildEvalModel } from '../artifacts/graphs';
+import { quantizeInt8 } from '../artifacts/quantize';
 import { acquireLock, Lock } from '../artifacts/lock';
 import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
-import { readSplit } from '../data/mnist';
+import { IMAGE_SIZE, readSplit } from '../data/mnist';
 import { DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { Network, networkByName } from '../models';
 import { ParsedModel } from '../onnx/model';
 import { runReport, writeTensorboard } from '../report';
 import { evaluationRecord, MISTAKES_SHOWN, RECORD_FILES, recordJson } from '../report/records';
-import { EvalReport } from '../runtime/evaluate';
+import { EvalReport, evaluate } from '../runtime/evaluate';
 import { ACCURACY_KEY, PromotionPlan, PromotionResult, TEST_IMAGES_KEY, promote } from '../runtime/promote';
 import { EpChoice } from '../runtime/session';
 import { PACKAGE_VERSION } from '../version';
@@ -41,6 +42,11 @@ export interface RunOptions {
   /** Also checkpoint every N steps (always: at the start, after each epoch and at the end). */
   checkpointEvery: number | null;
   promote: PromotionPlan | null;
+  /**
+   * Also write `inference.int8.onnx`: the exported model quantized to int8 (`quantizeInt8`), calibrated on the first
+   * `calibrationImages` training images and scored on the test set (its accuracy in the manifest's `int8`).
+   */
+  quantize?: { calibrationImages: number } | null;
   /** Also write the metrics as a TensorBoard event file under this directory at the end (see `writeTensorboard`). */
   tensorboard?: string | null;
   /** Where progress goes; the CLI passes a TTY-aware reporter. */
@@ -70,6 +76,7 @@ export const ARTIFACTS = {
   eval: 'eval_model.onnx',
   checkpoint: 'checkpoint.onnx',
   inference: 'inference.onnx',
+  int8: 'inference.int8.onnx',
   metrics: RECORD_FILES.metrics,
   evaluation: RECORD_FILES.evaluation,
   manifest: RECORD_FILES.manifest,
@@ -210,13 +217,28 @@ class RunDirectory {
     const inference = t.exportModel(inferenceMetadata(o.config, final));
     this.save(ARTIFACTS.inference, inference);
     this.save(ARTIFACTS.evaluation, recordJson(evaluationRecord(final, t.testData, ARTIFACTS.inference)));
-    writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(this.manifest(final), null, 2)}\n`);
+    const int8 = o.quantize ? await this.int8(inference, o.quantize.calibrationImages) : null;
+    writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(this.manifest(final, int8), null, 2)}\n`);
     writeFileAtomic(join(o.out, ARTIFACTS.report), await runReport(o.out));
     if (o.tensorboard) writeTensorboard(o.out, o.tensorboard);
     return { final, inference };
   }
 
-  private manifest(final: EvalReport): Record<string, unknown> {
+  /** inference.int8.onnx: the export quantized, calibrated on the first `n` training images, scored on the test set. */
+  private async int8(inference: Uint8Array, n: number): Promise<Record<string, number>> {
+    const { o, t } = this;
+    const train = t.trainData;
+    const count = Math.min(n, train.count);
+    const images = { images: train.images.subarray(0, count * IMAGE_SIZE), labels: train.labels.subarray(0, count), count };
+    const bytes = await quantizeInt8(inference, { images });
+    const path = join(o.out, ARTIFACTS.int8);
+    const r = await evaluate(bytes, path, t.testData, { ep: o.ep, threads: o.threads ?? undefined, batchSize: 250, signal: o.signal });
+    this.save(ARTIFACTS.int8, bytes);
+    o.report.line(`int8 export: test accuracy ${(100 * r.accuracy).toFixed(2)}% (${r.correct}/${r.total}), ${bytes.length} bytes, in ${path}`);
+    return { accuracy: r.accuracy, correct: r.correct, total: r.total, calibrationImages: count };
+  }
+
+  private manifest(final: EvalReport, int8: Record<string, number> | null): Record<string, unknown> {
     const { o, t } = this;
     return {
       ingraph: PACKAGE_VERSION,
@@ -227,6 +249,7 @@ class RunDirectory {
       ep: t.ep,
       epochs: t.epochs,
       final: { accuracy: final.accuracy, correct: final.correct, total: final.total },
+      ...(int8 ? { int8 } : {}),
       files: Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { sha256: hash }])),
       reproducibility: REPRODUCIBILITY,
       // Outside the hashed files: when, where and how fast this process ran.

@@ -138,6 +138,11 @@ export class Trainer {
     return this.data.test;
   }
 
+  /** The training set. */
+  get trainData(): Dataset {
+    return this.data.train;
+  }
+
   /** The execution provider the step runs on, and why `auto` chose the CPU where it did. */
   get ep(): 'cpu' | 'cuda' {
     return this.session.ep;
