@@ -27,7 +27,7 @@ beforeAll(() => {
 });
 
 async function labels(model: string): Promise<number[]> {
-  const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], optimizedModelFilePath: `${model}.optimized` });
+  const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], optimizedModelFilePath: `${model}.optimized`, logSeverityLevel: 3 });
   const out = await session.run({ images: new ort.Tensor('uint8', rawImages(data), [N, 1, 28, 28]) });
   await session.release();
   return Array.from(out.label.data as BigInt64Array, Number);

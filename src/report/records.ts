@@ -59,7 +59,7 @@ export interface ManifestRecord {
   steps: number;
   ep: string;
   final: { accuracy: number; correct: number; total: number };
-  /** With `--quantize int8`: the int8 export's test accuracy. */
+  /** Where the run quantized its export (RunOptions.quantize): the int8 model's test accuracy. */
   int8?: { accuracy: number; correct: number; total: number; calibrationImages: number };
   files: Record<string, { sha256: string }>;
   host: { finishedAt: string; hostname: string; cpus: number; node: string; threads: number | null; workers?: number; stepsPerSecond: number | null; imagesPerSecond: number | null; peakRssMB: number };
