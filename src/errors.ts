@@ -1,6 +1,6 @@
 /**
  * ingraph's typed errors. Each has a stable `code` that scripts can branch on; the CLI maps codes to its exit codes
- * (src/cli/exit-codes.ts). Any other error is an internal failure.
+ * (src/cli/errors.ts). Any other error is an internal failure.
  */
 
 /** The base class: `code` is one of 'usage', 'diverged', 'not-promoted', 'locked', 'io', 'interrupted'. */

@@ -95,29 +95,21 @@ function torchBench(net: NetworkName, o: Options, exportTo?: string): { trainIma
   return JSON.parse(r.stdout.trim().split('\n').pop() as string);
 }
 
-/** Images/s of a model through onnxruntime-node at batch 1000, after one warm-up run. */
-async function ortImagesPerSecond(model: Uint8Array, threads: number): Promise<number> {
+/**
+ * Images/s of a model through onnxruntime-node at batch `batch` (MNIST test images; sine noise for a float input,
+ * as PyTorch's export takes), over `images` images after one warm-up run.
+ */
+async function ortImagesPerSecond(model: Uint8Array, threads: number, batch = 1000, images = 5000): Promise<number> {
   const { session } = await openSession(model, { ep: 'cpu', threads });
   const [name] = session.inputNames;
   const floatInput = parseModel(model).inputs[0].dtype === 'float32';
   const x = floatInput
-    ? new ort.Tensor('float32', Float32Array.from({ length: 1000 * 784 }, (_, i) => Math.sin(i)), [1000, 1, 28, 28])
-    : new ort.Tensor('uint8', readSplit(defaultMnistDir(), 'test', 1000).images, [1000, 1, 28, 28]);
+    ? new ort.Tensor('float32', Float32Array.from({ length: batch * 784 }, (_, i) => Math.sin(i)), [batch, 1, 28, 28])
+    : new ort.Tensor('uint8', readSplit(defaultMnistDir(), 'test', batch).images, [batch, 1, 28, 28]);
   await session.run({ [name]: x });
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < 5; i++) await session.run({ [name]: x });
-  await session.release();
-  return 5000 / (Number(process.hrtime.bigint() - t0) / 1e9);
-}
-
-/** Images/s of a model at batch `batch` through onnxruntime-node, over at least `images` images after one warm-up run. */
-async function ortAtBatch(model: Uint8Array, threads: number, batch: number, images: number): Promise<number> {
-  const { session } = await openSession(model, { ep: 'cpu', threads });
-  const x = new ort.Tensor('uint8', readSplit(defaultMnistDir(), 'test', batch).images, [batch, 1, 28, 28]);
-  await session.run({ images: x });
   const runs = Math.ceil(images / batch);
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < runs; i++) await session.run({ images: x });
+  for (let i = 0; i < runs; i++) await session.run({ [name]: x });
   await session.release();
   return (runs * batch) / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
@@ -127,10 +119,10 @@ async function int8Bench(model: Uint8Array, o: Options) {
   const quantized = await quantizeInt8(model, { images: readSplit(defaultMnistDir(), 'train', 1000) });
   const at = { float1000: [] as number[], int81000: [] as number[], float1: [] as number[], int81: [] as number[] };
   for (let r = 0; r < o.repeats; r++) {
-    at.float1000.push(await ortAtBatch(model, o.threads, 1000, 5000));
-    at.int81000.push(await ortAtBatch(quantized, o.threads, 1000, 5000));
-    at.float1.push(await ortAtBatch(model, o.threads, 1, 300));
-    at.int81.push(await ortAtBatch(quantized, o.threads, 1, 300));
+    at.float1000.push(await ortImagesPerSecond(model, o.threads));
+    at.int81000.push(await ortImagesPerSecond(quantized, o.threads));
+    at.float1.push(await ortImagesPerSecond(model, o.threads, 1, 300));
+    at.int81.push(await ortImagesPerSecond(quantized, o.threads, 1, 300));
   }
   const [f1000, q1000, f1, q1] = [median(at.float1000), median(at.int81000), median(at.float1), median(at.int81)];
   return { batch1000: { float: f1000, int8: q1000, ratio: q1000 / f1000 }, batch1: { float: f1, int8: q1, ratio: q1 / f1 }, bytes: { float: model.length, int8: quantized.length } };

@@ -5,13 +5,12 @@
 import { appendGradients } from '../autodiff/gradients';
 import { NetworkRef, createNet, imagesInput, logitsOf, resolveNetwork } from '../models';
 import { crossEntropy } from '../models/loss';
-import { Module, ParamSpec, Params } from '../models/module';
+import { countParams, Module, ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
 import { OPSET, encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
 import { gradient, INPUTS, OUTPUTS, updated } from '../onnx/signature';
-
 
 /** A training step graph and the specs of what it takes and updates. */
 export interface TrainingGraph {
@@ -37,10 +36,10 @@ interface TrainingSpecs {
   stateSpecs: StateSpec[];
 }
 
-/** The specs, with the graph inputs of the parameters (and of the optimizer state, where the graph updates). */
+/** The specs, with the graph inputs of the parameters and of the optimizer state. */
 interface TrainingInputs extends TrainingSpecs {
   params: Map<string, Tensor>;
-  states?: Map<string, Tensor>;
+  states: Map<string, Tensor>;
 }
 
 function trainingSpecs(specs: ParamSpec[], optimizer: Optimizer, isFrozen: (name: string) => boolean): TrainingSpecs {
@@ -51,12 +50,16 @@ function trainingSpecs(specs: ParamSpec[], optimizer: Optimizer, isFrozen: (name
   return { specs, trainable, globalSpecs, stateSpecs };
 }
 
-/** Outputs the batch's mean loss and correct count; returns the gradients of the loss (times `scale`, when given). */
-function appendLossAndGradients(g: GraphBuilder, net: Module, batch: { images: Tensor; labels: Tensor }, inputs: TrainingInputs, scale?: Tensor): Map<string, Tensor> {
-  const { images, labels } = batch;
-  const logits = logitsOf(g, net, images, (s) => inputs.params.get(s.name) as Tensor, true);
-  const { loss, correct } = crossEntropy(g, logits, labels);
-  const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, inputs.trainable.map((s) => inputs.params.get(s.name) as Tensor));
+/**
+ * Outputs the batch's mean loss and correct count; returns the gradients of the loss (times `scale`, when given) for
+ * the `trainable` parameters among `params`.
+ */
+function appendLossAndGradients(
+  g: GraphBuilder, net: Module, batch: { images: Tensor; labels: Tensor }, params: Map<string, Tensor>, trainable: readonly StateSpec[], scale?: Tensor,
+): Map<string, Tensor> {
+  const logits = logitsOf(g, net, batch.images, (s) => params.get(s.name) as Tensor, true);
+  const { loss, correct } = crossEntropy(g, logits, batch.labels);
+  const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, trainable.map((s) => params.get(s.name) as Tensor));
   g.output(loss, OUTPUTS.loss);
   g.output(correct, OUTPUTS.correct);
   return grads;
@@ -64,7 +67,7 @@ function appendLossAndGradients(g: GraphBuilder, net: Module, batch: { images: T
 
 /** The optimizer update of every trainable parameter from `grads`: `updated.<name>` outputs and params_sq_sum. */
 function appendUpdate(g: GraphBuilder, optimizer: Optimizer, lr: Tensor, inputs: TrainingInputs, grads: Map<string, Tensor>): void {
-  const stateInputs = inputs.states as Map<string, Tensor>;
+  const stateInputs = inputs.states;
   g.scope('optimizer', () => {
     const global = optimizer.updateGlobal(g, new Map(inputs.globalSpecs.map((s) => [s.name, stateInputs.get(s.name) as Tensor])));
     for (const [name, t] of global) g.output(t, updated(name));
@@ -81,7 +84,8 @@ function appendUpdate(g: GraphBuilder, optimizer: Optimizer, lr: Tensor, inputs:
   });
 }
 
-function paramInputs(g: GraphBuilder, specs: readonly (ParamSpec | StateSpec)[]): Map<string, Tensor> {
+/** A float graph input for each spec, by name. */
+function floatInputs(g: GraphBuilder, specs: readonly StateSpec[]): Map<string, Tensor> {
   return new Map(specs.map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
 }
 
@@ -117,14 +121,14 @@ export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimiz
   const g = new GraphBuilder();
   const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
   const scale = g.input(INPUTS.lossScale, 'float32', []);
-  const grads = appendLossAndGradients(g, net, batch, { ...specs, params: paramInputs(g, specs.specs) }, scale);
+  const grads = appendLossAndGradients(g, net, batch, floatInputs(g, specs.specs), specs.trainable, scale);
   for (const [param, t] of grads) g.output(t, gradient(param));
   const gradientBytes = encodeModel(g, { graphName: `${name}_shard_gradients`, docString: `Gradients of one shard of a batch of the ${name} net.` });
-  const flat: StateSpec = { name: FLAT.params, shape: [specs.trainable.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0)] };
+  const flat: StateSpec = { name: FLAT.params, shape: [countParams(specs.trainable)] };
   const flatSpecs = { ...specs, trainable: [flat], stateSpecs: [...specs.globalSpecs, ...optimizer.paramState(flat.name, flat.shape)] };
   const u = new GraphBuilder();
   const lr = u.input(INPUTS.lr, 'float32', []);
-  const inputs = { ...flatSpecs, params: paramInputs(u, [flat]), states: paramInputs(u, flatSpecs.stateSpecs) };
+  const inputs = { ...flatSpecs, params: floatInputs(u, [flat]), states: floatInputs(u, flatSpecs.stateSpecs) };
   // Adds, not a ReduceSum over a [K,P] stack: onnxruntime reduces the leading axis of such a stack far slower.
   const sum = Array.from({ length: shards }, (_, k) => u.input(FLAT.grads(k), 'float32', flat.shape)).reduce((a, b) => u.add(a, b));
   appendUpdate(u, optimizer, lr, inputs, new Map([[flat.name, sum]]));
@@ -144,8 +148,8 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
   const specs = trainingSpecs(net.parameters(), optimizer, o.isFrozen ?? (() => false));
   const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
   const lr = g.input(INPUTS.lr, 'float32', []);
-  const inputs = { ...specs, params: paramInputs(g, specs.specs), states: paramInputs(g, specs.stateSpecs) };
-  const grads = appendLossAndGradients(g, net, batch, inputs);
+  const inputs = { ...specs, params: floatInputs(g, specs.specs), states: floatInputs(g, specs.stateSpecs) };
+  const grads = appendLossAndGradients(g, net, batch, inputs.params, specs.trainable);
   if (o.exposeGradients) for (const [name, t] of grads) g.output(t, gradient(name));
   appendUpdate(g, optimizer, lr, inputs, grads);
   const name = resolveNetwork(model).name;
@@ -159,7 +163,7 @@ export function buildEvalModel(model: NetworkRef): Uint8Array {
   const net = createNet(model);
   const images = imagesInput(g);
   const labels = g.input(INPUTS.labels, 'int64', ['N']);
-  const params = new Map(net.parameters().map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
+  const params = floatInputs(g, net.parameters());
   const logits = logitsOf(g, net, images, (s) => params.get(s.name) as Tensor);
   const { loss, correct } = crossEntropy(g, logits, labels);
   g.output(loss, OUTPUTS.loss);

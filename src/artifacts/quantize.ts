@@ -7,6 +7,7 @@
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { MnistSplit } from '../data/mnist';
+import { parseModel, StoredTensor } from '../onnx/model';
 import { IMAGE_SIZE, INPUTS, imageDims } from '../onnx/signature';
 import { openSession } from '../runtime/session';
 
@@ -113,19 +114,14 @@ function tensor(name: string, dataType: number, dims: number[], bytes: ArrayBuff
   return onnx.TensorProto.create({ name, dataType, dims, rawData: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) });
 }
 
-function floats(t: onnx.ITensorProto): Float32Array {
-  const raw = t.rawData as Uint8Array;
-  return raw?.length ? new Float32Array(Uint8Array.from(raw).buffer) : Float32Array.from(t.floatData ?? []);
-}
-
-/** Replaces a float weight (and its bias) of a Conv or Gemm by int8 data behind DequantizeLinear nodes. */
-function quantizeWeights(g: onnx.GraphProto, n: onnx.INodeProto, inputScale: number, added: onnx.NodeProto[]): void {
+/** Replaces a float weight (and its bias; values from `floats`, the decoded initializers) of a Conv or Gemm by int8 data behind DequantizeLinear nodes. */
+function quantizeWeights(g: onnx.GraphProto, floats: Map<string, StoredTensor>, n: onnx.INodeProto, inputScale: number, added: onnx.NodeProto[]): void {
   const byName = new Map(g.initializer.map((t, i) => [t.name, i]));
   const [, wName, bName] = n.input ?? [];
   const wIndex = byName.get(wName);
   if (wIndex === undefined) throw new RangeError(`quantize: the weight "${wName}" of ${n.opType} "${n.name}" is not an initializer`);
   const w = g.initializer[wIndex];
-  const values = floats(w);
+  const values = (floats.get(wName) as StoredTensor).data as Float32Array;
   const dims = (w.dims ?? []).map(Number);
   // Per output channel: axis 0 of a Conv weight [Co, C, kh, kw] and of the Gemm weight [out, in] (transB).
   const channels = dims[0];
@@ -143,7 +139,7 @@ function quantizeWeights(g: onnx.GraphProto, n: onnx.INodeProto, inputScale: num
   added.push(onnx.NodeProto.create({ opType: 'DequantizeLinear', name: `${wName}/dq`, input: [`${wName}.int8`, `${wName}.scale`, `${wName}.zero_point`], output: [wName], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }));
   if (!bName || !byName.has(bName)) return;
   const bIndex = byName.get(bName) as number;
-  const bias = floats(g.initializer[bIndex]);
+  const bias = (floats.get(bName) as StoredTensor).data as Float32Array;
   const bScales = scales.map((s) => s * inputScale);
   g.initializer[bIndex] = tensor(`${bName}.int32`, onnx.TensorProto.DataType.INT32, [channels], Int32Array.from(bias, (b, c) => Math.round(b / bScales[c])));
   g.initializer.push(tensor(`${bName}.scale`, FLOAT, [channels], bScales), tensor(`${bName}.zero_point`, onnx.TensorProto.DataType.INT32, [channels], new Int32Array(channels)));
@@ -154,6 +150,7 @@ function quantizeWeights(g: onnx.GraphProto, n: onnx.INodeProto, inputScale: num
 export async function quantizeInt8(bytes: Uint8Array, o: QuantizeOptions): Promise<Uint8Array> {
   const m = onnx.ModelProto.decode(bytes);
   const g = m.graph as onnx.GraphProto;
+  const floats = parseModel(bytes, 'quantize').initializers;
   const tensors = activations(g);
   const ranges = sharedRanges(g, await calibrate(m, tensors, o.images));
   const params = new Map(tensors.map((t) => [t, uint8Params(ranges.get(t) as Range)]));
@@ -161,7 +158,7 @@ export async function quantizeInt8(bytes: Uint8Array, o: QuantizeOptions): Promi
   const weightNodes: onnx.NodeProto[] = [];
   for (const n of g.node) {
     const rewired = onnx.NodeProto.create({ ...n, input: (n.input ?? []).map((t) => (params.has(t) ? `${t}/dq` : t)) });
-    if (n.opType === 'Conv' || n.opType === 'Gemm') quantizeWeights(g, rewired, params.get((n.input ?? [])[0])?.scale ?? 1, weightNodes);
+    if (n.opType === 'Conv' || n.opType === 'Gemm') quantizeWeights(g, floats, rewired, params.get((n.input ?? [])[0])?.scale ?? 1, weightNodes);
     nodes.push(rewired);
     for (const out of n.output ?? []) {
       const p = params.get(out);

@@ -53,3 +53,20 @@ export function requireFlag(command: string, flag: string, value: string | undef
   if (value === undefined || value === '') throw new UsageError(`ingraph ${command}: ${flag} is required`);
   return value;
 }
+
+/** Refuses the first of `flags` that is given without `requirement`: flags that mean something only with another. */
+export function onlyWith(values: Parsed['values'], flags: readonly string[], requirement: string): void {
+  const given = flags.find((f) => values[f] !== undefined);
+  if (given !== undefined) throw new UsageError(`--${given}: only with ${requirement}`);
+}
+
+/**
+ * `--quantize int8 [--calibrate N]`: how many training images to calibrate on (default 1000), or null without
+ * --quantize, when --calibrate and the `dependents` flags are refused.
+ */
+export function quantizeFlags(values: Parsed['values'], dependents: readonly string[] = []): number | null {
+  const quantize = values.quantize as string | undefined;
+  if (quantize === undefined) return onlyWith(values, ['calibrate', ...dependents], '--quantize int8'), null;
+  choiceFlag('--quantize', quantize, ['int8'] as const, 'int8');
+  return intFlag('--calibrate', values.calibrate as string | undefined, 1000, 1, 60000);
+}

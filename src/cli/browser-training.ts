@@ -4,7 +4,8 @@
  * batches, and an export of the weights the browser trained. Everything through the public API.
  */
 import { IncomingMessage } from 'http';
-import { NETWORKS, buildInferenceModel, buildTrainingModel, defaultMnistDir, initParams, readDataset, sgd, trainConfig } from '../index';
+import { NETWORKS, buildInferenceModel, buildTrainingModel, countParams, defaultMnistDir, initParams, readDataset, sgd, trainConfig } from '../index';
+import { numel } from '../onnx/tensor';
 
 const NET = NETWORKS.residual;
 const TRAIN_IMAGES = 2048;
@@ -38,7 +39,7 @@ export function trainingFiles(): Map<string, Buffer | string> {
 /** POST /train/export: float32 weights in spec order (exactly that many bytes) → the inference model; else null. */
 export async function exportTrained(req: IncomingMessage): Promise<Uint8Array | null> {
   const specs = NET.create().parameters();
-  const expected = 4 * specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  const expected = 4 * countParams(specs);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -51,7 +52,7 @@ export async function exportTrained(req: IncomingMessage): Promise<Uint8Array | 
   const weights = new Float32Array(all.buffer.slice(all.byteOffset, all.byteOffset + all.length));
   let offset = 0;
   const params = new Map(specs.map((s) => {
-    const n = s.shape.reduce((a, b) => a * b, 1);
+    const n = numel(s.shape);
     const t = weights.subarray(offset, offset + n);
     offset += n;
     return [s.name, t];

@@ -10,7 +10,7 @@ import { ACCURACY_KEY, TEST_IMAGES_KEY } from '../runtime/promote';
 import { quantizeInt8 } from '../artifacts/quantize';
 import { checkTritonName, TritonOptions, writeTritonRepository } from '../artifacts/triton';
 import { defaultMnistDir, MnistSplit, readSplit } from '../data/mnist';
-import { choiceFlag, intFlag, parse, requireFlag } from './args';
+import { choiceFlag, intFlag, onlyWith, parse, Parsed, quantizeFlags, requireFlag } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
 
 export const EXPORT_HELP = `usage: ingraph export --model inception|residual [--init FILE] [--seed N] [--opset N] [--format onnx|triton] --out PATH
@@ -43,7 +43,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const format = choiceFlag('--format', values.format as string | undefined, ['onnx', 'triton'] as const, 'onnx');
   const outFlag = requireFlag('export', '--out', values.out as string | undefined);
   const triton = format === 'triton' ? tritonOptions(values, model) : null;
-  if (!triton) for (const flag of ['name', 'max-batch', 'max-queue-delay']) if (values[flag] !== undefined) throw new UsageError(`--${flag}: only with --format triton`);
+  if (!triton) onlyWith(values, ['name', 'max-batch', 'max-queue-delay'], '--format triton');
   const out = triton ? resolve(outFlag) : checkWritableFile('--out', outFlag);
   if (triton) checkWritableDir('--out', out);
   const seed = intFlag('--seed', values.seed as string | undefined, 0, 0, 0xffffffff);
@@ -72,19 +72,14 @@ export async function exportCommand(argv: string[]): Promise<number> {
 }
 
 /** The calibration images of `--quantize int8`, or null without it; every flag checked before any work. */
-function quantizeOptions(values: Record<string, unknown>, opset: number): MnistSplit | null {
-  const quantize = values.quantize as string | undefined;
-  if (quantize === undefined) {
-    for (const flag of ['calibrate', 'data']) if (values[flag] !== undefined) throw new UsageError(`--${flag}: only with --quantize int8`);
-    return null;
-  }
-  choiceFlag('--quantize', quantize, ['int8'] as const, 'int8');
+function quantizeOptions(values: Parsed['values'], opset: number): MnistSplit | null {
+  const n = quantizeFlags(values, ['data']);
+  if (n === null) return null;
   if (opset < 13) throw new UsageError(`--quantize int8: needs --opset 13 or later (per-channel QuantizeLinear), not ${opset}`);
-  const n = intFlag('--calibrate', values.calibrate as string | undefined, 1000, 1, 60000);
   return readSplit((values.data as string | undefined) ?? defaultMnistDir(), 'train', n);
 }
 
-function tritonOptions(values: Record<string, unknown>, model: string): TritonOptions {
+function tritonOptions(values: Parsed['values'], model: string): TritonOptions {
   return {
     name: checkTritonName((values.name as string | undefined) ?? `ingraph_${model}`, '--name'),
     maxBatchSize: intFlag('--max-batch', values['max-batch'] as string | undefined, 1024, 1, 1 << 20),

@@ -1,6 +1,7 @@
-import { join } from 'path';
+import { join, resolve } from 'path';
 import { writeFileAtomic } from '../artifacts/files';
 import { runReport, writeTensorboard } from '../report';
+import { readRun } from '../report/records';
 import { ARTIFACTS } from '../train/run';
 import { UsageError } from '../errors';
 import { parse } from './args';
@@ -22,13 +23,14 @@ export async function reportCommand(argv: string[]): Promise<number> {
   if (values.help) return void console.log(REPORT_HELP), 0;
   const [dir] = positionals;
   if (dir === undefined) throw new UsageError('ingraph report: RUN_DIR is required (a directory written by ingraph train)');
-  const html = await runReport(dir, values.compare as string | undefined);
+  const run = readRun(resolve(dir), `run ${dir}`);
+  const html = await runReport(run, values.compare as string | undefined);
   const out = checkWritableFile('--out', (values.out as string | undefined) ?? join(dir, ARTIFACTS.report));
   const tensorboard = values.tensorboard as string | undefined;
   // The event file first: its directory is made then, and where that fails nothing else is written either.
   if (tensorboard !== undefined) {
     checkWritableDir('--tensorboard', tensorboard);
-    console.log(`wrote ${writeTensorboard(dir, tensorboard)}`);
+    console.log(`wrote ${writeTensorboard(run, tensorboard)}`);
   }
   writeFileAtomic(out, html);
   console.log(`wrote ${out}`);

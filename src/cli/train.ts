@@ -14,7 +14,7 @@ import { decodeCheckpoint } from '../artifacts/checkpoint';
 import { TrainConfig } from '../train/config';
 import { Reporter } from '../train/observers';
 import { ARTIFACTS, RunOptions, train } from '../train/run';
-import { choiceFlag, intFlag, numberFlag, optionalIntFlag, parse } from './args';
+import { choiceFlag, intFlag, numberFlag, optionalIntFlag, parse, quantizeFlags } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
 
 export const TRAIN_HELP = `usage: ingraph train [flags]
@@ -133,12 +133,8 @@ function promotionPlan(v: Values): PromotionPlan | null {
 }
 
 function quantizePlan(v: Values): { calibrationImages: number } | null {
-  if (str(v, 'quantize') === undefined) {
-    if (str(v, 'calibrate') !== undefined) throw new UsageError('--calibrate: only with --quantize int8');
-    return null;
-  }
-  choiceFlag('--quantize', str(v, 'quantize'), ['int8'] as const, 'int8');
-  return { calibrationImages: intFlag('--calibrate', str(v, 'calibrate'), 1000, 1, 60000) };
+  const n = quantizeFlags(v);
+  return n === null ? null : { calibrationImages: n };
 }
 
 function reporter(json: boolean): Reporter {

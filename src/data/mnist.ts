@@ -90,8 +90,13 @@ export function readSplit(dir: string, split: keyof typeof FILES, limit?: number
   const csv = [`${split}.csv`, `mnist_${split}.csv`].map((f) => join(dir, f)).find((f) => existsSync(f));
   const imagesPath = plainOrGz(join(dir, FILES[split].images));
   const full = csv && !existsSync(imagesPath) ? readCsv(csv) : readIdxPair(imagesPath, plainOrGz(join(dir, FILES[split].labels)));
-  const n = limit === undefined ? full.count : Math.min(limit, full.count);
-  return { images: full.images.subarray(0, n * IMAGE_SIZE), labels: full.labels.subarray(0, n), count: n };
+  return limit === undefined ? full : firstOf(full, limit);
+}
+
+/** The first `n` examples of `data` (all of them when it holds fewer), as a view. */
+export function firstOf(data: MnistSplit, n: number): MnistSplit {
+  const count = Math.min(n, data.count);
+  return { images: data.images.subarray(0, count * IMAGE_SIZE), labels: data.labels.subarray(0, count), count };
 }
 
 function readIdxPair(imagesPath: string, labelsPath: string): MnistSplit {

@@ -4,7 +4,7 @@
  * training, initializers for export) is the context's business, not the module's.
  */
 import { GraphBuilder } from '../onnx/builder';
-import { Tensor } from '../onnx/tensor';
+import { numel, Tensor } from '../onnx/tensor';
 import { Rng } from '../data/rng';
 
 /** A parameter: its state_dict name, shape and the fan-in of its default initialisation. */
@@ -147,6 +147,6 @@ export function initParams(specs: readonly ParamSpec[], seed: number): Params {
 }
 
 /** The number of scalars in `specs`. */
-export function countParams(specs: readonly ParamSpec[]): number {
-  return specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+export function countParams(specs: readonly { shape: readonly number[] }[]): number {
+  return specs.reduce((n, s) => n + numel(s.shape), 0);
 }

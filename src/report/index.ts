@@ -2,12 +2,20 @@
 import { basename, join, resolve } from 'path';
 import { makeDir, writeFileAtomic } from '../artifacts/files';
 import { renderReport } from './html';
-import { EvaluationRecord, readRun } from './records';
+import { EvaluationRecord, readRun, RunRecord } from './records';
 import { TENSORBOARD_FILE, tensorboardEvents } from './tensorboard';
 
-/** The report of the finished run in `dir`, with the run in `compare` overlaid on its curves when given. */
-export async function runReport(dir: string, compare?: string): Promise<string> {
-  const runs = [readRun(resolve(dir), `run ${dir}`), ...(compare === undefined ? [] : [readRun(resolve(compare), `compare ${compare}`)])];
+/** A run given by its directory is read (and checked) here; one already read is taken as it is. */
+function runOf(run: string | RunRecord, where: string): RunRecord {
+  return typeof run === 'string' ? readRun(resolve(run), `${where} ${run}`) : run;
+}
+
+/**
+ * The report of a finished run (its directory, or its `readRun` record), with the run `compare` overlaid on its
+ * curves when given.
+ */
+export async function runReport(run: string | RunRecord, compare?: string | RunRecord): Promise<string> {
+  const runs = [runOf(run, 'run'), ...(compare === undefined ? [] : [runOf(compare, 'compare')])];
   const title = `ingraph run ${basename(runs[0].dir)}: ${runs[0].manifest.model} net${runs[1] ? `, compared with ${basename(runs[1].dir)}` : ''}`;
   const evaluation = { ...runs[0].evaluation, model: join(basename(runs[0].dir), runs[0].evaluation.model) };
   return renderReport({ title, runs, evaluation });
@@ -19,11 +27,12 @@ export function evaluationReport(evaluation: EvaluationRecord, facts: readonly (
 }
 
 /**
- * Writes the metrics of the finished run in `dir` as a TensorBoard event file in `logDir/<run directory name>/` (one
- * run per subdirectory, as TensorBoard lists them; a second export of the same run replaces its file). Returns its path.
+ * Writes the metrics of a finished run (its directory, or its `readRun` record) as a TensorBoard event file in
+ * `logDir/<run directory name>/` (one run per subdirectory, as TensorBoard lists them; a second export of the same run
+ * replaces its file). Returns its path.
  */
-export function writeTensorboard(dir: string, logDir: string): string {
-  const run = readRun(resolve(dir), `run ${dir}`);
+export function writeTensorboard(from: string | RunRecord, logDir: string): string {
+  const run = runOf(from, 'run');
   const target = join(resolve(logDir), basename(run.dir));
   makeDir('tensorboard', target);
   const path = join(target, TENSORBOARD_FILE);

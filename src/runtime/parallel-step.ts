@@ -9,7 +9,8 @@
 import { Worker } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
 import { FLAT, ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs';
-import { Params } from '../models/module';
+import { countParams, Params } from '../models/module';
+import { numel } from '../onnx/tensor';
 import { gradient, IMAGE_SHAPE, IMAGE_SIZE, INPUTS, OUTPUTS, updated } from '../onnx/signature';
 import { openSession, OpenedSession } from './session';
 import { StepResult, StepRunner, tensorOf } from './step';
@@ -22,15 +23,13 @@ interface Slot {
   count: number;
 }
 
-function layout(specs: readonly { name: string; shape: number[] }[]): { slots: Slot[]; total: number } {
+function layout(specs: readonly { name: string; shape: number[] }[]): Slot[] {
   let offset = 0;
-  const slots = specs.map((s) => {
-    const count = s.shape.reduce((a, b) => a * b, 1);
-    const slot = { name: s.name, shape: s.shape, offset, count };
-    offset += count;
+  return specs.map((s) => {
+    const slot = { name: s.name, shape: s.shape, offset, count: numel(s.shape) };
+    offset += slot.count;
     return slot;
   });
-  return { slots, total: offset };
 }
 
 /** What a worker is given: its graph, the shared buffers, where each tensor lies, the names it uses. */
@@ -144,9 +143,10 @@ export class ParallelTrainingStep implements StepRunner {
   private constructor(
     private readonly update: OpenedSession, private readonly workers: GradientWorker[], private readonly graph: TrainingGraph,
     private readonly sharded: ShardedTrainingGraphs, private readonly shared: { params: Float32Array; images: Uint8Array; labels: BigInt64Array },
-    private readonly slots: { params: Slot[]; trainable: number }, readonly note: string | undefined, states: Params,
+    /** Where each parameter lies in the shared buffer: the trainable ones first, in TrainingGraph.trainable order. */
+    private readonly slots: Slot[], readonly note: string | undefined, states: Params,
   ) {
-    const p = slots.trainable;
+    const p = countParams(slots.slice(0, graph.trainable.length));
     this.grads = workers.map(() => new Float32Array(p));
     this.grads.forEach((g, k) => (this.feeds[FLAT.grads(k)] = new ort.Tensor('float32', g, [p])));
     this.feeds[FLAT.params] = new ort.Tensor('float32', shared.params.slice(0, p), [p]);
@@ -164,17 +164,18 @@ export class ParallelTrainingStep implements StepRunner {
    * says why the CPU was chosen, when it was.
    */
   static async open(graph: TrainingGraph, sharded: ShardedTrainingGraphs, params: Params, states: Params, maxBatch: number, note?: string): Promise<ParallelTrainingStep> {
-    // Trainable parameters first, end to end as the update's flat input; the frozen ones after them.
-    const trainable = graph.trainable.map((name) => graph.params.find((p) => p.name === name) as (typeof graph.params)[0]);
-    const p = layout([...trainable, ...graph.params.filter((s) => !graph.trainable.includes(s.name))]);
-    const g = layout(trainable);
-    const buffers = { params: new SharedArrayBuffer(4 * p.total), images: new SharedArrayBuffer(maxBatch * IMAGE_SIZE), labels: new SharedArrayBuffer(8 * maxBatch) };
+    // Trainable parameters first (TrainingGraph.trainable keeps the parameters' order): end to end, they are the
+    // update's flat input and the layout of each worker's gradients; the frozen ones after them.
+    const trainable = new Set(graph.trainable);
+    const slots = layout([...graph.params.filter((s) => trainable.has(s.name)), ...graph.params.filter((s) => !trainable.has(s.name))]);
+    const gradSlots = slots.slice(0, trainable.size);
+    const buffers = { params: new SharedArrayBuffer(4 * countParams(slots)), images: new SharedArrayBuffer(maxBatch * IMAGE_SIZE), labels: new SharedArrayBuffer(8 * maxBatch) };
     const shared = { params: new Float32Array(buffers.params), images: new Uint8Array(buffers.images), labels: new BigInt64Array(buffers.labels) };
-    for (const s of p.slots) shared.params.set(tensorOf(params, s.name, s.shape).data as Float32Array, s.offset);
+    for (const s of slots) shared.params.set(tensorOf(params, s.name, s.shape).data as Float32Array, s.offset);
     const names = { images: INPUTS.images, labels: INPUTS.labels, lossScale: INPUTS.lossScale, loss: OUTPUTS.loss, correct: OUTPUTS.correct };
     const data = (): WorkerData => ({
-      ort: require.resolve('onnxruntime-node'), model: sharded.gradient, ...buffers, grads: new SharedArrayBuffer(4 * g.total),
-      paramSlots: p.slots, gradSlots: g.slots.map((s) => ({ ...s, output: gradient(s.name) })), names, imageShape: [...IMAGE_SHAPE],
+      ort: require.resolve('onnxruntime-node'), model: sharded.gradient, ...buffers, grads: new SharedArrayBuffer(4 * countParams(gradSlots)),
+      paramSlots: slots, gradSlots: gradSlots.map((s) => ({ ...s, output: gradient(s.name) })), names, imageShape: [...IMAGE_SHAPE],
     });
     const started = await Promise.allSettled(Array.from({ length: sharded.shards }, () => GradientWorker.start(data())));
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -184,7 +185,7 @@ export class ParallelTrainingStep implements StepRunner {
       throw failed.reason;
     }
     const update = await openSession(sharded.update, { ep: 'cpu', threads: 1 });
-    return new ParallelTrainingStep(update, workers, graph, sharded, shared, { params: p.slots, trainable: g.total }, note, states);
+    return new ParallelTrainingStep(update, workers, graph, sharded, shared, slots, note, states);
   }
 
   /** Workers that compute each step's gradients. */
@@ -212,21 +213,17 @@ export class ParallelTrainingStep implements StepRunner {
   }
 
   params(): Params {
-    return new Map(this.slots.params.map((s) => [s.name, this.shared.params.slice(s.offset, s.offset + s.count)]));
+    return new Map(this.slots.map((s) => [s.name, this.shared.params.slice(s.offset, s.offset + s.count)]));
   }
 
+  /** Each flat state cut back into the per-parameter states it holds (laid out as the trainable parameters). */
   states(): Params {
-    const out: Params = new Map();
-    const offsets = new Map(this.slots.params.map((s) => [s.name, s]));
+    const parts = new Map<string, Float32Array>();
     for (const f of this.sharded.flatStates) {
       const flat = this.feeds[f.name].data as Float32Array;
-      f.parts.forEach((part, i) => {
-        const slot = offsets.get(this.graph.trainable[i]) as Slot;
-        out.set(part, flat.slice(slot.offset, slot.offset + slot.count));
-      });
+      f.parts.forEach((part, i) => parts.set(part, flat.slice(this.slots[i].offset, this.slots[i].offset + this.slots[i].count)));
     }
-    for (const s of this.graph.states) if (!out.has(s.name)) out.set(s.name, Float32Array.from(this.feeds[s.name].data as Float32Array));
-    return new Map(this.graph.states.map((s) => [s.name, out.get(s.name) as Float32Array]));
+    return new Map(this.graph.states.map((s) => [s.name, parts.get(s.name) ?? Float32Array.from(this.feeds[s.name].data as Float32Array)]));
   }
 
   async release(): Promise<void> {

@@ -6,19 +6,19 @@
  */
 import { existsSync, readFileSync } from 'fs';
 import { cpus, hostname } from 'os';
-import { join } from 'path';
+import { join, resolve } from 'path';
 import { makeDir, removeCreatedDirs, writeFileAtomic, writeFileIfChanged } from '../artifacts/files';
 import { buildEvalModel } from '../artifacts/graphs';
 import { quantizeInt8 } from '../artifacts/quantize';
 import { acquireLock, Lock } from '../artifacts/lock';
 import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
-import { IMAGE_SIZE, readSplit } from '../data/mnist';
+import { firstOf, readSplit } from '../data/mnist';
 import { DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { Network, networkByName } from '../models';
 import { ParsedModel } from '../onnx/model';
 import { runReport, writeTensorboard } from '../report';
-import { evaluationRecord, MISTAKES_SHOWN, RECORD_FILES, recordJson } from '../report/records';
-import { EvalReport, evaluate } from '../runtime/evaluate';
+import { evaluationRecord, MISTAKES_SHOWN, readRun, RECORD_FILES, recordJson } from '../report/records';
+import { EvalReport } from '../runtime/evaluate';
 import { ACCURACY_KEY, PromotionPlan, PromotionResult, TEST_IMAGES_KEY, promote } from '../runtime/promote';
 import { EpChoice } from '../runtime/session';
 import { PACKAGE_VERSION } from '../version';
@@ -219,23 +219,22 @@ class RunDirectory {
     this.save(ARTIFACTS.evaluation, recordJson(evaluationRecord(final, t.testData, ARTIFACTS.inference)));
     const int8 = o.quantize ? await this.int8(inference, o.quantize.calibrationImages) : null;
     writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(this.manifest(final, int8), null, 2)}\n`);
-    writeFileAtomic(join(o.out, ARTIFACTS.report), await runReport(o.out));
-    if (o.tensorboard) writeTensorboard(o.out, o.tensorboard);
+    const run = readRun(resolve(o.out), `run ${o.out}`);
+    writeFileAtomic(join(o.out, ARTIFACTS.report), await runReport(run));
+    if (o.tensorboard) writeTensorboard(run, o.tensorboard);
     return { final, inference };
   }
 
   /** inference.int8.onnx: the export quantized, calibrated on the first `n` training images, scored on the test set. */
   private async int8(inference: Uint8Array, n: number): Promise<Record<string, number>> {
     const { o, t } = this;
-    const train = t.trainData;
-    const count = Math.min(n, train.count);
-    const images = { images: train.images.subarray(0, count * IMAGE_SIZE), labels: train.labels.subarray(0, count), count };
+    const images = firstOf(t.trainData, n);
     const bytes = await quantizeInt8(inference, { images });
     const path = join(o.out, ARTIFACTS.int8);
-    const r = await evaluate(bytes, path, t.testData, { ep: o.ep, threads: o.threads ?? undefined, batchSize: 250, signal: o.signal });
+    const r = await t.evaluate(o.signal, path, 0, bytes);
     this.save(ARTIFACTS.int8, bytes);
     o.report.line(`int8 export: test accuracy ${(100 * r.accuracy).toFixed(2)}% (${r.correct}/${r.total}), ${bytes.length} bytes, in ${path}`);
-    return { accuracy: r.accuracy, correct: r.correct, total: r.total, calibrationImages: count };
+    return { accuracy: r.accuracy, correct: r.correct, total: r.total, calibrationImages: images.count };
   }
 
   private manifest(final: EvalReport, int8: Record<string, number> | null): Record<string, unknown> {

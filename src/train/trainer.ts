@@ -226,11 +226,11 @@ export class Trainer {
   }
 
   /**
-   * Accuracy of the current weights on the test set, keeping the `mistakes` most confident misclassifications; an
-   * aborted `signal` stops it between batches.
+   * Accuracy on the test set of `model` (default: the current weights, exported), keeping the `mistakes` most
+   * confident misclassifications; an aborted `signal` stops it between batches.
    */
-  async evaluate(signal?: AbortSignal, where = 'epoch model', mistakes = 0): Promise<EvalReport> {
-    return evaluate(this.exportModel(), where, this.data.test, { ep: this.data.ep, threads: this.data.threads, batchSize: EVAL_BATCH, signal, mistakes });
+  async evaluate(signal?: AbortSignal, where = 'epoch model', mistakes = 0, model: Uint8Array = this.exportModel()): Promise<EvalReport> {
+    return evaluate(model, where, this.data.test, { ep: this.data.ep, threads: this.data.threads, batchSize: EVAL_BATCH, signal, mistakes });
   }
 
   /** Scores the finished epoch on the test set, records it and moves to the next epoch. */
