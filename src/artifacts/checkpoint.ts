@@ -5,7 +5,7 @@
  */
 import { ParsedModel } from '../onnx/model';
 import { UsageError } from '../errors';
-import { EpochResult, LogEntry, Position, TrainConfig } from '../train/config';
+import { EpochResult, LogEntry, Position, TrainConfig, trainConfig } from '../train/config';
 import { PACKAGE_VERSION } from '../version';
 
 export const CHECKPOINT_KEYS = {
@@ -62,8 +62,10 @@ export function decodeCheckpoint(m: ParsedModel, where: string): CheckpointState
   }
   try {
     const horizon = meta[CHECKPOINT_KEYS.horizon];
+    const config = JSON.parse(meta[CHECKPOINT_KEYS.config]);
     return {
-      config: JSON.parse(meta[CHECKPOINT_KEYS.config]),
+      // Options added since the checkpoint was written take their defaults, which are what it trained with.
+      config: trainConfig(config.model, config),
       position: JSON.parse(meta[CHECKPOINT_KEYS.position]),
       epochs: JSON.parse(meta[CHECKPOINT_KEYS.epochs]),
       log: JSON.parse(meta[CHECKPOINT_KEYS.log] ?? '[]'),

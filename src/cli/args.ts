@@ -14,7 +14,8 @@ export function parse(command: string, argv: string[], options: Options, positio
   try {
     parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true });
   } catch (e) {
-    throw new UsageError(`ingraph ${command}: ${(e as Error).message.split('\n')[0]}`);
+    // One line, keeping node's hints (e.g. how to give a value that starts with a dash).
+    throw new UsageError(`ingraph ${command}: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`);
   }
   if (parsed.positionals.length > positionals) throw new UsageError(`ingraph ${command}: unexpected argument "${parsed.positionals[positionals]}"`);
   return parsed;

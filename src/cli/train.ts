@@ -2,6 +2,7 @@ import { existsSync } from 'fs';
 import { join, resolve } from 'path';
 import { checkUnlocked } from '../artifacts/lock';
 import { readCheckpoint } from '../artifacts/params-io';
+import { AUGMENTATIONS } from '../data/augment';
 import { defaultMnistDir } from '../data/mnist';
 import { IngraphError, UsageError } from '../errors';
 import { cliMessage, exitCodeOf } from './errors';
@@ -30,6 +31,10 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
   --weight-decay X             (default 0 for sgd, 0.01 for adamw, as PyTorch)
   --lr-schedule constant|step|cosine   (default constant); step: x gamma every --lr-step-epochs epochs
   --lr-gamma X                 (default 0.1)    --lr-step-epochs N   (default 1)
+  --warmup-epochs X            linear learning-rate warm-up over the first X epochs (fractions allowed; default 0)
+  --label-smoothing X          label smoothing of the training loss, in [0, 1) (default 0), as PyTorch's
+  --augment none|shift|affine  random warps of each training image (default none): shift moves it up to 2 pixels
+                               each way; affine also rotates (up to 10 degrees) and scales (0.9-1.1), bilinear
   --seed N                     initial weights and batch order (default 0)
   --no-shuffle                 batches in file order
   --max-steps N                stop after N steps in all, then export as at the end of a run
@@ -66,7 +71,8 @@ const OPTIONS = {
   ep: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' },
   'test-limit': { type: 'string' }, 'log-every': { type: 'string' }, 'checkpoint-every': { type: 'string' },
   'promote-to': { type: 'string' }, 'promote-tolerance': { type: 'string' }, tensorboard: { type: 'string' },
-  quantize: { type: 'string' }, calibrate: { type: 'string' },
+  quantize: { type: 'string' }, calibrate: { type: 'string' }, 'warmup-epochs': { type: 'string' },
+  'label-smoothing': { type: 'string' }, augment: { type: 'string' },
 } as const;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -76,9 +82,12 @@ export function configFromFlags(v: Values): TrainConfig {
   const model = str(v, 'model') ?? 'inception';
   if (!isNetworkName(model)) throw new UsageError(`--model ${model}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
   const optimizer = choiceFlag('--optimizer', str(v, 'optimizer'), ['sgd', 'adamw'] as const, 'sgd');
+  const epochs = intFlag('--epochs', str(v, 'epochs'), 2, 1);
+  const warmupEpochs = numberFlag('--warmup-epochs', str(v, 'warmup-epochs'), 0, 'non-negative');
+  if (warmupEpochs >= epochs) throw new UsageError(`--warmup-epochs ${warmupEpochs}: must be shorter than the run (--epochs ${epochs})`);
   return {
     model,
-    epochs: intFlag('--epochs', str(v, 'epochs'), 2, 1),
+    epochs,
     batchSize: intFlag('--batch-size', str(v, 'batch-size'), 64, 1, 65536),
     lr: numberFlag('--lr', str(v, 'lr'), optimizer === 'sgd' ? 0.01 : 0.001, 'positive'),
     optimizer,
@@ -89,6 +98,9 @@ export function configFromFlags(v: Values): TrainConfig {
       gamma: numberFlag('--lr-gamma', str(v, 'lr-gamma'), 0.1, 'positive'),
       stepEpochs: intFlag('--lr-step-epochs', str(v, 'lr-step-epochs'), 1, 1),
     },
+    warmupEpochs,
+    labelSmoothing: numberFlag('--label-smoothing', str(v, 'label-smoothing'), 0, 'fraction'),
+    augment: choiceFlag('--augment', str(v, 'augment'), AUGMENTATIONS, 'none'),
     seed: intFlag('--seed', str(v, 'seed'), 0, 0, 0xffffffff),
     shuffle: !v['no-shuffle'],
     maxSteps: optionalIntFlag('--max-steps', str(v, 'max-steps'), 1),

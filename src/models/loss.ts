@@ -9,13 +9,19 @@ export interface LossOutputs {
   correct: Tensor;
 }
 
-export function crossEntropy(g: GraphBuilder, logits: Tensor, labels: Tensor): LossOutputs {
+/**
+ * The loss and correct count of `logits` for `labels`. With `smoothing` ε > 0 the target is (1-ε)·one-hot + ε/C,
+ * as torch.nn.CrossEntropyLoss(label_smoothing=ε).
+ */
+export function crossEntropy(g: GraphBuilder, logits: Tensor, labels: Tensor, smoothing = 0): LossOutputs {
+  if (!(smoothing >= 0 && smoothing <= 1)) throw new RangeError(`label smoothing ${smoothing}: must be in [0, 1]`);
   return g.scope('loss', () => {
     const classes = logits.shape[1] as number;
     const classIds = g.constant(Array.from({ length: classes }, (_, i) => i), [1, classes], 'int64');
     const oneHot = g.cast(g.equal(g.unsqueeze(labels, [1]), classIds), 'float32');
+    const target = smoothing > 0 ? g.add(g.mul(oneHot, g.scalar(1 - smoothing)), g.scalar(smoothing / classes)) : oneHot;
     const logProbs = g.logSoftmax(logits, 1);
-    const nll = g.neg(g.reduceSum(g.mul(oneHot, logProbs), [1], false));
+    const nll = g.neg(g.reduceSum(g.mul(target, logProbs), [1], false));
     const loss = g.reduceMean(nll, [0], false);
     const hits = g.cast(g.equal(g.argMax(logits, 1, false), labels), 'float32');
     return { loss, correct: g.reduceSum(hits, [0], false) };

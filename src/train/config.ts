@@ -1,4 +1,5 @@
 /** A training run's configuration and position: what a checkpoint records so that a run continues exactly. */
+import { AugmentKind } from '../data/augment';
 import { UsageError } from '../errors';
 import { ADAMW_DEFAULTS, adamw } from '../optim/adamw';
 import { Optimizer } from '../optim/optimizer';
@@ -17,6 +18,12 @@ export interface TrainConfig {
   momentum: number;
   weightDecay: number;
   schedule: Schedule;
+  /** Epochs (fractions allowed) of linear warm-up: lr·(step+1)/W over the first W steps, then the schedule. */
+  warmupEpochs: number;
+  /** Label smoothing of the training loss (PyTorch's CrossEntropyLoss(label_smoothing)); 0: none. */
+  labelSmoothing: number;
+  /** Random warps of each training image (data/augment.ts); drawn from the seed, epoch and batch. */
+  augment: AugmentKind;
   /** Seeds the initial weights and the batch order. */
   seed: number;
   shuffle: boolean;
@@ -43,6 +50,9 @@ export function trainConfig(model: string, overrides: Partial<Omit<TrainConfig, 
     momentum: 0.5,
     weightDecay: optimizer === 'sgd' ? 0 : ADAMW_DEFAULTS.weightDecay,
     schedule: { kind: 'constant', gamma: 0.1, stepEpochs: 1 },
+    warmupEpochs: 0,
+    labelSmoothing: 0,
+    augment: 'none',
     seed: 0,
     shuffle: true,
     maxSteps: null,

@@ -6,8 +6,9 @@
 import { buildInferenceModel, buildShardedTrainingModels, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
 import { CheckpointState, checkpointMetadata, decodeCheckpoint } from '../artifacts/checkpoint';
 import { encodeCheckpoint, paramsFromModel } from '../artifacts/params-io';
+import { augmentBatch, batchRng } from '../data/augment';
 import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit } from '../data/mnist';
-import { DivergedError, InterruptedError } from '../errors';
+import { DivergedError, InterruptedError, UsageError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
 import { initParams, Params } from '../models/module';
 import { ParsedModel } from '../onnx/model';
@@ -71,6 +72,13 @@ export interface TrainObserver {
   onStop?(t: Trainer): void | Promise<void>;
 }
 
+/** Batches per epoch, steps in the run and warm-up steps of `c` on `trainImages` images. */
+function runLength(c: TrainConfig, trainImages: number): { batchesPerEpoch: number; totalSteps: number; warmupSteps: number } {
+  const batchesPerEpoch = Math.ceil(trainImages / c.batchSize);
+  const totalSteps = Math.min(c.epochs * batchesPerEpoch, c.maxSteps ?? Infinity);
+  return { batchesPerEpoch, totalSteps, warmupSteps: Math.round(c.warmupEpochs * batchesPerEpoch) };
+}
+
 /** Batches of 250 keep the inception net's activations (and so the run's peak memory) well below what 1000 takes. */
 const EVAL_BATCH = 250;
 
@@ -85,6 +93,8 @@ export class Trainer {
   private readonly batchesPerEpoch: number;
   /** Steps of the whole run: the learning-rate schedule's horizon. */
   readonly totalSteps: number;
+  /** Steps of linear learning-rate warm-up at the start of the run. */
+  readonly warmupSteps: number;
   /** Step time and images of the current epoch, and of the whole life of this trainer. */
   private readonly clock = { epochSeconds: 0, epochImages: 0, seconds: 0, images: 0, steps: 0 };
   private readonly images: Uint8Array;
@@ -101,8 +111,7 @@ export class Trainer {
     this.pos = resumedFrom ? resumedFrom.position : startOfEpoch(0, 0);
     this.history = resumedFrom ? [...resumedFrom.epochs] : [];
     this.logged = resumedFrom ? [...resumedFrom.log] : [];
-    this.batchesPerEpoch = Math.ceil(data.train.count / config.batchSize);
-    this.totalSteps = Math.min(config.epochs * this.batchesPerEpoch, config.maxSteps ?? Infinity);
+    ({ batchesPerEpoch: this.batchesPerEpoch, totalSteps: this.totalSteps, warmupSteps: this.warmupSteps } = runLength(config, data.train.count));
     this.images = new Uint8Array(config.batchSize * IMAGE_SIZE);
     this.labels = new BigInt64Array(config.batchSize);
   }
@@ -113,14 +122,16 @@ export class Trainer {
     const c = o.config;
     if (c.model !== network.name) throw new RangeError(`trainer: config.model "${c.model}" is not the network's name "${network.name}"`);
     if (o.train.count === 0) throw new RangeError('trainer: the training set is empty');
+    const length = runLength(c, o.train.count);
+    if (length.warmupSteps >= length.totalSteps) throw new UsageError(`warm-up: ${c.warmupEpochs} epochs are ${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`);
     const names = network.create().parameters().map((p) => p.name);
-    const isFrozen = frozenMatcher(c.freeze, names);
-    const graph = buildTrainingModel(network, makeOptimizer(c), { isFrozen });
+    const graphOptions = { isFrozen: frozenMatcher(c.freeze, names), labelSmoothing: c.labelSmoothing };
+    const graph = buildTrainingModel(network, makeOptimizer(c), graphOptions);
     const where = o.resumeWhere ?? 'checkpoint';
     const state = o.resume ? decodeCheckpoint(o.resume, where) : null;
     const params = o.resume ? paramsFromModel(o.resume, graph.params, where) : o.init ?? initParams(graph.params, c.seed);
     const states = o.resume ? paramsFromModel(o.resume, graph.states, where) : new Map();
-    const session = await openTrainingSteps(graph, (shards) => buildShardedTrainingModels(network, makeOptimizer(c), shards, { isFrozen }), params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize });
+    const session = await openTrainingSteps(graph, (shards) => buildShardedTrainingModels(network, makeOptimizer(c), shards, graphOptions), params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize });
     return new Trainer(network, c, graph, session, { train: o.train, test: o.test, ep: o.ep, threads: o.threads }, state);
   }
 
@@ -181,7 +192,7 @@ export class Trainer {
   }
 
   lr(): number {
-    return learningRate(this.config.lr, this.config.schedule, this.pos.epoch, this.pos.step, this.totalSteps);
+    return learningRate(this.config.lr, this.config.schedule, this.pos.epoch, this.pos.step, this.totalSteps, this.warmupSteps);
   }
 
   /** Trains one batch and advances; a non-finite loss or parameter is a DivergedError (nothing advances). */
@@ -190,6 +201,7 @@ export class Trainer {
     const { pos, config: c } = this;
     if (this.order?.epoch !== pos.epoch) this.order = { epoch: pos.epoch, order: epochOrder(this.data.train.count, c.seed, pos.epoch, c.shuffle) };
     const n = fillBatch(this.data.train, this.order.order, pos.batch * c.batchSize, c.batchSize, this.images, this.labels);
+    augmentBatch(c.augment, this.images, n, batchRng(c.seed, pos.epoch, pos.batch));
     const lr = this.lr();
     const t0 = process.hrtime.bigint();
     const r = await this.session.run(this.images, this.labels, n, lr);

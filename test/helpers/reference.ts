@@ -116,10 +116,11 @@ export function logSoftmax(x: T64): T64 {
 }
 
 /** torch.nn.CrossEntropyLoss (mean). */
-export function crossEntropy(logits: T64, labels: number[]): number {
+export function crossEntropy(logits: T64, labels: number[], smoothing = 0): number {
   const lp = logSoftmax(logits);
   const k = logits.shape[1];
-  return -labels.reduce((s, l, i) => s + lp.data[i * k + l], 0) / labels.length;
+  const all = (i: number) => lp.data.subarray(i * k, (i + 1) * k).reduce((s, v) => s + v, 0);
+  return -labels.reduce((s, l, i) => s + (1 - smoothing) * lp.data[i * k + l] + (smoothing / k) * all(i), 0) / labels.length;
 }
 
 /** sum(f(x) * r): a scalar whose gradient with respect to f's output is r. */
