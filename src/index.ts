@@ -37,6 +37,7 @@ export { sgd } from './optim/sgd';
 export type { SgdOptions } from './optim/sgd';
 export { ADAMW_DEFAULTS, adamw } from './optim/adamw';
 export type { AdamWOptions } from './optim/adamw';
+export { averagedParams, emaName, withEma } from './optim/ema';
 export type { Optimizer } from './optim/optimizer';
 export { buildEvalModel, buildInferenceModel, buildTrainingModel } from './artifacts/graphs';
 export type { TrainingGraph, TrainingModelOptions } from './artifacts/graphs';
@@ -44,6 +45,9 @@ export type { TrainingGraph, TrainingModelOptions } from './artifacts/graphs';
 // Data
 export { datasetFromArrays, defaultMnistDir, readIdxImages, readIdxLabels, readSplit as readDataset } from './data/mnist';
 export { readCsv } from './data/csv';
+export { AUGMENTATIONS, AUGMENT_RANGES, augmentBatch, batchRng, drawWarp, warpImage } from './data/augment';
+export type { AugmentKind, Warp } from './data/augment';
+export { Rng } from './data/rng';
 export type { Dataset } from './train/trainer';
 
 // Training
@@ -51,6 +55,7 @@ export { Trainer } from './train/trainer';
 export type { EpochEvent, StepEvent, TrainObserver, TrainerOptions } from './train/trainer';
 export { trainConfig } from './train/config';
 export type { EpochResult, LogEntry, Position, TrainConfig } from './train/config';
+export { learningRate } from './runtime/schedule';
 export type { Schedule, ScheduleKind } from './runtime/schedule';
 export { Checkpointer, progressLog } from './train/observers';
 export type { Reporter } from './train/observers';

@@ -12,6 +12,9 @@ import { GraphBuilder } from '../src/onnx/builder';
 import { Tensor } from '../src/onnx/tensor';
 import { parseModel } from '../src/onnx/model';
 import { learningRate } from '../src/runtime/schedule';
+import { readSplit } from '../src/data/mnist';
+import { trainConfig } from '../src/train/config';
+import { Trainer } from '../src/train/trainer';
 import { relErrAt, runGraph } from './helpers/graph-check';
 import { MNIST_DIR, mnistSlice, rawImages, runCli, tempDir } from './helpers/cli';
 import * as R from './helpers/reference';
@@ -107,10 +110,33 @@ describe('warm-up', () => {
   });
 });
 
+describe('moving average of the weights', () => {
+  it.each([1, 2])('with %i thread(s): after each step, the average equals d·average + (1-d)·weights, computed in float64', async (threads) => {
+    const decay = 0.8;
+    const [train, test] = [readSplit(MNIST_DIR, 'train', 128), readSplit(MNIST_DIR, 'test', 32)];
+    const config = trainConfig('residual', { ema: decay, batchSize: 32, momentum: 0.9, freeze: ['conv1'] });
+    const trainer = await Trainer.create({ network: 'residual', config, train, test, ep: 'cpu', threads });
+    try {
+      const average = new Map([...trainer.params()].map(([k, v]) => [k, Float64Array.from(v)]));
+      for (let step = 0; step < 3; step++) {
+        await trainer.step();
+        for (const [k, w] of trainer.params()) if (!k.startsWith('conv1.')) average.set(k, (average.get(k) as Float64Array).map((a, i) => decay * a + (1 - decay) * w[i]));
+      }
+      const ours = trainer.modelParams();
+      for (const [k, a] of average) expect(relErrAt(ours.get(k) as Float32Array, a, [...a.keys()])).toBeLessThan(1e-6);
+      expect(relErrAt(ours.get('fc.weight') as Float32Array, trainer.params().get('fc.weight') as Float32Array, [0, 1, 2])).toBeGreaterThan(1e-3);
+      const exported = parseModel(trainer.exportModel()).initializers;
+      for (const [k, v] of ours) expect([k, Buffer.from((exported.get(k)?.data as Float32Array).buffer).equals(Buffer.from(v.buffer))]).toEqual([k, true]);
+    } finally {
+      await trainer.release();
+    }
+  });
+});
+
 describe('the recipe flags', () => {
   const data = mnistSlice(256, 64);
   const base = ['--model', 'residual', '--data', data, '--batch-size', '32', '--ep', 'cpu'];
-  const recipe = ['--augment', 'affine', '--label-smoothing', '0.1', '--warmup-epochs', '0.5', '--momentum', '0.9'];
+  const recipe = ['--augment', 'affine', '--label-smoothing', '0.1', '--warmup-epochs', '0.5', '--momentum', '0.9', '--ema', '0.9'];
   const weights = (dir: string) => parseModel(readFileSync(join(dir, 'inference.onnx'))).initializers;
 
   // A constant schedule: a cosine one spans --max-steps, so a run stopped by it could not be resumed further.
@@ -126,12 +152,14 @@ describe('the recipe flags', () => {
     for (const [name, t] of a) expect([name, Buffer.from((t.data as Float32Array).buffer).equals(Buffer.from((b.get(name)?.data as Float32Array).buffer))]).toEqual([name, true]);
     expect(Buffer.from((a.get('fc.weight')?.data as Float32Array).buffer).equals(Buffer.from((c.get('fc.weight')?.data as Float32Array).buffer))).toBe(false);
     const training = JSON.parse(parseModel(readFileSync(join(straight, 'inference.onnx'))).metadata['ingraph.training']);
-    expect(training).toMatchObject({ augment: 'affine', labelSmoothing: 0.1, warmupEpochs: 0.5 });
+    expect(training).toMatchObject({ augment: 'affine', labelSmoothing: 0.1, warmupEpochs: 0.5, ema: 0.9 });
   });
 
   it.each([
     ['an unknown augmentation', ['--augment', 'rotate'], /^ingraph: --augment rotate: must be one of none, shift, affine$/],
     ['a value starting with a dash', ['--label-smoothing', '-0.1'], /^ingraph: train: Option '--label-smoothing' argument is ambiguous\. .* use '--label-smoothing=-XYZ'\.$/],
+    ['an EMA decay of 1', ['--ema', '1'], /^ingraph: --ema 1: must be in \[0, 1\)$/],
+    ['an EMA decay of 0', ['--ema', '0'], /^ingraph: --ema 0: must be in \(0, 1\), e\.g\. 0\.999$/],
     ['negative smoothing', ['--label-smoothing=-0.1'], /^ingraph: --label-smoothing -0\.1: must be in \[0, 1\)$/],
     ['a warm-up as long as the run', ['--warmup-epochs', '2', '--epochs', '2'], /^ingraph: --warmup-epochs 2: must be shorter than the run \(--epochs 2\)$/],
     ['a warm-up longer than --max-steps', ['--warmup-epochs', '1', '--max-steps', '5'], /^ingraph: warm-up: 1 epochs are 8 steps, not fewer than the run's 5$/],

@@ -35,6 +35,8 @@ each epoch, and writes the training artifacts. Defaults reproduce the seed's rec
   --label-smoothing X          label smoothing of the training loss, in [0, 1) (default 0), as PyTorch's
   --augment none|shift|affine  random warps of each training image (default none): shift moves it up to 2 pixels
                                each way; affine also rotates (up to 10 degrees) and scales (0.9-1.1), bilinear
+  --ema DECAY                  keep an exponential moving average of the weights (e.g. 0.999), updated in the
+                               graph every step; the average is what is evaluated and exported
   --seed N                     initial weights and batch order (default 0)
   --no-shuffle                 batches in file order
   --max-steps N                stop after N steps in all, then export as at the end of a run
@@ -72,7 +74,7 @@ const OPTIONS = {
   'test-limit': { type: 'string' }, 'log-every': { type: 'string' }, 'checkpoint-every': { type: 'string' },
   'promote-to': { type: 'string' }, 'promote-tolerance': { type: 'string' }, tensorboard: { type: 'string' },
   quantize: { type: 'string' }, calibrate: { type: 'string' }, 'warmup-epochs': { type: 'string' },
-  'label-smoothing': { type: 'string' }, augment: { type: 'string' },
+  'label-smoothing': { type: 'string' }, augment: { type: 'string' }, ema: { type: 'string' },
 } as const;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -101,6 +103,7 @@ export function configFromFlags(v: Values): TrainConfig {
     warmupEpochs,
     labelSmoothing: numberFlag('--label-smoothing', str(v, 'label-smoothing'), 0, 'fraction'),
     augment: choiceFlag('--augment', str(v, 'augment'), AUGMENTATIONS, 'none'),
+    ema: emaFlag(str(v, 'ema')),
     seed: intFlag('--seed', str(v, 'seed'), 0, 0, 0xffffffff),
     shuffle: !v['no-shuffle'],
     maxSteps: optionalIntFlag('--max-steps', str(v, 'max-steps'), 1),
@@ -109,6 +112,13 @@ export function configFromFlags(v: Values): TrainConfig {
     testLimit: optionalIntFlag('--test-limit', str(v, 'test-limit'), 1),
     logEvery: intFlag('--log-every', str(v, 'log-every'), 300, 1),
   };
+}
+
+function emaFlag(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const decay = numberFlag('--ema', value, 0, 'fraction');
+  if (decay === 0) throw new UsageError(`--ema ${value}: must be in (0, 1), e.g. 0.999`);
+  return decay;
 }
 
 /** The flags a resumed run may change; the rest of its config comes from the checkpoint. */

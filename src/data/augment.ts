@@ -9,6 +9,7 @@ import { Rng } from './rng';
 
 /** none: images as they are; shift: whole-pixel translation; affine: rotation, scale and sub-pixel translation. */
 export type AugmentKind = 'none' | 'shift' | 'affine';
+/** Every augmentation kind. */
 export const AUGMENTATIONS: readonly AugmentKind[] = ['none', 'shift', 'affine'];
 
 /** The ranges each kind draws from uniformly. */

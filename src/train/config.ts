@@ -2,6 +2,7 @@
 import { AugmentKind } from '../data/augment';
 import { UsageError } from '../errors';
 import { ADAMW_DEFAULTS, adamw } from '../optim/adamw';
+import { withEma } from '../optim/ema';
 import { Optimizer } from '../optim/optimizer';
 import { sgd } from '../optim/sgd';
 import { Schedule } from '../runtime/schedule';
@@ -24,6 +25,8 @@ export interface TrainConfig {
   labelSmoothing: number;
   /** Random warps of each training image (data/augment.ts); drawn from the seed, epoch and batch. */
   augment: AugmentKind;
+  /** Decay of an exponential moving average of the weights (optim/ema.ts), evaluated and exported; null: none. */
+  ema: number | null;
   /** Seeds the initial weights and the batch order. */
   seed: number;
   shuffle: boolean;
@@ -53,6 +56,7 @@ export function trainConfig(model: string, overrides: Partial<Omit<TrainConfig, 
     warmupEpochs: 0,
     labelSmoothing: 0,
     augment: 'none',
+    ema: null,
     seed: 0,
     shuffle: true,
     maxSteps: null,
@@ -99,7 +103,8 @@ export interface LogEntry {
 }
 
 export function makeOptimizer(c: TrainConfig): Optimizer {
-  return c.optimizer === 'sgd' ? sgd({ momentum: c.momentum, weightDecay: c.weightDecay }) : adamw({ ...ADAMW_DEFAULTS, weightDecay: c.weightDecay });
+  const o = c.optimizer === 'sgd' ? sgd({ momentum: c.momentum, weightDecay: c.weightDecay }) : adamw({ ...ADAMW_DEFAULTS, weightDecay: c.weightDecay });
+  return c.ema === null ? o : withEma(o, c.ema);
 }
 
 /** A frozen-prefix matcher; each prefix must name at least one parameter. */

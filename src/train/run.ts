@@ -291,7 +291,7 @@ function ortVersion(): string {
 function inferenceMetadata(c: TrainConfig, final: EvalReport): Record<string, string> {
   return {
     'ingraph.version': PACKAGE_VERSION,
-    'ingraph.training': JSON.stringify({ optimizer: c.optimizer, lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, epochs: c.epochs, batchSize: c.batchSize, seed: c.seed, schedule: c.schedule, warmupEpochs: c.warmupEpochs, labelSmoothing: c.labelSmoothing, augment: c.augment }),
+    'ingraph.training': JSON.stringify({ optimizer: c.optimizer, lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, epochs: c.epochs, batchSize: c.batchSize, seed: c.seed, schedule: c.schedule, warmupEpochs: c.warmupEpochs, labelSmoothing: c.labelSmoothing, augment: c.augment, ema: c.ema }),
     [ACCURACY_KEY]: String(final.accuracy),
     [TEST_IMAGES_KEY]: String(final.total),
   };

@@ -11,6 +11,7 @@ import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit } from '../data/mnist';
 import { DivergedError, InterruptedError, UsageError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
 import { initParams, Params } from '../models/module';
+import { averagedParams, emaStart } from '../optim/ema';
 import { ParsedModel } from '../onnx/model';
 import { EvalReport, evaluate } from '../runtime/evaluate';
 import { learningRate } from '../runtime/schedule';
@@ -130,7 +131,7 @@ export class Trainer {
     const where = o.resumeWhere ?? 'checkpoint';
     const state = o.resume ? decodeCheckpoint(o.resume, where) : null;
     const params = o.resume ? paramsFromModel(o.resume, graph.params, where) : o.init ?? initParams(graph.params, c.seed);
-    const states = o.resume ? paramsFromModel(o.resume, graph.states, where) : new Map();
+    const states = o.resume ? paramsFromModel(o.resume, graph.states, where) : c.ema === null ? new Map() : emaStart(params, graph.trainable);
     const session = await openTrainingSteps(graph, (shards) => buildShardedTrainingModels(network, makeOptimizer(c), shards, graphOptions), params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize });
     return new Trainer(network, c, graph, session, { train: o.train, test: o.test, ep: o.ep, threads: o.threads }, state);
   }
@@ -315,9 +316,14 @@ export class Trainer {
     return encodeCheckpoint(this.graph.params, this.graph.states, { params: this.params(), states: this.states(), metadata: checkpointMetadata(this.checkpointState()) });
   }
 
-  /** The inference model of the current weights (uint8 images in; logits, probabilities and label out). */
+  /** The weights a run evaluates and exports: the current ones, or their moving average under `config.ema`. */
+  modelParams(): Params {
+    return this.config.ema === null ? this.params() : averagedParams(this.params(), this.states(), this.graph.trainable);
+  }
+
+  /** The inference model of `modelParams()` (uint8 images in; logits, probabilities and label out). */
   exportModel(metadata: Record<string, string> = {}): Uint8Array {
-    return buildInferenceModel(this.network, this.params(), metadata);
+    return buildInferenceModel(this.network, this.modelParams(), metadata);
   }
 
   /**
