@@ -41,11 +41,15 @@ export function drawWarp(kind: Exclude<AugmentKind, 'none'>, rng: Rng): Warp {
   return { degrees: between(-r.degrees, r.degrees), scale: between(r.scale[0], r.scale[1]), dx: between(-r.shiftPixels, r.shiftPixels), dy: between(-r.shiftPixels, r.shiftPixels) };
 }
 
+/** A 28x28 image inside a one-pixel border of zeros, so bilinear sampling at -1 <= x, y < 28 needs no bounds checks. */
+const PADDED = SIDE + 2;
+
 /**
  * Writes `src` (28x28 uint8) warped by `w` into `dst`: each output pixel samples the source at the inverse map of
  * its position, bilinearly, rounded to the nearest integer; positions outside the image read as 0.
  */
-export function warpImage(src: Uint8Array, dst: Uint8Array, w: Warp): void {
+export function warpImage(src: Uint8Array, dst: Uint8Array, w: Warp, padded = new Float32Array(PADDED * PADDED)): void {
+  for (let y = 0; y < SIDE; y++) for (let x = 0; x < SIDE; x++) padded[(y + 1) * PADDED + x + 1] = src[y * SIDE + x];
   const t = (w.degrees * Math.PI) / 180;
   // Inverse of p' = c + s·R(t)·(p - c) + d, with y pointing down (so a positive angle turns counter-clockwise on screen).
   const cos = Math.cos(t) / w.scale;
@@ -54,24 +58,22 @@ export function warpImage(src: Uint8Array, dst: Uint8Array, w: Warp): void {
     const v = y - CENTRE - w.dy;
     for (let x = 0; x < SIDE; x++) {
       const u = x - CENTRE - w.dx;
-      dst[y * SIDE + x] = sample(src, CENTRE + cos * u - sin * v, CENTRE + sin * u + cos * v);
+      const sx = CENTRE + cos * u - sin * v;
+      const sy = CENTRE + sin * u + cos * v;
+      const x0 = Math.floor(sx);
+      const y0 = Math.floor(sy);
+      if (x0 < -1 || x0 >= SIDE || y0 < -1 || y0 >= SIDE) {
+        dst[y * SIDE + x] = 0;
+        continue;
+      }
+      const fx = sx - x0;
+      const fy = sy - y0;
+      const i = (y0 + 1) * PADDED + x0 + 1;
+      const top = padded[i] + (padded[i + 1] - padded[i]) * fx;
+      const bottom = padded[i + PADDED] + (padded[i + PADDED + 1] - padded[i + PADDED]) * fx;
+      dst[y * SIDE + x] = Math.round(top + (bottom - top) * fy);
     }
   }
-}
-
-function sample(src: Uint8Array, sx: number, sy: number): number {
-  const x0 = Math.floor(sx);
-  const y0 = Math.floor(sy);
-  if (x0 < -1 || x0 >= SIDE || y0 < -1 || y0 >= SIDE) return 0;
-  const fx = sx - x0;
-  const fy = sy - y0;
-  const top = pixel(src, x0, y0) * (1 - fx) + pixel(src, x0 + 1, y0) * fx;
-  const bottom = pixel(src, x0, y0 + 1) * (1 - fx) + pixel(src, x0 + 1, y0 + 1) * fx;
-  return Math.round(top * (1 - fy) + bottom * fy);
-}
-
-function pixel(src: Uint8Array, x: number, y: number): number {
-  return x >= 0 && x < SIDE && y >= 0 && y < SIDE ? src[y * SIDE + x] : 0;
 }
 
 /** The generator of a batch's warps: a pure function of (seed, epoch, batch). */
@@ -90,9 +92,10 @@ function mix(x: number): number {
 export function augmentBatch(kind: AugmentKind, images: Uint8Array, n: number, rng: Rng): void {
   if (kind === 'none') return;
   const original = new Uint8Array(IMAGE_SIZE);
+  const padded = new Float32Array(PADDED * PADDED);
   for (let i = 0; i < n; i++) {
     const image = images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE);
     original.set(image);
-    warpImage(original, image, drawWarp(kind, rng));
+    warpImage(original, image, drawWarp(kind, rng), padded);
   }
 }
