@@ -5,7 +5,7 @@
 import { GraphBuilder } from '../src/onnx/builder';
 import { Tensor } from '../src/onnx/tensor';
 import { crossEntropy as ceGraph } from '../src/models/loss';
-import { appendGradients } from '../src/autodiff/gradients';
+import { appendGradients, GradientOptions } from '../src/autodiff/gradients';
 import * as ort from 'onnxruntime-node';
 import * as R from './helpers/reference';
 import { f32, gradCheck, relErrAt, runGraph } from './helpers/graph-check';
@@ -24,8 +24,9 @@ async function check(
   forward: (g: GraphBuilder, xs: Tensor[]) => Tensor,
   reference: (xs: R.T64[]) => R.T64,
   sample = Infinity,
+  options: GradientOptions = {},
 ): Promise<void> {
-  const res = await gradCheck(inputs, forward, reference, weights, sample);
+  const res = await gradCheck(inputs, forward, reference, weights, sample, options);
   const y = reference(inputs.map((i) => f32(i.value)));
   expect(res.y.length).toBe(y.data.length);
   expect(relErrAt(res.y, y.data, [...y.data.keys()])).toBeLessThan(FWD_TOL);
@@ -46,11 +47,15 @@ describe('gradient rules against finite differences', () => {
     ['3x3 asymmetric pads', [1, 2, 5, 6], [3, 2, 3, 3], [0, 1, 2, 1], [1, 1]],
     ['3x3 stride 2 pad 1, odd sizes', [1, 2, 7, 6], [3, 2, 3, 3], [1, 1, 1, 1], [2, 2]],
   ])('Conv %s: dX, dW, dB', async (_, xs, ws, pads, strides) => {
-    await check(
-      [{ name: 'x', value: rand(xs) }, { name: 'w', value: rand(ws, 0.5) }, { name: 'b', value: rand([ws[0]]) }],
-      (g, [x, w, b]) => g.conv(x, w, b, { pads, strides }),
-      ([x, w, b]) => R.conv2d(x, w, b, pads, strides),
-    );
+    for (const convWeightGradient of ['gather', 'conv'] as const) {
+      await check(
+        [{ name: 'x', value: rand(xs) }, { name: 'w', value: rand(ws, 0.5) }, { name: 'b', value: rand([ws[0]]) }],
+        (g, [x, w, b]) => g.conv(x, w, b, { pads, strides }),
+        ([x, w, b]) => R.conv2d(x, w, b, pads, strides),
+        Infinity,
+        { convWeightGradient },
+      );
+    }
   });
 
   it('MaxPool 2x2 stride 2 (with indices, as training graphs build it)', async () => {

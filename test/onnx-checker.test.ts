@@ -6,7 +6,8 @@
 import { spawnSync } from 'child_process';
 import { readdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { buildShardedTrainingModels } from '../src/artifacts/graphs';
+import { buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { withEma } from '../src/optim/ema';
 import { encodeCheckpoint } from '../src/artifacts/params-io';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { sgd } from '../src/optim/sgd';
@@ -40,10 +41,13 @@ for f in sys.argv[1:]:
       writeFileSync(join(dir, `sharded-gradient-${name}.onnx`), sharded.gradient);
       writeFileSync(join(dir, `sharded-update-${name}.onnx`), sharded.update);
     }
+    // Conv weight gradients as Convs, the recipe's options, and a moving average of the weights.
+    const recipe = buildTrainingModel('inception', withEma(sgd({ momentum: 0.9, weightDecay: 5e-4 }), 0.999), { labelSmoothing: 0.1, gradients: { convWeightGradient: 'conv' } });
+    writeFileSync(join(dir, 'training-recipe.onnx'), recipe.bytes);
     const files = readdirSync(dir).map((f) => join(dir, f));
     const r = spawnSync(PYTHON, ['-c', CHECK, ...files], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
-    expect(r.stdout.trim().split('\n')).toHaveLength(11);
+    expect(r.stdout.trim().split('\n')).toHaveLength(12);
     expect(r.stdout).toContain(`ok ${join(dir, 'checkpoint.onnx')} ${2 * specs.length}`);
   });
 });

@@ -55,6 +55,12 @@ describe.each([
     await expectThreeSteps(step);
   });
 
+  it('with conv weight gradients computed as Convs (the formulation for cuDNN), three steps match as well', async () => {
+    const asConv = buildTrainingModel(net, optimizer, { gradients: { convWeightGradient: 'conv' } });
+    expect(asConv.bytes).not.toEqual(graph.bytes);
+    await expectThreeSteps(await TrainingStep.open(asConv, init, new Map(), { ep: 'cpu', threads: 1 }));
+  });
+
   it.each([2, 3])('the data-parallel step with %i workers matches as well', async (k) => {
     const sharded = buildShardedTrainingModels(net, optimizer, k);
     await expectThreeSteps(await ParallelTrainingStep.open(graph, sharded, init, new Map(), B));

@@ -2,7 +2,7 @@
  * The graphs ingraph emits for a network: the training step, the eval model (both with parameters as inputs) and
  * the exported inference model (parameters as initializers).
  */
-import { appendGradients } from '../autodiff/gradients';
+import { appendGradients, GradientOptions } from '../autodiff/gradients';
 import { NetworkRef, createNet, imagesInput, logitsOf, resolveNetwork } from '../models';
 import { crossEntropy } from '../models/loss';
 import { countParams, Module, ParamSpec, Params } from '../models/module';
@@ -28,6 +28,8 @@ export interface TrainingModelOptions {
   exposeGradients?: boolean;
   /** Label smoothing of the loss (PyTorch's label_smoothing; default 0). */
   labelSmoothing?: number;
+  /** Which equivalent gradient formulations to emit (by execution provider; default: the CPU's fastest). */
+  gradients?: GradientOptions;
 }
 
 /** What training graphs take: parameters, the trainable ones, and the optimizer's state. */
@@ -57,11 +59,11 @@ function trainingSpecs(specs: ParamSpec[], optimizer: Optimizer, isFrozen: (name
  * the `trainable` parameters among `params`.
  */
 function appendLossAndGradients(
-  g: GraphBuilder, net: Module, batch: { images: Tensor; labels: Tensor }, params: Map<string, Tensor>, trainable: readonly StateSpec[], smoothing: number, scale?: Tensor,
+  g: GraphBuilder, net: Module, batch: { images: Tensor; labels: Tensor }, params: Map<string, Tensor>, trainable: readonly StateSpec[], o: TrainingModelOptions, scale?: Tensor,
 ): Map<string, Tensor> {
   const logits = logitsOf(g, net, batch.images, (s) => params.get(s.name) as Tensor, true);
-  const { loss, correct } = crossEntropy(g, logits, batch.labels, smoothing);
-  const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, trainable.map((s) => params.get(s.name) as Tensor));
+  const { loss, correct } = crossEntropy(g, logits, batch.labels, o.labelSmoothing ?? 0);
+  const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, trainable.map((s) => params.get(s.name) as Tensor), o.gradients);
   g.output(loss, OUTPUTS.loss);
   g.output(correct, OUTPUTS.correct);
   return grads;
@@ -123,7 +125,7 @@ export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimiz
   const g = new GraphBuilder();
   const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
   const scale = g.input(INPUTS.lossScale, 'float32', []);
-  const grads = appendLossAndGradients(g, net, batch, floatInputs(g, specs.specs), specs.trainable, o.labelSmoothing ?? 0, scale);
+  const grads = appendLossAndGradients(g, net, batch, floatInputs(g, specs.specs), specs.trainable, o, scale);
   for (const [param, t] of grads) g.output(t, gradient(param));
   const gradientBytes = encodeModel(g, { graphName: `${name}_shard_gradients`, docString: `Gradients of one shard of a batch of the ${name} net.` });
   const flat: StateSpec = { name: FLAT.params, shape: [countParams(specs.trainable)] };
@@ -151,7 +153,7 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
   const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
   const lr = g.input(INPUTS.lr, 'float32', []);
   const inputs = { ...specs, params: floatInputs(g, specs.specs), states: floatInputs(g, specs.stateSpecs) };
-  const grads = appendLossAndGradients(g, net, batch, inputs.params, specs.trainable, o.labelSmoothing ?? 0);
+  const grads = appendLossAndGradients(g, net, batch, inputs.params, specs.trainable, o);
   if (o.exposeGradients) for (const [name, t] of grads) g.output(t, gradient(name));
   appendUpdate(g, optimizer, lr, inputs, grads);
   const name = resolveNetwork(model).name;

@@ -5,10 +5,12 @@
  */
 import { GraphBuilder, Node } from '../onnx/builder';
 import { Tensor, formatShape } from '../onnx/tensor';
-import { RULES, checkGradShape } from './rules';
+import { GradientOptions, RULES, checkGradShape } from './rules';
+
+export type { GradientOptions };
 
 /** Appends d`loss`/d(each of `wrt`) to `g`; returns the gradient tensors by the names of `wrt`. */
-export function appendGradients(g: GraphBuilder, loss: Tensor, wrt: readonly Tensor[]): Map<string, Tensor> {
+export function appendGradients(g: GraphBuilder, loss: Tensor, wrt: readonly Tensor[], options: GradientOptions = {}): Map<string, Tensor> {
   if (loss.shape.length !== 0) throw new RangeError(`gradients: loss "${loss.name}" must be a scalar, got ${formatShape(loss.shape)}`);
   const forward: Node[] = [...g.nodes];
 
@@ -40,7 +42,7 @@ export function appendGradients(g: GraphBuilder, loss: Tensor, wrt: readonly Ten
     if (!(rule instanceof Function)) {
       throw new TypeError(`gradients: ${node.op} "${node.name}" is not differentiable (${rule.notDifferentiable}) but lies between a parameter and the loss`);
     }
-    const grads = g.scope(`grad/${node.name}`, () => rule({ g, node, dy, needs }));
+    const grads = g.scope(`grad/${node.name}`, () => rule({ g, options, node, dy, needs }));
     if (grads.length !== node.inputs.length) {
       throw new Error(`gradients: the ${node.op} rule returned ${grads.length} gradients for ${node.inputs.length} inputs`);
     }

@@ -381,9 +381,11 @@ export class GraphBuilder {
 
   conv(x: Tensor, w: Tensor, bias: Tensor | null, opts: ConvOptions = {}): Tensor {
     const { pads, strides, dilations, group } = convDefaults(opts);
-    const [n, c, h, wd] = rank4('Conv', 'X', x);
-    const [m, cg, kh, kw] = rank4('Conv', 'W', w);
-    if (c !== cg * group || (m as number) % group !== 0) {
+    const [n, c, h, wd] = rank4('Conv', 'X', x, true);
+    const [m, cg, kh, kw] = rank4('Conv', 'W', w, true);
+    // A symbolic channel count is fine where X and W name the same one (a weight gradient contracts over the batch).
+    const sameSymbol = group === 1 && typeof c === 'string' && c === cg;
+    if ((!sameSymbol && c !== (cg as number) * group) || (m as number) % group !== 0) {
       throw new RangeError(`Conv: X "${x.name}" ${formatShape(x.shape)} has ${c} channels but W "${w.name}" ${formatShape(w.shape)} expects ${cg}x${group}`);
     }
     if (bias && !sameShape(bias.shape, [m])) throw new RangeError(`Conv: bias "${bias.name}" ${formatShape(bias.shape)} should be [${m}]`);
@@ -508,10 +510,10 @@ function reducedShape(s: Shape, axes: readonly number[], keepdims: boolean): Sha
   return keepdims ? s.map((d, i) => (norm.includes(i) ? 1 : d)) : s.filter((_, i) => !norm.includes(i));
 }
 
-function rank4(op: string, role: string, t: Tensor): [Dim, number, number, number] {
+function rank4(op: string, role: string, t: Tensor, symbolicChannels = false): [Dim, number, number, number] {
   if (t.shape.length !== 4) throw new RangeError(`${op}: ${role} "${t.name}" must be rank 4 (NCHW), got ${formatShape(t.shape)}`);
-  for (const d of t.shape.slice(1)) {
-    if (typeof d !== 'number') throw new RangeError(`${op}: ${role} "${t.name}" ${formatShape(t.shape)} needs static C, H, W`);
+  for (const d of t.shape.slice(symbolicChannels ? 2 : 1)) {
+    if (typeof d !== 'number') throw new RangeError(`${op}: ${role} "${t.name}" ${formatShape(t.shape)} needs static ${symbolicChannels ? 'H, W' : 'C, H, W'}`);
   }
   return t.shape as [Dim, number, number, number];
 }

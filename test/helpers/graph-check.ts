@@ -1,6 +1,6 @@
 /** Runs small graphs through onnxruntime-node and checks forward values and gradients against the float64 reference. */
 import * as ort from 'onnxruntime-node';
-import { appendGradients } from '../../src/autodiff/gradients';
+import { appendGradients, GradientOptions } from '../../src/autodiff/gradients';
 import { GraphBuilder } from '../../src/onnx/builder';
 import { encodeModel } from '../../src/onnx/model';
 import { Tensor } from '../../src/onnx/tensor';
@@ -41,6 +41,7 @@ export async function gradCheck(
   reference: (xs: T64[]) => T64,
   r: (n: number) => Float64Array,
   sample = Infinity,
+  options: GradientOptions = {},
 ): Promise<GradCheckResult> {
   const values = inputs.map((i) => f32(i.value));
   const g = new GraphBuilder();
@@ -48,7 +49,7 @@ export async function gradCheck(
   const y = forward(g, xs);
   const rv = r(y.shape.reduce<number>((a, b) => a * (b as number), 1)).map((v) => Math.fround(v));
   const loss = g.reduceSum(g.mul(y, g.constant(Float32Array.from(rv), y.shape as number[])), y.shape.map((_, i) => i), false);
-  const grads = appendGradients(g, loss, xs);
+  const grads = appendGradients(g, loss, xs, options);
   g.output(y, 'y');
   xs.forEach((x) => g.output(grads.get(x.name) as Tensor, `grad_${x.name}`));
   const feeds: Record<string, ort.Tensor> = {};
