@@ -18,6 +18,7 @@ import { Trainer } from '../src/train/trainer';
 import { relErrAt, runGraph } from './helpers/graph-check';
 import { MNIST_DIR, mnistSlice, rawImages, runCli, tempDir } from './helpers/cli';
 import * as R from './helpers/reference';
+import { RECIPES } from '../tools/recipe-flags';
 
 interface SmoothingCase { eps: number; logits: number[]; labels: number[]; loss: number; grad: number[] }
 interface WarmupCase { base: number; warmup: number; total: number; schedule: 'cosine' | 'constant'; lrs: number[] }
@@ -153,6 +154,14 @@ describe('the recipe flags', () => {
     expect(Buffer.from((a.get('fc.weight')?.data as Float32Array).buffer).equals(Buffer.from((c.get('fc.weight')?.data as Float32Array).buffer))).toBe(false);
     const training = JSON.parse(parseModel(readFileSync(join(straight, 'inference.onnx'))).metadata['ingraph.training']);
     expect(training).toMatchObject({ augment: 'affine', labelSmoothing: 0.1, warmupEpochs: 0.5, ema: 0.9 });
+  });
+
+  it.each(Object.entries(RECIPES))('the README\'s %s recipe (tools/recipes) runs, on 128 images', (net, flags) => {
+    const r = runCli(['train', '--model', net, ...flags, '--data', data, '--limit', '128', '--test-limit', '32', '--ep', 'cpu', '--json', '--out', join(tempDir(), 'run')]);
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const epochs = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'epoch');
+    expect(epochs).toHaveLength(15);
   });
 
   it.each([

@@ -9,7 +9,7 @@
  * onnxruntime-node on PyTorch's own export), time from command start to the first training step, peak RSS of a
  * training run, and the per-op-type share of the training step from onnxruntime's profiler.
  */
-import { spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'fs';
 import { tmpdir } from 'os';
 import { basename, dirname, join } from 'path';
@@ -27,9 +27,9 @@ import { openSession } from '../src/runtime/session';
 import { TrainingStep } from '../src/runtime/step';
 import { openTrainingSteps } from '../src/runtime/steps';
 import { PROJECT_ROOT } from '../src/version';
+import { runCliEvents } from './cli-run';
 
 const PYTHON = '/usr/bin/python3';
-const CLI = join(PROJECT_ROOT, 'dist', 'src', 'cli.js');
 
 interface Options {
   nets: NetworkName[];
@@ -129,27 +129,18 @@ async function int8Bench(model: Uint8Array, o: Options) {
 }
 
 /** Wall time from spawning `ingraph train` to its first training step, and its peak RSS. */
-function cliRun(net: NetworkName, o: Options, steps: number): Promise<{ firstStepSeconds: number; peakRssMB: number }> {
-  return new Promise((resolve, reject) => {
-    const out = mkdtempSync(join(tmpdir(), 'ingraph-bench-'));
-    const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [CLI, 'train', '--model', net, '--max-steps', String(steps), '--log-every', '1', '--test-limit', '1000', '--json', '--ep', 'cpu', '--threads', String(o.threads), '--out', out]);
-    let first = 0;
-    let buf = '';
-    let done: { peakRssMB: number } | null = null;
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const e = JSON.parse(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-        if (e.type === 'log' && !first) first = Number(process.hrtime.bigint() - t0) / 1e9;
-        if (e.type === 'done') done = e;
-      }
-    });
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 && done ? resolve({ firstStepSeconds: first, peakRssMB: done.peakRssMB }) : reject(new Error(`ingraph train exited ${code}`))));
+async function cliRun(net: NetworkName, o: Options, steps: number): Promise<{ firstStepSeconds: number; peakRssMB: number }> {
+  const out = mkdtempSync(join(tmpdir(), 'ingraph-bench-'));
+  const t0 = process.hrtime.bigint();
+  let first = 0;
+  let peakRssMB: number | null = null;
+  const args = ['train', '--model', net, '--max-steps', String(steps), '--log-every', '1', '--test-limit', '1000', '--json', '--ep', 'cpu', '--threads', String(o.threads), '--out', out];
+  const code = await runCliEvents(args, (e) => {
+    if (e.type === 'log' && !first) first = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (e.type === 'done') peakRssMB = Number(e.peakRssMB);
   });
+  if (code !== 0 || peakRssMB === null) throw new Error(`ingraph train exited ${code}`);
+  return { firstStepSeconds: first, peakRssMB };
 }
 
 /** Share of the step's kernel time by op type, from an onnxruntime profile. */
