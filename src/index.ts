@@ -33,6 +33,7 @@ export type { DType, Dim, Shape, Tensor } from './onnx/tensor';
 export { EXPORT_OPSETS, OPSET, encodeModel, parseModel } from './onnx/model';
 export type { ParsedModel, StoredTensor } from './onnx/model';
 export { appendGradients } from './autodiff/gradients';
+export type { GradientOptions } from './autodiff/gradients';
 export { sgd } from './optim/sgd';
 export type { SgdOptions } from './optim/sgd';
 export { ADAMW_DEFAULTS, adamw } from './optim/adamw';

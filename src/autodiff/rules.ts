@@ -10,9 +10,9 @@ import { Shape, Tensor, formatShape, isStatic, sameShape } from '../onnx/tensor'
 export interface GradientOptions {
   /**
    * Weight gradients of stride-1 convs: `gather` (default) builds the shifted inputs with one Gather and contracts
-   * them with MatMuls, the faster on onnxruntime's CPU provider (equal on the residual step, ~10% faster on the
-   * inception step on this project's machine); `conv` computes each
-   * as one Conv whose batch is the input channels and whose channels are the images, the shape cuDNN's kernels take.
+   * them with MatMuls, the faster on onnxruntime's CPU provider (equal on the residual step, about 10% faster on
+   * the inception step, on this project's machine); `conv` computes each as one Conv whose batch is the input
+   * channels and whose channels are the images, the shape cuDNN's weight-gradient kernels take.
    */
   convWeightGradient?: 'gather' | 'conv';
 }

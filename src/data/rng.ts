@@ -2,7 +2,7 @@
  * A small seeded generator (xoshiro128**, seeded through splitmix32) whose whole state is four 32-bit words, so it can
  * be saved in a checkpoint and restored exactly.
  */
-/** xoshiro128**: seeded by a number, or restored from the four words `state()` returned. */
+/** Seeded by a number, or restored from the four words `state()` returned. */
 export class Rng {
   private s: Uint32Array;
 
