@@ -3,6 +3,10 @@
  *
  *   npm run bench -- [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
  *                    [--json FILE] [--no-reference] [--install-reference]
+ *                    [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile]
+ *
+ * With --ep cuda both sides run on the GPU (PyTorch from /usr/bin/python3, or $INGRAPH_PYTHON); --torch-compile also
+ * times PyTorch's step under torch.compile(mode="reduce-overhead") (CUDA graphs), the upper anchor.
  *
  * For each net: training images/s at batch 64 (ingraph's step and PyTorch's, alternated --repeats times; medians and
  * the ratio), inference images/s at batch 1000 (the exported model through onnxruntime-node, PyTorch's eval, and
@@ -29,7 +33,7 @@ import { openTrainingSteps } from '../src/runtime/steps';
 import { PROJECT_ROOT } from '../src/version';
 import { runCliEvents } from './cli-run';
 
-const PYTHON = '/usr/bin/python3';
+const PYTHON = process.env.INGRAPH_PYTHON ?? '/usr/bin/python3';
 
 interface Options {
   nets: NetworkName[];
@@ -40,12 +44,17 @@ interface Options {
   json: string | null;
   reference: boolean;
   rssSteps: number;
+  ep: 'cpu' | 'cuda';
+  /** Training batch size. */
+  batch: number;
+  convWeightGradient: 'gather' | 'conv';
+  torchCompile: boolean;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function batches(n: number) {
-  const train = readSplit(defaultMnistDir(), 'train', 64 * n);
+function batches(n: number, batch: number) {
+  const train = readSplit(defaultMnistDir(), 'train', batch * n);
   return { images: train.images, labels: BigInt64Array.from(train.labels, (l) => BigInt(l)) };
 }
 
@@ -55,13 +64,15 @@ function batches(n: number) {
  */
 async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
   const optimizer = sgd({ momentum: 0.5, weightDecay: 0 });
-  const graph = buildTrainingModel(net, optimizer);
+  const gradients = { gradients: { convWeightGradient: o.convWeightGradient } };
+  const graph = buildTrainingModel(net, optimizer, gradients);
   const params = initParams(graph.params, 0);
+  const B = o.batch;
   const step = profilePrefix
-    ? await TrainingStep.open(graph, params, new Map(), { ep: 'cpu', threads: o.threads, profilePrefix })
-    : await openTrainingSteps(graph, (shards) => buildShardedTrainingModels(net, optimizer, shards), params, new Map(), { ep: 'cpu', threads: o.threads, maxBatch: 64 });
-  const data = batches(8);
-  const run = (i: number) => step.run(data.images.subarray((i % 8) * 64 * 784), data.labels.subarray((i % 8) * 64), 64, 0.01);
+    ? await TrainingStep.open(graph, params, new Map(), { ep: o.ep, threads: o.threads, profilePrefix })
+    : await openTrainingSteps(graph, (shards) => buildShardedTrainingModels(net, optimizer, shards, gradients), params, new Map(), { ep: o.ep, threads: o.threads, maxBatch: B });
+  const data = batches(8, B);
+  const run = (i: number) => step.run(data.images.subarray((i % 8) * B * 784), data.labels.subarray((i % 8) * B), B, 0.01);
   for (let i = 0; i < o.warmup; i++) await run(i);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < o.steps; i++) await run(i);
@@ -69,7 +80,7 @@ async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string
   if (step instanceof TrainingStep && profilePrefix) step.opened.session.endProfiling();
   await step.release();
   const profile = profilePrefix ? newestWithPrefix(profilePrefix) : undefined;
-  return { imagesPerSecond: (o.steps * 64) / seconds, stepMs: (1000 * seconds) / o.steps, profile };
+  return { imagesPerSecond: (o.steps * B) / seconds, stepMs: (1000 * seconds) / o.steps, profile };
 }
 
 /** onnxruntime names a profile `<prefix>_<timestamp>.json`. */
@@ -87,9 +98,10 @@ function newestWithPrefix(prefix: string): string {
  */
 const TORCH_MALLOC = { MALLOC_MMAP_THRESHOLD_: '4000000000', MALLOC_TRIM_THRESHOLD_: '4000000000', MALLOC_TOP_PAD_: '536870912' };
 
-function torchBench(net: NetworkName, o: Options, exportTo?: string): { trainImagesPerSecond: number; trainStepMs: number; evalImagesPerSecond: number; torch: string } {
-  const args = [join(PROJECT_ROOT, 'tools', 'bench_torch.py'), '--net', net, '--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(o.threads)];
+function torchBench(net: NetworkName, o: Options, exportTo?: string, compiled = false): { trainImagesPerSecond: number; trainStepMs: number; evalImagesPerSecond: number; torch: string } {
+  const args = [join(PROJECT_ROOT, 'tools', 'bench_torch.py'), '--net', net, '--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(o.threads), '--device', o.ep, '--batch', String(o.batch)];
   if (exportTo) args.push('--export', exportTo);
+  if (compiled) args.push('--compile');
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, ...TORCH_MALLOC } });
   if (r.status !== 0) throw new Error(`bench_torch.py failed: ${r.stderr.split('\n').slice(-3).join(' ')}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() as string);
@@ -99,8 +111,8 @@ function torchBench(net: NetworkName, o: Options, exportTo?: string): { trainIma
  * Images/s of a model through onnxruntime-node at batch `batch` (MNIST test images; sine noise for a float input,
  * as PyTorch's export takes), over `images` images after one warm-up run.
  */
-async function ortImagesPerSecond(model: Uint8Array, threads: number, batch = 1000, images = 5000): Promise<number> {
-  const { session } = await openSession(model, { ep: 'cpu', threads });
+async function ortImagesPerSecond(model: Uint8Array, threads: number, batch = 1000, images = 5000, ep: 'cpu' | 'cuda' = 'cpu'): Promise<number> {
+  const { session } = await openSession(model, { ep, threads });
   const [name] = session.inputNames;
   const floatInput = parseModel(model).inputs[0].dtype === 'float32';
   const x = floatInput
@@ -134,7 +146,7 @@ async function cliRun(net: NetworkName, o: Options, steps: number): Promise<{ fi
   const t0 = process.hrtime.bigint();
   let first = 0;
   let peakRssMB: number | null = null;
-  const args = ['train', '--model', net, '--max-steps', String(steps), '--log-every', '1', '--test-limit', '1000', '--json', '--ep', 'cpu', '--threads', String(o.threads), '--out', out];
+  const args = ['train', '--model', net, '--max-steps', String(steps), '--log-every', '1', '--test-limit', '1000', '--json', '--ep', o.ep, '--threads', String(o.threads), '--out', out];
   const code = await runCliEvents(args, (e) => {
     if (e.type === 'log' && !first) first = Number(process.hrtime.bigint() - t0) / 1e9;
     if (e.type === 'done') peakRssMB = Number(e.peakRssMB);
@@ -158,6 +170,7 @@ function opShares(profileFile: string): { op: string; share: number; ms: number 
 async function benchNet(net: NetworkName, o: Options) {
   const train: number[] = [];
   const torchTrain: number[] = [];
+  const torchCompiled: number[] = [];
   const torchEval: number[] = [];
   let torchVersion: string | null = null;
   const dir = mkdtempSync(join(tmpdir(), 'ingraph-bench-'));
@@ -169,14 +182,15 @@ async function benchNet(net: NetworkName, o: Options) {
       torchTrain.push(t.trainImagesPerSecond);
       torchEval.push(t.evalImagesPerSecond);
       torchVersion = t.torch;
+      if (o.torchCompile) torchCompiled.push(torchBench(net, o, undefined, true).trainImagesPerSecond);
     }
   }
   const model = buildInferenceModel(net, initParams(createNet(net).parameters(), 0), {});
   const evals: number[] = [];
   const ortOnTorchRuns: number[] = [];
   for (let r = 0; r < o.repeats; r++) {
-    evals.push(await ortImagesPerSecond(model, o.threads));
-    if (o.reference && existsSync(torchExport)) ortOnTorchRuns.push(await ortImagesPerSecond(readFileSync(torchExport), o.threads));
+    evals.push(await ortImagesPerSecond(model, o.threads, 1000, 5000, o.ep));
+    if (o.reference && existsSync(torchExport)) ortOnTorchRuns.push(await ortImagesPerSecond(readFileSync(torchExport), o.threads, 1000, 5000, o.ep));
   }
   const ortOnTorch = ortOnTorchRuns.length ? median(ortOnTorchRuns) : null;
   const int8 = await int8Bench(model, o);
@@ -186,7 +200,11 @@ async function benchNet(net: NetworkName, o: Options) {
   return {
     net,
     torch: torchVersion,
-    train: { ingraph: m(train), pytorch: m(torchTrain), ratio: o.reference ? median(train) / median(torchTrain) : null, samples: { ingraph: train, pytorch: torchTrain } },
+    train: {
+      ingraph: m(train), pytorch: m(torchTrain), ratio: o.reference ? median(train) / median(torchTrain) : null,
+      pytorchCompiled: m(torchCompiled), ratioToCompiled: torchCompiled.length ? median(train) / median(torchCompiled) : null,
+      samples: { ingraph: train, pytorch: torchTrain, pytorchCompiled: torchCompiled },
+    },
     inference: {
       ingraph: m(evals), pytorch: m(torchEval), ortOnPytorchExport: ortOnTorch,
       ratio: o.reference ? median(evals) / median(torchEval) : null,
@@ -210,11 +228,13 @@ async function main(): Promise<void> {
       nets: { type: 'string' }, steps: { type: 'string' }, warmup: { type: 'string' }, repeats: { type: 'string' },
       threads: { type: 'string' }, json: { type: 'string' }, 'no-reference': { type: 'boolean' },
       'install-reference': { type: 'boolean' }, 'rss-steps': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      ep: { type: 'string' }, batch: { type: 'string' }, 'conv-weight-gradient': { type: 'string' }, 'torch-compile': { type: 'boolean' },
     },
   });
   if (values.help) {
     console.log(`usage: tools/bench [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
                    [--rss-steps 300] [--json FILE] [--no-reference] [--install-reference]
+                   [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile]
 ingraph against PyTorch (Debian's python3-torch) on this machine, in one run: training and inference images/s with
 ratios, time to the first training step, peak RSS, and the op-type shares of the training step.`);
     return;
@@ -237,6 +257,10 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     json: (values.json as string | undefined) ?? null,
     reference,
     rssSteps: Number(values['rss-steps'] ?? 300),
+    ep: values.ep === 'cuda' ? 'cuda' : 'cpu',
+    batch: Number(values.batch ?? 64),
+    convWeightGradient: values['conv-weight-gradient'] === 'conv' ? 'conv' : 'gather',
+    torchCompile: !!values['torch-compile'],
   };
   const results = [];
   for (const net of o.nets) {
@@ -249,9 +273,13 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
   }
   const rows = [
     ['', ...results.map((r) => r.net)],
-    ['train img/s, batch 64: ingraph', ...results.map((r) => fmt(r.train.ingraph))],
-    ['train img/s, batch 64: PyTorch', ...results.map((r) => fmt(r.train.pytorch))],
+    [`train img/s, batch ${o.batch}: ingraph`, ...results.map((r) => fmt(r.train.ingraph))],
+    [`train img/s, batch ${o.batch}: PyTorch`, ...results.map((r) => fmt(r.train.pytorch))],
     ['train ratio ingraph/PyTorch', ...results.map((r) => fmt(r.train.ratio, 2))],
+    ...(o.torchCompile ? [
+      [`train img/s, batch ${o.batch}: PyTorch compiled`, ...results.map((r) => fmt(r.train.pytorchCompiled))],
+      ['train ratio ingraph/PyTorch compiled', ...results.map((r) => fmt(r.train.ratioToCompiled, 2))],
+    ] : []),
     ['infer img/s, batch 1000: ingraph export', ...results.map((r) => fmt(r.inference.ingraph))],
     ['infer img/s, batch 1000: PyTorch eval', ...results.map((r) => fmt(r.inference.pytorch))],
     ['infer img/s: ORT on PyTorch export', ...results.map((r) => fmt(r.inference.ortOnPytorchExport))],
@@ -264,7 +292,7 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     [`peak RSS, ${o.rssSteps}-step run (MB)`, ...results.map((r) => fmt(r.peakRssMB))],
   ];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  console.log(`\n${o.threads} threads, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
+  console.log(`\n${o.ep}, ${o.threads} threads, conv weight gradients by ${o.convWeightGradient}, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
   console.log(rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n'));
   if (o.json) writeFileAtomic(o.json, `${JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2)}\n`);
 }
