@@ -1,6 +1,7 @@
 /**
  * The training-recipe options: augmentation (what a warp does to a known image, reproducibility), label smoothing
- * (against PyTorch and finite differences), warm-up (against PyTorch's schedulers), and their flags.
+ * (against PyTorch and finite differences), warm-up (against PyTorch's schedulers), the moving average of the
+ * weights (against a float64 recomputation), their flags, and the README's recipes on a few images.
  */
 import { readdirSync, readFileSync } from 'fs';
 import { join } from 'path';
