@@ -6,7 +6,7 @@
 import { spawnSync } from 'child_process';
 import { readdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { buildFlatTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
 import { withEma } from '../src/optim/ema';
 import { encodeCheckpoint } from '../src/artifacts/params-io';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
@@ -44,10 +44,11 @@ for f in sys.argv[1:]:
     // Conv weight gradients as Convs, the recipe's options, and a moving average of the weights.
     const recipe = buildTrainingModel('inception', withEma(sgd({ momentum: 0.9, weightDecay: 5e-4 }), 0.999), { labelSmoothing: 0.1, gradients: { convWeightGradient: 'conv' } });
     writeFileSync(join(dir, 'training-recipe.onnx'), recipe.bytes);
+    writeFileSync(join(dir, 'training-flat.onnx'), buildFlatTrainingModel('inception', withEma(adamw(ADAMW_DEFAULTS), 0.999), { isFrozen: (n) => n.startsWith('conv1.') }).bytes);
     const files = readdirSync(dir).map((f) => join(dir, f));
     const r = spawnSync(PYTHON, ['-c', CHECK, ...files], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
-    expect(r.stdout.trim().split('\n')).toHaveLength(12);
+    expect(r.stdout.trim().split('\n')).toHaveLength(13);
     expect(r.stdout).toContain(`ok ${join(dir, 'checkpoint.onnx')} ${2 * specs.length}`);
   });
 });

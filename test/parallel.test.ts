@@ -1,9 +1,11 @@
 /**
  * Data-parallel training (runtime/parallel-step.ts) against the one-session step: the same parameters and optimizer
  * state up to float rounding, for even and uneven shards, a batch smaller than the worker count, frozen parameters
- * and both optimizers; and bit-identical results for a given worker count. PyTorch parity: train-parity.test.ts.
+ * and both optimizers; and bit-identical results for a given worker count. The flat one-session step against the
+ * per-tensor one, likewise. PyTorch parity: train-parity.test.ts.
  */
-import { buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { buildFlatTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { emaStart, withEma } from '../src/optim/ema';
 import { initParams, Params } from '../src/models/module';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { Optimizer } from '../src/optim/optimizer';
@@ -63,6 +65,26 @@ describe.each([
     many.losses.forEach((l, i) => expect(Math.abs(l - one.losses[i])).toBeLessThan(1e-5));
     for (const [name, value] of many.params) if (isFrozen(name)) expect(value).toEqual(init.get(name));
     expect(maxRelDiff(new Map([['fc.weight', init.get('fc.weight') as Float32Array]]), many.params)).toBeGreaterThan(100 * tolerance);
+  });
+
+  it('the flat one-session step (buildFlatTrainingModel) equals the per-tensor one up to rounding, and resumes exactly', async () => {
+    const flatGraph = buildFlatTrainingModel('residual', withEma(optimizer(), 0.9), { isFrozen });
+    const perTensor = buildTrainingModel('residual', withEma(optimizer(), 0.9), { isFrozen });
+    const start = emaStart(init, perTensor.trainable);
+    const one = await train(await TrainingStep.open(perTensor, init, start, { ep: 'cpu', threads: 1 }), 16, 6, lr);
+    const flat = await train(await TrainingStep.open(flatGraph, init, start, { ep: 'cpu', threads: 1 }), 16, 6, lr);
+    expect([...flat.params.keys()].sort()).toEqual(perTensor.params.map((p) => p.name).sort());
+    expect([...flat.states.keys()].sort()).toEqual(perTensor.states.map((s) => s.name).sort());
+    expect(maxRelDiff(flat.params, one.params)).toBeLessThan(tolerance);
+    expect(maxRelDiff(flat.states, one.states)).toBeLessThan(10 * tolerance);
+    for (const [name, value] of flat.params) if (isFrozen(name)) expect(value).toEqual(init.get(name));
+    const half = await train(await TrainingStep.open(flatGraph, init, start, { ep: 'cpu', threads: 1 }), 16, 3, lr);
+    const again = await TrainingStep.open(flatGraph, half.params, half.states, { ep: 'cpu', threads: 1 });
+    for (let i = 3; i < 6; i++) await again.run(images.subarray(((i * 16) % 49) * 784), labels.subarray((i * 16) % 49), 16, lr);
+    const resumed = { params: again.params(), states: again.states() };
+    await again.release();
+    expect(maxRelDiff(resumed.params, flat.params)).toBe(0);
+    expect(maxRelDiff(resumed.states, flat.states)).toBe(0);
   });
 
   it('resumes from its own params() and states() exactly, and repeats bit for bit', async () => {

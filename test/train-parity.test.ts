@@ -4,7 +4,7 @@
  * step (2 and 3 workers: even and uneven shards) is held to the same fixtures.
  */
 import * as ort from 'onnxruntime-node';
-import { buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { buildFlatTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { sgd } from '../src/optim/sgd';
 import { ParallelTrainingStep } from '../src/runtime/parallel-step';
@@ -59,6 +59,10 @@ describe.each([
     const asConv = buildTrainingModel(net, optimizer, { gradients: { convWeightGradient: 'conv' } });
     expect(asConv.bytes).not.toEqual(graph.bytes);
     await expectThreeSteps(await TrainingStep.open(asConv, init, new Map(), { ep: 'cpu', threads: 1 }));
+  });
+
+  it('the flat one-session step (buildFlatTrainingModel) matches as well', async () => {
+    await expectThreeSteps(await TrainingStep.open(buildFlatTrainingModel(net, optimizer), init, new Map(), { ep: 'cpu', threads: 1 }));
   });
 
   it.each([2, 3])('the data-parallel step with %i workers matches as well', async (k) => {

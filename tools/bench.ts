@@ -20,7 +20,7 @@ import { basename, dirname, join } from 'path';
 import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/artifacts/files';
-import { buildInferenceModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { buildFlatTrainingModel, buildInferenceModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
 import { quantizeInt8 } from '../src/artifacts/quantize';
 import { defaultMnistDir, readSplit } from '../src/data/mnist';
 import { createNet, NetworkName } from '../src/models';
@@ -70,7 +70,10 @@ async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string
   const B = o.batch;
   const step = profilePrefix
     ? await TrainingStep.open(graph, params, new Map(), { ep: o.ep, threads: o.threads, profilePrefix })
-    : await openTrainingSteps(graph, (shards) => buildShardedTrainingModels(net, optimizer, shards, gradients), params, new Map(), { ep: o.ep, threads: o.threads, maxBatch: B });
+    : await openTrainingSteps(
+      { step: graph, flat: () => buildFlatTrainingModel(net, optimizer, gradients), sharded: (shards) => buildShardedTrainingModels(net, optimizer, shards, gradients) },
+      params, new Map(), { ep: o.ep, threads: o.threads, maxBatch: B },
+    );
   const data = batches(8, B);
   const run = (i: number) => step.run(data.images.subarray((i % 8) * B * 784), data.labels.subarray((i % 8) * B), B, 0.01);
   for (let i = 0; i < o.warmup; i++) await run(i);

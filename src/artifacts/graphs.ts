@@ -20,6 +20,15 @@ export interface TrainingGraph {
   states: StateSpec[];
 }
 
+/**
+ * A training step over flat tensors (buildFlatTrainingModel): `params`, `trainable` and `states` name the tensors a
+ * checkpoint holds, which the graph takes end to end: the trainable parameters as `flat.params`, their states as
+ * `flatStates`.
+ */
+export interface FlatTrainingGraph extends TrainingGraph {
+  flatStates: FlatState[];
+}
+
 /** Frozen parameters, and whether to expose the gradients. */
 export interface TrainingModelOptions {
   /** Parameters excluded from training: they stay inputs, get no gradient, no state and no update. */
@@ -66,7 +75,7 @@ function appendLossAndGradients(
   const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, trainable.map((s) => params.get(s.name) as Tensor), o.gradients);
   g.output(loss, OUTPUTS.loss);
   g.output(correct, OUTPUTS.correct);
-  return grads;
+  return new Map(trainable.map((s) => [s.name, grads.get((params.get(s.name) as Tensor).name) as Tensor]));
 }
 
 /** The optimizer update of every trainable parameter from `grads`: `updated.<name>` outputs and params_sq_sum. */
@@ -93,6 +102,25 @@ function floatInputs(g: GraphBuilder, specs: readonly StateSpec[]): Map<string, 
   return new Map(specs.map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
 }
 
+/** A flat optimizer state, and the per-parameter states (in trainable order) it holds end to end. */
+export interface FlatState {
+  name: string;
+  parts: string[];
+}
+
+/**
+ * The update over one flat tensor `flat.params` [P] of all trainable parameters end to end: its specs (the
+ * optimizer's global state, and its per-parameter state over the flat tensor), and how each flat state maps to the
+ * per-parameter ones.
+ */
+function flatUpdate(specs: TrainingSpecs, optimizer: Optimizer): { flat: StateSpec; flatSpecs: TrainingSpecs; flatStates: FlatState[] } {
+  const flat: StateSpec = { name: FLAT.params, shape: [countParams(specs.trainable)] };
+  const flatSpecs = { ...specs, trainable: [flat], stateSpecs: [...specs.globalSpecs, ...optimizer.paramState(flat.name, flat.shape)] };
+  const perParam = specs.trainable.map((s) => optimizer.paramState(s.name, s.shape));
+  const flatStates = optimizer.paramState(flat.name, flat.shape).map((f, j) => ({ name: f.name, parts: perParam.map((states) => states[j].name) }));
+  return { flat, flatSpecs, flatStates };
+}
+
 /** Names of the update graph's flat inputs: all trainable parameters end to end, and each shard's gradients. */
 export const FLAT = { params: 'flat.params', grads: (shard: number) => `flat.grads.${shard}` } as const;
 
@@ -112,7 +140,7 @@ export interface ShardedTrainingGraphs {
    */
   update: Uint8Array;
   /** Each flat optimizer state, and the per-parameter states (trainable order) it holds end to end. */
-  flatStates: { name: string; parts: string[] }[];
+  flatStates: FlatState[];
   /** K: the shards each batch is split into. */
   shards: number;
 }
@@ -128,8 +156,7 @@ export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimiz
   const grads = appendLossAndGradients(g, net, batch, floatInputs(g, specs.specs), specs.trainable, o, scale);
   for (const [param, t] of grads) g.output(t, gradient(param));
   const gradientBytes = encodeModel(g, { graphName: `${name}_shard_gradients`, docString: `Gradients of one shard of a batch of the ${name} net.` });
-  const flat: StateSpec = { name: FLAT.params, shape: [countParams(specs.trainable)] };
-  const flatSpecs = { ...specs, trainable: [flat], stateSpecs: [...specs.globalSpecs, ...optimizer.paramState(flat.name, flat.shape)] };
+  const { flat, flatSpecs, flatStates } = flatUpdate(specs, optimizer);
   const u = new GraphBuilder();
   const lr = u.input(INPUTS.lr, 'float32', []);
   const inputs = { ...flatSpecs, params: floatInputs(u, [flat]), states: floatInputs(u, flatSpecs.stateSpecs) };
@@ -137,8 +164,6 @@ export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimiz
   const sum = Array.from({ length: shards }, (_, k) => u.input(FLAT.grads(k), 'float32', flat.shape)).reduce((a, b) => u.add(a, b));
   appendUpdate(u, optimizer, lr, inputs, new Map([[flat.name, sum]]));
   const update = encodeModel(u, { graphName: `${name}_update`, docString: `The ${optimizer.kind} update of the ${name} net from its shards' gradients.` });
-  const perParam = specs.trainable.map((s) => optimizer.paramState(s.name, s.shape));
-  const flatStates = optimizer.paramState(flat.name, flat.shape).map((f, j) => ({ name: f.name, parts: perParam.map((states) => states[j].name) }));
   return { gradient: gradientBytes, update, flatStates, shards };
 }
 
@@ -159,6 +184,34 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
   const name = resolveNetwork(model).name;
   const bytes = encodeModel(g, { graphName: `${name}_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net.` });
   return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs };
+}
+
+/**
+ * One training step over flat tensors: the trainable parameters arrive end to end as `flat.params` [P] (one Split
+ * and a Reshape each give the network its tensors), their gradients leave the backward pass concatenated, and the
+ * optimizer updates the flat tensor and its flat state with a few kernels. Inputs: images, labels, lr, `flat.params`,
+ * each frozen parameter, the optimizer's global state and its flat states; outputs: loss, correct,
+ * `updated.<input>` for the flat parameters and every state, params_sq_sum. Fewer tensors in and out of every run
+ * and about 60 fewer nodes than buildTrainingModel's step (residual net, SGD), with the same arithmetic.
+ */
+export function buildFlatTrainingModel(model: NetworkRef, optimizer: Optimizer, o: TrainingModelOptions = {}): FlatTrainingGraph {
+  const g = new GraphBuilder();
+  const net = createNet(model);
+  const specs = trainingSpecs(net.parameters(), optimizer, o.isFrozen ?? (() => false));
+  const { flat, flatSpecs, flatStates } = flatUpdate(specs, optimizer);
+  const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
+  const lr = g.input(INPUTS.lr, 'float32', []);
+  const flatParams = g.input(flat.name, 'float32', flat.shape);
+  const trainableNames = new Set(specs.trainable.map((s) => s.name));
+  const params = floatInputs(g, specs.specs.filter((s) => !trainableNames.has(s.name)));
+  const parts = g.split(flatParams, 0, specs.trainable.map((s) => countParams([s])));
+  specs.trainable.forEach((s, i) => params.set(s.name, g.reshape(parts[i], s.shape)));
+  const grads = appendLossAndGradients(g, net, batch, params, specs.trainable, o);
+  const flatGrad = g.concat(specs.trainable.map((s) => g.reshape(grads.get(s.name) as Tensor, [-1])), 0);
+  appendUpdate(g, optimizer, lr, { ...flatSpecs, params: new Map([[flat.name, flatParams]]), states: floatInputs(g, flatSpecs.stateSpecs) }, new Map([[flat.name, flatGrad]]));
+  const name = resolveNetwork(model).name;
+  const bytes = encodeModel(g, { graphName: `${name}_flat_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net, over flat tensors.` });
+  return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs, flatStates };
 }
 
 /** Forward pass and loss with parameters as inputs: outputs loss, correct and logits. */

@@ -10,27 +10,9 @@ import { Worker } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
 import { FLAT, ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs';
 import { countParams, Params } from '../models/module';
-import { numel } from '../onnx/tensor';
 import { gradient, IMAGE_SHAPE, IMAGE_SIZE, INPUTS, OUTPUTS, updated } from '../onnx/signature';
 import { openSession, OpenedSession } from './session';
-import { StepResult, StepRunner, tensorOf } from './step';
-
-/** Where each tensor lies in a flat shared buffer. */
-interface Slot {
-  name: string;
-  shape: number[];
-  offset: number;
-  count: number;
-}
-
-function layout(specs: readonly { name: string; shape: number[] }[]): Slot[] {
-  let offset = 0;
-  return specs.map((s) => {
-    const slot = { name: s.name, shape: s.shape, offset, count: numel(s.shape) };
-    offset += slot.count;
-    return slot;
-  });
-}
+import { flatSlots, Slot, StepResult, StepRunner, tensorOf } from './step';
 
 /** What a worker is given: its graph, the shared buffers, where each tensor lies, the names it uses. */
 interface WorkerData {
@@ -167,7 +149,7 @@ export class ParallelTrainingStep implements StepRunner {
     // Trainable parameters first (TrainingGraph.trainable keeps the parameters' order): end to end, they are the
     // update's flat input and the layout of each worker's gradients; the frozen ones after them.
     const trainable = new Set(graph.trainable);
-    const slots = layout([...graph.params.filter((s) => trainable.has(s.name)), ...graph.params.filter((s) => !trainable.has(s.name))]);
+    const slots = flatSlots([...graph.params.filter((s) => trainable.has(s.name)), ...graph.params.filter((s) => !trainable.has(s.name))]);
     const gradSlots = slots.slice(0, trainable.size);
     const buffers = { params: new SharedArrayBuffer(4 * countParams(slots)), images: new SharedArrayBuffer(maxBatch * IMAGE_SIZE), labels: new SharedArrayBuffer(8 * maxBatch) };
     const shared = { params: new Float32Array(buffers.params), images: new Uint8Array(buffers.images), labels: new BigInt64Array(buffers.labels) };

@@ -3,9 +3,10 @@
  * state stay as onnxruntime tensors between steps: each step's outputs are the next step's inputs, with no copy.
  */
 import * as ort from 'onnxruntime-node';
-import { TrainingGraph } from '../artifacts/graphs';
+import { FLAT, FlatTrainingGraph, TrainingGraph } from '../artifacts/graphs';
 import { IMAGE_SIZE, INPUTS, OUTPUTS, imageDims, updated } from '../onnx/signature';
-import { Params } from '../models/module';
+import { countParams, Params } from '../models/module';
+import { numel } from '../onnx/tensor';
 import { OpenedSession, SessionOptions, openSession } from './session';
 
 export interface StepResult {
@@ -31,23 +32,90 @@ export interface StepRunner {
   release(): Promise<void>;
 }
 
-/** The training step as one session of the training graph. */
+/** How a training graph takes its parameters and optimizer state: tensor by tensor, or end to end in flat tensors. */
+interface StepLayout {
+  /** The graph's parameter and state inputs, from per-tensor values. */
+  feeds(params: Params, states: Params): Record<string, ort.Tensor>;
+  /** The inputs that each step's outputs (`updated.<input>`) replace. */
+  readonly carried: readonly string[];
+  /** Copies of the per-tensor values, from the current inputs. */
+  params(feeds: Record<string, ort.Tensor>): Params;
+  states(feeds: Record<string, ort.Tensor>): Params;
+}
+
+const copyOf = (feeds: Record<string, ort.Tensor>, name: string) => Float32Array.from(feeds[name].data as Float32Array);
+
+/** buildTrainingModel's graph: an input per parameter and per state. */
+function perTensor(graph: TrainingGraph): StepLayout {
+  return {
+    feeds: (params, states) => Object.fromEntries([...graph.params.map((p) => [p.name, tensorOf(params, p.name, p.shape)]), ...graph.states.map((s) => [s.name, tensorOf(states, s.name, s.shape)])]),
+    carried: [...graph.trainable, ...graph.states.map((s) => s.name)],
+    params: (feeds) => new Map(graph.params.map((p) => [p.name, copyOf(feeds, p.name)])),
+    states: (feeds) => new Map(graph.states.map((s) => [s.name, copyOf(feeds, s.name)])),
+  };
+}
+
+/** buildFlatTrainingModel's graph: the trainable parameters and their states end to end, the rest per tensor. */
+function flat(graph: FlatTrainingGraph): StepLayout {
+  const trainable = new Set(graph.trainable);
+  const slots = flatSlots(graph.params.filter((p) => trainable.has(p.name)));
+  const size = countParams(slots);
+  const frozen = graph.params.filter((p) => !trainable.has(p.name));
+  const flatParts = new Set(graph.flatStates.flatMap((f) => f.parts));
+  const global = graph.states.filter((s) => !flatParts.has(s.name));
+  const joined = (values: Params, names: readonly string[]) => {
+    const out = new Float32Array(size);
+    slots.forEach((slot, i) => out.set(tensorOf(values, names[i], slot.shape).data as Float32Array, slot.offset));
+    return new ort.Tensor('float32', out, [size]);
+  };
+  const cut = (flatValues: Float32Array, names: readonly string[]) => slots.map((slot, i) => [names[i], flatValues.slice(slot.offset, slot.offset + slot.count)] as const);
+  return {
+    feeds: (params, states) => ({
+      [FLAT.params]: joined(params, graph.trainable),
+      ...Object.fromEntries(graph.flatStates.map((f) => [f.name, joined(states, f.parts)])),
+      ...Object.fromEntries([...frozen.map((p) => [p.name, tensorOf(params, p.name, p.shape)]), ...global.map((s) => [s.name, tensorOf(states, s.name, s.shape)])]),
+    }),
+    carried: [FLAT.params, ...graph.flatStates.map((f) => f.name), ...global.map((s) => s.name)],
+    params: (feeds) => new Map([...cut(feeds[FLAT.params].data as Float32Array, graph.trainable), ...frozen.map((p) => [p.name, copyOf(feeds, p.name)] as const)]),
+    states: (feeds) => new Map([...graph.flatStates.flatMap((f) => cut(feeds[f.name].data as Float32Array, f.parts)), ...global.map((s) => [s.name, copyOf(feeds, s.name)] as const)]),
+  };
+}
+
+/** Where a tensor lies in a flat buffer. */
+export interface Slot {
+  name: string;
+  shape: number[];
+  offset: number;
+  count: number;
+}
+
+/** Where each of `specs` lies when they are laid end to end. */
+export function flatSlots(specs: readonly { name: string; shape: number[] }[]): Slot[] {
+  let offset = 0;
+  return specs.map((s) => {
+    const slot = { name: s.name, shape: s.shape, offset, count: numel(s.shape) };
+    offset += slot.count;
+    return slot;
+  });
+}
+
+const isFlat = (graph: TrainingGraph): graph is FlatTrainingGraph => 'flatStates' in graph;
+
+/** The training step as one session of a training graph (per tensor, or flat). */
 export class TrainingStep implements StepRunner {
-  private readonly feeds: Record<string, ort.Tensor> = {};
+  private readonly feeds: Record<string, ort.Tensor>;
   private readonly lr = new Float32Array(1);
   private batchImages: Uint8Array | null = null;
   private batchLabels: BigInt64Array | null = null;
   private released = false;
-  /** [input, output] names fed back each step: every trainable parameter and optimizer state. */
-  private readonly carried: [string, string][];
+  private readonly layout: StepLayout;
 
   private constructor(readonly opened: OpenedSession, readonly graph: TrainingGraph, params: Params, states: Params) {
-    for (const p of graph.params) this.feeds[p.name] = tensorOf(params, p.name, p.shape);
-    for (const s of graph.states) this.feeds[s.name] = tensorOf(states, s.name, s.shape);
-    this.feeds[INPUTS.lr] = new ort.Tensor('float32', this.lr, []);
-    this.carried = [...graph.trainable, ...graph.states.map((s) => s.name)].map((name) => [name, updated(name)]);
+    this.layout = isFlat(graph) ? flat(graph) : perTensor(graph);
+    this.feeds = { ...this.layout.feeds(params, states), [INPUTS.lr]: new ort.Tensor('float32', this.lr, []) };
   }
 
+  /** One session of `graph`: buildTrainingModel's or buildFlatTrainingModel's. */
   static async open(graph: TrainingGraph, params: Params, states: Params, o: SessionOptions = {}): Promise<TrainingStep> {
     return new TrainingStep(await openSession(graph.bytes, o), graph, params, states);
   }
@@ -73,7 +141,7 @@ export class TrainingStep implements StepRunner {
       this.batchLabels = labels;
     }
     const out = await this.opened.session.run(this.feeds);
-    for (const [input, output] of this.carried) this.feeds[input] = out[output];
+    for (const name of this.layout.carried) this.feeds[name] = out[updated(name)];
     return {
       loss: (out[OUTPUTS.loss].data as Float32Array)[0],
       correct: (out[OUTPUTS.correct].data as Float32Array)[0],
@@ -82,11 +150,11 @@ export class TrainingStep implements StepRunner {
   }
 
   params(): Params {
-    return new Map(this.graph.params.map((p) => [p.name, Float32Array.from(this.feeds[p.name].data as Float32Array)]));
+    return this.layout.params(this.feeds);
   }
 
   states(): Params {
-    return new Map(this.graph.states.map((s) => [s.name, Float32Array.from(this.feeds[s.name].data as Float32Array)]));
+    return this.layout.states(this.feeds);
   }
 
   async release(): Promise<void> {

@@ -1,6 +1,6 @@
 /** Which runner a training uses: data-parallel workers on a CPU with several cores, else one session. */
 import { availableParallelism } from 'os';
-import { ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs';
+import { FlatTrainingGraph, ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs';
 import { Params } from '../models/module';
 import { ParallelTrainingStep } from './parallel-step';
 import { choosesCpu, EpChoice } from './session';
@@ -14,13 +14,20 @@ export interface StepsOptions {
   maxBatch: number;
 }
 
+/** The forms of one network's training step: per tensor, and builders of the flat step and the data-parallel pair. */
+export interface StepGraphs {
+  step: TrainingGraph;
+  flat(): FlatTrainingGraph;
+  sharded(shards: number): ShardedTrainingGraphs;
+}
+
 /**
- * Opens the training steps of `graph`: on the CPU with more than one core, `threads` (default all) workers running
- * the gradient graph of `sharded(threads)` on a share of each batch each; otherwise one session of `graph`.
+ * Opens the training steps: on the CPU with more than one core, `threads` (default all) workers running the gradient
+ * graph of `sharded(threads)` on a share of each batch each; otherwise one session of the per-tensor step.
  */
-export async function openTrainingSteps(graph: TrainingGraph, sharded: (shards: number) => ShardedTrainingGraphs, params: Params, states: Params, o: StepsOptions): Promise<StepRunner> {
+export async function openTrainingSteps(graphs: StepGraphs, params: Params, states: Params, o: StepsOptions): Promise<StepRunner> {
   const cores = o.threads ?? availableParallelism();
   const cpu = choosesCpu(o.ep ?? 'auto');
-  if (cores > 1 && cpu) return ParallelTrainingStep.open(graph, sharded(cores), params, states, o.maxBatch, cpu.note);
-  return TrainingStep.open(graph, params, states, { ep: o.ep, threads: o.threads });
+  if (cores > 1 && cpu) return ParallelTrainingStep.open(graphs.step, graphs.sharded(cores), params, states, o.maxBatch, cpu.note);
+  return TrainingStep.open(graphs.step, params, states, { ep: o.ep, threads: o.threads });
 }

@@ -3,7 +3,7 @@
  * short (step, guard, advance, notify); what happens around it (logging, checkpoints, export, promotion) belongs to
  * observers and to the caller.
  */
-import { buildInferenceModel, buildShardedTrainingModels, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
+import { buildFlatTrainingModel, buildInferenceModel, buildShardedTrainingModels, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
 import { CheckpointState, checkpointMetadata, decodeCheckpoint } from '../artifacts/checkpoint';
 import { encodeCheckpoint, paramsFromModel } from '../artifacts/params-io';
 import { augmentBatch, batchRng } from '../data/augment';
@@ -132,7 +132,12 @@ export class Trainer {
     const state = o.resume ? decodeCheckpoint(o.resume, where) : null;
     const params = o.resume ? paramsFromModel(o.resume, graph.params, where) : o.init ?? initParams(graph.params, c.seed);
     const states = o.resume ? paramsFromModel(o.resume, graph.states, where) : c.ema === null ? new Map() : emaStart(params, graph.trainable);
-    const session = await openTrainingSteps(graph, (shards) => buildShardedTrainingModels(network, makeOptimizer(c), shards, graphOptions), params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize });
+    const graphs = {
+      step: graph,
+      flat: () => buildFlatTrainingModel(network, makeOptimizer(c), graphOptions),
+      sharded: (shards: number) => buildShardedTrainingModels(network, makeOptimizer(c), shards, graphOptions),
+    };
+    const session = await openTrainingSteps(graphs, params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize });
     return new Trainer(network, c, graph, session, { train: o.train, test: o.test, ep: o.ep, threads: o.threads }, state);
   }
 
