@@ -3,7 +3,7 @@
  *
  *   npm run bench -- [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
  *                    [--json FILE] [--no-reference] [--install-reference]
- *                    [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile]
+ *                    [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile] [--flat-step]
  *
  * With --ep cuda both sides run on the GPU (PyTorch from /usr/bin/python3, or $INGRAPH_PYTHON); --torch-compile also
  * times PyTorch's step under torch.compile(mode="reduce-overhead") (CUDA graphs), the upper anchor.
@@ -49,6 +49,8 @@ interface Options {
   batch: number;
   convWeightGradient: 'gather' | 'conv';
   torchCompile: boolean;
+  /** One-session steps (1 thread, or CUDA) over the flat graph. */
+  flatStep: boolean;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -72,7 +74,7 @@ async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string
     ? await TrainingStep.open(graph, params, new Map(), { ep: o.ep, threads: o.threads, profilePrefix })
     : await openTrainingSteps(
       { step: graph, flat: () => buildFlatTrainingModel(net, optimizer, gradients), sharded: (shards) => buildShardedTrainingModels(net, optimizer, shards, gradients) },
-      params, new Map(), { ep: o.ep, threads: o.threads, maxBatch: B },
+      params, new Map(), { ep: o.ep, threads: o.threads, maxBatch: B, flat: o.flatStep },
     );
   const data = batches(8, B);
   const run = (i: number) => step.run(data.images.subarray((i % 8) * B * 784), data.labels.subarray((i % 8) * B), B, 0.01);
@@ -232,12 +234,13 @@ async function main(): Promise<void> {
       threads: { type: 'string' }, json: { type: 'string' }, 'no-reference': { type: 'boolean' },
       'install-reference': { type: 'boolean' }, 'rss-steps': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       ep: { type: 'string' }, batch: { type: 'string' }, 'conv-weight-gradient': { type: 'string' }, 'torch-compile': { type: 'boolean' },
+      'flat-step': { type: 'boolean' },
     },
   });
   if (values.help) {
     console.log(`usage: tools/bench [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
                    [--rss-steps 300] [--json FILE] [--no-reference] [--install-reference]
-                   [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile]
+                   [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile] [--flat-step]
 ingraph against PyTorch (Debian's python3-torch) on this machine, in one run: training and inference images/s with
 ratios, time to the first training step, peak RSS, and the op-type shares of the training step.`);
     return;
@@ -264,6 +267,7 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     batch: Number(values.batch ?? 64),
     convWeightGradient: values['conv-weight-gradient'] === 'conv' ? 'conv' : 'gather',
     torchCompile: !!values['torch-compile'],
+    flatStep: !!values['flat-step'],
   };
   const results = [];
   for (const net of o.nets) {
@@ -295,7 +299,7 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     [`peak RSS, ${o.rssSteps}-step run (MB)`, ...results.map((r) => fmt(r.peakRssMB))],
   ];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  console.log(`\n${o.ep}, ${o.threads} threads, conv weight gradients by ${o.convWeightGradient}, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
+  console.log(`\n${o.ep}, ${o.threads} threads, conv weight gradients by ${o.convWeightGradient}${o.flatStep ? ', flat step' : ''}, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
   console.log(rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n'));
   if (o.json) writeFileAtomic(o.json, `${JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2)}\n`);
 }

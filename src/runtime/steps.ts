@@ -12,6 +12,11 @@ export interface StepsOptions {
   /** Cores (default: all): on the CPU, N > 1 workers share each batch; on CUDA, intra-op threads. */
   threads?: number;
   maxBatch: number;
+  /**
+   * One-session steps run the flat graph (fewer inputs, outputs and kernels; on this project's CPU as fast as the
+   * per-tensor graph, within noise); default false until it is measured on CUDA, where it is meant to pay.
+   */
+  flat?: boolean;
 }
 
 /** The forms of one network's training step: per tensor, and builders of the flat step and the data-parallel pair. */
@@ -23,11 +28,12 @@ export interface StepGraphs {
 
 /**
  * Opens the training steps: on the CPU with more than one core, `threads` (default all) workers running the gradient
- * graph of `sharded(threads)` on a share of each batch each; otherwise one session of the per-tensor step.
+ * graph of `sharded(threads)` on a share of each batch each; otherwise one session of the per-tensor step, or of the
+ * flat one with `o.flat`.
  */
 export async function openTrainingSteps(graphs: StepGraphs, params: Params, states: Params, o: StepsOptions): Promise<StepRunner> {
   const cores = o.threads ?? availableParallelism();
   const cpu = choosesCpu(o.ep ?? 'auto');
   if (cores > 1 && cpu) return ParallelTrainingStep.open(graphs.step, graphs.sharded(cores), params, states, o.maxBatch, cpu.note);
-  return TrainingStep.open(graphs.step, params, states, { ep: o.ep, threads: o.threads });
+  return TrainingStep.open(o.flat ? graphs.flat() : graphs.step, params, states, { ep: o.ep, threads: o.threads });
 }
