@@ -113,11 +113,13 @@ describe('warm-up', () => {
 });
 
 describe('moving average of the weights', () => {
-  it.each([1, 2])('with %i thread(s): after each step, the average equals d·average + (1-d)·weights, computed in float64', async (threads) => {
+  it.each([
+    [1, false], [2, false], [1, true],
+  ])('with %i thread(s), flat step %s: after each step, the average equals d·average + (1-d)·weights, in float64', async (threads, flatStep) => {
     const decay = 0.8;
     const [train, test] = [readSplit(MNIST_DIR, 'train', 128), readSplit(MNIST_DIR, 'test', 32)];
     const config = trainConfig('residual', { ema: decay, batchSize: 32, momentum: 0.9, freeze: ['conv1'] });
-    const trainer = await Trainer.create({ network: 'residual', config, train, test, ep: 'cpu', threads });
+    const trainer = await Trainer.create({ network: 'residual', config, train, test, ep: 'cpu', threads, flatStep });
     try {
       const average = new Map([...trainer.params()].map(([k, v]) => [k, Float64Array.from(v)]));
       for (let step = 0; step < 3; step++) {

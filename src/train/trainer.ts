@@ -37,6 +37,11 @@ export interface TrainerOptions {
    * (data parallelism; results are exactly reproducible for a given N); on CUDA, onnxruntime's intra-op threads.
    */
   threads?: number;
+  /**
+   * Run a one-session step (1 thread, or CUDA) over the flat graph (buildFlatTrainingModel): fewer inputs, outputs
+   * and kernels, results equal up to float rounding; default false.
+   */
+  flatStep?: boolean;
   /** Initial weights by state_dict name; default: PyTorch's init from `config.seed`. */
   init?: Params;
   /** Continue a run from its verified checkpoint (`readCheckpoint`); its recorded state replaces `init`. */
@@ -137,7 +142,7 @@ export class Trainer {
       flat: () => buildFlatTrainingModel(network, makeOptimizer(c), graphOptions),
       sharded: (shards: number) => buildShardedTrainingModels(network, makeOptimizer(c), shards, graphOptions),
     };
-    const session = await openTrainingSteps(graphs, params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize });
+    const session = await openTrainingSteps(graphs, params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize, flat: o.flatStep });
     return new Trainer(network, c, graph, session, { train: o.train, test: o.test, ep: o.ep, threads: o.threads }, state);
   }
 
