@@ -28,13 +28,12 @@ interface RunFigures {
 /** One `ingraph train` of `net`'s recipe with `seed`: its per-epoch and final figures from its JSON lines. */
 async function trainOnce(net: NetworkName, seed: number, out: string): Promise<RunFigures> {
   const t0 = process.hrtime.bigint();
-  const epochs: number[] = [];
   const events: CliEvent[] = [];
   const code = await runCliEvents(['train', '--model', net, ...RECIPES[net], '--seed', String(seed), '--json', '--out', out], (e) => events.push(e), true);
   const wallSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const done = events.find((e) => e.type === 'done');
   if (code !== 0 || !done) throw new Error(`ingraph train --model ${net} --seed ${seed} exited ${code}`);
-  for (const e of events) if (e.type === 'epoch') epochs.push(Number(e.testAccuracy));
+  const epochs = events.filter((e) => e.type === 'epoch').map((e) => Number(e.testAccuracy));
   return { net, seed, testAccuracyByEpoch: epochs, accuracy: Number(done.accuracy), wallSeconds, imagesPerSecond: Number(done.imagesPerSecond), peakRssMB: Number(done.peakRssMB) };
 }
 
