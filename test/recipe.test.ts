@@ -170,7 +170,7 @@ describe('the recipe flags', () => {
   it.each([
     ['an unknown augmentation', ['--augment', 'rotate'], /^ingraph: --augment rotate: must be one of none, shift, affine$/],
     ['a value starting with a dash', ['--label-smoothing', '-0.1'], /^ingraph: train: Option '--label-smoothing' argument is ambiguous\. .* use '--label-smoothing=-XYZ'\.$/],
-    ['an EMA decay of 1', ['--ema', '1'], /^ingraph: --ema 1: must be in \[0, 1\)$/],
+    ['an EMA decay of 1', ['--ema', '1'], /^ingraph: --ema 1: must be in \(0, 1\), e\.g\. 0\.999$/],
     ['an EMA decay of 0', ['--ema', '0'], /^ingraph: --ema 0: must be in \(0, 1\), e\.g\. 0\.999$/],
     ['negative smoothing', ['--label-smoothing=-0.1'], /^ingraph: --label-smoothing -0\.1: must be in \[0, 1\)$/],
     ['a warm-up as long as the run', ['--warmup-epochs', '2', '--epochs', '2'], /^ingraph: --warmup-epochs 2: must be shorter than the run \(--epochs 2\)$/],

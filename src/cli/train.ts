@@ -116,8 +116,8 @@ export function configFromFlags(v: Values): TrainConfig {
 
 function emaFlag(value: string | undefined): number | null {
   if (value === undefined) return null;
-  const decay = numberFlag('--ema', value, 0, 'fraction');
-  if (decay === 0) throw new UsageError(`--ema ${value}: must be in (0, 1), e.g. 0.999`);
+  const decay = numberFlag('--ema', value, 0, 'non-negative');
+  if (!(decay > 0 && decay < 1)) throw new UsageError(`--ema ${value}: must be in (0, 1), e.g. 0.999`);
   return decay;
 }
 
