@@ -12,7 +12,7 @@ import { FLAT, ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs'
 import { countParams, Params } from '../models/module';
 import { gradient, IMAGE_SHAPE, IMAGE_SIZE, INPUTS, OUTPUTS, updated } from '../onnx/signature';
 import { openSession, OpenedSession } from './session';
-import { flatSlots, Slot, StepResult, StepRunner, tensorOf } from './step';
+import { flatSlots, flatStateLayout, Slot, StateLayout, StepResult, StepRunner, tensorOf } from './step';
 
 /** What a worker is given: its graph, the shared buffers, where each tensor lies, the names it uses. */
 interface WorkerData {
@@ -120,25 +120,25 @@ export class ParallelTrainingStep implements StepRunner {
   private readonly grads: Float32Array[];
   /** The update's inputs that its outputs replace each step: the flat parameters and every optimizer state. */
   private readonly carried: string[];
+  /** How the update takes the optimizer state: flat per-parameter states, and the global ones. */
+  private readonly stateLayout: StateLayout;
   private released = false;
 
   private constructor(
-    private readonly update: OpenedSession, private readonly workers: GradientWorker[], private readonly graph: TrainingGraph,
-    private readonly sharded: ShardedTrainingGraphs, private readonly shared: { params: Float32Array; images: Uint8Array; labels: BigInt64Array },
+    private readonly update: OpenedSession, private readonly workers: GradientWorker[], graph: TrainingGraph,
+    sharded: ShardedTrainingGraphs, private readonly shared: { params: Float32Array; images: Uint8Array; labels: BigInt64Array },
     /** Where each parameter lies in the shared buffer: the trainable ones first, in TrainingGraph.trainable order. */
     private readonly slots: Slot[], readonly note: string | undefined, states: Params,
   ) {
-    const p = countParams(slots.slice(0, graph.trainable.length));
+    const trainable = slots.slice(0, graph.trainable.length);
+    const p = countParams(trainable);
     this.grads = workers.map(() => new Float32Array(p));
     this.grads.forEach((g, k) => (this.feeds[FLAT.grads(k)] = new ort.Tensor('float32', g, [p])));
     this.feeds[FLAT.params] = new ort.Tensor('float32', shared.params.slice(0, p), [p]);
     this.feeds[INPUTS.lr] = new ort.Tensor('float32', this.lr, []);
-    const perParam = new Map(graph.states.map((s) => [s.name, tensorOf(states, s.name, s.shape).data as Float32Array]));
-    for (const f of sharded.flatStates) this.feeds[f.name] = new ort.Tensor('float32', concat(f.parts.map((n) => perParam.get(n) as Float32Array)), [p]);
-    const flat = new Set(sharded.flatStates.flatMap((f) => f.parts));
-    const global = graph.states.filter((s) => !flat.has(s.name));
-    for (const s of global) this.feeds[s.name] = new ort.Tensor('float32', perParam.get(s.name) as Float32Array, s.shape);
-    this.carried = [FLAT.params, ...sharded.flatStates.map((f) => f.name), ...global.map((s) => s.name)];
+    this.stateLayout = flatStateLayout(graph.states, trainable, sharded.flatStates);
+    Object.assign(this.feeds, this.stateLayout.feeds(states));
+    this.carried = [FLAT.params, ...this.stateLayout.carried];
   }
 
   /**
@@ -198,14 +198,8 @@ export class ParallelTrainingStep implements StepRunner {
     return new Map(this.slots.map((s) => [s.name, this.shared.params.slice(s.offset, s.offset + s.count)]));
   }
 
-  /** Each flat state cut back into the per-parameter states it holds (laid out as the trainable parameters). */
   states(): Params {
-    const parts = new Map<string, Float32Array>();
-    for (const f of this.sharded.flatStates) {
-      const flat = this.feeds[f.name].data as Float32Array;
-      f.parts.forEach((part, i) => parts.set(part, flat.slice(this.slots[i].offset, this.slots[i].offset + this.slots[i].count)));
-    }
-    return new Map(this.graph.states.map((s) => [s.name, parts.get(s.name) ?? Float32Array.from(this.feeds[s.name].data as Float32Array)]));
+    return this.stateLayout.states(this.feeds);
   }
 
   async release(): Promise<void> {
@@ -214,12 +208,6 @@ export class ParallelTrainingStep implements StepRunner {
     await Promise.all(this.workers.map((w) => w.terminate()));
     await this.update.session.release();
   }
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, x) => a + x.length, 0));
-  parts.reduce((offset, x) => (out.set(x, offset), offset + x.length), 0);
-  return out;
 }
 
 /** `n` images in at most `k` contiguous shards as equal as can be; empty shards are left out. */

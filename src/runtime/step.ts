@@ -3,7 +3,8 @@
  * state stay as onnxruntime tensors between steps: each step's outputs are the next step's inputs, with no copy.
  */
 import * as ort from 'onnxruntime-node';
-import { FLAT, FlatTrainingGraph, TrainingGraph } from '../artifacts/graphs';
+import { FLAT, FlatState, FlatTrainingGraph, TrainingGraph } from '../artifacts/graphs';
+import { StateSpec } from '../optim/optimizer';
 import { IMAGE_SIZE, INPUTS, OUTPUTS, imageDims, updated } from '../onnx/signature';
 import { countParams, Params } from '../models/module';
 import { numel } from '../onnx/tensor';
@@ -32,6 +33,16 @@ export interface StepRunner {
   release(): Promise<void>;
 }
 
+/** How an update graph takes the optimizer state. */
+export interface StateLayout {
+  /** The graph's state inputs, from per-tensor values. */
+  feeds(states: Params): Record<string, ort.Tensor>;
+  /** The state inputs that each step's outputs (`updated.<input>`) replace. */
+  readonly carried: readonly string[];
+  /** Copies of the per-tensor states, from the current inputs. */
+  states(feeds: Record<string, ort.Tensor>): Params;
+}
+
 /** How a training graph takes its parameters and optimizer state: tensor by tensor, or end to end in flat tensors. */
 interface StepLayout {
   /** The graph's parameter and state inputs, from per-tensor values. */
@@ -55,29 +66,56 @@ function perTensor(graph: TrainingGraph): StepLayout {
   };
 }
 
+/**
+ * The optimizer state of a flat update (buildFlatTrainingModel's step, the data-parallel update): each flat state
+ * holds its per-parameter parts end to end, laid out as `slots` (the trainable parameters); the global state stays
+ * per tensor. States come back in the order of `states`.
+ */
+export function flatStateLayout(states: readonly StateSpec[], slots: readonly Slot[], flatStates: readonly FlatState[]): StateLayout {
+  const parts = new Set(flatStates.flatMap((f) => f.parts));
+  const global = states.filter((s) => !parts.has(s.name));
+  return {
+    feeds: (values) => ({
+      ...Object.fromEntries(flatStates.map((f) => [f.name, joined(values, slots, f.parts)])),
+      ...Object.fromEntries(global.map((s) => [s.name, tensorOf(values, s.name, s.shape)])),
+    }),
+    carried: [...flatStates.map((f) => f.name), ...global.map((s) => s.name)],
+    states: (feeds) => {
+      const values = new Map([...flatStates.flatMap((f) => cut(feeds[f.name], slots, f.parts)), ...global.map((s) => [s.name, copyOf(feeds, s.name)] as const)]);
+      return new Map(states.map((s) => [s.name, values.get(s.name) as Float32Array]));
+    },
+  };
+}
+
+/** `names`' values end to end as `slots` lay them out, as one tensor. */
+function joined(values: Params, slots: readonly Slot[], names: readonly string[]): ort.Tensor {
+  const size = countParams(slots);
+  const out = new Float32Array(size);
+  slots.forEach((slot, i) => out.set(tensorOf(values, names[i], slot.shape).data as Float32Array, slot.offset));
+  return new ort.Tensor('float32', out, [size]);
+}
+
+/** A flat tensor cut back into `names`' values, as `slots` lay them out. */
+function cut(flat: ort.Tensor, slots: readonly Slot[], names: readonly string[]): (readonly [string, Float32Array])[] {
+  const data = flat.data as Float32Array;
+  return slots.map((slot, i) => [names[i], data.slice(slot.offset, slot.offset + slot.count)] as const);
+}
+
 /** buildFlatTrainingModel's graph: the trainable parameters and their states end to end, the rest per tensor. */
 function flat(graph: FlatTrainingGraph): StepLayout {
   const trainable = new Set(graph.trainable);
   const slots = flatSlots(graph.params.filter((p) => trainable.has(p.name)));
-  const size = countParams(slots);
   const frozen = graph.params.filter((p) => !trainable.has(p.name));
-  const flatParts = new Set(graph.flatStates.flatMap((f) => f.parts));
-  const global = graph.states.filter((s) => !flatParts.has(s.name));
-  const joined = (values: Params, names: readonly string[]) => {
-    const out = new Float32Array(size);
-    slots.forEach((slot, i) => out.set(tensorOf(values, names[i], slot.shape).data as Float32Array, slot.offset));
-    return new ort.Tensor('float32', out, [size]);
-  };
-  const cut = (flatValues: Float32Array, names: readonly string[]) => slots.map((slot, i) => [names[i], flatValues.slice(slot.offset, slot.offset + slot.count)] as const);
+  const states = flatStateLayout(graph.states, slots, graph.flatStates);
   return {
-    feeds: (params, states) => ({
-      [FLAT.params]: joined(params, graph.trainable),
-      ...Object.fromEntries(graph.flatStates.map((f) => [f.name, joined(states, f.parts)])),
-      ...Object.fromEntries([...frozen.map((p) => [p.name, tensorOf(params, p.name, p.shape)]), ...global.map((s) => [s.name, tensorOf(states, s.name, s.shape)])]),
+    feeds: (params, values) => ({
+      [FLAT.params]: joined(params, slots, graph.trainable),
+      ...Object.fromEntries(frozen.map((p) => [p.name, tensorOf(params, p.name, p.shape)])),
+      ...states.feeds(values),
     }),
-    carried: [FLAT.params, ...graph.flatStates.map((f) => f.name), ...global.map((s) => s.name)],
-    params: (feeds) => new Map([...cut(feeds[FLAT.params].data as Float32Array, graph.trainable), ...frozen.map((p) => [p.name, copyOf(feeds, p.name)] as const)]),
-    states: (feeds) => new Map([...graph.flatStates.flatMap((f) => cut(feeds[f.name].data as Float32Array, f.parts)), ...global.map((s) => [s.name, copyOf(feeds, s.name)] as const)]),
+    carried: [FLAT.params, ...states.carried],
+    params: (feeds) => new Map([...cut(feeds[FLAT.params], slots, graph.trainable), ...frozen.map((p) => [p.name, copyOf(feeds, p.name)] as const)]),
+    states: (feeds) => states.states(feeds),
   };
 }
 
