@@ -88,9 +88,13 @@ function mix(x: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
-/** Warps the first `n` images of a batch buffer in place, each by its own draw from `rng`. */
-export function augmentBatch(kind: AugmentKind, images: Uint8Array, n: number, rng: Rng): void {
+/**
+ * Warps the first `n` images of a batch buffer in place, each by its own draw from the batch's generator
+ * (`batchRng` of its seed, epoch and batch).
+ */
+export function augmentBatch(kind: AugmentKind, images: Uint8Array, n: number, at: { seed: number; epoch: number; batch: number }): void {
   if (kind === 'none') return;
+  const rng = batchRng(at.seed, at.epoch, at.batch);
   const original = new Uint8Array(IMAGE_SIZE);
   const padded = new Float32Array(PADDED * PADDED);
   for (let i = 0; i < n; i++) {

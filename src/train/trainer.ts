@@ -6,7 +6,7 @@
 import { buildFlatTrainingModel, buildInferenceModel, buildShardedTrainingModels, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
 import { CheckpointState, checkpointMetadata, decodeCheckpoint } from '../artifacts/checkpoint';
 import { encodeCheckpoint, paramsFromModel } from '../artifacts/params-io';
-import { augmentBatch, batchRng } from '../data/augment';
+import { augmentBatch } from '../data/augment';
 import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit } from '../data/mnist';
 import { DivergedError, InterruptedError, UsageError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
@@ -78,8 +78,15 @@ export interface TrainObserver {
   onStop?(t: Trainer): void | Promise<void>;
 }
 
-/** Batches per epoch, steps in the run and warm-up steps of `c` on `trainImages` images. */
-function runLength(c: TrainConfig, trainImages: number): { batchesPerEpoch: number; totalSteps: number; warmupSteps: number } {
+/** Batches per epoch, steps in the run and warm-up steps. */
+interface RunLength {
+  batchesPerEpoch: number;
+  totalSteps: number;
+  warmupSteps: number;
+}
+
+/** The run length of `c` on `trainImages` images. */
+function runLength(c: TrainConfig, trainImages: number): RunLength {
   const batchesPerEpoch = Math.ceil(trainImages / c.batchSize);
   const totalSteps = Math.min(c.epochs * batchesPerEpoch, c.maxSteps ?? Infinity);
   return { batchesPerEpoch, totalSteps, warmupSteps: Math.round(c.warmupEpochs * batchesPerEpoch) };
@@ -113,11 +120,12 @@ export class Trainer {
     private readonly data: { train: Dataset; test: Dataset; ep?: EpChoice; threads?: number },
     /** The checkpoint state this trainer continues, when it resumed one. */
     readonly resumedFrom: CheckpointState | null,
+    length: RunLength,
   ) {
     this.pos = resumedFrom ? resumedFrom.position : startOfEpoch(0, 0);
     this.history = resumedFrom ? [...resumedFrom.epochs] : [];
     this.logged = resumedFrom ? [...resumedFrom.log] : [];
-    ({ batchesPerEpoch: this.batchesPerEpoch, totalSteps: this.totalSteps, warmupSteps: this.warmupSteps } = runLength(config, data.train.count));
+    ({ batchesPerEpoch: this.batchesPerEpoch, totalSteps: this.totalSteps, warmupSteps: this.warmupSteps } = length);
     this.images = new Uint8Array(config.batchSize * IMAGE_SIZE);
     this.labels = new BigInt64Array(config.batchSize);
   }
@@ -143,7 +151,7 @@ export class Trainer {
       sharded: (shards: number) => buildShardedTrainingModels(network, makeOptimizer(c), shards, graphOptions),
     };
     const session = await openTrainingSteps(graphs, params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize, flat: o.flatStep });
-    return new Trainer(network, c, graph, session, { train: o.train, test: o.test, ep: o.ep, threads: o.threads }, state);
+    return new Trainer(network, c, graph, session, { train: o.train, test: o.test, ep: o.ep, threads: o.threads }, state, length);
   }
 
   /** Images in the training and test sets. */
@@ -212,7 +220,7 @@ export class Trainer {
     const { pos, config: c } = this;
     if (this.order?.epoch !== pos.epoch) this.order = { epoch: pos.epoch, order: epochOrder(this.data.train.count, c.seed, pos.epoch, c.shuffle) };
     const n = fillBatch(this.data.train, this.order.order, pos.batch * c.batchSize, c.batchSize, this.images, this.labels);
-    augmentBatch(c.augment, this.images, n, batchRng(c.seed, pos.epoch, pos.batch));
+    augmentBatch(c.augment, this.images, n, { seed: c.seed, epoch: pos.epoch, batch: pos.batch });
     const lr = this.lr();
     const t0 = process.hrtime.bigint();
     const r = await this.session.run(this.images, this.labels, n, lr);
