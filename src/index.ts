@@ -71,6 +71,7 @@ export type { EvalReport, EvaluateOptions, Mistake } from './runtime/evaluate';
 export { promote } from './runtime/promote';
 export type { PromoteOptions, PromotionPlan, PromotionResult } from './runtime/promote';
 export type { EpChoice } from './runtime/session';
+export { gradientsFor } from './runtime/steps';
 
 // Serving: int8 models, Triton repositories
 export { quantizeInt8 } from './artifacts/quantize';

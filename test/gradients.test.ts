@@ -58,24 +58,33 @@ describe('gradient rules against finite differences', () => {
     }
   });
 
-  it('MaxPool 2x2 stride 2 (with indices, as training graphs build it)', async () => {
+  it.each(['unpool', 'scatter'] as const)('MaxPool 2x2 stride 2 and 3x3 stride 3 (windows that tile the input), by %s', async (maxPoolGradient) => {
+    for (const k of [2, 3]) {
+      await check([{ name: 'x', value: rand([2, 3, 2 * k, 3 * k]) }], (g, [x]) => g.maxPool(x, { kernel: [k, k] }), ([x]) => R.maxPool(x, [k, k], [k, k]), Infinity, { maxPoolGradient });
+    }
+  });
+
+  it('MaxPool 2x2 stride 2 built with its Indices output', async () => {
     await check([{ name: 'x', value: rand([2, 3, 6, 6]) }], (g, [x]) => g.maxPoolWithIndices(x, { kernel: [2, 2] })[0], ([x]) => R.maxPool(x, [2, 2], [2, 2]));
   });
 
-  it('MaxPool 3x3 stride 2, overlapping windows, without indices', async () => {
+  it('MaxPool 3x3 stride 2, overlapping windows', async () => {
     await check([{ name: 'x', value: rand([1, 2, 7, 7]) }], (g, [x]) => g.maxPool(x, { kernel: [3, 3], strides: [2, 2] }), ([x]) => R.maxPool(x, [3, 3], [2, 2]));
   });
 
-  it('MaxPool ties: the whole gradient goes to the first maximum of each window, as in PyTorch', async () => {
+  it.each(['unpool', 'scatter'] as const)('MaxPool ties by %s: the whole gradient goes to the first maximum of each window, as in PyTorch', async (maxPoolGradient) => {
     const g = new GraphBuilder();
-    const x = g.input('x', 'float32', [1, 1, 2, 4]);
-    const [y] = g.maxPoolWithIndices(x, { kernel: [2, 2] });
-    const r = g.constant([3, 5], [1, 1, 1, 2]);
+    const x = g.input('x', 'float32', ['N', 1, 2, 6]);
+    const y = g.maxPool(x, { kernel: [2, 2] });
+    const r = g.constant([3, 5, 11], [1, 1, 1, 3]);
     const loss = g.reduceSum(g.mul(y, r), [0, 1, 2, 3], false);
-    g.output(appendGradients(g, loss, [x]).get('x') as Tensor, 'dx');
-    // Window 1 is all 7s; window 2 has its max 9 twice (row 0 col 3, row 1 col 2).
-    const out = await runGraph(g, { x: new ort.Tensor('float32', Float32Array.of(7, 7, 1, 9, 7, 7, 9, 2), [1, 1, 2, 4]) });
-    expect(Array.from(out.dx.data as Float32Array)).toEqual([3, 0, 0, 5, 0, 0, 0, 0]);
+    g.output(appendGradients(g, loss, [x], { maxPoolGradient }).get('x') as Tensor, 'dx');
+    // Window 1 is all 7s; window 2 has its max 9 twice (row 0 col 3, row 1 col 2); window 3 has it at its last place.
+    // The second image: window 1 all -7s, window 2 its max -1 at the first and last places, window 3 at its first.
+    const first = [7, 7, 1, 9, 0, 1, 7, 7, 9, 2, 2, 4];
+    const second = [-7, -7, -1, -9, -0.5, -1, -7, -7, -9, -1, -2, -4];
+    const out = await runGraph(g, { x: new ort.Tensor('float32', Float32Array.from([...first, ...second]), [2, 1, 2, 6]) });
+    expect(Array.from(out.dx.data as Float32Array)).toEqual([3, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 11, 3, 0, 5, 0, 11, 0, 0, 0, 0, 0, 0, 0]);
   });
 
   it.each([

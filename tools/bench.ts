@@ -29,7 +29,7 @@ import { sgd } from '../src/optim/sgd';
 import { parseModel } from '../src/onnx/model';
 import { openSession } from '../src/runtime/session';
 import { TrainingStep } from '../src/runtime/step';
-import { openTrainingSteps } from '../src/runtime/steps';
+import { gradientsFor, openTrainingSteps } from '../src/runtime/steps';
 import { PROJECT_ROOT } from '../src/version';
 import { runCliEvents } from './cli-run';
 
@@ -66,7 +66,7 @@ function batches(n: number, batch: number) {
  */
 async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
   const optimizer = sgd({ momentum: 0.5, weightDecay: 0 });
-  const gradients = { gradients: { convWeightGradient: o.convWeightGradient } };
+  const gradients = { gradients: { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient } };
   const graph = buildTrainingModel(net, optimizer, gradients);
   const params = initParams(graph.params, 0);
   const B = o.batch;

@@ -23,7 +23,7 @@ export class Forward {
   constructor(
     readonly g: GraphBuilder,
     private readonly bind: (spec: ParamSpec) => Tensor,
-    /** Training graphs keep MaxPool's indices for the gradient. */
+    /** Training graphs keep AveragePool's own padding, whose gradient rule is simpler. */
     readonly training = false,
   ) {}
 
@@ -36,8 +36,7 @@ export class Forward {
   }
 
   maxPool2d(x: Tensor, k: number): Tensor {
-    const opts = { kernel: [k, k], strides: [k, k] };
-    return this.training ? this.g.maxPoolWithIndices(x, opts)[0] : this.g.maxPool(x, opts);
+    return this.g.maxPool(x, { kernel: [k, k], strides: [k, k] });
   }
 
   /**

@@ -8,8 +8,8 @@ import { DType, Dim, Shape, Tensor, TensorData, formatShape, isStatic, numel, sa
 export type OpType =
   | 'Add' | 'ArgMax' | 'AveragePool' | 'Cast' | 'Concat' | 'ConstantOfShape' | 'Conv' | 'ConvTranspose' | 'Div'
   | 'Equal' | 'Exp' | 'Expand' | 'Flatten' | 'Gather' | 'Gemm' | 'Greater' | 'Identity' | 'LogSoftmax' | 'MatMul' | 'MaxPool'
-  | 'Mul' | 'Neg' | 'Pad' | 'Pow' | 'ReduceMean' | 'ReduceSum' | 'Relu' | 'Reshape' | 'ScatterElements' | 'Shape'
-  | 'Size' | 'Slice' | 'Softmax' | 'Split' | 'Sqrt' | 'Sub' | 'Transpose' | 'Unsqueeze' | 'Where';
+  | 'MaxUnpool' | 'Mul' | 'Neg' | 'Pad' | 'Pow' | 'Range' | 'ReduceMean' | 'ReduceSum' | 'Relu' | 'Reshape' | 'ScatterElements'
+  | 'Shape' | 'Size' | 'Slice' | 'Softmax' | 'SpaceToDepth' | 'Split' | 'Sqrt' | 'Sub' | 'Transpose' | 'Unsqueeze' | 'Where';
 
 export type Attr =
   | { kind: 'int'; value: number }
@@ -210,6 +210,14 @@ export class GraphBuilder {
   /** The element count of `x` as an int64 scalar. */
   size(x: Tensor): Tensor {
     return this.one('Size', [x], 'int64', []);
+  }
+
+  /** The int64 sequence start, start + delta, ... below `limit` (scalars); `length` is its static length, if known. */
+  range(start: Tensor, limit: Tensor, delta: Tensor, length: Dim): Tensor {
+    for (const t of [start, limit, delta]) {
+      if (t.dtype !== 'int64' || t.shape.length !== 0) throw new TypeError(`Range: "${t.name}" must be an int64 scalar`);
+    }
+    return this.one('Range', [start, limit, delta], 'int64', [length]);
   }
 
   /** A float tensor of `value` with the runtime shape given by the int64 tensor `shape`; `like` gives its static shape. */
@@ -418,6 +426,27 @@ export class GraphBuilder {
     const shape = poolShape('MaxPool', x, opts);
     const [y, i] = this.node('MaxPool', [x], [{ dtype: x.dtype, shape }, { dtype: 'int64', shape }], poolAttrs(opts));
     return [y, i];
+  }
+
+  /**
+   * MaxUnpool: a zero tensor of `outputShape` (whose static shape is `like`'s) with each value of `x` written at its
+   * flat (N·C·H·W) index in `indices`, as MaxPool's Indices output gives them.
+   */
+  maxUnpool(x: Tensor, indices: Tensor, outputShape: Tensor, like: Tensor, opts: PoolOptions): Tensor {
+    if (indices.dtype !== 'int64' || !sameShape(indices.shape, x.shape)) {
+      throw new TypeError(`MaxUnpool: indices "${indices.name}" must be int64 shaped like X ${formatShape(x.shape)}`);
+    }
+    return this.one('MaxUnpool', [x, indices, outputShape], x.dtype, like.shape, poolAttrs(opts));
+  }
+
+  /** SpaceToDepth: [N, C, H, W] → [N, b·b·C, H/b, W/b]; channel (a·b + c)·C + k holds x[:, k, b·i + a, b·j + c]. */
+  spaceToDepth(x: Tensor, blocksize: number): Tensor {
+    const [n, c, h, w] = rank4('SpaceToDepth', 'X', x);
+    if ([c, h, w].some((d) => typeof d !== 'number') || (h as number) % blocksize || (w as number) % blocksize) {
+      throw new RangeError(`SpaceToDepth: X "${x.name}" ${formatShape(x.shape)} needs static C, H, W and H, W divisible by ${blocksize}`);
+    }
+    const shape = [n, blocksize * blocksize * (c as number), (h as number) / blocksize, (w as number) / blocksize];
+    return this.one('SpaceToDepth', [x], x.dtype, shape, { blocksize: int(blocksize) });
   }
 
   /**

@@ -1,6 +1,7 @@
 /** Which runner a training uses: data-parallel workers on a CPU with several cores, else one session. */
 import { availableParallelism } from 'os';
 import { FlatTrainingGraph, ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs';
+import { GradientOptions } from '../autodiff/gradients';
 import { Params } from '../models/module';
 import { ParallelTrainingStep } from './parallel-step';
 import { choosesCpu, EpChoice } from './session';
@@ -17,6 +18,14 @@ export interface StepsOptions {
    * per-tensor graph, within noise); default false until it is measured on CUDA, where it is meant to pay.
    */
   flat?: boolean;
+}
+
+/**
+ * The gradient formulations for graphs that run on `ep`: the defaults (the CPU's fastest) where it chooses the CPU;
+ * elsewhere only ops the CUDA provider implements (max-pool gradients by `scatter`: MaxUnpool is CPU only).
+ */
+export function gradientsFor(ep: EpChoice): GradientOptions {
+  return choosesCpu(ep) ? {} : { maxPoolGradient: 'scatter' };
 }
 
 /** The forms of one network's training step: per tensor, and builders of the flat step and the data-parallel pair. */

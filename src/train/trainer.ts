@@ -17,7 +17,7 @@ import { EvalReport, evaluate } from '../runtime/evaluate';
 import { learningRate } from '../runtime/schedule';
 import { EpChoice } from '../runtime/session';
 import { StepRunner } from '../runtime/step';
-import { openTrainingSteps } from '../runtime/steps';
+import { gradientsFor, openTrainingSteps } from '../runtime/steps';
 import { EpochResult, frozenMatcher, LogEntry, makeOptimizer, Position, startOfEpoch, TrainConfig } from './config';
 
 /** Images (uint8, count·784, 1x28x28 each) and their labels (0..9). */
@@ -139,7 +139,7 @@ export class Trainer {
     const length = runLength(c, o.train.count);
     if (length.warmupSteps >= length.totalSteps) throw new UsageError(`warm-up: ${c.warmupEpochs} epochs are ${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`);
     const names = network.create().parameters().map((p) => p.name);
-    const graphOptions = { isFrozen: frozenMatcher(c.freeze, names), labelSmoothing: c.labelSmoothing };
+    const graphOptions = { isFrozen: frozenMatcher(c.freeze, names), labelSmoothing: c.labelSmoothing, gradients: gradientsFor(o.ep ?? 'auto') };
     const graph = buildTrainingModel(network, makeOptimizer(c), graphOptions);
     const where = o.resumeWhere ?? 'checkpoint';
     const state = o.resume ? decodeCheckpoint(o.resume, where) : null;
