@@ -40,8 +40,8 @@ export { ADAMW_DEFAULTS, adamw } from './optim/adamw';
 export type { AdamWOptions } from './optim/adamw';
 export { averagedParams, emaName, withEma } from './optim/ema';
 export type { Optimizer } from './optim/optimizer';
-export { buildEvalModel, buildFlatTrainingModel, buildInferenceModel, buildTrainingModel } from './artifacts/graphs';
-export type { FlatState, FlatTrainingGraph, TrainingGraph, TrainingModelOptions } from './artifacts/graphs';
+export { buildEvalModel, buildFlatTrainingModel, buildInferenceModel, buildLoopTrainingModel, buildTrainingModel } from './artifacts/graphs';
+export type { FlatState, FlatTrainingGraph, LoopTrainingGraph, TrainingGraph, TrainingModelOptions } from './artifacts/graphs';
 
 // Data
 export { datasetFromArrays, defaultMnistDir, readIdxImages, readIdxLabels, readSplit as readDataset } from './data/mnist';

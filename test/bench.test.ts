@@ -20,3 +20,10 @@ it('bench --no-reference measures training, inference (float and int8), first st
   const shares = result.opShares.map((s: { op: string }) => s.op);
   expect(shares).toEqual(expect.arrayContaining(['Conv', 'MatMul']));
 });
+
+it('bench --steps-per-run runs the Loop graph', () => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'tools', 'bench.js'), '--no-reference', '--nets', 'residual', '--steps', '2', '--warmup', '1', '--repeats', '1', '--rss-steps', '2', '--steps-per-run', '2'], { encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  expect(r.stdout).toContain('2 steps per run (Loop)');
+  expect(r.stdout).toMatch(/train img\/s, batch 64: ingraph\s+[\d,]+/);
+});

@@ -5,6 +5,8 @@ import { initParams } from '../src/models/module';
 import { GraphBuilder } from '../src/onnx/builder';
 import { encodeModel, parseModel, OPSET } from '../src/onnx/model';
 import { sgd } from '../src/optim/sgd';
+import * as ort from 'onnxruntime-node';
+import { runGraph } from './helpers/graph-check';
 
 describe('shape checks at build time name the op, the input and the shapes', () => {
   const g = new GraphBuilder();
@@ -34,6 +36,44 @@ describe('shape checks at build time name the op, the input and the shapes', () 
   it('mixed dtypes', () => {
     const i = g.input('i', 'int64', ['N']);
     expect(() => g.mul(x, i)).toThrow(TypeError);
+  });
+});
+
+describe('Loop', () => {
+  it('carries values across iterations, stacks scan values, reads outer tensors, and keeps body nodes out of the outer graph', async () => {
+    const g = new GraphBuilder();
+    const steps = g.input('steps', 'float32', ['S']);
+    const x = g.input('x', 'float32', [2]);
+    const twice = g.mul(x, g.scalar(2));
+    const loop = g.loop(g.size(steps), 'S', [x, x], (i, [sum, same]) => {
+      // sum += steps[i] · 2x (an outer tensor); `same` passes through unchanged; the scan is 2x built again (shared).
+      const next = g.add(sum, g.mul(g.gather(steps, i, 0), g.mul(x, g.scalar(2))));
+      return { carried: [next, same], scans: [g.mul(x, g.scalar(2)), g.cast(i, 'float32')] };
+    });
+    expect(loop.scans[0].shape).toEqual(['S', 2]);
+    expect(g.nodes.map((n) => n.op)).toEqual(['Mul', 'Size', 'Loop']);
+    // A node built after the loop is not one of the body's, even if the body built the same.
+    const after = g.add(x, g.scalar(1));
+    expect(g.nodes.map((n) => n.op)).toEqual(['Mul', 'Size', 'Loop', 'Add']);
+    g.output(loop.carried[0], 'sum');
+    g.output(loop.carried[1], 'same');
+    g.output(loop.scans[0], 'scan');
+    g.output(loop.scans[1], 'iterations');
+    g.output(twice, 'twice');
+    g.output(after, 'after');
+    const out = await runGraph(g, { steps: new ort.Tensor('float32', Float32Array.of(1, 2, 3), [3]), x: new ort.Tensor('float32', Float32Array.of(1, -2), [2]) });
+    expect(Array.from(out.sum.data as Float32Array)).toEqual([1 + 12, -2 - 24]);
+    expect(Array.from(out.same.data as Float32Array)).toEqual([1, -2]);
+    expect(out.scan.dims).toEqual([3, 2]);
+    expect(Array.from(out.iterations.data as Float32Array)).toEqual([0, 1, 2]);
+    expect(Array.from(out.after.data as Float32Array)).toEqual([2, -1]);
+  });
+
+  it('refuses a carried value that changes shape', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [2]);
+    expect(() => g.loop(g.constant([3], [], 'int64'), 3, [x], () => ({ carried: [g.concat([x, x], 0)], scans: [] })))
+      .toThrow(/^Loop: carried value 0 ".*" is float32 \[4\], it came in as float32 \[2\]$/);
   });
 });
 

@@ -2,9 +2,10 @@
  * Data-parallel training (runtime/parallel-step.ts) against the one-session step: the same parameters and optimizer
  * state up to float rounding, for even and uneven shards, a batch smaller than the worker count, frozen parameters
  * and both optimizers; and bit-identical results for a given worker count. The flat one-session step against the
- * per-tensor one, likewise. PyTorch parity: train-parity.test.ts.
+ * per-tensor one, likewise; several flat steps in one run of a Loop graph equal as many runs of the flat step, bit
+ * for bit. PyTorch parity: train-parity.test.ts.
  */
-import { buildFlatTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { buildFlatTrainingModel, buildLoopTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
 import { emaStart, withEma } from '../src/optim/ema';
 import { initParams, Params } from '../src/models/module';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
@@ -19,12 +20,12 @@ const images = rawImages(data, 'train-images-idx3-ubyte');
 const labels = BigInt64Array.from(rawLabels(data, 'train-labels-idx1-ubyte'), (l) => BigInt(l));
 const isFrozen = (name: string) => name.startsWith('conv1.');
 
-/** `steps` steps of batch `n` from the slice; the final parameters and state. */
-async function train(step: StepRunner, n: number, steps: number, lr: number): Promise<{ params: Params; states: Params; losses: number[] }> {
+/** `steps` steps of batch `n` from the slice (with `lr`, or lr[i] at step i); the final parameters and state. */
+async function train(step: StepRunner, n: number, steps: number, lr: number | number[]): Promise<{ params: Params; states: Params; losses: number[] }> {
   const losses: number[] = [];
   for (let i = 0; i < steps; i++) {
     const start = (i * n) % (64 - n + 1);
-    losses.push((await step.run(images.subarray(start * 784), labels.subarray(start), n, lr)).loss);
+    losses.push((await step.run(images.subarray(start * 784), labels.subarray(start), n, typeof lr === 'number' ? lr : lr[i])).loss);
   }
   const result = { params: step.params(), states: step.states(), losses };
   await step.release();
@@ -85,6 +86,28 @@ describe.each([
     await again.release();
     expect(maxRelDiff(resumed.params, flat.params)).toBe(0);
     expect(maxRelDiff(resumed.states, flat.states)).toBe(0);
+  });
+
+  it('steps in a Loop (buildLoopTrainingModel): 4 + 2 steps in two runs equal 6 flat steps bit for bit', async () => {
+    const options = { isFrozen };
+    const start = emaStart(init, graph.trainable);
+    const flat = await train(await TrainingStep.open(buildFlatTrainingModel('residual', withEma(optimizer(), 0.9), options), init, start, { ep: 'cpu', threads: 1 }), 16, 6, lr);
+    const loop = await TrainingStep.open(buildLoopTrainingModel('residual', withEma(optimizer(), 0.9), options), init, start, { ep: 'cpu', threads: 1 });
+    const lrs = [lr, lr / 2, lr, lr / 3, lr, lr / 4];
+    const stacked = (from: number, to: number) => {
+      const starts = Array.from({ length: to - from }, (_, k) => ((from + k) * 16) % 49);
+      const im = new Uint8Array(starts.length * 16 * 784);
+      const lb = new BigInt64Array(starts.length * 16);
+      starts.forEach((s, k) => (im.set(images.subarray(s * 784, (s + 16) * 784), k * 16 * 784), lb.set(labels.subarray(s, s + 16), k * 16)));
+      return [im, lb] as const;
+    };
+    const flatVaried = await train(await TrainingStep.open(buildFlatTrainingModel('residual', withEma(optimizer(), 0.9), options), init, start, { ep: 'cpu', threads: 1 }), 16, 6, lrs);
+    const results = [...await loop.runSteps(...stacked(0, 4), 16, lrs.slice(0, 4)), ...await loop.runSteps(...stacked(4, 6), 16, lrs.slice(4))];
+    expect(results.map((r) => r.loss)).toEqual(flatVaried.losses);
+    expect(maxRelDiff(loop.params(), flatVaried.params)).toBe(0);
+    expect(maxRelDiff(loop.states(), flatVaried.states)).toBe(0);
+    expect(maxRelDiff(flatVaried.params, flat.params)).toBeGreaterThan(0);
+    await loop.release();
   });
 
   it('resumes from its own params() and states() exactly, and repeats bit for bit', async () => {

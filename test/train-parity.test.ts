@@ -4,7 +4,7 @@
  * step (2 and 3 workers: even and uneven shards) is held to the same fixtures.
  */
 import * as ort from 'onnxruntime-node';
-import { buildFlatTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { buildFlatTrainingModel, buildLoopTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { sgd } from '../src/optim/sgd';
 import { ParallelTrainingStep } from '../src/runtime/parallel-step';
@@ -63,6 +63,18 @@ describe.each([
 
   it('the flat one-session step (buildFlatTrainingModel) matches as well', async () => {
     await expectThreeSteps(await TrainingStep.open(buildFlatTrainingModel(net, optimizer), init, new Map(), { ep: 'cpu', threads: 1 }));
+  });
+
+  it('three steps in one run of the Loop graph (buildLoopTrainingModel) match as well', async () => {
+    const step = await TrainingStep.open(buildLoopTrainingModel(net, optimizer), init, new Map(), { ep: 'cpu', threads: 1 });
+    const results = await step.runSteps(images, labels, B, [fx.config.lr, fx.config.lr, fx.config.lr]);
+    results.forEach((r, k) => expect(Math.abs(r.loss - fx.losses[k]) / fx.losses[k]).toBeLessThan(REL_TOL));
+    const params = step.params();
+    for (const p of graph.params) {
+      const err = relError(params.get(p.name) as Float32Array, fx.get(`param3/${p.name}`));
+      if (err >= (optName === 'adamw' ? ADAMW_PARAM_TOL : REL_TOL)) throw new Error(`${p.name} after step 3: relative error ${err}`);
+    }
+    await step.release();
   });
 
   it.each([2, 3])('the data-parallel step with %i workers matches as well', async (k) => {

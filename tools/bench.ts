@@ -4,6 +4,7 @@
  *   npm run bench -- [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
  *                    [--json FILE] [--no-reference] [--install-reference]
  *                    [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile] [--flat-step]
+                   [--steps-per-run K]
  *
  * With --ep cuda both sides run on the GPU (PyTorch from /usr/bin/python3, or $INGRAPH_PYTHON); --torch-compile also
  * times PyTorch's step under torch.compile(mode="reduce-overhead") (CUDA graphs), the upper anchor.
@@ -20,7 +21,7 @@ import { basename, dirname, join } from 'path';
 import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/artifacts/files';
-import { buildFlatTrainingModel, buildInferenceModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import { buildFlatTrainingModel, buildInferenceModel, buildLoopTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
 import { quantizeInt8 } from '../src/artifacts/quantize';
 import { defaultMnistDir, readSplit } from '../src/data/mnist';
 import { createNet, NetworkName } from '../src/models';
@@ -51,6 +52,8 @@ interface Options {
   torchCompile: boolean;
   /** One-session steps (1 thread, or CUDA) over the flat graph. */
   flatStep: boolean;
+  /** Steps per session.run (> 1: the flat step in a Loop, one session). */
+  stepsPerRun: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -62,9 +65,11 @@ function batches(n: number, batch: number) {
 
 /**
  * ingraph's training step, in this process, as `ingraph train --threads N` runs it (N > 1: data-parallel workers):
- * images/s over `steps` steps after `warmup`. With `profilePrefix`: the one-session step, profiled per op.
+ * images/s over `steps` steps after `warmup`; with `stepsPerRun` > 1, the Loop graph. With `profilePrefix`: the
+ * one-session step, profiled per op.
  */
 async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
+  if (o.stepsPerRun > 1 && !profilePrefix) return loopTrain(net, o);
   const optimizer = sgd({ momentum: 0.5, weightDecay: 0 });
   const gradients = { gradients: { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient } };
   const graph = buildTrainingModel(net, optimizer, gradients);
@@ -86,6 +91,22 @@ async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string
   await step.release();
   const profile = profilePrefix ? newestWithPrefix(profilePrefix) : undefined;
   return { imagesPerSecond: (o.steps * B) / seconds, stepMs: (1000 * seconds) / o.steps, profile };
+}
+
+/** ingraph's training with `o.stepsPerRun` steps per session.run (the Loop graph, one session): images/s and ms per step. */
+async function loopTrain(net: NetworkName, o: Options): Promise<{ imagesPerSecond: number; stepMs: number }> {
+  const [B, K] = [o.batch, o.stepsPerRun];
+  const graph = buildLoopTrainingModel(net, sgd({ momentum: 0.5, weightDecay: 0 }), { gradients: { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient } });
+  const step = await TrainingStep.open(graph, initParams(graph.params, 0), new Map(), { ep: o.ep, threads: o.threads });
+  const data = batches(K, B);
+  const lrs = Array<number>(K).fill(0.01);
+  const runs = Math.max(1, Math.round(o.steps / K));
+  for (let i = 0; i < Math.max(1, Math.round(o.warmup / K)); i++) await step.runSteps(data.images, data.labels, B, lrs);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < runs; i++) await step.runSteps(data.images, data.labels, B, lrs);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  await step.release();
+  return { imagesPerSecond: (runs * K * B) / seconds, stepMs: (1000 * seconds) / (runs * K) };
 }
 
 /** onnxruntime names a profile `<prefix>_<timestamp>.json`. */
@@ -234,13 +255,14 @@ async function main(): Promise<void> {
       threads: { type: 'string' }, json: { type: 'string' }, 'no-reference': { type: 'boolean' },
       'install-reference': { type: 'boolean' }, 'rss-steps': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       ep: { type: 'string' }, batch: { type: 'string' }, 'conv-weight-gradient': { type: 'string' }, 'torch-compile': { type: 'boolean' },
-      'flat-step': { type: 'boolean' },
+      'flat-step': { type: 'boolean' }, 'steps-per-run': { type: 'string' },
     },
   });
   if (values.help) {
     console.log(`usage: tools/bench [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
                    [--rss-steps 300] [--json FILE] [--no-reference] [--install-reference]
                    [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile] [--flat-step]
+                   [--steps-per-run K]
 ingraph against PyTorch (Debian's python3-torch) on this machine, in one run: training and inference images/s with
 ratios, time to the first training step, peak RSS, and the op-type shares of the training step.`);
     return;
@@ -268,6 +290,7 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     convWeightGradient: values['conv-weight-gradient'] === 'conv' ? 'conv' : 'gather',
     torchCompile: !!values['torch-compile'],
     flatStep: !!values['flat-step'],
+    stepsPerRun: Number(values['steps-per-run'] ?? 1),
   };
   const results = [];
   for (const net of o.nets) {
@@ -299,7 +322,7 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     [`peak RSS, ${o.rssSteps}-step run (MB)`, ...results.map((r) => fmt(r.peakRssMB))],
   ];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  console.log(`\n${o.ep}, ${o.threads} threads, conv weight gradients by ${o.convWeightGradient}${o.flatStep ? ', flat step' : ''}, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
+  console.log(`\n${o.ep}, ${o.threads} threads, conv weight gradients by ${o.convWeightGradient}${o.flatStep ? ', flat step' : ''}${o.stepsPerRun > 1 ? `, ${o.stepsPerRun} steps per run (Loop)` : ''}, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
   console.log(rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n'));
   if (o.json) writeFileAtomic(o.json, `${JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2)}\n`);
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # ingraph against PyTorch on one GPU (issue 12's side-by-side number); run after tools/cuda-check.sh passes, from the
 # repository root. PyTorch comes from `python3` on PATH (INGRAPH_PYTHON overrides). Writes
-# tools/results/bench-cuda-<gpu>-<date>[-b512|-convdw|-flat].json: batch 64 and 512, PyTorch eager and compiled
-# (CUDA graphs), and ingraph with conv weight gradients by Gather+MatMul (the CPU's choice) and by Conv (cuDNN's),
-# and with the flat one-session step (-flat).
+# tools/results/bench-cuda-<gpu>-<date>[-b512|-convdw|-flat|-loop8].json: batch 64 and 512, PyTorch eager and
+# compiled (CUDA graphs), and ingraph with conv weight gradients by Gather+MatMul (the CPU's choice) and by Conv
+# (cuDNN's), with the flat one-session step (-flat), and with 8 flat steps per run in a Loop (-loop8).
 set -eu
 cd "$(dirname "$0")/.."
 export INGRAPH_PYTHON=${INGRAPH_PYTHON:-$(command -v python3)}
@@ -14,3 +14,4 @@ node dist/tools/bench.js "${common[@]}" --torch-compile --json "$base.json"
 node dist/tools/bench.js "${common[@]}" --conv-weight-gradient conv --no-reference --json "$base-convdw.json"
 node dist/tools/bench.js "${common[@]}" --batch 512 --torch-compile --json "$base-b512.json"
 node dist/tools/bench.js "${common[@]}" --flat-step --no-reference --json "$base-flat.json"
+node dist/tools/bench.js "${common[@]}" --steps-per-run 8 --no-reference --json "$base-loop8.json"

@@ -10,7 +10,7 @@ import { GraphBuilder } from '../onnx/builder';
 import { OPSET, encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
-import { gradient, INPUTS, OUTPUTS, updated } from '../onnx/signature';
+import { gradient, imageDims, INPUTS, OUTPUTS, updated } from '../onnx/signature';
 
 /** A training step graph and the specs of what it takes and updates. */
 export interface TrainingGraph {
@@ -27,6 +27,11 @@ export interface TrainingGraph {
  */
 export interface FlatTrainingGraph extends TrainingGraph {
   flatStates: FlatState[];
+}
+
+/** Several flat steps per run (buildLoopTrainingModel): batches, labels and learning rates stacked over the steps. */
+export interface LoopTrainingGraph extends FlatTrainingGraph {
+  loop: true;
 }
 
 /** Frozen parameters, and whether to expose the gradients. */
@@ -63,38 +68,54 @@ function trainingSpecs(specs: ParamSpec[], optimizer: Optimizer, isFrozen: (name
   return { specs, trainable, globalSpecs, stateSpecs };
 }
 
-/**
- * Outputs the batch's mean loss and correct count; returns the gradients of the loss (times `scale`, when given) for
- * the `trainable` parameters among `params`.
- */
-function appendLossAndGradients(
+/** A step's loss and correct count, and the gradient of each trainable parameter by name. */
+interface LossAndGradients {
+  loss: Tensor;
+  correct: Tensor;
+  grads: Map<string, Tensor>;
+}
+
+/** The batch's mean loss and correct count, and the gradients of the loss (times `scale`, when given) for `trainable`. */
+function lossAndGradients(
   g: GraphBuilder, net: Module, batch: { images: Tensor; labels: Tensor }, params: Map<string, Tensor>, trainable: readonly StateSpec[], o: TrainingModelOptions, scale?: Tensor,
-): Map<string, Tensor> {
+): LossAndGradients {
   const logits = logitsOf(g, net, batch.images, (s) => params.get(s.name) as Tensor, true);
   const { loss, correct } = crossEntropy(g, logits, batch.labels, o.labelSmoothing ?? 0);
   const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, trainable.map((s) => params.get(s.name) as Tensor), o.gradients);
-  g.output(loss, OUTPUTS.loss);
-  g.output(correct, OUTPUTS.correct);
-  return new Map(trainable.map((s) => [s.name, grads.get((params.get(s.name) as Tensor).name) as Tensor]));
+  return { loss, correct, grads: new Map(trainable.map((s) => [s.name, grads.get((params.get(s.name) as Tensor).name) as Tensor])) };
 }
 
-/** The optimizer update of every trainable parameter from `grads`: `updated.<name>` outputs and params_sq_sum. */
-function appendUpdate(g: GraphBuilder, optimizer: Optimizer, lr: Tensor, inputs: TrainingInputs, grads: Map<string, Tensor>): void {
+/** The optimizer's updated tensors by input name (global state, then each parameter and its state), and params_sq_sum. */
+interface Update {
+  updated: Map<string, Tensor>;
+  paramsSqSum: Tensor;
+}
+
+/** The optimizer update of every trainable parameter from `grads`. */
+function appendUpdate(g: GraphBuilder, optimizer: Optimizer, lr: Tensor, inputs: TrainingInputs, grads: Map<string, Tensor>): Update {
   const stateInputs = inputs.states;
-  g.scope('optimizer', () => {
+  return g.scope('optimizer', () => {
     const global = optimizer.updateGlobal(g, new Map(inputs.globalSpecs.map((s) => [s.name, stateInputs.get(s.name) as Tensor])));
-    for (const [name, t] of global) g.output(t, updated(name));
+    const updatedTensors = new Map(global);
     const squares: Tensor[] = [];
     for (const s of inputs.trainable) {
       const own = new Map(optimizer.paramState(s.name, s.shape).map((st) => [st.name, stateInputs.get(st.name) as Tensor]));
-      const step = optimizer.update(g, lr, inputs.params.get(s.name) as Tensor, grads.get(s.name) as Tensor, own, global);
-      g.output(step.param, updated(s.name));
-      for (const [name, t] of step.state) g.output(t, updated(name));
+      const step = optimizer.update(g, lr, s.name, inputs.params.get(s.name) as Tensor, grads.get(s.name) as Tensor, own, global);
+      updatedTensors.set(s.name, step.param);
+      for (const [name, t] of step.state) updatedTensors.set(name, t);
       squares.push(g.reduceSum(g.mul(step.param, step.param), s.shape.map((_, i) => i), false));
     }
     // One scalar that is finite exactly when every updated parameter is: the host's divergence check reads it.
-    g.output(squares.reduce((a, b) => g.add(a, b)), OUTPUTS.paramsSqSum);
+    return { updated: updatedTensors, paramsSqSum: squares.reduce((a, b) => g.add(a, b)) };
   });
+}
+
+/** The step's outputs: loss, correct, `updated.<name>` of each updated tensor, params_sq_sum. */
+function outputStep(g: GraphBuilder, step: { loss: Tensor; correct: Tensor }, update: Update): void {
+  g.output(step.loss, OUTPUTS.loss);
+  g.output(step.correct, OUTPUTS.correct);
+  for (const [name, t] of update.updated) g.output(t, updated(name));
+  g.output(update.paramsSqSum, OUTPUTS.paramsSqSum);
 }
 
 /** A float graph input for each spec, by name. */
@@ -153,7 +174,9 @@ export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimiz
   const g = new GraphBuilder();
   const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
   const scale = g.input(INPUTS.lossScale, 'float32', []);
-  const grads = appendLossAndGradients(g, net, batch, floatInputs(g, specs.specs), specs.trainable, o, scale);
+  const { loss, correct, grads } = lossAndGradients(g, net, batch, floatInputs(g, specs.specs), specs.trainable, o, scale);
+  g.output(loss, OUTPUTS.loss);
+  g.output(correct, OUTPUTS.correct);
   for (const [param, t] of grads) g.output(t, gradient(param));
   const gradientBytes = encodeModel(g, { graphName: `${name}_shard_gradients`, docString: `Gradients of one shard of a batch of the ${name} net.` });
   const { flat, flatSpecs, flatStates } = flatUpdate(specs, optimizer);
@@ -162,7 +185,9 @@ export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimiz
   const inputs = { ...flatSpecs, params: floatInputs(u, [flat]), states: floatInputs(u, flatSpecs.stateSpecs) };
   // Adds, not a ReduceSum over a [K,P] stack: onnxruntime reduces the leading axis of such a stack far slower.
   const sum = Array.from({ length: shards }, (_, k) => u.input(FLAT.grads(k), 'float32', flat.shape)).reduce((a, b) => u.add(a, b));
-  appendUpdate(u, optimizer, lr, inputs, new Map([[flat.name, sum]]));
+  const step = appendUpdate(u, optimizer, lr, inputs, new Map([[flat.name, sum]]));
+  for (const [t, out] of step.updated) u.output(out, updated(t));
+  u.output(step.paramsSqSum, OUTPUTS.paramsSqSum);
   const update = encodeModel(u, { graphName: `${name}_update`, docString: `The ${optimizer.kind} update of the ${name} net from its shards' gradients.` });
   return { gradient: gradientBytes, update, flatStates, shards };
 }
@@ -178,9 +203,10 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
   const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
   const lr = g.input(INPUTS.lr, 'float32', []);
   const inputs = { ...specs, params: floatInputs(g, specs.specs), states: floatInputs(g, specs.stateSpecs) };
-  const grads = appendLossAndGradients(g, net, batch, inputs.params, specs.trainable, o);
-  if (o.exposeGradients) for (const [name, t] of grads) g.output(t, gradient(name));
-  appendUpdate(g, optimizer, lr, inputs, grads);
+  const step = lossAndGradients(g, net, batch, inputs.params, specs.trainable, o);
+  const update = appendUpdate(g, optimizer, lr, inputs, step.grads);
+  outputStep(g, step, update);
+  if (o.exposeGradients) for (const [name, t] of step.grads) g.output(t, gradient(name));
   const name = resolveNetwork(model).name;
   const bytes = encodeModel(g, { graphName: `${name}_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net.` });
   return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs };
@@ -202,16 +228,76 @@ export function buildFlatTrainingModel(model: NetworkRef, optimizer: Optimizer, 
   const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
   const lr = g.input(INPUTS.lr, 'float32', []);
   const flatParams = g.input(flat.name, 'float32', flat.shape);
-  const trainableNames = new Set(specs.trainable.map((s) => s.name));
-  const params = floatInputs(g, specs.specs.filter((s) => !trainableNames.has(s.name)));
-  const parts = g.split(flatParams, 0, specs.trainable.map((s) => countParams([s])));
-  specs.trainable.forEach((s, i) => params.set(s.name, g.reshape(parts[i], s.shape)));
-  const grads = appendLossAndGradients(g, net, batch, params, specs.trainable, o);
-  const flatGrad = g.concat(specs.trainable.map((s) => g.reshape(grads.get(s.name) as Tensor, [-1])), 0);
-  appendUpdate(g, optimizer, lr, { ...flatSpecs, params: new Map([[flat.name, flatParams]]), states: floatInputs(g, flatSpecs.stateSpecs) }, new Map([[flat.name, flatGrad]]));
+  const frozen = frozenInputs(g, specs);
+  const step = flatStep(g, { net, specs, flatSpecs, optimizer, o }, batch, lr, flatParams, frozen, floatInputs(g, flatSpecs.stateSpecs));
+  outputStep(g, step, step);
   const name = resolveNetwork(model).name;
   const bytes = encodeModel(g, { graphName: `${name}_flat_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net, over flat tensors.` });
   return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs, flatStates };
+}
+
+/** Graph inputs for the parameters that are not trained. */
+function frozenInputs(g: GraphBuilder, specs: TrainingSpecs): Map<string, Tensor> {
+  const trainable = new Set(specs.trainable.map((s) => s.name));
+  return floatInputs(g, specs.specs.filter((s) => !trainable.has(s.name)));
+}
+
+/** What a flat step is built from: the network, its specs per tensor and flat, the optimizer and the options. */
+interface FlatStepContext {
+  net: Module;
+  specs: TrainingSpecs;
+  flatSpecs: TrainingSpecs;
+  optimizer: Optimizer;
+  o: TrainingModelOptions;
+}
+
+/**
+ * One step over flat tensors: one Split and a Reshape each give the network its trainable parameters, their
+ * gradients leave the backward pass concatenated, and the optimizer updates the flat tensor and its flat states.
+ */
+function flatStep(
+  g: GraphBuilder, c: FlatStepContext, batch: { images: Tensor; labels: Tensor }, lr: Tensor, flatParams: Tensor, frozen: Map<string, Tensor>, states: Map<string, Tensor>,
+): LossAndGradients & Update {
+  const params = new Map(frozen);
+  const parts = g.split(flatParams, 0, c.specs.trainable.map((s) => countParams([s])));
+  c.specs.trainable.forEach((s, i) => params.set(s.name, g.reshape(parts[i], s.shape)));
+  const step = lossAndGradients(g, c.net, batch, params, c.specs.trainable, c.o);
+  const flatGrad = g.concat(c.specs.trainable.map((s) => g.reshape(step.grads.get(s.name) as Tensor, [-1])), 0);
+  const flatName = c.flatSpecs.trainable[0].name;
+  const update = appendUpdate(g, c.optimizer, lr, { ...c.flatSpecs, params: new Map([[flatName, flatParams]]), states }, new Map([[flatName, flatGrad]]));
+  return { ...step, ...update };
+}
+
+/**
+ * S training steps in one run: buildFlatTrainingModel's step as the body of a Loop over a stack of batches, so the
+ * parameters and optimizer state cross into and out of the runtime once per S steps, not every step. Inputs:
+ * images [S, N, 1, 28, 28], labels [S, N], lr [S] (one per step), and the flat step's parameters and states; outputs:
+ * loss, correct and params_sq_sum of each step ([S]), and `updated.<input>` after the last step. The same arithmetic
+ * as S runs of the flat step.
+ */
+export function buildLoopTrainingModel(model: NetworkRef, optimizer: Optimizer, o: TrainingModelOptions = {}): LoopTrainingGraph {
+  const g = new GraphBuilder();
+  const net = createNet(model);
+  const specs = trainingSpecs(net.parameters(), optimizer, o.isFrozen ?? (() => false));
+  const { flat, flatSpecs, flatStates } = flatUpdate(specs, optimizer);
+  const images = g.input(INPUTS.images, 'uint8', ['S', ...imageDims('N')]);
+  const labels = g.input(INPUTS.labels, 'int64', ['S', 'N']);
+  const lrs = g.input(INPUTS.lr, 'float32', ['S']);
+  const flatParams = g.input(flat.name, 'float32', flat.shape);
+  const frozen = frozenInputs(g, specs);
+  const stateInputs = floatInputs(g, flatSpecs.stateSpecs);
+  const carriedNames = [flat.name, ...stateInputs.keys()];
+  const loop = g.loop(g.size(lrs), 'S', [flatParams, ...stateInputs.values()], (i, [params, ...states]) => {
+    const batch = { images: g.gather(images, i, 0), labels: g.gather(labels, i, 0) };
+    const stateMap = new Map(flatSpecs.stateSpecs.map((s, k) => [s.name, states[k]]));
+    const step = flatStep(g, { net, specs, flatSpecs, optimizer, o }, batch, g.gather(lrs, i, 0), params, frozen, stateMap);
+    return { carried: carriedNames.map((n) => step.updated.get(n) as Tensor), scans: [step.loss, step.correct, step.paramsSqSum] };
+  });
+  const [loss, correct, paramsSqSum] = loop.scans;
+  outputStep(g, { loss, correct }, { updated: new Map(carriedNames.map((n, k) => [n, loop.carried[k]])), paramsSqSum });
+  const name = resolveNetwork(model).name;
+  const bytes = encodeModel(g, { graphName: `${name}_loop_training_steps`, docString: `S ${optimizer.kind} training steps of the ${name} net in one run.` });
+  return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs, flatStates, loop: true };
 }
 
 /** Forward pass and loss with parameters as inputs: outputs loss, correct and logits. */

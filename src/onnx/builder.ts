@@ -7,7 +7,7 @@ import { DType, Dim, Shape, Tensor, TensorData, formatShape, isStatic, numel, sa
 
 export type OpType =
   | 'Add' | 'ArgMax' | 'AveragePool' | 'Cast' | 'Concat' | 'ConstantOfShape' | 'Conv' | 'ConvTranspose' | 'Div'
-  | 'Equal' | 'Exp' | 'Expand' | 'Flatten' | 'Gather' | 'Gemm' | 'Greater' | 'Identity' | 'LogSoftmax' | 'MatMul' | 'MaxPool'
+  | 'Equal' | 'Exp' | 'Expand' | 'Flatten' | 'Gather' | 'Gemm' | 'Greater' | 'Identity' | 'LogSoftmax' | 'Loop' | 'MatMul' | 'MaxPool'
   | 'MaxUnpool' | 'Mul' | 'Neg' | 'Pad' | 'Pow' | 'Range' | 'ReduceMean' | 'ReduceSum' | 'Relu' | 'Reshape' | 'ScatterElements'
   | 'Shape' | 'Size' | 'Slice' | 'Softmax' | 'SpaceToDepth' | 'Split' | 'Sqrt' | 'Sub' | 'Transpose' | 'Unsqueeze' | 'Where';
 
@@ -16,7 +16,25 @@ export type Attr =
   | { kind: 'ints'; value: readonly number[] }
   | { kind: 'float'; value: number }
   | { kind: 'string'; value: string }
-  | { kind: 'tensor'; dtype: DType; shape: readonly number[]; data: TensorData };
+  | { kind: 'tensor'; dtype: DType; shape: readonly number[]; data: TensorData }
+  | { kind: 'graph'; value: Subgraph };
+
+/**
+ * A Loop's body: its nodes, its inputs (iteration number, condition, carried values) and outputs (condition, carried
+ * values, per-iteration values). It reads the outer graph's tensors and initializers by name; it has none of its own.
+ */
+export interface Subgraph {
+  readonly name: string;
+  readonly nodes: readonly Node[];
+  readonly inputs: readonly Tensor[];
+  readonly outputs: readonly Tensor[];
+}
+
+/** What a Loop's body gives back each iteration: the next carried values, and values stacked over the iterations. */
+export interface LoopBodyResult {
+  carried: Tensor[];
+  scans: Tensor[];
+}
 
 export interface Node {
   readonly op: OpType;
@@ -165,6 +183,45 @@ export class GraphBuilder {
 
   private one(op: OpType, inputs: (Tensor | null)[], dtype: DType, shape: Shape, attrs: Record<string, Attr> = {}): Tensor {
     return this.node(op, inputs, [{ dtype, shape }], attrs)[0];
+  }
+
+  /**
+   * A Loop of `count` (an int64 scalar; `steps` its symbolic size) iterations. `body` builds, on this builder, one
+   * iteration from the iteration number and the carried values (starting as `carried`); it may read any tensor built
+   * so far, and must not add graph inputs or outputs. Returns the final carried values and each scan value stacked
+   * over the iterations ([steps, ...shape]).
+   */
+  loop(count: Tensor, steps: Dim, carried: readonly Tensor[], body: (iteration: Tensor, carried: Tensor[]) => LoopBodyResult): LoopBodyResult {
+    if (count.dtype !== 'int64' || count.shape.length !== 0) throw new TypeError(`Loop: the trip count "${count.name}" must be an int64 scalar`);
+    const start = this.nodes.length;
+    const shared = new Map(this.built);
+    const name = this.fresh('Loop');
+    const iteration: Tensor = { name: this.claim(`${name}/iteration`), dtype: 'int64', shape: [] };
+    const condition: Tensor = { name: this.claim(`${name}/condition`), dtype: 'bool', shape: [] };
+    const inputs = carried.map((t, i): Tensor => ({ name: this.claim(`${name}/carried_${i}`), dtype: t.dtype, shape: t.shape }));
+    const result = body(iteration, inputs);
+    result.carried.forEach((t, i) => {
+      if (t.dtype !== carried[i].dtype || !sameShape(t.shape, carried[i].shape)) {
+        throw new RangeError(`Loop: carried value ${i} "${t.name}" is ${t.dtype} ${formatShape(t.shape)}, it came in as ${carried[i].dtype} ${formatShape(carried[i].shape)}`);
+      }
+    });
+    // Each body output must be a tensor of its own made in the body, not a body input, an outer value or a repeat.
+    const made = new Set(this.nodes.slice(start).flatMap((n) => n.outputs.map((t) => t.name)));
+    const own = (t: Tensor) => {
+      const fresh = made.has(t.name) ? t : this.addNode('Identity', [t], [{ dtype: t.dtype, shape: t.shape }], {})[0];
+      made.delete(fresh.name);
+      return fresh;
+    };
+    const outputs = [this.addNode('Identity', [condition], [{ dtype: 'bool', shape: [] }], {})[0], ...result.carried.map(own), ...result.scans.map(own)];
+    const graph: Subgraph = { name: `${name}_body`, nodes: this.nodes.splice(start), inputs: [iteration, condition, ...inputs], outputs };
+    // Nodes of the body cannot be shared with the outer graph.
+    this.built.clear();
+    for (const [k, v] of shared) this.built.set(k, v);
+    const outs = this.addNode('Loop', [count, null, ...carried], [
+      ...carried.map((t) => ({ dtype: t.dtype, shape: t.shape })),
+      ...result.scans.map((t) => ({ dtype: t.dtype, shape: [steps, ...t.shape] })),
+    ], { body: { kind: 'graph', value: graph } });
+    return { carried: outs.slice(0, carried.length), scans: outs.slice(carried.length) };
   }
 
   // ---- elementwise ----
@@ -493,6 +550,7 @@ export class GraphBuilder {
 }
 
 function attrKey(a: Attr): unknown {
+  if (a.kind === 'graph') return a.value.name;
   return a.kind === 'tensor' ? [a.dtype, a.shape, Array.from(a.data as ArrayLike<number | bigint>, String)] : a.value;
 }
 

@@ -1,6 +1,6 @@
 /** ONNX ModelProto I/O: serialise a GraphBuilder (opset 17, IR 8) and read ONNX files back. */
 import { onnx } from 'onnx-proto';
-import { Attr, GraphBuilder, ONNX_DTYPE } from './builder';
+import { Attr, GraphBuilder, Node, ONNX_DTYPE } from './builder';
 import { DType, Dim, Tensor, TensorData } from './tensor';
 import { PACKAGE_VERSION } from '../version';
 import { UsageError } from '../errors';
@@ -54,7 +54,27 @@ function attrProto(name: string, a: Attr): onnx.IAttributeProto {
     case 'float': return { name, type: T.FLOAT, f: a.value };
     case 'string': return { name, type: T.STRING, s: Buffer.from(a.value) };
     case 'tensor': return { name, type: T.TENSOR, t: tensorProto('', a.dtype, a.shape, a.data) };
+    case 'graph': return { name, type: T.GRAPH, g: graphProto(a.value.name, a.value) };
   }
+}
+
+/** A graph's nodes, inputs, outputs and the value info of its intermediate tensors (a Loop body's too). */
+function graphProto(name: string, g: { nodes: readonly Node[]; inputs: readonly Tensor[]; outputs: readonly Tensor[] }): onnx.IGraphProto {
+  const declared = new Set([...g.inputs, ...g.outputs].map((t) => t.name));
+  const intermediates = g.nodes.flatMap((n) => n.outputs).filter((t) => !declared.has(t.name));
+  return {
+    name,
+    node: g.nodes.map((n) => ({
+      name: n.name,
+      opType: n.op,
+      input: n.inputs.map((t) => (t ? t.name : '')),
+      output: n.outputs.map((t) => t.name),
+      attribute: Object.keys(n.attrs).sort().map((k) => attrProto(k, n.attrs[k])),
+    })),
+    input: g.inputs.map(valueInfo),
+    output: g.outputs.map(valueInfo),
+    valueInfo: intermediates.map(valueInfo),
+  };
 }
 
 function checkOpset(b: GraphBuilder, opset: number, graphName: string): void {
@@ -66,21 +86,9 @@ function checkOpset(b: GraphBuilder, opset: number, graphName: string): void {
 function toModelProto(b: GraphBuilder, info: ModelInfo): onnx.ModelProto {
   const opset = info.opset ?? OPSET;
   checkOpset(b, opset, info.graphName);
-  const declared = new Set([...b.inputs, ...b.outputs].map((t) => t.name));
-  const intermediates = b.nodes.flatMap((n) => n.outputs).filter((t) => !declared.has(t.name));
   const graph: onnx.IGraphProto = {
-    name: info.graphName,
-    node: b.nodes.map((n) => ({
-      name: n.name,
-      opType: n.op,
-      input: n.inputs.map((t) => (t ? t.name : '')),
-      output: n.outputs.map((t) => t.name),
-      attribute: Object.keys(n.attrs).sort().map((k) => attrProto(k, n.attrs[k])),
-    })),
+    ...graphProto(info.graphName, b),
     initializer: [...b.initializers.values()].map(({ tensor, data }) => tensorProto(tensor.name, tensor.dtype, tensor.shape as number[], data)),
-    input: b.inputs.map(valueInfo),
-    output: b.outputs.map(valueInfo),
-    valueInfo: intermediates.map(valueInfo),
   };
   return onnx.ModelProto.create({
     irVersion: IR_OF_OPSET[opset],

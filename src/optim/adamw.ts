@@ -28,17 +28,17 @@ export function adamw(o: AdamWOptions): Optimizer {
     globalState: (): StateSpec[] => [{ name: STEP, shape: [] }],
     paramState: (param: string, shape: number[]): StateSpec[] => [{ name: mName(param), shape }, { name: vName(param), shape }],
     updateGlobal: (g: GraphBuilder, global: Map<string, Tensor>) => new Map([[STEP, g.add(global.get(STEP) as Tensor, g.scalar(1))]]),
-    update(g: GraphBuilder, lr: Tensor, p: Tensor, grad: Tensor, state: Map<string, Tensor>, global: Map<string, Tensor>) {
+    update(g: GraphBuilder, lr: Tensor, name: string, p: Tensor, grad: Tensor, state: Map<string, Tensor>, global: Map<string, Tensor>) {
       const step = global.get(STEP) as Tensor;
       const one = g.scalar(1);
       const decayed = o.weightDecay !== 0 ? g.mul(p, g.sub(one, g.mul(lr, g.scalar(o.weightDecay)))) : p;
-      const m = g.add(g.mul(state.get(mName(p.name)) as Tensor, g.scalar(o.beta1)), g.mul(grad, g.scalar(1 - o.beta1)));
-      const v = g.add(g.mul(state.get(vName(p.name)) as Tensor, g.scalar(o.beta2)), g.mul(g.mul(grad, grad), g.scalar(1 - o.beta2)));
+      const m = g.add(g.mul(state.get(mName(name)) as Tensor, g.scalar(o.beta1)), g.mul(grad, g.scalar(1 - o.beta1)));
+      const v = g.add(g.mul(state.get(vName(name)) as Tensor, g.scalar(o.beta2)), g.mul(g.mul(grad, grad), g.scalar(1 - o.beta2)));
       const bc1 = g.sub(one, g.pow(g.scalar(o.beta1), step));
       const bc2 = g.sub(one, g.pow(g.scalar(o.beta2), step));
       const denom = g.add(g.div(g.sqrt(v), g.sqrt(bc2)), g.scalar(o.eps));
       const param = g.sub(decayed, g.mul(g.div(lr, bc1), g.div(m, denom)));
-      return { param, state: new Map([[mName(p.name), m], [vName(p.name), v]]) };
+      return { param, state: new Map([[mName(name), m], [vName(name), v]]) };
     },
   };
 }

@@ -18,12 +18,12 @@ export function sgd(o: SgdOptions): Optimizer {
     // PyTorch starts the buffer at the first gradient; with dampening 0 that equals starting it at zero.
     paramState: (param: string, shape: number[]): StateSpec[] => (o.momentum !== 0 ? [{ name: bufName(param), shape }] : []),
     updateGlobal: (_g, global) => global,
-    update(g: GraphBuilder, lr: Tensor, p: Tensor, grad: Tensor, state: Map<string, Tensor>) {
+    update(g: GraphBuilder, lr: Tensor, name: string, p: Tensor, grad: Tensor, state: Map<string, Tensor>) {
       let d = o.weightDecay !== 0 ? g.add(grad, g.mul(p, g.scalar(o.weightDecay))) : grad;
       const next = new Map<string, Tensor>();
       if (o.momentum !== 0) {
-        const buf = g.add(g.mul(state.get(bufName(p.name)) as Tensor, g.scalar(o.momentum)), d);
-        next.set(bufName(p.name), buf);
+        const buf = g.add(g.mul(state.get(bufName(name)) as Tensor, g.scalar(o.momentum)), d);
+        next.set(bufName(name), buf);
         d = buf;
       }
       return { param: g.sub(p, g.mul(d, lr)), state: next };

@@ -3,7 +3,7 @@
  * state stay as onnxruntime tensors between steps: each step's outputs are the next step's inputs, with no copy.
  */
 import * as ort from 'onnxruntime-node';
-import { FLAT, FlatState, FlatTrainingGraph, TrainingGraph } from '../artifacts/graphs';
+import { FLAT, FlatState, FlatTrainingGraph, LoopTrainingGraph, TrainingGraph } from '../artifacts/graphs';
 import { StateSpec } from '../optim/optimizer';
 import { IMAGE_SIZE, INPUTS, OUTPUTS, imageDims, updated } from '../onnx/signature';
 import { countParams, Params } from '../models/module';
@@ -138,8 +138,9 @@ export function flatSlots(specs: readonly { name: string; shape: number[] }[]): 
 }
 
 const isFlat = (graph: TrainingGraph): graph is FlatTrainingGraph => 'flatStates' in graph;
+const isLoop = (graph: TrainingGraph): graph is LoopTrainingGraph => 'loop' in graph;
 
-/** The training step as one session of a training graph (per tensor, or flat). */
+/** The training step as one session of a training graph (per tensor, flat, or several flat steps per run). */
 export class TrainingStep implements StepRunner {
   private readonly feeds: Record<string, ort.Tensor>;
   private readonly lr = new Float32Array(1);
@@ -153,7 +154,7 @@ export class TrainingStep implements StepRunner {
     this.feeds = { ...this.layout.feeds(params, states), [INPUTS.lr]: new ort.Tensor('float32', this.lr, []) };
   }
 
-  /** One session of `graph`: buildTrainingModel's or buildFlatTrainingModel's. */
+  /** One session of `graph`: buildTrainingModel's, buildFlatTrainingModel's or buildLoopTrainingModel's. */
   static async open(graph: TrainingGraph, params: Params, states: Params, o: SessionOptions = {}): Promise<TrainingStep> {
     return new TrainingStep(await openSession(graph.bytes, o), graph, params, states);
   }
@@ -169,6 +170,7 @@ export class TrainingStep implements StepRunner {
   readonly parallelism = 1;
 
   async run(images: Uint8Array, labels: BigInt64Array, n: number, lr: number): Promise<StepResult> {
+    if (isLoop(this.graph)) return (await this.runSteps(images, labels, n, [lr]))[0];
     this.lr[0] = lr;
     // The input tensors wrap the caller's batch buffers; they are made anew only when the buffers or n change.
     const current = this.feeds[INPUTS.images];
@@ -178,13 +180,28 @@ export class TrainingStep implements StepRunner {
       this.batchImages = images;
       this.batchLabels = labels;
     }
+    return (await this.runOnce())[0];
+  }
+
+  /**
+   * `lrs.length` steps in one run of a Loop graph (buildLoopTrainingModel): step k takes images and labels
+   * k·n..(k+1)·n-1 and learning rate lrs[k]. Returns each step's result.
+   */
+  async runSteps(images: Uint8Array, labels: BigInt64Array, n: number, lrs: readonly number[]): Promise<StepResult[]> {
+    if (!isLoop(this.graph)) throw new TypeError('training step: runSteps needs a graph from buildLoopTrainingModel');
+    const s = lrs.length;
+    this.feeds[INPUTS.images] = new ort.Tensor('uint8', images.subarray(0, s * n * IMAGE_SIZE), [s, ...imageDims(n)] as number[]);
+    this.feeds[INPUTS.labels] = new ort.Tensor('int64', labels.subarray(0, s * n), [s, n]);
+    this.feeds[INPUTS.lr] = new ort.Tensor('float32', Float32Array.from(lrs), [s]);
+    return this.runOnce();
+  }
+
+  /** One run: the updated parameters and state become the next run's inputs; one result per step of the run. */
+  private async runOnce(): Promise<StepResult[]> {
     const out = await this.opened.session.run(this.feeds);
     for (const name of this.layout.carried) this.feeds[name] = out[updated(name)];
-    return {
-      loss: (out[OUTPUTS.loss].data as Float32Array)[0],
-      correct: (out[OUTPUTS.correct].data as Float32Array)[0],
-      paramsSqSum: (out[OUTPUTS.paramsSqSum].data as Float32Array)[0],
-    };
+    const [loss, correct, sq] = [OUTPUTS.loss, OUTPUTS.correct, OUTPUTS.paramsSqSum].map((k) => out[k].data as Float32Array);
+    return Array.from(loss, (l, k) => ({ loss: l, correct: correct[k], paramsSqSum: sq[k] }));
   }
 
   params(): Params {
