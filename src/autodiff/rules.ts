@@ -10,9 +10,8 @@ import { Shape, Tensor, formatShape, isStatic, sameShape } from '../onnx/tensor'
 export interface GradientOptions {
   /**
    * Weight gradients of stride-1 convs: `gather` (default) builds the shifted inputs with one Gather and contracts
-   * them with MatMuls, the faster on onnxruntime's CPU provider (equal on the residual step, about 10% faster on
-   * the inception step, on this project's machine); `conv` computes each as one Conv whose batch is the input
-   * channels and whose channels are the images, the shape cuDNN's weight-gradient kernels take.
+   * them with one MatMul, the faster on onnxruntime's CPU provider; `conv` computes each as one Conv whose batch is
+   * the input channels and whose channels are the images, the shape cuDNN's weight-gradient kernels take.
    */
   convWeightGradient?: 'gather' | 'conv';
   /**
@@ -111,9 +110,10 @@ function maxPoolGradByPhases(g: GraphBuilder, x: Tensor, y: Tensor, dy: Tensor, 
 }
 
 /**
- * dW of a Conv. Per kernel offset k, dW_k [Co, C] = dY^T [Co, OH·OW·N] · X_k [OH·OW·N, C], where X_k is X shifted by
- * the offset. X is laid out spatial-major ([H·W, N, C]) so that one Gather of whole (N, C) blocks builds every X_k,
- * and the batch sits inside the contraction: no reduction over N afterwards. 1x1 stride-1 convs need no gather.
+ * dW of a Conv as one GEMM: dW^T [C·kh·kw, Co] = X_cols [C·kh·kw, OH·OW·N] · dY [OH·OW·N, Co]. X is laid out
+ * channel-major ([C, H·W, N], a 2-D transpose of [N, C·H·W]) so that one Gather of N-long runs builds X_cols, the big
+ * operand, already in the layout onnxruntime's GEMM streams without packing; dY, the small one, is packed once.
+ * On this project's CPU it ran 1.15-1.4x faster than kh·kw batched GEMMs over a spatial-major layout.
  */
 function convWeightGrad(g: GraphBuilder, x: Tensor, w: Tensor, dy: Tensor, n: Node): Tensor {
   const group = intAttr(n, 'group', 1);
@@ -125,25 +125,21 @@ function convWeightGrad(g: GraphBuilder, x: Tensor, w: Tensor, dy: Tensor, n: No
   const [, , oh, ow] = dy.shape as number[];
   const padded = pads.some((p) => p !== 0) ? g.pad(x, [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]]) : x;
   const [, , hp, wp] = padded.shape as number[];
-  // Both layouts are 2-D transposes of a reshaped view: onnxruntime's CPU Transpose is 2-3x faster on those
-  // than on the equivalent 4-D permutations.
-  const spatialMajor = g.reshape(g.transpose(g.reshape(padded, [-1, hp * wp]), [1, 0]), [hp * wp, -1, ci]);
-  const dyT = g.reshape(g.transpose(g.reshape(dy, [-1, co * oh * ow]), [1, 0]), [co, -1]);
-  if (kh === 1 && kw === 1 && hp === oh && wp === ow) {
-    return g.reshape(g.matMul(dyT, g.reshape(spatialMajor, [-1, ci])), [co, ci, 1, 1]);
+  // Both layouts are 2-D transposes of reshaped views: onnxruntime's CPU Transpose is 2-3x faster on those than on
+  // the equivalent 3-D and 4-D permutations.
+  const channelMajor = g.reshape(g.transpose(g.flatten(padded, 1), [1, 0]), [ci, hp * wp, -1]);
+  const dyRows = g.reshape(g.transpose(g.reshape(dy, [-1, oh * ow]), [1, 0]), [-1, co]);
+  let cols = channelMajor;
+  if (!(kh === 1 && kw === 1 && hp === oh && wp === ow)) {
+    const index: number[] = [];
+    for (let i = 0; i < kh; i++)
+      for (let j = 0; j < kw; j++)
+        for (let p = 0; p < oh; p++)
+          for (let q = 0; q < ow; q++) index.push((p * strides[0] + i * dil[0]) * wp + q * strides[1] + j * dil[1]);
+    cols = g.gather(channelMajor, g.constant(index, [kh * kw, oh * ow], 'int64'), 1);
   }
-  const index: number[] = [];
-  for (let i = 0; i < kh; i++)
-    for (let j = 0; j < kw; j++)
-      for (let p = 0; p < oh; p++)
-        for (let q = 0; q < ow; q++) index.push((p * strides[0] + i * dil[0]) * wp + q * strides[1] + j * dil[1]);
-  const gathered = g.gather(spatialMajor, g.constant(index, [kh * kw, oh * ow], 'int64'), 0);
-  if (ci === 1) {
-    // One input channel: a single Gemm over all offsets beats kh·kw matrix-vector products.
-    return g.reshape(g.gemm(dyT, g.reshape(gathered, [kh * kw, -1]), null, { transB: true }), [co, ci, kh, kw]);
-  }
-  const dwT = g.matMul(dyT, g.reshape(gathered, [kh * kw, -1, ci])); // [kh·kw, Co, C]
-  return g.reshape(g.transpose(dwT, [1, 2, 0]), [co, ci, kh, kw]);
+  const dwT = g.matMul(g.reshape(cols, [ci * kh * kw, -1]), dyRows);
+  return g.reshape(g.transpose(dwT, [1, 0]), [co, ci, kh, kw]);
 }
 
 /**
