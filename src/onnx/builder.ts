@@ -127,10 +127,11 @@ export class GraphBuilder {
   }
 
   constant(values: readonly number[] | TensorData, shape: readonly number[] = [values.length], dtype: DType = 'float32'): Tensor {
-    const data = values instanceof Float32Array || values instanceof BigInt64Array || values instanceof Uint8Array
+    const data = values instanceof Float32Array || values instanceof Float64Array || values instanceof BigInt64Array || values instanceof Uint8Array
       ? values
       : dtype === 'int64' ? BigInt64Array.from(values, (v) => BigInt(v))
-      : dtype === 'uint8' ? Uint8Array.from(values) : Float32Array.from(values);
+      : dtype === 'uint8' ? Uint8Array.from(values)
+      : dtype === 'float64' ? Float64Array.from(values) : Float32Array.from(values);
     // Equal constants are one initializer, so the nodes that read them can be shared too (see node()).
     const key = `${dtype}|${shape.join(',')}|${createHash('sha1').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('base64')}`;
     const known = this.constants.get(key);
@@ -554,7 +555,7 @@ function attrKey(a: Attr): unknown {
   return a.kind === 'tensor' ? [a.dtype, a.shape, Array.from(a.data as ArrayLike<number | bigint>, String)] : a.value;
 }
 
-export const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int64: 7, bool: 9 };
+export const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int64: 7, bool: 9, float64: 11 };
 
 /** A shape's element count as its symbols times a static size: [N, 3, "M*4"] is N·M·12. */
 function factorize(dims: Shape): { symbols: string[]; size: number } {

@@ -1,6 +1,6 @@
 /** Typed handles for the values of a graph under construction. */
 
-export type DType = 'float32' | 'int64' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float64' | 'int64' | 'uint8' | 'bool';
 
 /** A dimension: a size known at build time, or a symbolic name such as the batch `N`. */
 export type Dim = number | string;
@@ -15,7 +15,7 @@ export interface Tensor {
 }
 
 /** Constant data for initializers and constants. */
-export type TensorData = Float32Array | BigInt64Array | Uint8Array;
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Uint8Array;
 
 export function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);

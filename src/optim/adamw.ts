@@ -1,6 +1,8 @@
 /**
  * AdamW, PyTorch semantics and defaults (betas 0.9/0.999, eps 1e-8, weight decay 0.01):
  * p *= 1 - lr·wd; m = b1·m + (1-b1)·g; v = b2·v + (1-b2)·g²; p -= lr/(1-b1^t) · m / (sqrt(v)/sqrt(1-b2^t) + eps).
+ * The scalar factors are computed in float64 and rounded to float32 once, as PyTorch does with Python floats: in
+ * float32, 1 - 0.999^t alone is off by 1.3e-5 (relative) at t = 1.
  */
 import { GraphBuilder } from '../onnx/builder';
 import { Tensor } from '../onnx/tensor';
@@ -29,16 +31,26 @@ export function adamw(o: AdamWOptions): Optimizer {
     paramState: (param: string, shape: number[]): StateSpec[] => [{ name: mName(param), shape }, { name: vName(param), shape }],
     updateGlobal: (g: GraphBuilder, global: Map<string, Tensor>) => new Map([[STEP, g.add(global.get(STEP) as Tensor, g.scalar(1))]]),
     update(g: GraphBuilder, lr: Tensor, name: string, p: Tensor, grad: Tensor, state: Map<string, Tensor>, global: Map<string, Tensor>) {
-      const step = global.get(STEP) as Tensor;
-      const one = g.scalar(1);
-      const decayed = o.weightDecay !== 0 ? g.mul(p, g.sub(one, g.mul(lr, g.scalar(o.weightDecay)))) : p;
+      const f = scalarFactors(g, o, lr, global.get(STEP) as Tensor);
+      const decayed = o.weightDecay !== 0 ? g.mul(p, f.decay) : p;
       const m = g.add(g.mul(state.get(mName(name)) as Tensor, g.scalar(o.beta1)), g.mul(grad, g.scalar(1 - o.beta1)));
       const v = g.add(g.mul(state.get(vName(name)) as Tensor, g.scalar(o.beta2)), g.mul(g.mul(grad, grad), g.scalar(1 - o.beta2)));
-      const bc1 = g.sub(one, g.pow(g.scalar(o.beta1), step));
-      const bc2 = g.sub(one, g.pow(g.scalar(o.beta2), step));
-      const denom = g.add(g.div(g.sqrt(v), g.sqrt(bc2)), g.scalar(o.eps));
-      const param = g.sub(decayed, g.mul(g.div(lr, bc1), g.div(m, denom)));
+      const denom = g.add(g.div(g.sqrt(v), f.sqrtBc2), g.scalar(o.eps));
+      const param = g.sub(decayed, g.mul(f.stepSize, g.div(m, denom)));
       return { param, state: new Map([[mName(name), m], [vName(name), v]]) };
     },
+  };
+}
+
+/** 1 - lr·wd, lr/(1-b1^t) and sqrt(1-b2^t), computed in float64 and rounded to float32 (built once: shared nodes). */
+function scalarFactors(g: GraphBuilder, o: AdamWOptions, lr: Tensor, step: Tensor): { decay: Tensor; stepSize: Tensor; sqrtBc2: Tensor } {
+  const d = (x: number) => g.constant([x], [], 'float64');
+  const [lr64, t] = [g.cast(lr, 'float64'), g.cast(step, 'float64')];
+  const bc1 = g.sub(d(1), g.pow(d(o.beta1), t));
+  const bc2 = g.sub(d(1), g.pow(d(o.beta2), t));
+  return {
+    decay: g.cast(g.sub(d(1), g.mul(lr64, d(o.weightDecay))), 'float32'),
+    stepSize: g.cast(g.div(lr64, bc1), 'float32'),
+    sqrtBc2: g.cast(g.sqrt(bc2), 'float32'),
   };
 }
