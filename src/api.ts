@@ -1,6 +1,6 @@
 /** Functions over model files, for scripts: export weights as an inference model, evaluate a model, inspect one. */
 import { writeFileAtomic } from './artifacts/files';
-import { buildInferenceModel } from './artifacts/graphs';
+import { buildInferenceModel, Precision } from './artifacts/graphs';
 import { paramsFromModel, readModelBytes, readOnnxFile } from './artifacts/params-io';
 import { defaultMnistDir, MnistSplit, readSplit } from './data/mnist';
 import { NetworkRef, createNet } from './models';
@@ -12,12 +12,12 @@ import { EvalReport, EvaluateOptions, evaluate } from './runtime/evaluate';
 /**
  * Writes the inference model of `network` to `path` (complete or not at all) and returns its SHA-256. `weights` are
  * parameters by state_dict name, or the path of an ONNX file that holds them (an exported model or a checkpoint);
- * `opset` is one of EXPORT_OPSETS (11 to 17).
+ * `opset` is one of EXPORT_OPSETS (11 to 17); `precision` float16 stores and runs the network in half precision.
  */
-export function exportModel(network: NetworkRef, weights: Params | string, path: string, metadata: Record<string, string> = {}, opset = OPSET): string {
+export function exportModel(network: NetworkRef, weights: Params | string, path: string, metadata: Record<string, string> = {}, opset = OPSET, precision: Precision = 'float32'): string {
   const specs = createNet(network).parameters();
   const params = typeof weights === 'string' ? paramsFromModel(readOnnxFile(weights, 'weights'), specs, `weights ${weights}`) : weights;
-  return writeFileAtomic(path, buildInferenceModel(network, params, metadata, opset));
+  return writeFileAtomic(path, buildInferenceModel(network, params, metadata, opset, precision));
 }
 
 /**

@@ -41,7 +41,7 @@ export type { AdamWOptions } from './optim/adamw';
 export { averagedParams, emaName, withEma } from './optim/ema';
 export type { Optimizer } from './optim/optimizer';
 export { buildEvalModel, buildFlatTrainingModel, buildInferenceModel, buildLoopTrainingModel, buildTrainingModel } from './artifacts/graphs';
-export type { FlatState, FlatTrainingGraph, LoopTrainingGraph, TrainingGraph, TrainingModelOptions } from './artifacts/graphs';
+export type { FlatState, FlatTrainingGraph, LoopTrainingGraph, Precision, TrainingGraph, TrainingModelOptions } from './artifacts/graphs';
 
 // Data
 export { datasetFromArrays, defaultMnistDir, readIdxImages, readIdxLabels, readSplit as readDataset } from './data/mnist';

@@ -4,7 +4,8 @@
 #   bash tools/cuda-check.sh                       # uses the CUDA provider installed in onnxruntime-node
 #   INGRAPH_ORT_CUDA_DIR=/path bash tools/cuda-check.sh   # first copies libonnxruntime_providers_*.so from /path
 # Prints the GPU, whether onnxruntime-node's CUDA provider loads, then for both nets a short training run with
-# --ep cuda: the provider actually used, steps/s and test accuracy. Exit 0 only if both runs used CUDA.
+# --ep cuda: the provider actually used, steps/s and test accuracy, and the residual export in float32 and float16 on
+# CUDA. Exit 0 only if both runs used CUDA.
 set -u
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-300}
@@ -46,6 +47,14 @@ node -e '
   require("onnxruntime-node").InferenceSession.create(process.argv[1], { executionProviders: ["cuda"], logSeverityLevel: 0, logVerbosityLevel: 0 })
     .then(() => console.log("session created"), (e) => console.log(String(e).split("\n")[0]));
 ' "$tmp/residual/training_model.onnx" 2>&1 | grep -E -A12 "placed on \[CPUExecutionProvider\]|session created|Error" | grep -vE "^\s*$" | head -30
+echo "== the residual export on CUDA: float32 against float16 (--half), accuracy and images/s at batch 1000"
+node dist/src/cli.js export --model residual --init "$tmp/residual/inference.onnx" --half --out "$tmp/residual-half.onnx" >/dev/null
+for f in "$tmp/residual/inference.onnx" "$tmp/residual-half.onnx"; do
+  node dist/src/cli.js eval --model-file "$f" --ep cuda --json 2>&1 | node -e '
+    const d = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    console.log(`${process.argv[1]}: ${d.ep}, accuracy ${(100 * d.accuracy).toFixed(2)}%, ${Math.round(d.imagesPerSecond)} images/s`);
+  ' "$(basename "$f")" || echo "$(basename "$f"): eval failed"
+done
 echo "== --ep auto"
 node dist/src/cli.js train --model residual --max-steps 20 --test-limit 100 --out "$tmp/auto" 2>&1 | head -1
 exit $status

@@ -7,6 +7,7 @@ import { NetworkRef, createNet, imagesInput, logitsOf, resolveNetwork } from '..
 import { crossEntropy } from '../models/loss';
 import { countParams, Module, ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
+import { toHalf } from '../onnx/half';
 import { OPSET, encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
@@ -316,21 +317,27 @@ export function buildEvalModel(model: NetworkRef): Uint8Array {
   return encodeModel(g, { graphName: `${name}_eval`, docString: `Forward pass and loss of the ${name} net.` });
 }
 
+/** The arithmetic of an inference model: float32, or float16 weights and activations (for GPUs). */
+export type Precision = 'float32' | 'float16';
+
 /**
  * The deployable model: uint8 images [N,1,28,28] in; logits, probabilities and label out; weights as initializers,
- * so any ONNX runtime loads it with no custom ops; written for `opset` (one of EXPORT_OPSETS, default 17).
+ * so any ONNX runtime loads it with no custom ops; written for `opset` (one of EXPORT_OPSETS, default 17). With
+ * `float16` precision the weights are stored and the network runs in half precision (rounded to nearest even);
+ * preprocessing, logits and probabilities stay float32.
  */
-export function buildInferenceModel(model: NetworkRef, params: Params, metadata: Record<string, string>, opset = OPSET): Uint8Array {
+export function buildInferenceModel(model: NetworkRef, params: Params, metadata: Record<string, string>, opset = OPSET, precision: Precision = 'float32'): Uint8Array {
   const g = new GraphBuilder();
   const net = createNet(model);
   const images = imagesInput(g);
+  const half = precision === 'float16';
   const weights = new Map<string, Tensor>();
   for (const s of net.parameters()) {
     const data = params.get(s.name);
     if (!data) throw new RangeError(`inference model: parameter "${s.name}" is missing`);
-    weights.set(s.name, g.initializer(s.name, 'float32', s.shape, data));
+    weights.set(s.name, half ? g.initializer(s.name, 'float16', s.shape, toHalf(data)) : g.initializer(s.name, 'float32', s.shape, data));
   }
-  const logits = logitsOf(g, net, images, (s) => weights.get(s.name) as Tensor);
+  const logits = logitsOf(g, net, images, (s) => weights.get(s.name) as Tensor, false, half);
   g.output(logits, OUTPUTS.logits);
   g.output(g.softmax(logits, 1), OUTPUTS.probabilities);
   g.output(g.argMax(logits, 1, false), OUTPUTS.label);

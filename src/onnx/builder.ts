@@ -127,7 +127,7 @@ export class GraphBuilder {
   }
 
   constant(values: readonly number[] | TensorData, shape: readonly number[] = [values.length], dtype: DType = 'float32'): Tensor {
-    const data = values instanceof Float32Array || values instanceof Float64Array || values instanceof BigInt64Array || values instanceof Uint8Array
+    const data = values instanceof Float32Array || values instanceof Float64Array || values instanceof BigInt64Array || values instanceof Uint8Array || values instanceof Uint16Array
       ? values
       : dtype === 'int64' ? BigInt64Array.from(values, (v) => BigInt(v))
       : dtype === 'uint8' ? Uint8Array.from(values)
@@ -555,7 +555,7 @@ function attrKey(a: Attr): unknown {
   return a.kind === 'tensor' ? [a.dtype, a.shape, Array.from(a.data as ArrayLike<number | bigint>, String)] : a.value;
 }
 
-export const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int64: 7, bool: 9, float64: 11 };
+export const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int64: 7, bool: 9, float16: 10, float64: 11 };
 
 /** A shape's element count as its symbols times a static size: [N, 3, "M*4"] is N·M·12. */
 function factorize(dims: Shape): { symbols: string[]; size: number } {

@@ -165,7 +165,7 @@ function summary(v: onnx.IValueInfoProto): ValueSummary {
   };
 }
 
-const ELEMENT_BYTES: Record<DType, number> = { float32: 4, uint8: 1, int64: 8, bool: 1, float64: 8 };
+const ELEMENT_BYTES: Record<DType, number> = { float32: 4, uint8: 1, int64: 8, bool: 1, float64: 8, float16: 2 };
 
 /** How many values the tensor's data fields hold, checked against its shape before anything is allocated. */
 function valuesPresent(t: onnx.ITensorProto, dtype: DType, name: string, where: string): number {

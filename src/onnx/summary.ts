@@ -8,11 +8,11 @@ export interface ParamRow {
   count: number;
 }
 
-/** Learned tensors: state_dict-named float initializers, or (training models) float inputs named like them. */
+/** Learned tensors: state_dict-named float (float32 or float16) initializers, or (training models) float inputs named like them. */
 function parameterRows(m: ParsedModel): ParamRow[] {
   const looksLikeParam = (name: string) => /^[A-Za-z_][\w]*(\.[\w]+)+$/.test(name) && !name.startsWith('optim.');
   const fromInit = [...m.initializers.values()]
-    .filter((t: StoredTensor) => t.dtype === 'float32' && looksLikeParam(t.name))
+    .filter((t: StoredTensor) => (t.dtype === 'float32' || t.dtype === 'float16') && looksLikeParam(t.name))
     .map((t) => ({ name: t.name, shape: t.shape }));
   const fromInputs = m.inputs
     .filter((i) => i.dtype === 'float32' && looksLikeParam(i.name) && i.shape.every((d) => typeof d === 'number'))

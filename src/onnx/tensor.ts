@@ -1,6 +1,6 @@
 /** Typed handles for the values of a graph under construction. */
 
-export type DType = 'float32' | 'float64' | 'int64' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'uint8' | 'bool';
 
 /** A dimension: a size known at build time, or a symbolic name such as the batch `N`. */
 export type Dim = number | string;
@@ -14,8 +14,8 @@ export interface Tensor {
   readonly shape: Shape;
 }
 
-/** Constant data for initializers and constants. */
-export type TensorData = Float32Array | Float64Array | BigInt64Array | Uint8Array;
+/** Constant data for initializers and constants; float16 data is its IEEE half-precision bit patterns. */
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Uint8Array | Uint16Array;
 
 export function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
