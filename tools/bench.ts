@@ -4,15 +4,16 @@
  *   npm run bench -- [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
  *                    [--json FILE] [--no-reference] [--install-reference]
  *                    [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile] [--flat-step]
-                   [--steps-per-run K]
+ *                    [--steps-per-run K]
  *
  * With --ep cuda both sides run on the GPU (PyTorch from /usr/bin/python3, or $INGRAPH_PYTHON); --torch-compile also
  * times PyTorch's step under torch.compile(mode="reduce-overhead") (CUDA graphs), the upper anchor.
  *
- * For each net: training images/s at batch 64 (ingraph's step and PyTorch's, alternated --repeats times; medians and
- * the ratio), inference images/s at batch 1000 (the exported model through onnxruntime-node, PyTorch's eval, and
- * onnxruntime-node on PyTorch's own export), time from command start to the first training step, peak RSS of a
- * training run, and the per-op-type share of the training step from onnxruntime's profiler.
+ * For each net: training images/s at batch 64 (ingraph's step and PyTorch's, alternated --repeats times; medians,
+ * and the median of the per-repeat ratios), inference images/s at batch 1000 (the exported model through
+ * onnxruntime-node, PyTorch's eval, and onnxruntime-node on PyTorch's own export), time from command start to the
+ * first training step, peak RSS of a training run, and the per-op-type share of the training step from
+ * onnxruntime's profiler.
  */
 import { spawnSync } from 'child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'fs';
@@ -57,6 +58,12 @@ interface Options {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * The median of a[r] / b[r] over the repeats: each pair ran back to back, so a drift of the machine's speed during
+ * the run (this VM's can move 30% within minutes) cancels out of every ratio, which a ratio of medians does not do.
+ */
+const pairedRatio = (a: number[], b: number[]) => median(a.map((x, r) => x / b[r]));
 
 function batches(n: number, batch: number) {
   const train = readSplit(defaultMnistDir(), 'train', batch * n);
@@ -202,14 +209,18 @@ async function benchNet(net: NetworkName, o: Options) {
   const dir = mkdtempSync(join(tmpdir(), 'ingraph-bench-'));
   const torchExport = join(dir, `${net}.torch.onnx`);
   for (let r = 0; r < o.repeats; r++) {
-    train.push((await ingraphTrain(net, o)).imagesPerSecond);
-    if (o.reference) {
+    const ours = async () => train.push((await ingraphTrain(net, o)).imagesPerSecond);
+    const theirs = () => {
       const t = torchBench(net, o, r === 0 ? torchExport : undefined);
       torchTrain.push(t.trainImagesPerSecond);
       torchEval.push(t.evalImagesPerSecond);
       torchVersion = t.torch;
       if (o.torchCompile) torchCompiled.push(torchBench(net, o, undefined, true).trainImagesPerSecond);
-    }
+    };
+    // Alternate who goes first, so that a steady drift favours neither side.
+    if (o.reference && r % 2 === 1) theirs();
+    await ours();
+    if (o.reference && r % 2 === 0) theirs();
   }
   const model = buildInferenceModel(net, initParams(createNet(net).parameters(), 0), {});
   const evals: number[] = [];
@@ -227,14 +238,14 @@ async function benchNet(net: NetworkName, o: Options) {
     net,
     torch: torchVersion,
     train: {
-      ingraph: m(train), pytorch: m(torchTrain), ratio: o.reference ? median(train) / median(torchTrain) : null,
-      pytorchCompiled: m(torchCompiled), ratioToCompiled: torchCompiled.length ? median(train) / median(torchCompiled) : null,
+      ingraph: m(train), pytorch: m(torchTrain), ratio: o.reference ? pairedRatio(train, torchTrain) : null,
+      pytorchCompiled: m(torchCompiled), ratioToCompiled: torchCompiled.length ? pairedRatio(train, torchCompiled) : null,
       samples: { ingraph: train, pytorch: torchTrain, pytorchCompiled: torchCompiled },
     },
     inference: {
       ingraph: m(evals), pytorch: m(torchEval), ortOnPytorchExport: ortOnTorch,
       ratio: o.reference ? median(evals) / median(torchEval) : null,
-      ratioToOrtOnPytorchExport: ortOnTorch ? median(evals) / ortOnTorch : null,
+      ratioToOrtOnPytorchExport: ortOnTorch ? pairedRatio(evals, ortOnTorchRuns) : null,
     },
     int8,
     firstStepSeconds: cli.firstStepSeconds,
