@@ -170,7 +170,11 @@ async function int8Bench(model: Uint8Array, o: Options) {
     at.int81.push(await ortImagesPerSecond(quantized, o.threads, 1, 300));
   }
   const [f1000, q1000, f1, q1] = [median(at.float1000), median(at.int81000), median(at.float1), median(at.int81)];
-  return { batch1000: { float: f1000, int8: q1000, ratio: q1000 / f1000 }, batch1: { float: f1, int8: q1, ratio: q1 / f1 }, bytes: { float: model.length, int8: quantized.length } };
+  return {
+    batch1000: { float: f1000, int8: q1000, ratio: pairedRatio(at.int81000, at.float1000) },
+    batch1: { float: f1, int8: q1, ratio: pairedRatio(at.int81, at.float1) },
+    bytes: { float: model.length, int8: quantized.length },
+  };
 }
 
 /** Wall time from spawning `ingraph train` to its first training step, and its peak RSS. */
