@@ -44,6 +44,13 @@ describe('export --quantize int8', () => {
     expect(statSync(int8).size).toBeLessThan(0.4 * statSync(float).size);
   });
 
+  it('inspect counts its int8 weights and int32 biases as the parameters, not their scales', () => {
+    const info = JSON.parse(runCli(['inspect', int8, '--json']).stdout);
+    expect(info.totalParameters).toBe(41514);
+    expect(info.parameters.find((p: { name: string }) => p.name === 'conv1.weight')).toEqual({ name: 'conv1.weight', shape: [16, 1, 5, 5], count: 400 });
+    expect(info.parameters.some((p: { name: string }) => p.name.endsWith('.scale'))).toBe(false);
+  });
+
   it('onnxruntime runs every Conv as QLinearConv; labels agree with the float model and accuracy holds', async () => {
     const [f, q] = [await labels(float), await labels(int8)];
     const optimized = parseModel(readFileSync(`${int8}.optimized`)).nodes.map((n) => n.op);

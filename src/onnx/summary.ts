@@ -8,12 +8,24 @@ export interface ParamRow {
   count: number;
 }
 
-/** Learned tensors: state_dict-named float (float32 or float16) initializers, or (training models) float inputs named like them. */
+/** The stored form of a quantized weight (int8) or bias (int32), beside its `.scale` and `.zero_point`. */
+const QUANTIZED = /\.(int8|int32)$/;
+
+/**
+ * Learned tensors: state_dict-named float (float32 or float16) initializers, the int8/int32 ones of a quantized model
+ * (named without their suffix; their scales and zero points are not counted), or (training models) float inputs
+ * named like them.
+ */
 function parameterRows(m: ParsedModel): ParamRow[] {
   const looksLikeParam = (name: string) => /^[A-Za-z_][\w]*(\.[\w]+)+$/.test(name) && !name.startsWith('optim.');
-  const fromInit = [...m.initializers.values()]
-    .filter((t: StoredTensor) => (t.dtype === 'float32' || t.dtype === 'float16') && looksLikeParam(t.name))
-    .map((t) => ({ name: t.name, shape: t.shape }));
+  const stored = [...m.initializers.values()];
+  const quantized = stored.filter((t) => QUANTIZED.test(t.name) && (t.dtype === 'int8' || t.dtype === 'int32'));
+  const quantizedNames = new Set(quantized.map((t) => t.name.replace(QUANTIZED, '')));
+  const isFloat = (t: StoredTensor) => t.dtype === 'float32' || t.dtype === 'float16';
+  const fromInit = [
+    ...stored.filter((t) => isFloat(t) && looksLikeParam(t.name) && !quantizedNames.has(t.name.replace(/\.scale$/, ''))),
+    ...quantized.map((t) => ({ ...t, name: t.name.replace(QUANTIZED, '') })).filter((t) => looksLikeParam(t.name)),
+  ].map((t) => ({ name: t.name, shape: t.shape }));
   const fromInputs = m.inputs
     .filter((i) => i.dtype === 'float32' && looksLikeParam(i.name) && i.shape.every((d) => typeof d === 'number'))
     .map((i) => ({ name: i.name, shape: i.shape as number[] }));
