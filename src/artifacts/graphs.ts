@@ -111,12 +111,27 @@ function appendUpdate(g: GraphBuilder, optimizer: Optimizer, lr: Tensor, inputs:
   });
 }
 
-/** The step's outputs: loss, correct, `updated.<name>` of each updated tensor, params_sq_sum. */
-function outputStep(g: GraphBuilder, step: { loss: Tensor; correct: Tensor }, update: Update): void {
+/** A batch's outputs: its mean loss and correct count. */
+function outputLoss(g: GraphBuilder, step: { loss: Tensor; correct: Tensor }): void {
   g.output(step.loss, OUTPUTS.loss);
   g.output(step.correct, OUTPUTS.correct);
+}
+
+/** An update's outputs: `updated.<name>` of each updated tensor, and params_sq_sum. */
+function outputUpdate(g: GraphBuilder, update: Update): void {
   for (const [name, t] of update.updated) g.output(t, updated(name));
   g.output(update.paramsSqSum, OUTPUTS.paramsSqSum);
+}
+
+/** A training step's outputs: loss, correct, then the update's. */
+function outputStep(g: GraphBuilder, step: { loss: Tensor; correct: Tensor }, update: Update): void {
+  outputLoss(g, step);
+  outputUpdate(g, update);
+}
+
+/** What a training graph of `specs` takes and updates, beside its bytes. */
+function trainingGraph(bytes: Uint8Array, specs: TrainingSpecs): TrainingGraph {
+  return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs };
 }
 
 /** A float graph input for each spec, by name. */
@@ -175,10 +190,9 @@ export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimiz
   const g = new GraphBuilder();
   const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
   const scale = g.input(INPUTS.lossScale, 'float32', []);
-  const { loss, correct, grads } = lossAndGradients(g, net, batch, floatInputs(g, specs.specs), specs.trainable, o, scale);
-  g.output(loss, OUTPUTS.loss);
-  g.output(correct, OUTPUTS.correct);
-  for (const [param, t] of grads) g.output(t, gradient(param));
+  const step = lossAndGradients(g, net, batch, floatInputs(g, specs.specs), specs.trainable, o, scale);
+  outputLoss(g, step);
+  for (const [param, t] of step.grads) g.output(t, gradient(param));
   const gradientBytes = encodeModel(g, { graphName: `${name}_shard_gradients`, docString: `Gradients of one shard of a batch of the ${name} net.` });
   const { flat, flatSpecs, flatStates } = flatUpdate(specs, optimizer);
   const u = new GraphBuilder();
@@ -186,9 +200,7 @@ export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimiz
   const inputs = { ...flatSpecs, params: floatInputs(u, [flat]), states: floatInputs(u, flatSpecs.stateSpecs) };
   // Adds, not a ReduceSum over a [K,P] stack: onnxruntime reduces the leading axis of such a stack far slower.
   const sum = Array.from({ length: shards }, (_, k) => u.input(FLAT.grads(k), 'float32', flat.shape)).reduce((a, b) => u.add(a, b));
-  const step = appendUpdate(u, optimizer, lr, inputs, new Map([[flat.name, sum]]));
-  for (const [t, out] of step.updated) u.output(out, updated(t));
-  u.output(step.paramsSqSum, OUTPUTS.paramsSqSum);
+  outputUpdate(u, appendUpdate(u, optimizer, lr, inputs, new Map([[flat.name, sum]])));
   const update = encodeModel(u, { graphName: `${name}_update`, docString: `The ${optimizer.kind} update of the ${name} net from its shards' gradients.` });
   return { gradient: gradientBytes, update, flatStates, shards };
 }
@@ -210,7 +222,7 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
   if (o.exposeGradients) for (const [name, t] of step.grads) g.output(t, gradient(name));
   const name = resolveNetwork(model).name;
   const bytes = encodeModel(g, { graphName: `${name}_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net.` });
-  return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs };
+  return trainingGraph(bytes, specs);
 }
 
 /**
@@ -234,7 +246,7 @@ export function buildFlatTrainingModel(model: NetworkRef, optimizer: Optimizer, 
   outputStep(g, step, step);
   const name = resolveNetwork(model).name;
   const bytes = encodeModel(g, { graphName: `${name}_flat_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net, over flat tensors.` });
-  return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs, flatStates };
+  return { ...trainingGraph(bytes, specs), flatStates };
 }
 
 /** Graph inputs for the parameters that are not trained. */
@@ -298,7 +310,7 @@ export function buildLoopTrainingModel(model: NetworkRef, optimizer: Optimizer, 
   outputStep(g, { loss, correct }, { updated: new Map(carriedNames.map((n, k) => [n, loop.carried[k]])), paramsSqSum });
   const name = resolveNetwork(model).name;
   const bytes = encodeModel(g, { graphName: `${name}_loop_training_steps`, docString: `S ${optimizer.kind} training steps of the ${name} net in one run.` });
-  return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs, flatStates, loop: true };
+  return { ...trainingGraph(bytes, specs), flatStates, loop: true };
 }
 
 /** Forward pass and loss with parameters as inputs: outputs loss, correct and logits. */
@@ -309,9 +321,7 @@ export function buildEvalModel(model: NetworkRef): Uint8Array {
   const labels = g.input(INPUTS.labels, 'int64', ['N']);
   const params = floatInputs(g, net.parameters());
   const logits = logitsOf(g, net, images, (s) => params.get(s.name) as Tensor);
-  const { loss, correct } = crossEntropy(g, logits, labels);
-  g.output(loss, OUTPUTS.loss);
-  g.output(correct, OUTPUTS.correct);
+  outputLoss(g, crossEntropy(g, logits, labels));
   g.output(logits, OUTPUTS.logits);
   const name = resolveNetwork(model).name;
   return encodeModel(g, { graphName: `${name}_eval`, docString: `Forward pass and loss of the ${name} net.` });
