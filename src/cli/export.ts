@@ -64,8 +64,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   // or float16 model's accuracy is its own, to be measured.
   if (half) meta['ingraph.precision'] = 'float16';
   if (!calibration && !half) for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
-  const float = buildInferenceModel(model, params, meta, opset, half ? 'float16' : 'float32');
-  const bytes = calibration ? await quantizeInt8(float, { images: calibration }) : float;
+  const built = buildInferenceModel(model, params, meta, opset, half ? 'float16' : 'float32');
+  const bytes = calibration ? await quantizeInt8(built, { images: calibration }) : built;
   const what = `${model} net${calibration ? `, int8 calibrated on ${calibration.count} training images` : ''}${half ? ', float16' : ''}, ${origin}, opset ${opset}`;
   if (triton) {
     const written = writeTritonRepository(out, bytes, triton);

@@ -27,13 +27,13 @@ export function graphsCommand(argv: string[]): number {
   makeDir('--out', out);
   for (const model of Object.keys(NETWORKS) as NetworkName[]) {
     const params = initParams(createNet(model).parameters(), 0);
-    const seed = () => sgd({ momentum: 0.5, weightDecay: 0 });
+    const seedRecipe = () => sgd({ momentum: 0.5, weightDecay: 0 });
     const files: [string, Uint8Array][] = [
       [`${model}.inference.onnx`, buildInferenceModel(model, params, { 'ingraph.weights': 'initial (seed 0)' })],
-      [`${model}.training.onnx`, buildTrainingModel(model, seed()).bytes],
-      [`${model}.training-cuda.onnx`, buildTrainingModel(model, seed(), { gradients: gradientsFor('cuda') }).bytes],
-      [`${model}.training-flat.onnx`, buildFlatTrainingModel(model, seed()).bytes],
-      [`${model}.training-loop.onnx`, buildLoopTrainingModel(model, seed()).bytes],
+      [`${model}.training.onnx`, buildTrainingModel(model, seedRecipe()).bytes],
+      [`${model}.training-cuda.onnx`, buildTrainingModel(model, seedRecipe(), { gradients: gradientsFor('cuda') }).bytes],
+      [`${model}.training-flat.onnx`, buildFlatTrainingModel(model, seedRecipe()).bytes],
+      [`${model}.training-loop.onnx`, buildLoopTrainingModel(model, seedRecipe()).bytes],
       [`${model}.eval.onnx`, buildEvalModel(model)],
     ];
     for (const [name, bytes] of files) {
