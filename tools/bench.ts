@@ -70,6 +70,11 @@ function batches(n: number, batch: number) {
   return { images: train.images, labels: BigInt64Array.from(train.labels, (l) => BigInt(l)) };
 }
 
+/** The step every ingraph run trains: the seed's SGD, with the gradient formulations of `o`'s provider and flags. */
+function benchStep(o: Options) {
+  return { optimizer: sgd({ momentum: 0.5, weightDecay: 0 }), options: { gradients: { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient } } };
+}
+
 /**
  * ingraph's training step, in this process, as `ingraph train --threads N` runs it (N > 1: data-parallel workers):
  * images/s over `steps` steps after `warmup`; with `stepsPerRun` > 1, the Loop graph. With `profilePrefix`: the
@@ -77,15 +82,14 @@ function batches(n: number, batch: number) {
  */
 async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
   if (o.stepsPerRun > 1 && !profilePrefix) return loopTrain(net, o);
-  const optimizer = sgd({ momentum: 0.5, weightDecay: 0 });
-  const gradients = { gradients: { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient } };
-  const graph = buildTrainingModel(net, optimizer, gradients);
+  const { optimizer, options } = benchStep(o);
+  const graph = buildTrainingModel(net, optimizer, options);
   const params = initParams(graph.params, 0);
   const B = o.batch;
   const step = profilePrefix
     ? await TrainingStep.open(graph, params, new Map(), { ep: o.ep, threads: o.threads, profilePrefix })
     : await openTrainingSteps(
-      { step: graph, flat: () => buildFlatTrainingModel(net, optimizer, gradients), sharded: (shards) => buildShardedTrainingModels(net, optimizer, shards, gradients) },
+      { step: graph, flat: () => buildFlatTrainingModel(net, optimizer, options), sharded: (shards) => buildShardedTrainingModels(net, optimizer, shards, options) },
       params, new Map(), { ep: o.ep, threads: o.threads, maxBatch: B, flat: o.flatStep },
     );
   const data = batches(8, B);
@@ -103,7 +107,8 @@ async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string
 /** ingraph's training with `o.stepsPerRun` steps per session.run (the Loop graph, one session): images/s and ms per step. */
 async function loopTrain(net: NetworkName, o: Options): Promise<{ imagesPerSecond: number; stepMs: number }> {
   const [B, K] = [o.batch, o.stepsPerRun];
-  const graph = buildLoopTrainingModel(net, sgd({ momentum: 0.5, weightDecay: 0 }), { gradients: { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient } });
+  const { optimizer, options } = benchStep(o);
+  const graph = buildLoopTrainingModel(net, optimizer, options);
   const step = await TrainingStep.open(graph, initParams(graph.params, 0), new Map(), { ep: o.ep, threads: o.threads });
   const data = batches(K, B);
   const lrs = Array<number>(K).fill(0.01);
