@@ -34,8 +34,7 @@ import { TrainingStep } from '../src/runtime/step';
 import { gradientsFor, openTrainingSteps } from '../src/runtime/steps';
 import { PROJECT_ROOT } from '../src/version';
 import { runCliEvents } from './cli-run';
-
-const PYTHON = process.env.INGRAPH_PYTHON ?? '/usr/bin/python3';
+import { fmt, median, pairedRatio, PYTHON, table, TORCH_MALLOC } from './reference';
 
 interface Options {
   nets: NetworkName[];
@@ -56,14 +55,6 @@ interface Options {
   /** Steps per session.run (> 1: the flat step in a Loop, one session). */
   stepsPerRun: number;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/**
- * The median of a[r] / b[r] over the repeats: each pair ran back to back, so a drift of the machine's speed during
- * the run (this VM's can move 30% within minutes) cancels out of every ratio, which a ratio of medians does not do.
- */
-const pairedRatio = (a: number[], b: number[]) => median(a.map((x, r) => x / b[r]));
 
 function batches(n: number, batch: number) {
   const train = readSplit(defaultMnistDir(), 'train', batch * n);
@@ -128,13 +119,6 @@ function newestWithPrefix(prefix: string): string {
   if (!files.length) throw new Error(`no profile written with prefix ${prefix}`);
   return join(dir, files[files.length - 1]);
 }
-
-/**
- * PyTorch at its best on this machine: without these, glibc hands PyTorch's large per-step buffers back to the OS and
- * maps them again every step, and its step time swings 1.5-4x from run to run (ingraph is unaffected: onnxruntime
- * keeps its own arena).
- */
-const TORCH_MALLOC = { MALLOC_MMAP_THRESHOLD_: '4000000000', MALLOC_TRIM_THRESHOLD_: '4000000000', MALLOC_TOP_PAD_: '536870912' };
 
 function torchBench(net: NetworkName, o: Options, exportTo?: string, compiled = false): { trainImagesPerSecond: number; trainStepMs: number; evalImagesPerSecond: number; torch: string } {
   const args = [join(PROJECT_ROOT, 'tools', 'bench_torch.py'), '--net', net, '--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(o.threads), '--device', o.ep, '--batch', String(o.batch)];
@@ -264,10 +248,6 @@ async function benchNet(net: NetworkName, o: Options) {
   };
 }
 
-function fmt(v: number | null, digits = 0): string {
-  return v === null ? '—' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -341,9 +321,8 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     ['time to first step (s)', ...results.map((r) => fmt(r.firstStepSeconds, 2))],
     [`peak RSS, ${o.rssSteps}-step run (MB)`, ...results.map((r) => fmt(r.peakRssMB))],
   ];
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   console.log(`\n${o.ep}, ${o.threads} threads, conv weight gradients by ${o.convWeightGradient}${o.flatStep ? ', flat step' : ''}${o.stepsPerRun > 1 ? `, ${o.stepsPerRun} steps per run (Loop)` : ''}, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
-  console.log(rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n'));
+  console.log(table(rows));
   if (o.json) writeFileAtomic(o.json, `${JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2)}\n`);
 }
 
