@@ -68,7 +68,11 @@ function prune(g: GraphBuilder, outputs: Tensor[]): void {
   g.nodes.splice(0, g.nodes.length, ...kept);
 }
 
-/** The graph of one part of `layer`: inputs x, w and dy (the gradient of the conv's output); output `out`. */
+/**
+ * The graph of one part of `layer`: inputs x, w and dy (the gradient of the conv's output); output `out`. The
+ * gradients are those of sum(conv(x, w) · dy), so their graphs also hold the Expand and Mul (one pass over dy) that
+ * turn that loss's gradient into dy.
+ */
 function partGraph(layer: ConvLayer, part: Part): Uint8Array {
   const g = new GraphBuilder();
   const x = g.input('x', 'float32', layer.x);
