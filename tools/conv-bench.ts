@@ -20,7 +20,7 @@ import { appendGradients } from '../src/autodiff/gradients';
 import { createNet, imagesInput, logitsOf, NetworkName } from '../src/models';
 import { GraphBuilder, Node } from '../src/onnx/builder';
 import { encodeModel } from '../src/onnx/model';
-import { Tensor } from '../src/onnx/tensor';
+import { numel, Tensor } from '../src/onnx/tensor';
 import { gradientsFor } from '../src/runtime/steps';
 import { PROJECT_ROOT } from '../src/version';
 import { fmt, median, pairedRatio, PYTHON, table, TORCH_MALLOC } from './reference';
@@ -30,6 +30,8 @@ interface ConvLayer {
   name: string;
   x: number[];
   w: number[];
+  /** The conv's output shape, as the graph builder inferred it. */
+  y: number[];
   pads: number[];
   /** Whether training computes the gradient of its input (not for a conv on the images). */
   inputGrad: boolean;
@@ -52,7 +54,7 @@ function convLayers(net: NetworkName, batch: number): ConvLayer[] {
   return g.nodes.filter((n) => n.op === 'Conv').map((n) => {
     const [x, w] = n.inputs as Tensor[];
     const pads = n.attrs.pads?.kind === 'ints' ? [...n.attrs.pads.value] : [0, 0, 0, 0];
-    return { name: w.name.replace(/\.weight$/, ''), x: x.shape as number[], w: w.shape as number[], pads, inputGrad: dependsOnParams.has(x.name) };
+    return { name: w.name.replace(/\.weight$/, ''), x: x.shape as number[], w: w.shape as number[], y: n.outputs[0].shape as number[], pads, inputGrad: dependsOnParams.has(x.name) };
   });
 }
 
@@ -92,11 +94,8 @@ function partGraph(layer: ConvLayer, part: Part): Uint8Array {
 
 /** A session per part of each layer, with random feeds. */
 async function openLayer(layer: ConvLayer, threads: number) {
-  const random = (shape: number[]) => new ort.Tensor('float32', Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => Math.random() - 0.5), shape);
-  const [n, , h, wd] = layer.x;
-  const [co, , kh, kw] = layer.w;
-  const dyShape = [n, co, h + layer.pads[0] + layer.pads[2] - kh + 1, wd + layer.pads[1] + layer.pads[3] - kw + 1];
-  const feeds = { x: random(layer.x), w: random(layer.w), dy: random(dyShape) };
+  const random = (shape: number[]) => new ort.Tensor('float32', Float32Array.from({ length: numel(shape) }, () => Math.random() - 0.5), shape);
+  const feeds = { x: random(layer.x), w: random(layer.w), dy: random(layer.y) };
   const options = { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' } as const;
   const parts = PARTS.filter((p) => p !== 'dx' || layer.inputGrad);
   const sessions = await Promise.all(parts.map(async (p) => [p, await ort.InferenceSession.create(partGraph(layer, p), options)] as const));
@@ -161,7 +160,7 @@ async function main(): Promise<void> {
   const ratio = (a: number[], b: number[]) => (reference ? pairedRatio(a, b) : null);
   const results = layers.map((l, i) => ({
     ...l,
-    mmac: (l.x[0] * l.w[0] * l.w[1] * l.w[2] * l.w[3] * (l.x[2] + l.pads[0] + l.pads[2] - l.w[2] + 1) * (l.x[3] + l.pads[1] + l.pads[3] - l.w[3] + 1)) / 1e6,
+    mmac: (numel(l.y) * numel(l.w.slice(1))) / 1e6,
     ingraph: Object.fromEntries(PARTS.map((p) => [p, med('ingraph', i, p)])) as Times,
     pytorch: Object.fromEntries(PARTS.map((p) => [p, med('pytorch', i, p)])) as Times,
     ratio: ratio(runs.map((r) => total(r.ingraph[i])), runs.map((r) => total(r.pytorch[i]))),
