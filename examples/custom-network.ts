@@ -18,14 +18,18 @@ async function main(): Promise<void> {
     threads: 2,
   });
   console.log(`lenet5: ${countParams(lenet5.create().parameters())} parameters, training on ${trainer.ep}`);
-  await trainer.fit([{
-    onStep: (_, e) => void (e.step % 25 === 0 && console.log(`step ${e.step}: loss ${e.loss.toFixed(3)}`)),
-    onEpoch: (_, e) => console.log(`epoch ${e.epoch}: test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`),
-  }]);
+  await trainer.fit([
+    {
+      onStep: (_, e) => void (e.step % 25 === 0 && console.log(`step ${e.step}: loss ${e.loss.toFixed(3)}`)),
+      onEpoch: (_, e) => console.log(`epoch ${e.epoch}: test accuracy ${(100 * e.testAccuracy).toFixed(2)}%`),
+    },
+  ]);
   await trainer.release(); // the final weights stay readable
   exportModel(lenet5, trainer.params(), out, { 'ingraph.example': 'custom-network' }); // complete or not at all
   const report = await evaluateModel(out);
-  console.log(`${out}: ${(100 * report.accuracy).toFixed(2)}% on the ${report.total} MNIST test images (${Math.round(report.imagesPerSecond)} images/s)`);
+  console.log(
+    `${out}: ${(100 * report.accuracy).toFixed(2)}% on the ${report.total} MNIST test images (${Math.round(report.imagesPerSecond)} images/s)`,
+  );
 }
 
 main().catch((e) => {

@@ -13,7 +13,9 @@ async function main(): Promise<void> {
   const summary = inspectModel(out);
   console.log(`${out}: sha256 ${sha.slice(0, 16)}..., ${summary.nodes} nodes, ${summary.totalParameters} parameters`);
   const report = await evaluateModel(out);
-  console.log(`accuracy ${(100 * report.accuracy).toFixed(2)}% on ${report.total} test images; per class ${report.perClass.map((c) => c.correct).join(' ')}`);
+  console.log(
+    `accuracy ${(100 * report.accuracy).toFixed(2)}% on ${report.total} test images; per class ${report.perClass.map((c) => c.correct).join(' ')}`,
+  );
 }
 
 main().catch((e) => {

@@ -6,9 +6,7 @@
  */
 import { existsSync } from 'fs';
 import { join } from 'path';
-import {
-  IngraphError, PromotionRefusedError, defaultMnistDir, readCheckpoint, train, trainConfig,
-} from 'ingraph';
+import { IngraphError, PromotionRefusedError, defaultMnistDir, readCheckpoint, train, trainConfig } from 'ingraph';
 
 async function main(): Promise<number> {
   const [runs = 'runs', deployed = join(runs, 'deployed.onnx')] = process.argv.slice(2);
@@ -31,14 +29,19 @@ async function main(): Promise<number> {
     console.log(`deployed ${deployed}: test accuracy ${(100 * result.final.accuracy).toFixed(2)}%`);
     return 0;
   } catch (e) {
-    if (e instanceof PromotionRefusedError) return console.log(`kept the deployed model: ${e.message}`), 0;
-    if (e instanceof IngraphError && e.code === 'locked') return console.log('another retrain is running; nothing to do'), 0;
-    if (e instanceof IngraphError && e.code === 'io') return console.error(`disk trouble, retry later: ${e.message}`), 75;
+    if (e instanceof PromotionRefusedError) return (console.log(`kept the deployed model: ${e.message}`), 0);
+    if (e instanceof IngraphError && e.code === 'locked')
+      return (console.log('another retrain is running; nothing to do'), 0);
+    if (e instanceof IngraphError && e.code === 'io')
+      return (console.error(`disk trouble, retry later: ${e.message}`), 75);
     throw e;
   }
 }
 
-main().then((code) => (process.exitCode = code), (e) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => (process.exitCode = code),
+  (e) => {
+    console.error(e);
+    process.exitCode = 1;
+  },
+);

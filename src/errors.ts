@@ -8,7 +8,10 @@ export class IngraphError extends Error {
   /** A run directory that can be resumed to continue the work this error stopped, where there is one. */
   resumeDir?: string;
 
-  constructor(message: string, readonly code: string) {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
     super(message);
     this.name = new.target.name;
   }
@@ -53,14 +56,21 @@ export class LockedError extends IngraphError {
  * permission): nothing incomplete was left under a final name. `errno` is the system's code (ENOSPC, ...).
  */
 export class IoError extends IngraphError {
-  constructor(message: string, readonly path: string, readonly errno: string) {
+  constructor(
+    message: string,
+    readonly path: string,
+    readonly errno: string,
+  ) {
     super(message, 'io');
   }
 }
 
 /** An aborted AbortSignal (reason: the signal's name, e.g. 'SIGTERM') stopped the work at a safe point. */
 export class InterruptedError extends IngraphError {
-  constructor(readonly signal: NodeJS.Signals, message: string) {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    message: string,
+  ) {
     super(`${signal}: ${message}`, 'interrupted');
   }
 }

@@ -40,11 +40,30 @@ export { ADAMW_DEFAULTS, adamw } from './optim/adamw';
 export type { AdamWOptions } from './optim/adamw';
 export { averagedParams, emaName, withEma } from './optim/ema';
 export type { Optimizer } from './optim/optimizer';
-export { buildEvalModel, buildFlatTrainingModel, buildInferenceModel, buildLoopTrainingModel, buildTrainingModel } from './artifacts/graphs';
-export type { FlatState, FlatTrainingGraph, LoopTrainingGraph, Precision, TrainingGraph, TrainingModelOptions } from './artifacts/graphs';
+export {
+  buildEvalModel,
+  buildFlatTrainingModel,
+  buildInferenceModel,
+  buildLoopTrainingModel,
+  buildTrainingModel,
+} from './artifacts/graphs';
+export type {
+  FlatState,
+  FlatTrainingGraph,
+  LoopTrainingGraph,
+  Precision,
+  TrainingGraph,
+  TrainingModelOptions,
+} from './artifacts/graphs';
 
 // Data
-export { datasetFromArrays, defaultMnistDir, readIdxImages, readIdxLabels, readSplit as readDataset } from './data/mnist';
+export {
+  datasetFromArrays,
+  defaultMnistDir,
+  readIdxImages,
+  readIdxLabels,
+  readSplit as readDataset,
+} from './data/mnist';
 export { readCsv } from './data/csv';
 export { AUGMENTATIONS, AUGMENT_RANGES, augmentBatch, batchRng, drawWarp, warpImage } from './data/augment';
 export type { AugmentKind, Warp } from './data/augment';
@@ -85,6 +104,14 @@ export { evaluationRecord, readRun, RECORD_FILES } from './report/records';
 export type { EvaluationRecord, ManifestRecord, MetricsRecord, MistakeRecord, RunRecord } from './report/records';
 
 // Errors
-export { DivergedError, IngraphError, InterruptedError, IoError, LockedError, PromotionRefusedError, UsageError } from './errors';
+export {
+  DivergedError,
+  IngraphError,
+  InterruptedError,
+  IoError,
+  LockedError,
+  PromotionRefusedError,
+  UsageError,
+} from './errors';
 export { DataError } from './data/data-error';
 export { ModelFormatError } from './onnx/model';

@@ -5,14 +5,21 @@ import * as ts from 'typescript';
 import { ROOT } from './helpers/cli';
 
 function exportsWithoutDocs(): string[] {
-  const program = ts.createProgram([join(ROOT, 'src', 'index.ts')], { strict: true, esModuleInterop: true, skipLibCheck: true });
+  const program = ts.createProgram([join(ROOT, 'src', 'index.ts')], {
+    strict: true,
+    esModuleInterop: true,
+    skipLibCheck: true,
+  });
   const checker = program.getTypeChecker();
   const index = program.getSourceFile(join(ROOT, 'src', 'index.ts')) as ts.SourceFile;
   const moduleSymbol = checker.getSymbolAtLocation(index) as ts.Symbol;
-  return checker.getExportsOfModule(moduleSymbol).filter((exported) => {
-    const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
-    return !(symbol.declarations ?? []).some((d) => ts.getJSDocCommentsAndTags(d).length > 0);
-  }).map((s) => s.name);
+  return checker
+    .getExportsOfModule(moduleSymbol)
+    .filter((exported) => {
+      const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+      return !(symbol.declarations ?? []).some((d) => ts.getJSDocCommentsAndTags(d).length > 0);
+    })
+    .map((s) => s.name);
 }
 
 function sourceFiles(dir: string): string[] {
@@ -28,8 +35,15 @@ describe('public API', () => {
   });
 
   it('the core (onnx, autodiff, models, optim, data, runtime, train, artifacts, report) mentions no flags, exit codes, process exits or signals', () => {
-    const core = ['onnx', 'autodiff', 'models', 'optim', 'data', 'runtime', 'train', 'artifacts', 'report'].flatMap((d) => sourceFiles(join(ROOT, 'src', d)));
-    const offending = core.flatMap((f) => readFileSync(f, 'utf8').split('\n').map((line, i) => [f, i + 1, line] as const))
+    const core = ['onnx', 'autodiff', 'models', 'optim', 'data', 'runtime', 'train', 'artifacts', 'report'].flatMap(
+      (d) => sourceFiles(join(ROOT, 'src', d)),
+    );
+    const offending = core
+      .flatMap((f) =>
+        readFileSync(f, 'utf8')
+          .split('\n')
+          .map((line, i) => [f, i + 1, line] as const),
+      )
       .filter(([, , line]) => /process\.(exit|on\(|exitCode)|exitCode|SIGINT|SIGTERM|[\s`'"(]--[a-z]/.test(line))
       .map(([f, n, line]) => `${f.slice(ROOT.length + 1)}:${n}: ${line.trim()}`);
     expect(offending).toEqual([]);

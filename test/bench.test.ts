@@ -6,7 +6,26 @@ import { ROOT, tempDir } from './helpers/cli';
 
 it('bench --no-reference measures training, inference (float and int8), first step, peak RSS and op shares', () => {
   const json = join(tempDir(), 'bench.json');
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'tools', 'bench.js'), '--no-reference', '--nets', 'residual', '--steps', '2', '--warmup', '1', '--repeats', '1', '--rss-steps', '2', '--json', json], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(ROOT, 'dist', 'tools', 'bench.js'),
+      '--no-reference',
+      '--nets',
+      'residual',
+      '--steps',
+      '2',
+      '--warmup',
+      '1',
+      '--repeats',
+      '1',
+      '--rss-steps',
+      '2',
+      '--json',
+      json,
+    ],
+    { encoding: 'utf8' },
+  );
   expect(r.status).toBe(0);
   expect(r.stdout).toMatch(/train img\/s, batch 64: ingraph\s+[\d,]+/);
   const [result] = JSON.parse(readFileSync(json, 'utf8')).results;
@@ -22,7 +41,26 @@ it('bench --no-reference measures training, inference (float and int8), first st
 });
 
 it('bench --steps-per-run runs the Loop graph', () => {
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'tools', 'bench.js'), '--no-reference', '--nets', 'residual', '--steps', '2', '--warmup', '1', '--repeats', '1', '--rss-steps', '2', '--steps-per-run', '2'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(ROOT, 'dist', 'tools', 'bench.js'),
+      '--no-reference',
+      '--nets',
+      'residual',
+      '--steps',
+      '2',
+      '--warmup',
+      '1',
+      '--repeats',
+      '1',
+      '--rss-steps',
+      '2',
+      '--steps-per-run',
+      '2',
+    ],
+    { encoding: 'utf8' },
+  );
   expect(r.status).toBe(0);
   expect(r.stdout).toContain('2 steps per run (Loop)');
   expect(r.stdout).toMatch(/train img\/s, batch 64: ingraph\s+[\d,]+/);
@@ -30,13 +68,30 @@ it('bench --steps-per-run runs the Loop graph', () => {
 
 it('conv-bench --no-reference times every conv of the residual net at the seed’s shapes', () => {
   const json = join(tempDir(), 'conv-bench.json');
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'tools', 'conv-bench.js'), '--no-reference', '--nets', 'residual', '--repeats', '1', '--iters', '1', '--json', json], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(ROOT, 'dist', 'tools', 'conv-bench.js'),
+      '--no-reference',
+      '--nets',
+      'residual',
+      '--repeats',
+      '1',
+      '--iters',
+      '1',
+      '--json',
+      json,
+    ],
+    { encoding: 'utf8' },
+  );
   expect(r.status).toBe(0);
   expect(r.stdout).toMatch(/residual: all convs\s+64\s+[\d.]+/);
   const { results } = JSON.parse(readFileSync(json, 'utf8'));
   // The seed's ResidualNet at a batch-32 shard: conv1 1→16 5x5 on 28x28, rblock1 16→16 3x3 pad 1 on 12x12, conv2
   // 16→32 5x5 on 12x12, rblock2 32→32 3x3 pad 1 on 4x4.
-  expect(results.map((l: { name: string; x: number[]; w: number[]; pads: number[] }) => [l.name, l.x, l.w, l.pads[0]])).toEqual([
+  expect(
+    results.map((l: { name: string; x: number[]; w: number[]; pads: number[] }) => [l.name, l.x, l.w, l.pads[0]]),
+  ).toEqual([
     ['conv1', [32, 1, 28, 28], [16, 1, 5, 5], 0],
     ['rblock1.conv1', [32, 16, 12, 12], [16, 16, 3, 3], 1],
     ['rblock1.conv2', [32, 16, 12, 12], [16, 16, 3, 3], 1],

@@ -14,7 +14,9 @@ describe('shape checks at build time name the op, the input and the shapes', () 
 
   it('Conv with a weight of the wrong input channels', () => {
     const w = g.input('w', 'float32', [4, 2, 3, 3]);
-    expect(() => g.conv(x, w, null)).toThrow(new RangeError('Conv: X "x" [N,3,8,8] has 3 channels but W "w" [4,2,3,3] expects 2x1'));
+    expect(() => g.conv(x, w, null)).toThrow(
+      new RangeError('Conv: X "x" [N,3,8,8] has 3 channels but W "w" [4,2,3,3] expects 2x1'),
+    );
   });
 
   it('Add of shapes that do not broadcast', () => {
@@ -30,7 +32,9 @@ describe('shape checks at build time name the op, the input and the shapes', () 
 
   it('Concat of inputs that differ off the axis', () => {
     const z = g.input('z', 'float32', ['N', 3, 4, 4]);
-    expect(() => g.concat([x, z], 1)).toThrow(/^Concat: input "z" \[N,3,4,4\] does not match "x" \[N,3,8,8\] off axis 1$/);
+    expect(() => g.concat([x, z], 1)).toThrow(
+      /^Concat: input "z" \[N,3,4,4\] does not match "x" \[N,3,8,8\] off axis 1$/,
+    );
   });
 
   it('mixed dtypes', () => {
@@ -61,7 +65,10 @@ describe('Loop', () => {
     g.output(loop.scans[1], 'iterations');
     g.output(twice, 'twice');
     g.output(after, 'after');
-    const out = await runGraph(g, { steps: new ort.Tensor('float32', Float32Array.of(1, 2, 3), [3]), x: new ort.Tensor('float32', Float32Array.of(1, -2), [2]) });
+    const out = await runGraph(g, {
+      steps: new ort.Tensor('float32', Float32Array.of(1, 2, 3), [3]),
+      x: new ort.Tensor('float32', Float32Array.of(1, -2), [2]),
+    });
     expect(Array.from(out.sum.data as Float32Array)).toEqual([1 + 12, -2 - 24]);
     expect(Array.from(out.same.data as Float32Array)).toEqual([1, -2]);
     expect(out.scan.dims).toEqual([3, 2]);
@@ -72,8 +79,9 @@ describe('Loop', () => {
   it('refuses a carried value that changes shape', () => {
     const g = new GraphBuilder();
     const x = g.input('x', 'float32', [2]);
-    expect(() => g.loop(g.constant([3], [], 'int64'), 3, [x], () => ({ carried: [g.concat([x, x], 0)], scans: [] })))
-      .toThrow(/^Loop: carried value 0 ".*" is float32 \[4\], it came in as float32 \[2\]$/);
+    expect(() =>
+      g.loop(g.constant([3], [], 'int64'), 3, [x], () => ({ carried: [g.concat([x, x], 0)], scans: [] })),
+    ).toThrow(/^Loop: carried value 0 ".*" is float32 \[4\], it came in as float32 \[2\]$/);
   });
 });
 
@@ -100,12 +108,21 @@ describe('serialisation', () => {
     const x = g.input('x', 'float32', [1, 2]);
     g.output(g.relu(g.add(x, g.constant([1, 2], [2]))), 'y');
     const m = parseModel(encodeModel(g, { graphName: 't' }));
-    expect(m.nodes.map((n) => [n.op, n.inputs, n.outputs])).toEqual(g.nodes.map((n) => [n.op, n.inputs.map((t) => t?.name), n.outputs.map((t) => t.name)]).slice(0, 2).concat([['Identity', ['Relu_0:out'], ['y']]]));
+    expect(m.nodes.map((n) => [n.op, n.inputs, n.outputs])).toEqual(
+      g.nodes
+        .map((n) => [n.op, n.inputs.map((t) => t?.name), n.outputs.map((t) => t.name)])
+        .slice(0, 2)
+        .concat([['Identity', ['Relu_0:out'], ['y']]]),
+    );
   });
 
   it('emission is deterministic: the same bytes twice', () => {
     const opt = sgd({ momentum: 0.5, weightDecay: 0 });
-    expect(Buffer.from(buildTrainingModel('inception', opt).bytes).equals(Buffer.from(buildTrainingModel('inception', opt).bytes))).toBe(true);
+    expect(
+      Buffer.from(buildTrainingModel('inception', opt).bytes).equals(
+        Buffer.from(buildTrainingModel('inception', opt).bytes),
+      ),
+    ).toBe(true);
     expect(Buffer.from(buildEvalModel('residual')).equals(Buffer.from(buildEvalModel('residual')))).toBe(true);
   });
 });

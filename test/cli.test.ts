@@ -25,7 +25,9 @@ describe('eval', () => {
     const report = JSON.parse(r.stdout);
     // Independent count: our own session, our own argmax, labels read from the raw IDX bytes.
     const session = await ort.InferenceSession.create(readFileSync(model));
-    const out = await session.run({ images: new ort.Tensor('uint8', rawImages(MNIST_DIR).slice(0, n * 784), [n, 1, 28, 28]) });
+    const out = await session.run({
+      images: new ort.Tensor('uint8', rawImages(MNIST_DIR).slice(0, n * 784), [n, 1, 28, 28]),
+    });
     const logits = out.logits.data as Float32Array;
     const labels = rawLabels(MNIST_DIR);
     let correct = 0;
@@ -35,7 +37,9 @@ describe('eval', () => {
     }
     expect(report).toMatchObject({ correct, total: n, accuracy: correct / n, ep: 'cpu' });
     expect(report.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(n);
-    expect(report.perClass.map((c: { correct: number }) => c.correct).reduce((a: number, b: number) => a + b, 0)).toBe(correct);
+    expect(report.perClass.map((c: { correct: number }) => c.correct).reduce((a: number, b: number) => a + b, 0)).toBe(
+      correct,
+    );
     expect(report.imagesPerSecond).toBeGreaterThan(0);
   });
 
@@ -51,11 +55,17 @@ describe('another runtime: onnxruntime-web (wasm) in Node', () => {
   it('gives the same labels and logits (within 1e-5) as onnxruntime-node on 50 test images', async () => {
     const n = 50;
     const images = join(MNIST_DIR, 't10k-images-idx3-ubyte');
-    const web = spawnSync(process.execPath, [join(ROOT, 'test', 'helpers', 'web-logits.js'), images, String(n), model], { encoding: 'utf8' });
+    const web = spawnSync(
+      process.execPath,
+      [join(ROOT, 'test', 'helpers', 'web-logits.js'), images, String(n), model],
+      { encoding: 'utf8' },
+    );
     expect(web.stderr).toBe('');
     const w = JSON.parse(web.stdout);
     const session = await ort.InferenceSession.create(readFileSync(model));
-    const out = await session.run({ images: new ort.Tensor('uint8', rawImages(MNIST_DIR).slice(0, n * 784), [n, 1, 28, 28]) });
+    const out = await session.run({
+      images: new ort.Tensor('uint8', rawImages(MNIST_DIR).slice(0, n * 784), [n, 1, 28, 28]),
+    });
     expect(w.label).toEqual(Array.from(out.label.data as BigInt64Array, Number));
     const native = out.logits.data as Float32Array;
     const maxDiff = w.logits.reduce((m: number, v: number, i: number) => Math.max(m, Math.abs(v - native[i])), 0);
@@ -114,20 +124,109 @@ describe('bad input: one line naming the file or flag, exit code 2, nothing writ
   }
 
   it.each([
-    ['a truncated IDX file', () => ['eval', '--model-file', model, '--data', corrupt('t10k-images-idx3-ubyte', (b) => b.subarray(0, b.length - 100))], /t10k-images-idx3-ubyte: 15596 bytes, expected 15696 for 20 images \(truncated or padded\)/],
-    ['a wrong magic number', () => ['eval', '--model-file', model, '--data', corrupt('t10k-labels-idx1-ubyte', (b) => { b.writeUInt32BE(0x803, 0); return b; })], /t10k-labels-idx1-ubyte: wrong magic number 0x00000803, expected 0x00000801/],
-    ['an image/label count mismatch', () => ['eval', '--model-file', model, '--data', corrupt('t10k-labels-idx1-ubyte', (b) => { b.writeUInt32BE(19, 4); return b.subarray(0, 8 + 19); })], /t10k-labels-idx1-ubyte: 19 labels for 20 images/],
-    ['a label out of range', () => ['eval', '--model-file', model, '--data', corrupt('t10k-labels-idx1-ubyte', (b) => { b[8 + 5] = 12; return b; })], /label 12 at index 5 is out of range 0\.\.9/],
-    ['a missing data directory', () => ['eval', '--model-file', model, '--data', '/nonexistent/mnist'], /\/nonexistent\/mnist: not a directory of MNIST IDX files/],
-    ['a non-ONNX file to eval', () => ['eval', '--model-file', notOnnx, '--data', data], /--model-file .*not\.onnx: not an ONNX model/],
-    ['an ONNX file with the wrong input', () => ['eval', '--model-file', wrongInput, '--data', data], /wrong-input\.onnx: input "images" is float32 \[N,784\], expected uint8 \[N,1,28,28\]/],
-    ['a missing model file', () => ['eval', '--model-file', join(work, 'nope.onnx')], /--model-file .*nope\.onnx: no such file/],
-    ['--init with a missing parameter', () => ['export', '--model', 'residual', '--init', missingParam, '--out', join(work, 'never1.onnx')], /--init .*missing\.onnx: parameter "conv1\.bias" is missing/],
-    ['--init with a mis-shaped parameter', () => ['export', '--model', 'residual', '--init', misShaped, '--out', join(work, 'never2.onnx')], /parameter "conv1\.weight" is float32 \[16,1,3,3\], expected float32 \[16,1,5,5\]/],
-    ['an unknown model', () => ['export', '--model', 'vgg', '--out', join(work, 'never3.onnx')], /--model vgg: must be one of inception, residual/],
-    ['an opset older than 11', () => ['export', '--model', 'residual', '--opset', '10', '--out', join(work, 'never4.onnx')], /--opset 10: must be between 11 and 17/],
-    ['an --out the filesystem refuses', () => ['export', '--model', 'residual', '--out', '/proc/ingraph.onnx'], /--out \/proc\/ingraph\.onnx: cannot write \(E[A-Z]+\)/],
-    ['an --out in a directory that does not exist', () => ['export', '--model', 'residual', '--out', join(work, 'no', 'such.onnx')], /--out .*such\.onnx: no directory .*\/no \(create it first\)\n$/],
+    [
+      'a truncated IDX file',
+      () => [
+        'eval',
+        '--model-file',
+        model,
+        '--data',
+        corrupt('t10k-images-idx3-ubyte', (b) => b.subarray(0, b.length - 100)),
+      ],
+      /t10k-images-idx3-ubyte: 15596 bytes, expected 15696 for 20 images \(truncated or padded\)/,
+    ],
+    [
+      'a wrong magic number',
+      () => [
+        'eval',
+        '--model-file',
+        model,
+        '--data',
+        corrupt('t10k-labels-idx1-ubyte', (b) => {
+          b.writeUInt32BE(0x803, 0);
+          return b;
+        }),
+      ],
+      /t10k-labels-idx1-ubyte: wrong magic number 0x00000803, expected 0x00000801/,
+    ],
+    [
+      'an image/label count mismatch',
+      () => [
+        'eval',
+        '--model-file',
+        model,
+        '--data',
+        corrupt('t10k-labels-idx1-ubyte', (b) => {
+          b.writeUInt32BE(19, 4);
+          return b.subarray(0, 8 + 19);
+        }),
+      ],
+      /t10k-labels-idx1-ubyte: 19 labels for 20 images/,
+    ],
+    [
+      'a label out of range',
+      () => [
+        'eval',
+        '--model-file',
+        model,
+        '--data',
+        corrupt('t10k-labels-idx1-ubyte', (b) => {
+          b[8 + 5] = 12;
+          return b;
+        }),
+      ],
+      /label 12 at index 5 is out of range 0\.\.9/,
+    ],
+    [
+      'a missing data directory',
+      () => ['eval', '--model-file', model, '--data', '/nonexistent/mnist'],
+      /\/nonexistent\/mnist: not a directory of MNIST IDX files/,
+    ],
+    [
+      'a non-ONNX file to eval',
+      () => ['eval', '--model-file', notOnnx, '--data', data],
+      /--model-file .*not\.onnx: not an ONNX model/,
+    ],
+    [
+      'an ONNX file with the wrong input',
+      () => ['eval', '--model-file', wrongInput, '--data', data],
+      /wrong-input\.onnx: input "images" is float32 \[N,784\], expected uint8 \[N,1,28,28\]/,
+    ],
+    [
+      'a missing model file',
+      () => ['eval', '--model-file', join(work, 'nope.onnx')],
+      /--model-file .*nope\.onnx: no such file/,
+    ],
+    [
+      '--init with a missing parameter',
+      () => ['export', '--model', 'residual', '--init', missingParam, '--out', join(work, 'never1.onnx')],
+      /--init .*missing\.onnx: parameter "conv1\.bias" is missing/,
+    ],
+    [
+      '--init with a mis-shaped parameter',
+      () => ['export', '--model', 'residual', '--init', misShaped, '--out', join(work, 'never2.onnx')],
+      /parameter "conv1\.weight" is float32 \[16,1,3,3\], expected float32 \[16,1,5,5\]/,
+    ],
+    [
+      'an unknown model',
+      () => ['export', '--model', 'vgg', '--out', join(work, 'never3.onnx')],
+      /--model vgg: must be one of inception, residual/,
+    ],
+    [
+      'an opset older than 11',
+      () => ['export', '--model', 'residual', '--opset', '10', '--out', join(work, 'never4.onnx')],
+      /--opset 10: must be between 11 and 17/,
+    ],
+    [
+      'an --out the filesystem refuses',
+      () => ['export', '--model', 'residual', '--out', '/proc/ingraph.onnx'],
+      /--out \/proc\/ingraph\.onnx: cannot write \(E[A-Z]+\)/,
+    ],
+    [
+      'an --out in a directory that does not exist',
+      () => ['export', '--model', 'residual', '--out', join(work, 'no', 'such.onnx')],
+      /--out .*such\.onnx: no directory .*\/no \(create it first\)\n$/,
+    ],
     ['an unknown flag', () => ['eval', '--model-file', model, '--bogus'], /Unknown option '--bogus'/],
     ['an unknown command', () => ['fly'], /unknown command "fly"/],
     ['--limit 0', () => ['eval', '--model-file', model, '--limit', '0'], /--limit 0: must be at least 1/],
@@ -161,10 +260,30 @@ describe('a model holding tensor types ingraph does not decode', () => {
     const w = new Float32Array(new Uint8Array(t.rawData as Uint8Array).slice().buffer);
     const scale = Math.max(...Array.from(w, Math.abs)) / 127;
     const q = Int8Array.from(w, (v) => Math.round(v / scale));
-    g.initializer.splice(at, 1,
-      onnx.TensorProto.create({ name: 'fc.weight_q', dataType: onnx.TensorProto.DataType.INT8, dims: t.dims, rawData: new Uint8Array(q.buffer) }),
-      onnx.TensorProto.create({ name: 'fc.weight_scale', dataType: onnx.TensorProto.DataType.FLOAT, dims: [], rawData: new Uint8Array(Float32Array.of(scale).buffer) }));
-    g.node.unshift(onnx.NodeProto.create({ opType: 'DequantizeLinear', name: 'fc.weight_dq', input: ['fc.weight_q', 'fc.weight_scale'], output: ['fc.weight'] }));
+    g.initializer.splice(
+      at,
+      1,
+      onnx.TensorProto.create({
+        name: 'fc.weight_q',
+        dataType: onnx.TensorProto.DataType.INT8,
+        dims: t.dims,
+        rawData: new Uint8Array(q.buffer),
+      }),
+      onnx.TensorProto.create({
+        name: 'fc.weight_scale',
+        dataType: onnx.TensorProto.DataType.FLOAT,
+        dims: [],
+        rawData: new Uint8Array(Float32Array.of(scale).buffer),
+      }),
+    );
+    g.node.unshift(
+      onnx.NodeProto.create({
+        opType: 'DequantizeLinear',
+        name: 'fc.weight_dq',
+        input: ['fc.weight_q', 'fc.weight_scale'],
+        output: ['fc.weight'],
+      }),
+    );
     const quantized = join(work, 'int8-fc.onnx');
     writeFileSync(quantized, onnx.ModelProto.encode(m).finish());
 
@@ -172,7 +291,9 @@ describe('a model holding tensor types ingraph does not decode', () => {
     const r = runCli(['eval', '--model-file', quantized, '--limit', String(n), '--json', '--ep', 'cpu']);
     expect([r.code, r.stderr]).toEqual([0, '']);
     const session = await ort.InferenceSession.create(readFileSync(quantized));
-    const out = await session.run({ images: new ort.Tensor('uint8', rawImages(MNIST_DIR).slice(0, n * 784), [n, 1, 28, 28]) });
+    const out = await session.run({
+      images: new ort.Tensor('uint8', rawImages(MNIST_DIR).slice(0, n * 784), [n, 1, 28, 28]),
+    });
     const labels = rawLabels(MNIST_DIR);
     const correct = Array.from(out.label.data as BigInt64Array).filter((l, i) => Number(l) === labels[i]).length;
     expect(JSON.parse(r.stdout)).toMatchObject({ correct, total: n });

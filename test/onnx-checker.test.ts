@@ -6,7 +6,13 @@
 import { spawnSync } from 'child_process';
 import { readdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { buildFlatTrainingModel, buildInferenceModel, buildLoopTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import {
+  buildFlatTrainingModel,
+  buildInferenceModel,
+  buildLoopTrainingModel,
+  buildShardedTrainingModels,
+  buildTrainingModel,
+} from '../src/artifacts/graphs';
 import { withEma } from '../src/optim/ema';
 import { encodeCheckpoint } from '../src/artifacts/params-io';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
@@ -32,19 +38,39 @@ for f in sys.argv[1:]:
     const specs = createNet('inception').parameters();
     const params = initParams(specs, 0);
     const states = new Map([...params].map(([k, v]) => [`optim.momentum_buffer.${k}`, v]));
-    writeFileSync(join(dir, 'checkpoint.onnx'), encodeCheckpoint(specs, specs.map((s) => ({ name: `optim.momentum_buffer.${s.name}`, shape: s.shape })), {
-      params, states, metadata: { 'ingraph.kind': 'checkpoint' },
-    }));
+    writeFileSync(
+      join(dir, 'checkpoint.onnx'),
+      encodeCheckpoint(
+        specs,
+        specs.map((s) => ({ name: `optim.momentum_buffer.${s.name}`, shape: s.shape })),
+        {
+          params,
+          states,
+          metadata: { 'ingraph.kind': 'checkpoint' },
+        },
+      ),
+    );
     // The data-parallel pair: each shard's gradient graph and the flat update over 3 shards, for both optimizers.
-    for (const [name, optimizer] of [['sgd', sgd({ momentum: 0.9, weightDecay: 1e-4 })], ['adamw', adamw(ADAMW_DEFAULTS)]] as const) {
+    for (const [name, optimizer] of [
+      ['sgd', sgd({ momentum: 0.9, weightDecay: 1e-4 })],
+      ['adamw', adamw(ADAMW_DEFAULTS)],
+    ] as const) {
       const sharded = buildShardedTrainingModels('inception', optimizer, 3);
       writeFileSync(join(dir, `sharded-gradient-${name}.onnx`), sharded.gradient);
       writeFileSync(join(dir, `sharded-update-${name}.onnx`), sharded.update);
     }
     // Conv weight gradients as Convs, the recipe's options, and a moving average of the weights.
-    const recipe = buildTrainingModel('inception', withEma(sgd({ momentum: 0.9, weightDecay: 5e-4 }), 0.999), { labelSmoothing: 0.1, gradients: { convWeightGradient: 'conv' } });
+    const recipe = buildTrainingModel('inception', withEma(sgd({ momentum: 0.9, weightDecay: 5e-4 }), 0.999), {
+      labelSmoothing: 0.1,
+      gradients: { convWeightGradient: 'conv' },
+    });
     writeFileSync(join(dir, 'training-recipe.onnx'), recipe.bytes);
-    writeFileSync(join(dir, 'training-flat.onnx'), buildFlatTrainingModel('inception', withEma(adamw(ADAMW_DEFAULTS), 0.999), { isFrozen: (n) => n.startsWith('conv1.') }).bytes);
+    writeFileSync(
+      join(dir, 'training-flat.onnx'),
+      buildFlatTrainingModel('inception', withEma(adamw(ADAMW_DEFAULTS), 0.999), {
+        isFrozen: (n) => n.startsWith('conv1.'),
+      }).bytes,
+    );
     // Several AdamW steps per run (its float64 scalar factors inside a Loop body); `graphs` wrote the SGD ones.
     writeFileSync(join(dir, 'training-loop.onnx'), buildLoopTrainingModel('residual', adamw(ADAMW_DEFAULTS)).bytes);
     writeFileSync(join(dir, 'inference-half.onnx'), buildInferenceModel('inception', params, {}, 17, 'float16'));

@@ -17,7 +17,10 @@ const bin = readFileSync(`${base}.bin`);
 function tensor(key: string): Float32Array | Float64Array {
   const e = index.tensors[key];
   const count = e.shape.reduce((a: number, b: number) => a * b, 1);
-  const bytes = bin.buffer.slice(bin.byteOffset + e.offset, bin.byteOffset + e.offset + count * (e.dtype === 'float64' ? 8 : 4));
+  const bytes = bin.buffer.slice(
+    bin.byteOffset + e.offset,
+    bin.byteOffset + e.offset + count * (e.dtype === 'float64' ? 8 : 4),
+  );
   return e.dtype === 'float64' ? new Float64Array(bytes) : new Float32Array(bytes);
 }
 
@@ -32,20 +35,34 @@ function relL2(a: ArrayLike<number>, ref: ArrayLike<number>): number {
   return Math.sqrt(d / r);
 }
 
-it('AdamW: 20 steps end within twice PyTorch float32\'s distance of float64 PyTorch', async () => {
+it("AdamW: 20 steps end within twice PyTorch float32's distance of float64 PyTorch", async () => {
   const { lr, weightDecay, steps, size } = index.config;
   const opt = adamw({ ...ADAMW_DEFAULTS, weightDecay });
   const g = new GraphBuilder();
   const rate = g.input('lr', 'float32', []);
   const p = g.input('w', 'float32', [size]);
   const grad = g.input('grad', 'float32', [size]);
-  const states = new Map([...opt.globalState(), ...opt.paramState('w', [size])].map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
+  const states = new Map(
+    [...opt.globalState(), ...opt.paramState('w', [size])].map((s) => [s.name, g.input(s.name, 'float32', s.shape)]),
+  );
   const global = opt.updateGlobal(g, new Map(opt.globalState().map((s) => [s.name, states.get(s.name) as Tensor])));
-  const step = opt.update(g, rate, 'w', p, grad, new Map(opt.paramState('w', [size]).map((s) => [s.name, states.get(s.name) as Tensor])), global);
+  const step = opt.update(
+    g,
+    rate,
+    'w',
+    p,
+    grad,
+    new Map(opt.paramState('w', [size]).map((s) => [s.name, states.get(s.name) as Tensor])),
+    global,
+  );
   g.output(step.param, 'updated.w');
   for (const [name, t] of [...global, ...step.state]) g.output(t, `updated.${name}`);
-  const feeds: Record<string, ort.Tensor> = { lr: new ort.Tensor('float32', Float32Array.of(lr), []), w: new ort.Tensor('float32', tensor('init') as Float32Array, [size]) };
-  for (const [name, t] of states) feeds[name] = new ort.Tensor('float32', new Float32Array(t.shape.length ? size : 1), t.shape as number[]);
+  const feeds: Record<string, ort.Tensor> = {
+    lr: new ort.Tensor('float32', Float32Array.of(lr), []),
+    w: new ort.Tensor('float32', tensor('init') as Float32Array, [size]),
+  };
+  for (const [name, t] of states)
+    feeds[name] = new ort.Tensor('float32', new Float32Array(t.shape.length ? size : 1), t.shape as number[]);
   const grads = tensor('grads') as Float32Array;
   for (let k = 0; k < steps; k++) {
     feeds.grad = new ort.Tensor('float32', grads.slice(k * size, (k + 1) * size), [size]);

@@ -38,22 +38,53 @@ describe('the packed package', () => {
     const tarball = join(packDir, readdirSync(packDir).find((f) => f.endsWith('.tgz')) as string);
     const project = tempDir();
     // The README's install line for library users: deny onnxruntime-node's download of its CUDA provider.
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, dependencies: { ingraph: `file:${tarball}` }, allowScripts: { 'onnxruntime-node': false, ingraph: false } }));
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({
+        name: 'consumer',
+        version: '1.0.0',
+        private: true,
+        dependencies: { ingraph: `file:${tarball}` },
+        allowScripts: { 'onnxruntime-node': false, ingraph: false },
+      }),
+    );
     execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: project, stdio: 'ignore' });
 
     const help = spawnSync('npx', ['ingraph', '--help'], { cwd: project, encoding: 'utf8' });
-    expect([help.status, help.stdout]).toEqual([0, expect.stringMatching(/^ingraph \d+\.\d+\.\d+: train MNIST networks inside ONNX graphs/)]);
+    expect([help.status, help.stdout]).toEqual([
+      0,
+      expect.stringMatching(/^ingraph \d+\.\d+\.\d+: train MNIST networks inside ONNX graphs/),
+    ]);
 
     writeFileSync(join(project, 'main.ts'), consumer);
-    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, module: 'commonjs', target: 'ES2022', types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')], skipLibCheck: false }, files: ['main.ts'] }));
+    writeFileSync(
+      join(project, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          module: 'commonjs',
+          target: 'ES2022',
+          types: ['node'],
+          typeRoots: [join(ROOT, 'node_modules', '@types')],
+          skipLibCheck: false,
+        },
+        files: ['main.ts'],
+      }),
+    );
     const compiled = spawnSync(process.execPath, [TSC, '-p', '.'], { cwd: project, encoding: 'utf8' });
     expect([compiled.status, compiled.stdout]).toEqual([0, '']);
     const run = spawnSync(process.execPath, ['main.js'], { cwd: project, encoding: 'utf8' });
     expect(JSON.parse(run.stdout)).toEqual({ steps: 2, modelBytes: expect.any(Number), code: 'usage' });
 
     // The types are real: a wrong option is a compile error.
-    writeFileSync(join(project, 'main.ts'), `import { trainConfig } from 'ingraph';\ntrainConfig('residual', { epochs: 'two' });\n`);
+    writeFileSync(
+      join(project, 'main.ts'),
+      `import { trainConfig } from 'ingraph';\ntrainConfig('residual', { epochs: 'two' });\n`,
+    );
     const wrong = spawnSync(process.execPath, [TSC, '-p', '.'], { cwd: project, encoding: 'utf8' });
-    expect([wrong.status, wrong.stdout]).toEqual([2, expect.stringMatching(/main\.ts\(2,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/)]);
+    expect([wrong.status, wrong.stdout]).toEqual([
+      2,
+      expect.stringMatching(/main\.ts\(2,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/),
+    ]);
   });
 });

@@ -5,7 +5,12 @@
  * per-tensor one, likewise; several flat steps in one run of a Loop graph equal as many runs of the flat step, bit
  * for bit. PyTorch parity: train-parity.test.ts.
  */
-import { buildFlatTrainingModel, buildLoopTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import {
+  buildFlatTrainingModel,
+  buildLoopTrainingModel,
+  buildShardedTrainingModels,
+  buildTrainingModel,
+} from '../src/artifacts/graphs';
 import { emaStart, withEma } from '../src/optim/ema';
 import { initParams, Params } from '../src/models/module';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
@@ -21,11 +26,19 @@ const labels = BigInt64Array.from(rawLabels(data, 'train-labels-idx1-ubyte'), (l
 const isFrozen = (name: string) => name.startsWith('conv1.');
 
 /** `steps` steps of batch `n` from the slice (with `lr`, or lr[i] at step i); the final parameters and state. */
-async function train(step: StepRunner, n: number, steps: number, lr: number | number[]): Promise<{ params: Params; states: Params; losses: number[] }> {
+async function train(
+  step: StepRunner,
+  n: number,
+  steps: number,
+  lr: number | number[],
+): Promise<{ params: Params; states: Params; losses: number[] }> {
   const losses: number[] = [];
   for (let i = 0; i < steps; i++) {
     const start = (i * n) % (64 - n + 1);
-    losses.push((await step.run(images.subarray(start * 784), labels.subarray(start), n, typeof lr === 'number' ? lr : lr[i])).loss);
+    losses.push(
+      (await step.run(images.subarray(start * 784), labels.subarray(start), n, typeof lr === 'number' ? lr : lr[i]))
+        .loss,
+    );
   }
   const result = { params: step.params(), states: step.states(), losses };
   await step.release();
@@ -55,7 +68,9 @@ describe.each([
   const init = initParams(graph.params, 3);
 
   it.each([
-    [2, 16], [3, 16], [3, 2],
+    [2, 16],
+    [3, 16],
+    [3, 2],
   ])('%i workers, batches of %i: parameters and state equal the one-session step up to rounding', async (k, n) => {
     const one = await train(await TrainingStep.open(graph, init, new Map(), { ep: 'cpu', threads: 1 }), n, 6, lr);
     const many = await train(await ParallelTrainingStep.open(graph, sharded(k), init, new Map(), n), n, 6, lr);
@@ -65,7 +80,9 @@ describe.each([
     expect(maxRelDiff(many.states, one.states)).toBeLessThan(10 * tolerance);
     many.losses.forEach((l, i) => expect(Math.abs(l - one.losses[i])).toBeLessThan(1e-5));
     for (const [name, value] of many.params) if (isFrozen(name)) expect(value).toEqual(init.get(name));
-    expect(maxRelDiff(new Map([['fc.weight', init.get('fc.weight') as Float32Array]]), many.params)).toBeGreaterThan(100 * tolerance);
+    expect(maxRelDiff(new Map([['fc.weight', init.get('fc.weight') as Float32Array]]), many.params)).toBeGreaterThan(
+      100 * tolerance,
+    );
   });
 
   it('the flat one-session step (buildFlatTrainingModel) equals the per-tensor one up to rounding, and resumes exactly', async () => {
@@ -81,7 +98,8 @@ describe.each([
     for (const [name, value] of flat.params) if (isFrozen(name)) expect(value).toEqual(init.get(name));
     const half = await train(await TrainingStep.open(flatGraph, init, start, { ep: 'cpu', threads: 1 }), 16, 3, lr);
     const again = await TrainingStep.open(flatGraph, half.params, half.states, { ep: 'cpu', threads: 1 });
-    for (let i = 3; i < 6; i++) await again.run(images.subarray(((i * 16) % 49) * 784), labels.subarray((i * 16) % 49), 16, lr);
+    for (let i = 3; i < 6; i++)
+      await again.run(images.subarray(((i * 16) % 49) * 784), labels.subarray((i * 16) % 49), 16, lr);
     const resumed = { params: again.params(), states: again.states() };
     await again.release();
     expect(maxRelDiff(resumed.params, flat.params)).toBe(0);
@@ -91,18 +109,47 @@ describe.each([
   it('steps in a Loop (buildLoopTrainingModel): 4 + 2 steps in two runs equal 6 flat steps bit for bit', async () => {
     const options = { isFrozen };
     const start = emaStart(init, graph.trainable);
-    const flat = await train(await TrainingStep.open(buildFlatTrainingModel('residual', withEma(optimizer(), 0.9), options), init, start, { ep: 'cpu', threads: 1 }), 16, 6, lr);
-    const loop = await TrainingStep.open(buildLoopTrainingModel('residual', withEma(optimizer(), 0.9), options), init, start, { ep: 'cpu', threads: 1 });
+    const flat = await train(
+      await TrainingStep.open(buildFlatTrainingModel('residual', withEma(optimizer(), 0.9), options), init, start, {
+        ep: 'cpu',
+        threads: 1,
+      }),
+      16,
+      6,
+      lr,
+    );
+    const loop = await TrainingStep.open(
+      buildLoopTrainingModel('residual', withEma(optimizer(), 0.9), options),
+      init,
+      start,
+      { ep: 'cpu', threads: 1 },
+    );
     const lrs = [lr, lr / 2, lr, lr / 3, lr, lr / 4];
     const stacked = (from: number, to: number) => {
       const starts = Array.from({ length: to - from }, (_, k) => ((from + k) * 16) % 49);
       const im = new Uint8Array(starts.length * 16 * 784);
       const lb = new BigInt64Array(starts.length * 16);
-      starts.forEach((s, k) => (im.set(images.subarray(s * 784, (s + 16) * 784), k * 16 * 784), lb.set(labels.subarray(s, s + 16), k * 16)));
+      starts.forEach(
+        (s, k) => (
+          im.set(images.subarray(s * 784, (s + 16) * 784), k * 16 * 784),
+          lb.set(labels.subarray(s, s + 16), k * 16)
+        ),
+      );
       return [im, lb] as const;
     };
-    const flatVaried = await train(await TrainingStep.open(buildFlatTrainingModel('residual', withEma(optimizer(), 0.9), options), init, start, { ep: 'cpu', threads: 1 }), 16, 6, lrs);
-    const results = [...await loop.runSteps(...stacked(0, 4), 16, lrs.slice(0, 4)), ...await loop.runSteps(...stacked(4, 6), 16, lrs.slice(4))];
+    const flatVaried = await train(
+      await TrainingStep.open(buildFlatTrainingModel('residual', withEma(optimizer(), 0.9), options), init, start, {
+        ep: 'cpu',
+        threads: 1,
+      }),
+      16,
+      6,
+      lrs,
+    );
+    const results = [
+      ...(await loop.runSteps(...stacked(0, 4), 16, lrs.slice(0, 4))),
+      ...(await loop.runSteps(...stacked(4, 6), 16, lrs.slice(4))),
+    ];
     expect(results.map((r) => r.loss)).toEqual(flatVaried.losses);
     expect(maxRelDiff(loop.params(), flatVaried.params)).toBe(0);
     expect(maxRelDiff(loop.states(), flatVaried.states)).toBe(0);
@@ -115,7 +162,10 @@ describe.each([
     const first = await train(await ParallelTrainingStep.open(graph, sharded(2), init, new Map(), 16), 16, 3, lr);
     const again = await ParallelTrainingStep.open(graph, sharded(2), first.params, first.states, 16);
     const losses: number[] = [];
-    for (let i = 3; i < 6; i++) losses.push((await again.run(images.subarray(((i * 16) % 49) * 784), labels.subarray((i * 16) % 49), 16, lr)).loss);
+    for (let i = 3; i < 6; i++)
+      losses.push(
+        (await again.run(images.subarray(((i * 16) % 49) * 784), labels.subarray((i * 16) % 49), 16, lr)).loss,
+      );
     const resumed = { params: again.params(), states: again.states() };
     await again.release();
     expect(maxRelDiff(resumed.params, straight.params)).toBe(0);
@@ -125,7 +175,17 @@ describe.each([
 });
 
 it('shards: contiguous, as equal as can be, none empty', () => {
-  expect(shardsOf(64, 2)).toEqual([{ start: 0, n: 32 }, { start: 32, n: 32 }]);
-  expect(shardsOf(7, 3)).toEqual([{ start: 0, n: 3 }, { start: 3, n: 2 }, { start: 5, n: 2 }]);
-  expect(shardsOf(2, 3)).toEqual([{ start: 0, n: 1 }, { start: 1, n: 1 }]);
+  expect(shardsOf(64, 2)).toEqual([
+    { start: 0, n: 32 },
+    { start: 32, n: 32 },
+  ]);
+  expect(shardsOf(7, 3)).toEqual([
+    { start: 0, n: 3 },
+    { start: 3, n: 2 },
+    { start: 5, n: 2 },
+  ]);
+  expect(shardsOf(2, 3)).toEqual([
+    { start: 0, n: 1 },
+    { start: 1, n: 1 },
+  ]);
 });

@@ -19,15 +19,54 @@ const float = join(work, 'float.onnx');
 const int8 = join(work, 'int8.onnx');
 
 beforeAll(() => {
-  const trained = runCli(['train', '--model', 'residual', '--data', data, '--epochs', '2', '--ep', 'cpu', '--threads', '2', '--quantize', 'int8', '--calibrate', '500', '--out', run]);
-  expect([trained.code, trained.stdout]).toEqual([0, expect.stringMatching(/^int8 export: test accuracy [\d.]+% \(\d+\/500\), \d+ bytes, in /m)]);
+  const trained = runCli([
+    'train',
+    '--model',
+    'residual',
+    '--data',
+    data,
+    '--epochs',
+    '2',
+    '--ep',
+    'cpu',
+    '--threads',
+    '2',
+    '--quantize',
+    'int8',
+    '--calibrate',
+    '500',
+    '--out',
+    run,
+  ]);
+  expect([trained.code, trained.stdout]).toEqual([
+    0,
+    expect.stringMatching(/^int8 export: test accuracy [\d.]+% \(\d+\/500\), \d+ bytes, in /m),
+  ]);
   expect(runCli(['export', '--model', 'residual', '--init', join(run, 'inference.onnx'), '--out', float]).code).toBe(0);
-  const r = runCli(['export', '--model', 'residual', '--init', join(run, 'inference.onnx'), '--quantize', 'int8', '--calibrate', '500', '--data', data, '--out', int8]);
+  const r = runCli([
+    'export',
+    '--model',
+    'residual',
+    '--init',
+    join(run, 'inference.onnx'),
+    '--quantize',
+    'int8',
+    '--calibrate',
+    '500',
+    '--data',
+    data,
+    '--out',
+    int8,
+  ]);
   expect([r.code, r.stdout]).toEqual([0, expect.stringContaining('int8 calibrated on 500 training images')]);
 });
 
 async function labels(model: string): Promise<number[]> {
-  const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], optimizedModelFilePath: `${model}.optimized`, logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(model, {
+    executionProviders: ['cpu'],
+    optimizedModelFilePath: `${model}.optimized`,
+    logSeverityLevel: 3,
+  });
   const out = await session.run({ images: new ort.Tensor('uint8', rawImages(data), [N, 1, 28, 28]) });
   await session.release();
   return Array.from(out.label.data as BigInt64Array, Number);
@@ -39,7 +78,11 @@ describe('export --quantize int8', () => {
     const convWeights = [...m.initializers.values()].filter((t) => t.name.endsWith('.weight.int8'));
     expect(convWeights.map((t) => t.dtype)).toEqual(new Array(7).fill('int8')); // 6 convs and the fc layer
     expect(m.nodes.filter((n) => n.op === 'QuantizeLinear').length).toBeGreaterThan(5);
-    expect(m.outputs.map((o) => [o.name, o.dtype])).toEqual([['logits', 'float32'], ['probabilities', 'float32'], ['label', 'int64']]);
+    expect(m.outputs.map((o) => [o.name, o.dtype])).toEqual([
+      ['logits', 'float32'],
+      ['probabilities', 'float32'],
+      ['label', 'int64'],
+    ]);
     expect(JSON.parse(m.metadata['ingraph.quantization'])).toMatchObject({ format: 'QDQ', calibrationImages: 500 });
     expect(statSync(int8).size).toBeLessThan(0.4 * statSync(float).size);
   });
@@ -47,7 +90,11 @@ describe('export --quantize int8', () => {
   it('inspect counts its int8 weights and int32 biases as the parameters, not their scales', () => {
     const info = JSON.parse(runCli(['inspect', int8, '--json']).stdout);
     expect(info.totalParameters).toBe(41514);
-    expect(info.parameters.find((p: { name: string }) => p.name === 'conv1.weight')).toEqual({ name: 'conv1.weight', shape: [16, 1, 5, 5], count: 400 });
+    expect(info.parameters.find((p: { name: string }) => p.name === 'conv1.weight')).toEqual({
+      name: 'conv1.weight',
+      shape: [16, 1, 5, 5],
+      count: 400,
+    });
     expect(info.parameters.some((p: { name: string }) => p.name.endsWith('.scale'))).toBe(false);
   });
 
@@ -59,7 +106,9 @@ describe('export --quantize int8', () => {
     const agree = f.filter((l, i) => l === q[i]).length / N;
     const truth = rawLabels(data);
     const accuracy = (ls: number[]) => ls.filter((l, i) => l === truth[i]).length / N;
-    console.log(`int8 vs float on ${N} test images: labels agree ${(100 * agree).toFixed(1)}%, accuracy ${(100 * accuracy(q)).toFixed(1)}% vs ${(100 * accuracy(f)).toFixed(1)}%`);
+    console.log(
+      `int8 vs float on ${N} test images: labels agree ${(100 * agree).toFixed(1)}%, accuracy ${(100 * accuracy(q)).toFixed(1)}% vs ${(100 * accuracy(f)).toFixed(1)}%`,
+    );
     // This weak test model (2 epochs on 1,280 images, ~70%) has many near-ties, which int8 rounding flips: once the
     // training step's float rounding changed (new gradient formulations), 97.0% agreed. A trained model agrees more.
     expect(agree).toBeGreaterThan(0.95);
@@ -67,12 +116,18 @@ describe('export --quantize int8', () => {
   });
 
   it('onnxruntime-web (wasm) gives the int8 model nearly the labels onnxruntime-node gives it', async () => {
-    const web = spawnSync(process.execPath, [join(ROOT, 'test', 'helpers', 'web-logits.js'), join(data, 't10k-images-idx3-ubyte'), String(N), int8], { encoding: 'utf8' });
+    const web = spawnSync(
+      process.execPath,
+      [join(ROOT, 'test', 'helpers', 'web-logits.js'), join(data, 't10k-images-idx3-ubyte'), String(N), int8],
+      { encoding: 'utf8' },
+    );
     expect(web.stderr).toBe('');
     const w = JSON.parse(web.stdout).label as number[];
     const native = await labels(int8);
     const agree = w.filter((l, i) => l === native[i]).length / N;
-    console.log(`int8 model, onnxruntime-web wasm vs onnxruntime-node: labels agree on ${(100 * agree).toFixed(1)}% of ${N}`);
+    console.log(
+      `int8 model, onnxruntime-web wasm vs onnxruntime-node: labels agree on ${(100 * agree).toFixed(1)}% of ${N}`,
+    );
     // Not bit-equal: onnxruntime-node runs int8 kernels, which round once per requantization; this weak test model
     // (2 epochs on 1,280 images) has many near-ties. A trained model agrees more (README).
     expect(agree).toBeGreaterThan(0.95);
@@ -89,7 +144,11 @@ describe('export --quantize int8', () => {
     const fromRun = parseModel(readFileSync(join(run, 'inference.int8.onnx'))).initializers;
     const fromExport = parseModel(readFileSync(int8)).initializers;
     expect([...fromRun.keys()].sort()).toEqual([...fromExport.keys()].sort());
-    for (const [name, t] of fromRun) expect([name, Buffer.from((fromExport.get(name) as typeof t).data.buffer).equals(Buffer.from(t.data.buffer))]).toEqual([name, true]);
+    for (const [name, t] of fromRun)
+      expect([
+        name,
+        Buffer.from((fromExport.get(name) as typeof t).data.buffer).equals(Buffer.from(t.data.buffer)),
+      ]).toEqual([name, true]);
   });
 
   it.each([
@@ -97,17 +156,38 @@ describe('export --quantize int8', () => {
     [['--calibrate', '10'], /^ingraph: --calibrate: only with --quantize int8$/],
   ])('train %j: exit 2, one line, nothing written', (flags, message) => {
     const dir = tempDir();
-    const r = runCli(['train', '--model', 'residual', '--data', data, ...(flags as string[]), '--out', join(dir, 'run')]);
+    const r = runCli([
+      'train',
+      '--model',
+      'residual',
+      '--data',
+      data,
+      ...(flags as string[]),
+      '--out',
+      join(dir, 'run'),
+    ]);
     expect([r.code, r.stderr.trim()]).toEqual([2, expect.stringMatching(message as RegExp)]);
     expect(readdirSync(dir)).toEqual([]);
   });
 
   it.each([
     ['--quantize int4', ['--quantize', 'int4'], /^ingraph: --quantize int4: must be one of int8$/],
-    ['--calibrate 0', ['--quantize', 'int8', '--calibrate', '0'], /^ingraph: --calibrate 0: must be between 1 and 60000$/],
+    [
+      '--calibrate 0',
+      ['--quantize', 'int8', '--calibrate', '0'],
+      /^ingraph: --calibrate 0: must be between 1 and 60000$/,
+    ],
     ['--calibrate without --quantize', ['--calibrate', '10'], /^ingraph: --calibrate: only with --quantize int8$/],
-    ['an opset without per-channel quantization', ['--quantize', 'int8', '--opset', '11'], /^ingraph: --quantize int8: needs --opset 13 or later/],
-    ['calibration data that fails validation', ['--quantize', 'int8', '--data', work], /^ingraph: .*train-images-idx3-ubyte: no such file$/],
+    [
+      'an opset without per-channel quantization',
+      ['--quantize', 'int8', '--opset', '11'],
+      /^ingraph: --quantize int8: needs --opset 13 or later/,
+    ],
+    [
+      'calibration data that fails validation',
+      ['--quantize', 'int8', '--data', work],
+      /^ingraph: .*train-images-idx3-ubyte: no such file$/,
+    ],
     ['--half with --quantize', ['--half', '--quantize', 'int8'], /^ingraph: --half and --quantize: choose one$/],
   ])('%s: exit 2, one line, nothing written', (_, flags, message) => {
     const dir = tempDir();

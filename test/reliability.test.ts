@@ -13,7 +13,20 @@ import { seeded } from './helpers/reference';
 
 const data = mnistSlice(640, 200);
 // 20 steps per epoch; --threads 2 so the guarantee is tested with a parallel thread pool.
-const base = ['--model', 'residual', '--data', data, '--batch-size', '32', '--ep', 'cpu', '--threads', '2', '--log-every', '5'];
+const base = [
+  '--model',
+  'residual',
+  '--data',
+  data,
+  '--batch-size',
+  '32',
+  '--ep',
+  'cpu',
+  '--threads',
+  '2',
+  '--log-every',
+  '5',
+];
 
 const bytes = (dir: string, file: string) => readFileSync(join(dir, file));
 
@@ -30,11 +43,22 @@ function snapshot(dir: string): Record<string, string> {
 describe('reproducible', () => {
   it('two runs with the same seed give identical bytes; another seed differs', () => {
     const [a, b, c] = [tempDir(), tempDir(), tempDir()];
-    for (const [dir, seed] of [[a, '1'], [b, '1'], [c, '2']]) {
+    for (const [dir, seed] of [
+      [a, '1'],
+      [b, '1'],
+      [c, '2'],
+    ]) {
       const r = runCli(['train', ...base, '--epochs', '1', '--seed', seed, '--out', dir]);
       expect(r.code).toBe(0);
     }
-    for (const f of ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json']) {
+    for (const f of [
+      'training_model.onnx',
+      'eval_model.onnx',
+      'checkpoint.onnx',
+      'inference.onnx',
+      'metrics.json',
+      'evaluation.json',
+    ]) {
       expect([f, bytes(a, f).equals(bytes(b, f))]).toEqual([f, true]);
     }
     expect(bytes(a, 'inference.onnx').equals(bytes(c, 'inference.onnx'))).toBe(false);
@@ -59,7 +83,12 @@ describe('crash safety', () => {
     const out = tempDir();
     for (const target of targets) {
       const resumable = existsSync(join(out, 'checkpoint.onnx'));
-      const run = startCli(['train', ...(resumable ? ['--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data, '--json'] : [...args, '--out', out])]);
+      const run = startCli([
+        'train',
+        ...(resumable
+          ? ['--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data, '--json']
+          : [...args, '--out', out]),
+      ]);
       await untilStep(run, target);
       expect(run.child.kill('SIGKILL')).toBe(true);
       expect(await run.exit).toBeNull();
@@ -67,7 +96,8 @@ describe('crash safety', () => {
     const last = startCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data]);
     expect(await last.exit).toBe(0);
     // metrics.json too: the resumed run's record of losses and epochs has neither gaps nor duplicates.
-    for (const f of ['checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
+    for (const f of ['checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json'])
+      expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
   });
 
   it('SIGTERM stops the run after its current step with a checkpoint (exit 143); resuming ends bit-identical', async () => {
@@ -76,22 +106,34 @@ describe('crash safety', () => {
     await untilStep(run, 5);
     run.child.kill('SIGTERM');
     expect(await run.exit).toBe(143);
-    const [, stopped] = /^ingraph: SIGTERM: stopped after step (\d+), checkpoint written; continue with --resume /m.exec(run.stderr()) as RegExpExecArray;
-    expect(JSON.parse(readCheckpoint(join(out, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(Number(stopped));
+    const [, stopped] =
+      /^ingraph: SIGTERM: stopped after step (\d+), checkpoint written; continue with --resume /m.exec(
+        run.stderr(),
+      ) as RegExpExecArray;
+    expect(JSON.parse(readCheckpoint(join(out, 'checkpoint.onnx'), 'test').metadata['ingraph.position']).step).toBe(
+      Number(stopped),
+    );
     expect(existsSync(join(out, '.ingraph.lock'))).toBe(false);
     expect(runCli(['train', '--resume', out, '--ep', 'cpu', '--threads', '2', '--data', data]).code).toBe(0);
     // metrics.json too: the resumed run's record of losses and epochs has neither gaps nor duplicates.
-    for (const f of ['checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json']) expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
+    for (const f of ['checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json'])
+      expect([f, bytes(out, f).equals(bytes(reference, f))]).toEqual([f, true]);
   });
 
   it('a truncated or altered checkpoint is refused with its message, and nothing changes', () => {
     for (const [damage, message] of [
-      [(f: string) => truncateSync(f, Math.floor(statSync(f).size / 2)), /--resume .*checkpoint\.onnx: (not an ONNX model|.*missing|checksum mismatch)/],
-      [(f: string) => {
-        const b = readFileSync(f);
-        b[Math.floor(b.length / 2)] ^= 0x10;
-        writeFileSync(f, b);
-      }, /--resume .*checkpoint\.onnx: checksum mismatch: the checkpoint is damaged or was altered; refusing it/],
+      [
+        (f: string) => truncateSync(f, Math.floor(statSync(f).size / 2)),
+        /--resume .*checkpoint\.onnx: (not an ONNX model|.*missing|checksum mismatch)/,
+      ],
+      [
+        (f: string) => {
+          const b = readFileSync(f);
+          b[Math.floor(b.length / 2)] ^= 0x10;
+          writeFileSync(f, b);
+        },
+        /--resume .*checkpoint\.onnx: checksum mismatch: the checkpoint is damaged or was altered; refusing it/,
+      ],
     ] as const) {
       const dir = tempDir();
       cpSync(reference, dir, { recursive: true });
@@ -135,15 +177,22 @@ describe('divergence guard', () => {
     const out = tempDir();
     const r = runCli(['train', ...base, '--lr', '1e20', '--checkpoint-every', '1', '--out', out]);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^ingraph: training diverged at step (\d+) \(epoch 1, batch \d+\): .*; the last good checkpoint \(step (\d+)\) is kept in /);
+    expect(r.stderr).toMatch(
+      /^ingraph: training diverged at step (\d+) \(epoch 1, batch \d+\): .*; the last good checkpoint \(step (\d+)\) is kept in /,
+    );
     const [, diverged, kept] = /at step (\d+).*\(step (\d+)\)/.exec(r.stderr) as RegExpExecArray;
     expect(Number(kept)).toBe(Number(diverged) - 1);
     const ck = readCheckpoint(join(out, 'checkpoint.onnx'), 'test');
     expect(JSON.parse(ck.metadata['ingraph.position']).step).toBe(Number(kept));
-    for (const t of ck.initializers.values()) expect([t.name, (t.data as Float32Array).every(Number.isFinite)]).toEqual([t.name, true]);
+    for (const t of ck.initializers.values())
+      expect([t.name, (t.data as Float32Array).every(Number.isFinite)]).toEqual([t.name, true]);
     if (Number(kept) === 0) {
       const init = initParams(createNet('residual').parameters(), 0);
-      expect(Buffer.from((ck.initializers.get('fc.weight')?.data as Float32Array).buffer).equals(Buffer.from((init.get('fc.weight') as Float32Array).buffer))).toBe(true);
+      expect(
+        Buffer.from((ck.initializers.get('fc.weight')?.data as Float32Array).buffer).equals(
+          Buffer.from((init.get('fc.weight') as Float32Array).buffer),
+        ),
+      ).toBe(true);
     }
     expect(existsSync(join(out, 'inference.onnx'))).toBe(false);
   });
@@ -165,11 +214,27 @@ describe('promotion', () => {
     expect(worse.code).toBe(4);
     expect(worse.stderr).toMatch(/kept the deployed model: new test accuracy \d+\.\d\d% is below its \d+\.\d\d%/);
     expect(readFileSync(target).equals(strongBytes)).toBe(true);
-    const otherTestSet = runCli(['train', ...base, '--epochs', '2', '--test-limit', '100', '--out', tempDir(), '--promote-to', target]);
+    const otherTestSet = runCli([
+      'train',
+      ...base,
+      '--epochs',
+      '2',
+      '--test-limit',
+      '100',
+      '--out',
+      tempDir(),
+      '--promote-to',
+      target,
+    ]);
     expect(otherTestSet.code).toBe(4);
-    expect(otherTestSet.stderr).toMatch(/it was scored on 200 test images, the new one on 100; the accuracies .* do not compare/);
+    expect(otherTestSet.stderr).toMatch(
+      /it was scored on 200 test images, the new one on 100; the accuracies .* do not compare/,
+    );
     expect(readFileSync(target).equals(strongBytes)).toBe(true);
-    const history = readFileSync(join(deploy, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const history = readFileSync(join(deploy, 'history.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(history.map((h) => h.decision)).toEqual(['promoted', 'promoted', 'refused', 'refused']);
     expect(history[2].accuracy).toBeLessThan(history[2].previousAccuracy);
     const deployed = parseModel(readFileSync(target));
@@ -186,10 +251,14 @@ describe('bad input: exit code 2, one line, the output directory unchanged', () 
   beforeAll(() => {
     expect(runCli(['train', ...base, '--max-steps', '1', '--out', otherRun]).code).toBe(0);
     const specs = createNet('residual').parameters();
-    writeFileSync(join(oldVersion, 'checkpoint.onnx'), encodeCheckpoint(specs, [], {
-      params: initParams(specs, 0), states: new Map(),
-      metadata: { 'ingraph.kind': 'checkpoint', 'ingraph.version': '9.0.0', 'ingraph.config': '{}' },
-    }));
+    writeFileSync(
+      join(oldVersion, 'checkpoint.onnx'),
+      encodeCheckpoint(specs, [], {
+        params: initParams(specs, 0),
+        states: new Map(),
+        metadata: { 'ingraph.kind': 'checkpoint', 'ingraph.version': '9.0.0', 'ingraph.config': '{}' },
+      }),
+    );
     expect(runCli(['export', '--model', 'residual', '--out', noAccuracy]).code).toBe(0);
   });
 
@@ -205,17 +274,49 @@ describe('bad input: exit code 2, one line, the output directory unchanged', () 
     ['unknown optimizer', ['--optimizer', 'rmsprop'], /--optimizer rmsprop: must be one of sgd, adamw/],
     ['unknown schedule', ['--lr-schedule', 'linear'], /--lr-schedule linear: must be one of constant, step, cosine/],
     ['checkpoint-every zero', ['--checkpoint-every', '0'], /--checkpoint-every 0: must be at least 1/],
-    ['a data directory that does not exist', ['--data', '/nonexistent/mnist'], /\/nonexistent\/mnist: not a directory of MNIST IDX files/],
-    ['an --init file that does not exist', ['--init', '/nonexistent/w.onnx'], /--init \/nonexistent\/w\.onnx: no such file/],
+    [
+      'a data directory that does not exist',
+      ['--data', '/nonexistent/mnist'],
+      /\/nonexistent\/mnist: not a directory of MNIST IDX files/,
+    ],
+    [
+      'an --init file that does not exist',
+      ['--init', '/nonexistent/w.onnx'],
+      /--init \/nonexistent\/w\.onnx: no such file/,
+    ],
     ['a frozen prefix that names nothing', ['--freeze', 'conv9'], /--freeze conv9: matches no parameter/],
-    ['an output directory under a file', ['--out', '/etc/hostname/run'], /--out \/etc\/hostname\/run: \/etc\/hostname is not a directory/],
-    ['an output directory the filesystem refuses', ['--out', '/proc/ingraph-run'], /--out \/proc\/ingraph-run: cannot create \/proc\/ingraph-run \(E[A-Z]+\)/],
-    ['an output directory that holds an earlier run', ['--out', otherRun], /--out .*: holds an earlier run .*; continue with --resume /],
+    [
+      'an output directory under a file',
+      ['--out', '/etc/hostname/run'],
+      /--out \/etc\/hostname\/run: \/etc\/hostname is not a directory/,
+    ],
+    [
+      'an output directory the filesystem refuses',
+      ['--out', '/proc/ingraph-run'],
+      /--out \/proc\/ingraph-run: cannot create \/proc\/ingraph-run \(E[A-Z]+\)/,
+    ],
+    [
+      'an output directory that holds an earlier run',
+      ['--out', otherRun],
+      /--out .*: holds an earlier run .*; continue with --resume /,
+    ],
     ['--resume of a directory without a checkpoint', ['--resume', out], /--resume .*: no checkpoint\.onnx there/],
-    ['--resume of another network', ['--resume', otherRun, '--model', 'inception'], /that run trains the residual net, not inception/],
+    [
+      '--resume of another network',
+      ['--resume', otherRun, '--model', 'inception'],
+      /that run trains the residual net, not inception/,
+    ],
     ['--resume of an incompatible version', ['--resume', oldVersion], /written by ingraph 9\.0\.0, incompatible with/],
-    ['--resume changing the batch size', ['--resume', otherRun, '--batch-size', '8'], /--batch-size cannot change on resume/],
-    ['--promote-to a model without a recorded accuracy', ['--promote-to', noAccuracy], /--promote-to .*: the model there records no test accuracy/],
+    [
+      '--resume changing the batch size',
+      ['--resume', otherRun, '--batch-size', '8'],
+      /--batch-size cannot change on resume/,
+    ],
+    [
+      '--promote-to a model without a recorded accuracy',
+      ['--promote-to', noAccuracy],
+      /--promote-to .*: the model there records no test accuracy/,
+    ],
     ['--promote-tolerance alone', ['--promote-tolerance', '0.01'], /--promote-tolerance: needs --promote-to/],
     ['--ep tpu', ['--ep', 'tpu'], /--ep tpu: must be one of cpu, cuda, auto/],
   ])('%s', (_, flags, message) => {

@@ -5,7 +5,16 @@
  * compared, `eval --report` of a random-weight model (its predictions collapse onto a few classes), and bad input.
  * Screenshots land in artifacts/screenshots/. The browser checks are skipped, with a warning, without Chromium.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'fs';
 import { spawnSync } from 'child_process';
 import { basename, join } from 'path';
 import * as ort from 'onnxruntime-node';
@@ -15,15 +24,36 @@ import { CHROMIUM, launchChromium } from './helpers/browser';
 import { mnistSlice, rawImages, rawLabels, ROOT, runCli, tempDir } from './helpers/cli';
 
 const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn('report.test.ts: no /usr/bin/chromium (apt-get install chromium); the browser checks are skipped');
+if (!hasChromium)
+  console.warn('report.test.ts: no /usr/bin/chromium (apt-get install chromium); the browser checks are skipped');
 const inBrowser = hasChromium ? it : it.skip;
 const SHOTS = join(ROOT, 'artifacts', 'screenshots');
 const TEST_IMAGES = 400;
 const data = mnistSlice(640, TEST_IMAGES);
-const base = ['train', '--model', 'residual', '--data', data, '--epochs', '2', '--log-every', '2', '--ep', 'cpu', '--threads', '2', '--json'];
+const base = [
+  'train',
+  '--model',
+  'residual',
+  '--data',
+  data,
+  '--epochs',
+  '2',
+  '--log-every',
+  '2',
+  '--ep',
+  'cpu',
+  '--threads',
+  '2',
+  '--json',
+];
 
 const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
-const events = (stdout: string, type: string) => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((e) => e.type === type);
+const events = (stdout: string, type: string) =>
+  stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.type === type);
 
 /** What the page shows, measured by the browser's layout: each plot's size and marks, each digit's decoded pixels. */
 async function rendered(page: Page) {
@@ -34,12 +64,17 @@ async function rendered(page: Page) {
     };
     const charts = Array.from(document.querySelectorAll('.chart')).map((c) => {
       const svg = c.querySelector('svg') as SVGSVGElement;
-      const marks = (kind: string) => Array.from(svg.querySelectorAll(`.mark-${kind}.role-mark > path`)).filter(visible).length;
+      const marks = (kind: string) =>
+        Array.from(svg.querySelectorAll(`.mark-${kind}.role-mark > path`)).filter(visible).length;
       return {
         title: c.querySelector('h3')?.textContent ?? '',
         width: svg.getBoundingClientRect().width,
-        lines: marks('line'), symbols: marks('symbol'), rects: marks('rect'),
-        texts: Array.from(svg.querySelectorAll('.mark-text.role-mark text')).filter(visible).map((t) => t.textContent),
+        lines: marks('line'),
+        symbols: marks('symbol'),
+        rects: marks('rect'),
+        texts: Array.from(svg.querySelectorAll('.mark-text.role-mark text'))
+          .filter(visible)
+          .map((t) => t.textContent),
       };
     });
     const images = Array.from(document.querySelectorAll<HTMLImageElement>('.digits img'));
@@ -51,7 +86,14 @@ async function rendered(page: Page) {
       g.drawImage(img, 0, 0);
       const rgba = g.getImageData(0, 0, 28, 28).data;
       const d = (img.parentElement as HTMLElement).dataset;
-      return { index: Number(d.index), label: Number(d.label), predicted: Number(d.predicted), natural: img.naturalWidth, shown: img.getBoundingClientRect().width, pixels: Array.from({ length: 784 }, (_, k) => rgba[4 * k]) };
+      return {
+        index: Number(d.index),
+        label: Number(d.label),
+        predicted: Number(d.predicted),
+        natural: img.naturalWidth,
+        shown: img.getBoundingClientRect().width,
+        pixels: Array.from({ length: 784 }, (_, k) => rgba[4 * k]),
+      };
     });
     return { charts, digits };
   });
@@ -94,7 +136,10 @@ while at < len(data):
 print(json.dumps(out))
 `;
 const hasCrc32c = spawnSync('/usr/bin/python3', ['-c', 'import crc32c'], { encoding: 'utf8' }).status === 0;
-if (!hasCrc32c) console.warn('report.test.ts: /usr/bin/python3 has no crc32c module (apt-get install python3-crc32c); the TensorBoard file test is skipped');
+if (!hasCrc32c)
+  console.warn(
+    'report.test.ts: /usr/bin/python3 has no crc32c module (apt-get install python3-crc32c); the TensorBoard file test is skipped',
+  );
 
 /** An Event proto by its wire format (event.proto: wall_time 1, step 2, file_version 3, summary 5; summary.proto: value 1 {tag 1, simple_value 2}). */
 function decodeEvent(bytes: Uint8Array): { step: number; fileVersion?: string; scalars: Record<string, number> } {
@@ -137,26 +182,42 @@ describe('a run report', () => {
 
   it('metrics.json holds every logged loss and learning rate and every epoch, as the run reported them', () => {
     const metrics = readJson(join(run, 'metrics.json'));
-    expect(metrics.log).toEqual(events(stdout, 'log').map(({ step, epoch, batch, loss, lr }) => ({ step, epoch, batch, loss, lr })));
+    expect(metrics.log).toEqual(
+      events(stdout, 'log').map(({ step, epoch, batch, loss, lr }) => ({ step, epoch, batch, loss, lr })),
+    );
     expect(metrics.log).toHaveLength(10);
-    expect(metrics.epochs).toEqual(events(stdout, 'epoch').map(({ epoch, trainLoss, trainAccuracy, testAccuracy }) => ({ epoch, trainLoss, trainAccuracy, testAccuracy })));
+    expect(metrics.epochs).toEqual(
+      events(stdout, 'epoch').map(({ epoch, trainLoss, trainAccuracy, testAccuracy }) => ({
+        epoch,
+        trainLoss,
+        trainAccuracy,
+        testAccuracy,
+      })),
+    );
     const manifest = readJson(join(run, 'manifest.json'));
     expect(Object.keys(manifest.files)).toEqual(expect.arrayContaining(['metrics.json', 'evaluation.json']));
   });
 
-  it('evaluation.json: the confusion matrix of the test labels, mistakes with their pixels and onnxruntime\'s probability', async () => {
+  it("evaluation.json: the confusion matrix of the test labels, mistakes with their pixels and onnxruntime's probability", async () => {
     const e = readJson(join(run, 'evaluation.json'));
     const labels = rawLabels(data);
     const images = rawImages(data);
-    expect(e.confusion.map((row: number[]) => row.reduce((a, b) => a + b, 0))).toEqual(Array.from({ length: 10 }, (_, k) => labels.filter((l) => l === k).length));
-    expect(e.total - e.correct).toBe(e.confusion.flat().reduce((a: number, b: number) => a + b, 0) - e.confusion.reduce((a: number, row: number[], k: number) => a + row[k], 0));
+    expect(e.confusion.map((row: number[]) => row.reduce((a, b) => a + b, 0))).toEqual(
+      Array.from({ length: 10 }, (_, k) => labels.filter((l) => l === k).length),
+    );
+    expect(e.total - e.correct).toBe(
+      e.confusion.flat().reduce((a: number, b: number) => a + b, 0) -
+        e.confusion.reduce((a: number, row: number[], k: number) => a + row[k], 0),
+    );
     expect(e.mistakes.length).toBe(Math.min(48, e.total - e.correct));
     const session = await ort.InferenceSession.create(join(run, 'inference.onnx'));
     const out = await session.run({ images: new ort.Tensor('uint8', images, [TEST_IMAGES, 1, 28, 28]) });
     const probabilities = out.probabilities.data as Float32Array;
     const predicted = out.label.data as BigInt64Array;
     for (const m of e.mistakes) {
-      expect(Buffer.from(m.pixels, 'base64').equals(Buffer.from(images.subarray(m.index * 784, (m.index + 1) * 784)))).toBe(true);
+      expect(
+        Buffer.from(m.pixels, 'base64').equals(Buffer.from(images.subarray(m.index * 784, (m.index + 1) * 784))),
+      ).toBe(true);
       expect([m.label, m.predicted]).toEqual([labels[m.index], Number(predicted[m.index])]);
       expect(m.probability).toBeCloseTo(probabilities[m.index * 10 + m.predicted], 5);
     }
@@ -165,26 +226,29 @@ describe('a run report', () => {
     await session.release();
   });
 
-  inBrowser('report.html renders in Chromium: curves, heatmap, per-class bars and the digits, pixel for pixel', async () => {
-    const metrics = readJson(join(run, 'metrics.json'));
-    const e = readJson(join(run, 'evaluation.json'));
-    const { charts, digits } = await openReport(join(run, 'report.html'), 'report-run.png');
-    const chart = (title: RegExp) => charts.find((c) => title.test(c.title)) as (typeof charts)[0];
-    expect(charts.every((c) => c.width > 200)).toBe(true);
-    expect(chart(/^Training loss/)).toMatchObject({ lines: 1, symbols: metrics.log.length });
-    expect(chart(/^Learning rate/).lines).toBe(1);
-    expect(chart(/^Accuracy after each epoch/)).toMatchObject({ lines: 2, symbols: 4 });
-    const heatmap = chart(/^Confusion/);
-    expect(heatmap.rects).toBe(100);
-    expect(heatmap.texts.map(Number)).toEqual(e.confusion.flat());
-    expect(chart(/per class/).rects).toBe(10);
-    const images = rawImages(data);
-    expect(digits.length).toBe(e.mistakes.length);
-    for (const d of digits) {
-      expect([d.natural, d.shown >= 56, d.label === d.predicted]).toEqual([28, true, false]);
-      expect(d.pixels).toEqual(Array.from(images.subarray(d.index * 784, (d.index + 1) * 784)));
-    }
-  });
+  inBrowser(
+    'report.html renders in Chromium: curves, heatmap, per-class bars and the digits, pixel for pixel',
+    async () => {
+      const metrics = readJson(join(run, 'metrics.json'));
+      const e = readJson(join(run, 'evaluation.json'));
+      const { charts, digits } = await openReport(join(run, 'report.html'), 'report-run.png');
+      const chart = (title: RegExp) => charts.find((c) => title.test(c.title)) as (typeof charts)[0];
+      expect(charts.every((c) => c.width > 200)).toBe(true);
+      expect(chart(/^Training loss/)).toMatchObject({ lines: 1, symbols: metrics.log.length });
+      expect(chart(/^Learning rate/).lines).toBe(1);
+      expect(chart(/^Accuracy after each epoch/)).toMatchObject({ lines: 2, symbols: 4 });
+      const heatmap = chart(/^Confusion/);
+      expect(heatmap.rects).toBe(100);
+      expect(heatmap.texts.map(Number)).toEqual(e.confusion.flat());
+      expect(chart(/per class/).rects).toBe(10);
+      const images = rawImages(data);
+      expect(digits.length).toBe(e.mistakes.length);
+      for (const d of digits) {
+        expect([d.natural, d.shown >= 56, d.label === d.predicted]).toEqual([28, true, false]);
+        expect(d.pixels).toEqual(Array.from(images.subarray(d.index * 784, (d.index + 1) * 784)));
+      }
+    },
+  );
 
   inBrowser('ingraph report --compare overlays a second run on the curves', async () => {
     const other = tempDir();
@@ -197,29 +261,45 @@ describe('a run report', () => {
     expect(charts.find((c) => /^Accuracy after/.test(c.title))?.lines).toBe(4);
   });
 
-  (hasCrc32c ? it : it.skip)('--tensorboard: an event file TensorBoard reads, with every logged loss and epoch; report writes the same', () => {
-    const file = join(tensorboard, basename(run), 'events.out.tfevents.ingraph');
-    const r = spawnSync('/usr/bin/python3', ['-c', TFRECORD, file], { encoding: 'utf8' });
-    expect(r.stderr).toBe('');
-    const events = (JSON.parse(r.stdout) as string[]).map((hex) => decodeEvent(Buffer.from(hex, 'hex')));
-    expect(events[0]).toMatchObject({ fileVersion: 'brain.Event:2' });
-    const metrics = readJson(join(run, 'metrics.json'));
-    const f32 = (x: number) => Math.fround(x);
-    expect(events.slice(1)).toEqual([
-      ...metrics.log.map((e: { step: number; loss: number; lr: number }) => ({ step: e.step, scalars: { 'train/loss': f32(e.loss), 'train/lr': f32(e.lr) } })),
-      ...metrics.epochs.map((e: { epoch: number; testAccuracy: number; trainAccuracy: number; trainLoss: number }) => ({
-        step: e.epoch, scalars: { 'epoch/test_accuracy': f32(e.testAccuracy), 'epoch/train_accuracy': f32(e.trainAccuracy), 'epoch/train_loss': f32(e.trainLoss) },
-      })),
-    ]);
-    const again = tempDir();
-    expect(runCli(['report', run, '--out', join(again, 'r.html'), '--tensorboard', again]).code).toBe(0);
-    expect(readFileSync(join(again, basename(run), 'events.out.tfevents.ingraph')).equals(readFileSync(file))).toBe(true);
-  });
+  (hasCrc32c ? it : it.skip)(
+    '--tensorboard: an event file TensorBoard reads, with every logged loss and epoch; report writes the same',
+    () => {
+      const file = join(tensorboard, basename(run), 'events.out.tfevents.ingraph');
+      const r = spawnSync('/usr/bin/python3', ['-c', TFRECORD, file], { encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      const events = (JSON.parse(r.stdout) as string[]).map((hex) => decodeEvent(Buffer.from(hex, 'hex')));
+      expect(events[0]).toMatchObject({ fileVersion: 'brain.Event:2' });
+      const metrics = readJson(join(run, 'metrics.json'));
+      const f32 = (x: number) => Math.fround(x);
+      expect(events.slice(1)).toEqual([
+        ...metrics.log.map((e: { step: number; loss: number; lr: number }) => ({
+          step: e.step,
+          scalars: { 'train/loss': f32(e.loss), 'train/lr': f32(e.lr) },
+        })),
+        ...metrics.epochs.map(
+          (e: { epoch: number; testAccuracy: number; trainAccuracy: number; trainLoss: number }) => ({
+            step: e.epoch,
+            scalars: {
+              'epoch/test_accuracy': f32(e.testAccuracy),
+              'epoch/train_accuracy': f32(e.trainAccuracy),
+              'epoch/train_loss': f32(e.trainLoss),
+            },
+          }),
+        ),
+      ]);
+      const again = tempDir();
+      expect(runCli(['report', run, '--out', join(again, 'r.html'), '--tensorboard', again]).code).toBe(0);
+      expect(readFileSync(join(again, basename(run), 'events.out.tfevents.ingraph')).equals(readFileSync(file))).toBe(
+        true,
+      );
+    },
+  );
 
   describe('bad input: exit 2, one line naming the file, nothing written', () => {
     const cases: Record<string, (dir: string) => void> = {
       'a directory that is not a run': (dir) => writeFileSync(join(dir, 'notes.txt'), 'x'),
-      'a run stopped before its end (no manifest.json)': (dir) => copyFileSync(join(run, 'checkpoint.onnx'), join(dir, 'checkpoint.onnx')),
+      'a run stopped before its end (no manifest.json)': (dir) =>
+        copyFileSync(join(run, 'checkpoint.onnx'), join(dir, 'checkpoint.onnx')),
       'a torn metrics.json': (dir) => (copyRun(dir), truncateSync(join(dir, 'metrics.json'), 100)),
       'a missing evaluation.json': (dir) => (copyRun(dir), rmSync(join(dir, 'evaluation.json'))),
       'an emptied evaluation.json': (dir) => (copyRun(dir), truncateSync(join(dir, 'evaluation.json'), 0)),
@@ -233,12 +313,15 @@ describe('a run report', () => {
     };
     const messages: Record<string, RegExp> = {
       'a directory that is not a run': /^ingraph: run \S+: not a finished training run \(no manifest\.json\)$/,
-      'a run stopped before its end (no manifest.json)': /^ingraph: run \S+: not a finished training run \(no manifest\.json\)$/,
-      'a torn metrics.json': /^ingraph: run \S+: metrics\.json: does not match its sha256 in manifest\.json \(torn or changed since the run\)$/,
+      'a run stopped before its end (no manifest.json)':
+        /^ingraph: run \S+: not a finished training run \(no manifest\.json\)$/,
+      'a torn metrics.json':
+        /^ingraph: run \S+: metrics\.json: does not match its sha256 in manifest\.json \(torn or changed since the run\)$/,
       'a missing evaluation.json': /^ingraph: run \S+: evaluation\.json: no such file$/,
       'an emptied evaluation.json': /^ingraph: run \S+: evaluation\.json: does not match its sha256/,
       'a torn manifest.json': /^ingraph: run \S+: manifest\.json: torn or not JSON \(/,
-      'a run of an ingraph that kept no metrics': /^ingraph: run \S+: its manifest records no metrics\.json \(made by an ingraph that kept no metrics\); train it again for a report$/,
+      'a run of an ingraph that kept no metrics':
+        /^ingraph: run \S+: its manifest records no metrics\.json \(made by an ingraph that kept no metrics\); train it again for a report$/,
     };
     const copyRun = (dir: string) => readdirSync(run).forEach((f) => copyFileSync(join(run, f), join(dir, f)));
 
@@ -254,10 +337,16 @@ describe('a run report', () => {
 
     it('a missing run directory, and --compare naming a non-run', () => {
       const missing = runCli(['report', join(tempDir(), 'nope')]);
-      expect([missing.code, missing.stderr.trim()]).toEqual([2, expect.stringMatching(/^ingraph: run \S+nope: no such directory$/)]);
+      expect([missing.code, missing.stderr.trim()]).toEqual([
+        2,
+        expect.stringMatching(/^ingraph: run \S+nope: no such directory$/),
+      ]);
       const out = join(tempDir(), 'r.html');
       const r = runCli(['report', run, '--compare', data, '--out', out]);
-      expect([r.code, r.stderr.trim()]).toEqual([2, `ingraph: --compare ${data}: not a finished training run (no manifest.json)`]);
+      expect([r.code, r.stderr.trim()]).toEqual([
+        2,
+        `ingraph: --compare ${data}: not a finished training run (no manifest.json)`,
+      ]);
       expect(existsSync(out)).toBe(false);
     });
   });
@@ -270,7 +359,9 @@ describe('ingraph eval --report', () => {
     expect(runCli(['export', '--model', 'residual', '--seed', '0', '--out', model]).code).toBe(0);
     const r = runCli(['eval', '--model-file', model, '--data', data, '--report', join(dir, 'eval.html'), '--json']);
     expect(r.code).toBe(0);
-    const columns = Array.from({ length: 10 }, (_, k) => JSON.parse(r.stdout).confusion.reduce((a: number, row: number[]) => a + row[k], 0)).sort((a, b) => b - a);
+    const columns = Array.from({ length: 10 }, (_, k) =>
+      JSON.parse(r.stdout).confusion.reduce((a: number, row: number[]) => a + row[k], 0),
+    ).sort((a, b) => b - a);
     expect(columns[0] + columns[1]).toBeGreaterThan(0.9 * TEST_IMAGES);
     const { charts, digits } = await openReport(join(dir, 'eval.html'), 'report-eval-random.png');
     expect(charts.map((c) => c.title)).toEqual([expect.stringMatching(/^Confusion/), 'Accuracy per class']);

@@ -14,11 +14,14 @@ import { CHROMIUM, launchChromium } from './helpers/browser';
 import { CLI, MNIST_DIR, ROOT, rawImages, rawLabels, tempDir } from './helpers/cli';
 
 const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn('serve.test.ts: no /usr/bin/chromium (apt-get install chromium); the browser page tests are skipped');
+if (!hasChromium)
+  console.warn('serve.test.ts: no /usr/bin/chromium (apt-get install chromium); the browser page tests are skipped');
 const SHOTS = join(ROOT, 'artifacts', 'screenshots');
 
 function startServer(args: string[]): Promise<{ url: string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
   return new Promise((resolve) => {
     child.stdout.on('data', (d: Buffer) => {
@@ -35,12 +38,26 @@ function status(url: string): Promise<number> {
 describe('ingraph serve', () => {
   it('serves its own files only: traversal, encoded traversal and directories get 404; SIGTERM stops it (exit 0)', async () => {
     const server = await startServer([]);
-    for (const path of ['', 'app.js', 'ort/ort.min.js']) expect([path, await status(server.url + path)]).toEqual([path, 200]);
-    for (const path of ['../../etc/passwd', '%2e%2e/%2e%2e/etc/passwd', '..%2f..%2fetc%2fpasswd', 'ort/', 'ort/..%2fpackage.json', 'web/', 'model.onnx', 'src/cli.ts']) {
+    for (const path of ['', 'app.js', 'ort/ort.min.js'])
+      expect([path, await status(server.url + path)]).toEqual([path, 200]);
+    for (const path of [
+      '../../etc/passwd',
+      '%2e%2e/%2e%2e/etc/passwd',
+      '..%2f..%2fetc%2fpasswd',
+      'ort/',
+      'ort/..%2fpackage.json',
+      'web/',
+      'model.onnx',
+      'src/cli.ts',
+    ]) {
       expect([path, await status(server.url + path)]).toEqual([path, 404]);
     }
     const post = await new Promise<number>((resolve) => {
-      const req = request(`${server.url}train/export`, { method: 'POST' }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+      const req = request(
+        `${server.url}train/export`,
+        { method: 'POST' },
+        (res) => (res.resume(), resolve(res.statusCode ?? 0)),
+      );
       req.end(Buffer.alloc(10));
     });
     expect(post).toBe(404); // not the residual net's weights
@@ -52,7 +69,13 @@ describe('ingraph serve', () => {
   it('classifies a drawn test digit, explains bad model files, trains in the browser and exports what it trained', async () => {
     const dir = tempDir();
     const mnist = defaultMnistDir();
-    const trainer = await Trainer.create({ network: 'residual', config: trainConfig('residual', { maxSteps: 150, momentum: 0.9 }), train: readDataset(mnist, 'train', 9600), test: readDataset(mnist, 'test', 10), threads: 2 });
+    const trainer = await Trainer.create({
+      network: 'residual',
+      config: trainConfig('residual', { maxSteps: 150, momentum: 0.9 }),
+      train: readDataset(mnist, 'train', 9600),
+      test: readDataset(mnist, 'test', 10),
+      threads: 2,
+    });
     await trainer.fit();
     const model = join(dir, 'inference.onnx');
     writeFileSync(model, trainer.exportModel());
@@ -98,17 +121,27 @@ describe('ingraph serve', () => {
       expect(await page.textContent('#status')).toMatch(/^notes\.onnx: not an ONNX model this page can run/);
       await page.setInputFiles('#file', wrongInput);
       await page.waitForFunction(() => /wrong-input/.test(document.getElementById('status')?.textContent ?? ''));
-      expect(await page.textContent('#status')).toMatch(/^wrong-input\.onnx: expected an input "images" \(uint8 \[N,1,28,28\]\) and an output "probabilities"; found inputs pixels/);
+      expect(await page.textContent('#status')).toMatch(
+        /^wrong-input\.onnx: expected an input "images" \(uint8 \[N,1,28,28\]\) and an output "probabilities"; found inputs pixels/,
+      );
       await page.screenshot({ path: join(SHOTS, 'page-bad-model.png') });
 
       // Train in the browser: 20 steps of the residual net's training graph, then export and score.
       await page.fill('#steps', '20');
       await page.click('#train');
-      await page.waitForFunction(() => (window as any).lastTraining || /failed/.test(document.getElementById('train-status')?.textContent ?? ''), null, { timeout: 90000 });
-      const run = await page.evaluate(() => (window as any).lastTraining as { losses: number[]; stepsPerSecond: number; accuracy: number });
+      await page.waitForFunction(
+        () => (window as any).lastTraining || /failed/.test(document.getElementById('train-status')?.textContent ?? ''),
+        null,
+        { timeout: 90000 },
+      );
+      const run = await page.evaluate(
+        () => (window as any).lastTraining as { losses: number[]; stepsPerSecond: number; accuracy: number },
+      );
       expect(run.losses).toHaveLength(20);
       expect(run.losses[19]).toBeLessThan(run.losses[0] - 0.1);
-      console.log(`browser training: ${run.stepsPerSecond.toFixed(1)} steps/s, loss ${run.losses[0].toFixed(3)} -> ${run.losses[19].toFixed(3)}, accuracy ${run.accuracy}`);
+      console.log(
+        `browser training: ${run.stepsPerSecond.toFixed(1)} steps/s, loss ${run.losses[0].toFixed(3)} -> ${run.losses[19].toFixed(3)}, accuracy ${run.accuracy}`,
+      );
       await page.screenshot({ path: join(SHOTS, 'page-trained.png'), fullPage: true });
       const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
       const trained = join(dir, 'browser-trained.onnx');

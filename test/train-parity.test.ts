@@ -4,7 +4,12 @@
  * step (2 and 3 workers: even and uneven shards) is held to the same fixtures.
  */
 import * as ort from 'onnxruntime-node';
-import { buildFlatTrainingModel, buildLoopTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import {
+  buildFlatTrainingModel,
+  buildLoopTrainingModel,
+  buildShardedTrainingModels,
+  buildTrainingModel,
+} from '../src/artifacts/graphs';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { sgd } from '../src/optim/sgd';
 import { ParallelTrainingStep } from '../src/runtime/parallel-step';
@@ -26,9 +31,10 @@ describe.each([
   ['inception', 'adamw'],
 ] as const)('%s net, %s: one training step equals PyTorch', (net, optName) => {
   const fx = loadTorchFixture(net, optName);
-  const optimizer = fx.config.optimizer === 'sgd'
-    ? sgd({ momentum: fx.config.momentum ?? 0, weightDecay: fx.config.weightDecay })
-    : adamw({ ...ADAMW_DEFAULTS, weightDecay: fx.config.weightDecay });
+  const optimizer =
+    fx.config.optimizer === 'sgd'
+      ? sgd({ momentum: fx.config.momentum ?? 0, weightDecay: fx.config.weightDecay })
+      : adamw({ ...ADAMW_DEFAULTS, weightDecay: fx.config.weightDecay });
   const graph = buildTrainingModel(net, optimizer, { exposeGradients: true });
   const init = new Map(graph.params.map((p) => [p.name, fx.get(`init/${p.name}`)]));
   const images = fx.images();
@@ -45,7 +51,8 @@ describe.each([
       lr: new ort.Tensor('float32', Float32Array.of(fx.config.lr), []),
     };
     for (const p of graph.params) feeds[p.name] = new ort.Tensor('float32', init.get(p.name) as Float32Array, p.shape);
-    for (const s of graph.states) feeds[s.name] = new ort.Tensor('float32', new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape);
+    for (const s of graph.states)
+      feeds[s.name] = new ort.Tensor('float32', new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape);
     const out = await step.opened.session.run(feeds);
     for (const p of graph.params) {
       const err = relError(out[`grad.${p.name}`].data as Float32Array, fx.get(`grad1/${p.name}`));
@@ -62,17 +69,23 @@ describe.each([
   });
 
   it('the flat one-session step (buildFlatTrainingModel) matches as well', async () => {
-    await expectThreeSteps(await TrainingStep.open(buildFlatTrainingModel(net, optimizer), init, new Map(), { ep: 'cpu', threads: 1 }));
+    await expectThreeSteps(
+      await TrainingStep.open(buildFlatTrainingModel(net, optimizer), init, new Map(), { ep: 'cpu', threads: 1 }),
+    );
   });
 
   it('three steps in one run of the Loop graph (buildLoopTrainingModel) match as well', async () => {
-    const step = await TrainingStep.open(buildLoopTrainingModel(net, optimizer), init, new Map(), { ep: 'cpu', threads: 1 });
+    const step = await TrainingStep.open(buildLoopTrainingModel(net, optimizer), init, new Map(), {
+      ep: 'cpu',
+      threads: 1,
+    });
     const results = await step.runSteps(images, labels, B, [fx.config.lr, fx.config.lr, fx.config.lr]);
     results.forEach((r, k) => expect(Math.abs(r.loss - fx.losses[k]) / fx.losses[k]).toBeLessThan(REL_TOL));
     const params = step.params();
     for (const p of graph.params) {
       const err = relError(params.get(p.name) as Float32Array, fx.get(`param3/${p.name}`));
-      if (err >= (optName === 'adamw' ? ADAMW_PARAM_TOL : REL_TOL)) throw new Error(`${p.name} after step 3: relative error ${err}`);
+      if (err >= (optName === 'adamw' ? ADAMW_PARAM_TOL : REL_TOL))
+        throw new Error(`${p.name} after step 3: relative error ${err}`);
     }
     await step.release();
   });
@@ -86,13 +99,19 @@ describe.each([
   async function expectThreeSteps(step: StepRunner): Promise<void> {
     const losses: number[] = [];
     for (let k = 0; k < 3; k++) {
-      const r = await step.run(images.subarray(k * B * 784, (k + 1) * B * 784), labels.subarray(k * B, (k + 1) * B), B, fx.config.lr);
+      const r = await step.run(
+        images.subarray(k * B * 784, (k + 1) * B * 784),
+        labels.subarray(k * B, (k + 1) * B),
+        B,
+        fx.config.lr,
+      );
       losses.push(r.loss);
       if (k === 0 || k === 2) {
         const params = step.params();
         for (const p of graph.params) {
           const err = relError(params.get(p.name) as Float32Array, fx.get(`param${k + 1}/${p.name}`));
-          if (err >= (optName === 'adamw' ? ADAMW_PARAM_TOL : REL_TOL)) throw new Error(`${p.name} after step ${k + 1}: relative error ${err}`);
+          if (err >= (optName === 'adamw' ? ADAMW_PARAM_TOL : REL_TOL))
+            throw new Error(`${p.name} after step ${k + 1}: relative error ${err}`);
         }
       }
     }

@@ -11,12 +11,19 @@ const data = mnistSlice(640, 200);
 const base = ['--model', 'residual', '--data', data, '--batch-size', '32', '--ep', 'cpu', '--threads', '1'];
 
 function events(stdout: string): Record<string, unknown>[] {
-  return stdout.trim().split('\n').map((l) => JSON.parse(l));
+  return stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }
 
 function params(file: string): Map<string, Float32Array> {
   const m = parseModel(readFileSync(file));
-  return new Map(createNet('residual').parameters().map((s) => [s.name, m.initializers.get(s.name)?.data as Float32Array]));
+  return new Map(
+    createNet('residual')
+      .parameters()
+      .map((s) => [s.name, m.initializers.get(s.name)?.data as Float32Array]),
+  );
 }
 
 describe('training on 640 images', () => {
@@ -28,7 +35,9 @@ describe('training on 640 images', () => {
 
   it('lowers the loss (smoke test)', () => {
     expect(run.code).toBe(0);
-    const logs = events(run.stdout).filter((e) => e.type === 'log').map((e) => e.loss as number);
+    const logs = events(run.stdout)
+      .filter((e) => e.type === 'log')
+      .map((e) => e.loss as number);
     expect(logs).toHaveLength(8);
     expect(logs[logs.length - 1]).toBeLessThan(0.75 * logs[0]);
     const done = events(run.stdout).find((e) => e.type === 'done') as Record<string, number>;
@@ -43,14 +52,28 @@ describe('training on 640 images', () => {
 
   it('writes the training artifacts, with checksums in the manifest that match', () => {
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
-    expect(Object.keys(manifest.files).sort()).toEqual(['checkpoint.onnx', 'eval_model.onnx', 'evaluation.json', 'inference.onnx', 'metrics.json', 'training_model.onnx']);
+    expect(Object.keys(manifest.files).sort()).toEqual([
+      'checkpoint.onnx',
+      'eval_model.onnx',
+      'evaluation.json',
+      'inference.onnx',
+      'metrics.json',
+      'training_model.onnx',
+    ]);
     for (const [name, entry] of Object.entries(manifest.files) as [string, { sha256: string }][]) {
       expect([name, sha256(readFileSync(join(out, name)))]).toEqual([name, entry.sha256]);
     }
-    expect(manifest).toMatchObject({ onnxruntime: '1.30.0', model: 'residual', steps: 40, config: { batchSize: 32, epochs: 2 } });
+    expect(manifest).toMatchObject({
+      onnxruntime: '1.30.0',
+      model: 'residual',
+      steps: 40,
+      config: { batchSize: 32, epochs: 2 },
+    });
     const training = parseModel(readFileSync(join(out, 'training_model.onnx')));
     expect(training.inputs.slice(0, 3).map((i) => [i.name, i.dtype, i.shape])).toEqual([
-      ['images', 'uint8', ['N', 1, 28, 28]], ['labels', 'int64', ['N']], ['lr', 'float32', []],
+      ['images', 'uint8', ['N', 1, 28, 28]],
+      ['labels', 'int64', ['N']],
+      ['lr', 'float32', []],
     ]);
     expect(training.outputs.slice(0, 2).map((o) => o.name)).toEqual(['loss', 'correct']);
     expect(training.outputs.map((o) => o.name)).toContain('updated.optim.momentum_buffer.fc.weight');
@@ -64,10 +87,16 @@ describe('training on 640 images', () => {
     expect(ck.initializers.has('optim.momentum_buffer.rblock1.conv2.weight')).toBe(true);
     expect(JSON.parse(ck.metadata['ingraph.position'])).toMatchObject({ step: 40, epoch: 2, batch: 0 });
     const exported = join(out, 'from-checkpoint.onnx');
-    expect(runCli(['export', '--model', 'residual', '--init', join(out, 'checkpoint.onnx'), '--out', exported]).code).toBe(0);
+    expect(
+      runCli(['export', '--model', 'residual', '--init', join(out, 'checkpoint.onnx'), '--out', exported]).code,
+    ).toBe(0);
     const a = params(exported);
     const b = params(join(out, 'inference.onnx'));
-    for (const [name, v] of a) expect([name, Buffer.from(v.buffer).equals(Buffer.from((b.get(name) as Float32Array).buffer))]).toEqual([name, true]);
+    for (const [name, v] of a)
+      expect([name, Buffer.from(v.buffer).equals(Buffer.from((b.get(name) as Float32Array).buffer))]).toEqual([
+        name,
+        true,
+      ]);
   });
 });
 
@@ -77,7 +106,19 @@ describe('resume', () => {
     const split = tempDir();
     expect(runCli(['train', ...base, '--epochs', '2', '--max-steps', '26', '--out', straight]).code).toBe(0);
     expect(runCli(['train', ...base, '--epochs', '2', '--max-steps', '13', '--out', split]).code).toBe(0);
-    const r = runCli(['train', '--resume', split, '--max-steps', '26', '--ep', 'cpu', '--threads', '1', '--data', data]);
+    const r = runCli([
+      'train',
+      '--resume',
+      split,
+      '--max-steps',
+      '26',
+      '--ep',
+      'cpu',
+      '--threads',
+      '1',
+      '--data',
+      data,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const a = params(join(straight, 'inference.onnx'));
@@ -101,7 +142,20 @@ describe('resume', () => {
 describe('freeze', () => {
   it('frozen parameters are bit-identical after training; the others change', () => {
     const out = tempDir();
-    const r = runCli(['train', ...base, '--max-steps', '10', '--seed', '5', '--freeze', 'conv1', '--freeze', 'rblock1', '--out', out]);
+    const r = runCli([
+      'train',
+      ...base,
+      '--max-steps',
+      '10',
+      '--seed',
+      '5',
+      '--freeze',
+      'conv1',
+      '--freeze',
+      'rblock1',
+      '--out',
+      out,
+    ]);
     expect(r.code).toBe(0);
     const init = initParams(createNet('residual').parameters(), 5);
     for (const [name, v] of params(join(out, 'inference.onnx'))) {
@@ -121,11 +175,25 @@ describe('freeze', () => {
 
 describe('optimizers and schedules', () => {
   it('adamw with a cosine schedule trains', () => {
-    const r = runCli(['train', ...base, '--optimizer', 'adamw', '--lr-schedule', 'cosine', '--epochs', '1', '--log-every', '5', '--json', '--out', tempDir()]);
+    const r = runCli([
+      'train',
+      ...base,
+      '--optimizer',
+      'adamw',
+      '--lr-schedule',
+      'cosine',
+      '--epochs',
+      '1',
+      '--log-every',
+      '5',
+      '--json',
+      '--out',
+      tempDir(),
+    ]);
     expect(r.code).toBe(0);
     const logs = events(r.stdout).filter((e) => e.type === 'log');
-    expect((logs[logs.length - 1].loss as number)).toBeLessThan(logs[0].loss as number);
-    expect((logs[logs.length - 1].lr as number)).toBeLessThan(logs[0].lr as number);
+    expect(logs[logs.length - 1].loss as number).toBeLessThan(logs[0].loss as number);
+    expect(logs[logs.length - 1].lr as number).toBeLessThan(logs[0].lr as number);
   });
 });
 
@@ -140,7 +208,14 @@ describe('execution providers', () => {
   });
 
   it('--ep auto falls back to the CPU and says so', () => {
-    const r = runCli(['train', ...base.filter((a) => a !== 'cpu' && a !== '--ep'), '--max-steps', '1', '--out', tempDir()]);
+    const r = runCli([
+      'train',
+      ...base.filter((a) => a !== 'cpu' && a !== '--ep'),
+      '--max-steps',
+      '1',
+      '--out',
+      tempDir(),
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^execution provider: (cpu \(.*using CPU\)|cuda)$/m);
   });

@@ -22,7 +22,13 @@ import { basename, dirname, join } from 'path';
 import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/artifacts/files';
-import { buildFlatTrainingModel, buildInferenceModel, buildLoopTrainingModel, buildShardedTrainingModels, buildTrainingModel } from '../src/artifacts/graphs';
+import {
+  buildFlatTrainingModel,
+  buildInferenceModel,
+  buildLoopTrainingModel,
+  buildShardedTrainingModels,
+  buildTrainingModel,
+} from '../src/artifacts/graphs';
 import { quantizeInt8 } from '../src/artifacts/quantize';
 import { defaultMnistDir, readSplit } from '../src/data/mnist';
 import { createNet, NetworkName } from '../src/models';
@@ -63,7 +69,10 @@ function batches(n: number, batch: number) {
 
 /** The step every ingraph run trains: the seed's SGD, with the gradient formulations of `o`'s provider and flags. */
 function benchStep(o: Options) {
-  return { optimizer: sgd({ momentum: 0.5, weightDecay: 0 }), options: { gradients: { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient } } };
+  return {
+    optimizer: sgd({ momentum: 0.5, weightDecay: 0 }),
+    options: { gradients: { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient } },
+  };
 }
 
 /**
@@ -71,7 +80,11 @@ function benchStep(o: Options) {
  * images/s over `steps` steps after `warmup`; with `stepsPerRun` > 1, the Loop graph. With `profilePrefix`: the
  * one-session step, profiled per op.
  */
-async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
+async function ingraphTrain(
+  net: NetworkName,
+  o: Options,
+  profilePrefix?: string,
+): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
   if (o.stepsPerRun > 1 && !profilePrefix) return loopTrain(net, o);
   const { optimizer, options } = benchStep(o);
   const graph = buildTrainingModel(net, optimizer, options);
@@ -80,11 +93,18 @@ async function ingraphTrain(net: NetworkName, o: Options, profilePrefix?: string
   const step = profilePrefix
     ? await TrainingStep.open(graph, params, new Map(), { ep: o.ep, threads: o.threads, profilePrefix })
     : await openTrainingSteps(
-      { step: graph, flat: () => buildFlatTrainingModel(net, optimizer, options), sharded: (shards) => buildShardedTrainingModels(net, optimizer, shards, options) },
-      params, new Map(), { ep: o.ep, threads: o.threads, maxBatch: B, flat: o.flatStep },
-    );
+        {
+          step: graph,
+          flat: () => buildFlatTrainingModel(net, optimizer, options),
+          sharded: (shards) => buildShardedTrainingModels(net, optimizer, shards, options),
+        },
+        params,
+        new Map(),
+        { ep: o.ep, threads: o.threads, maxBatch: B, flat: o.flatStep },
+      );
   const data = batches(8, B);
-  const run = (i: number) => step.run(data.images.subarray((i % 8) * B * 784), data.labels.subarray((i % 8) * B), B, 0.01);
+  const run = (i: number) =>
+    step.run(data.images.subarray((i % 8) * B * 784), data.labels.subarray((i % 8) * B), B, 0.01);
   for (let i = 0; i < o.warmup; i++) await run(i);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < o.steps; i++) await run(i);
@@ -115,13 +135,34 @@ async function loopTrain(net: NetworkName, o: Options): Promise<{ imagesPerSecon
 /** onnxruntime names a profile `<prefix>_<timestamp>.json`. */
 function newestWithPrefix(prefix: string): string {
   const dir = dirname(prefix);
-  const files = readdirSync(dir).filter((f) => f.startsWith(basename(prefix))).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.startsWith(basename(prefix)))
+    .sort();
   if (!files.length) throw new Error(`no profile written with prefix ${prefix}`);
   return join(dir, files[files.length - 1]);
 }
 
-function torchBench(net: NetworkName, o: Options, exportTo?: string, compiled = false): { trainImagesPerSecond: number; trainStepMs: number; evalImagesPerSecond: number; torch: string } {
-  const args = [join(PROJECT_ROOT, 'tools', 'bench_torch.py'), '--net', net, '--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(o.threads), '--device', o.ep, '--batch', String(o.batch)];
+function torchBench(
+  net: NetworkName,
+  o: Options,
+  exportTo?: string,
+  compiled = false,
+): { trainImagesPerSecond: number; trainStepMs: number; evalImagesPerSecond: number; torch: string } {
+  const args = [
+    join(PROJECT_ROOT, 'tools', 'bench_torch.py'),
+    '--net',
+    net,
+    '--steps',
+    String(o.steps),
+    '--warmup',
+    String(o.warmup),
+    '--threads',
+    String(o.threads),
+    '--device',
+    o.ep,
+    '--batch',
+    String(o.batch),
+  ];
   if (exportTo) args.push('--export', exportTo);
   if (compiled) args.push('--compile');
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, ...TORCH_MALLOC } });
@@ -133,12 +174,22 @@ function torchBench(net: NetworkName, o: Options, exportTo?: string, compiled = 
  * Images/s of a model through onnxruntime-node at batch `batch` (MNIST test images; sine noise for a float input,
  * as PyTorch's export takes), over `images` images after one warm-up run.
  */
-async function ortImagesPerSecond(model: Uint8Array, threads: number, batch = 1000, images = 5000, ep: 'cpu' | 'cuda' = 'cpu'): Promise<number> {
+async function ortImagesPerSecond(
+  model: Uint8Array,
+  threads: number,
+  batch = 1000,
+  images = 5000,
+  ep: 'cpu' | 'cuda' = 'cpu',
+): Promise<number> {
   const { session } = await openSession(model, { ep, threads });
   const [name] = session.inputNames;
   const floatInput = parseModel(model).inputs[0].dtype === 'float32';
   const x = floatInput
-    ? new ort.Tensor('float32', Float32Array.from({ length: batch * 784 }, (_, i) => Math.sin(i)), [batch, 1, 28, 28])
+    ? new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: batch * 784 }, (_, i) => Math.sin(i)),
+        [batch, 1, 28, 28],
+      )
     : new ort.Tensor('uint8', readSplit(defaultMnistDir(), 'test', batch).images, [batch, 1, 28, 28]);
   await session.run({ [name]: x });
   const runs = Math.ceil(images / batch);
@@ -167,12 +218,33 @@ async function int8Bench(model: Uint8Array, o: Options) {
 }
 
 /** Wall time from spawning `ingraph train` to its first training step, and its peak RSS. */
-async function cliRun(net: NetworkName, o: Options, steps: number): Promise<{ firstStepSeconds: number; peakRssMB: number }> {
+async function cliRun(
+  net: NetworkName,
+  o: Options,
+  steps: number,
+): Promise<{ firstStepSeconds: number; peakRssMB: number }> {
   const out = mkdtempSync(join(tmpdir(), 'ingraph-bench-'));
   const t0 = process.hrtime.bigint();
   let first = 0;
   let peakRssMB: number | null = null;
-  const args = ['train', '--model', net, '--max-steps', String(steps), '--log-every', '1', '--test-limit', '1000', '--json', '--ep', o.ep, '--threads', String(o.threads), '--out', out];
+  const args = [
+    'train',
+    '--model',
+    net,
+    '--max-steps',
+    String(steps),
+    '--log-every',
+    '1',
+    '--test-limit',
+    '1000',
+    '--json',
+    '--ep',
+    o.ep,
+    '--threads',
+    String(o.threads),
+    '--out',
+    out,
+  ];
   const code = await runCliEvents(args, (e) => {
     if (e.type === 'log' && !first) first = Number(process.hrtime.bigint() - t0) / 1e9;
     if (e.type === 'done') peakRssMB = Number(e.peakRssMB);
@@ -183,14 +255,21 @@ async function cliRun(net: NetworkName, o: Options, steps: number): Promise<{ fi
 
 /** Share of the step's kernel time by op type, from an onnxruntime profile. */
 function opShares(profileFile: string): { op: string; share: number; ms: number }[] {
-  const events = JSON.parse(readFileSync(profileFile, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const events = JSON.parse(readFileSync(profileFile, 'utf8')) as {
+    cat: string;
+    name: string;
+    dur: number;
+    args?: { op_name?: string };
+  }[];
   const byOp = new Map<string, number>();
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !e.args?.op_name) continue;
     byOp.set(e.args.op_name, (byOp.get(e.args.op_name) ?? 0) + e.dur);
   }
   const total = [...byOp.values()].reduce((a, b) => a + b, 0);
-  return [...byOp.entries()].map(([op, us]) => ({ op, share: us / total, ms: us / 1000 })).sort((a, b) => b.share - a.share);
+  return [...byOp.entries()]
+    .map(([op, us]) => ({ op, share: us / total, ms: us / 1000 }))
+    .sort((a, b) => b.share - a.share);
 }
 
 async function benchNet(net: NetworkName, o: Options) {
@@ -220,7 +299,8 @@ async function benchNet(net: NetworkName, o: Options) {
   const ortOnTorchRuns: number[] = [];
   for (let r = 0; r < o.repeats; r++) {
     evals.push(await ortImagesPerSecond(model, o.threads, 1000, 5000, o.ep));
-    if (o.reference && existsSync(torchExport)) ortOnTorchRuns.push(await ortImagesPerSecond(readFileSync(torchExport), o.threads, 1000, 5000, o.ep));
+    if (o.reference && existsSync(torchExport))
+      ortOnTorchRuns.push(await ortImagesPerSecond(readFileSync(torchExport), o.threads, 1000, 5000, o.ep));
   }
   const ortOnTorch = ortOnTorchRuns.length ? median(ortOnTorchRuns) : null;
   const int8 = await int8Bench(model, o);
@@ -231,12 +311,17 @@ async function benchNet(net: NetworkName, o: Options) {
     net,
     torch: torchVersion,
     train: {
-      ingraph: m(train), pytorch: m(torchTrain), ratio: o.reference ? pairedRatio(train, torchTrain) : null,
-      pytorchCompiled: m(torchCompiled), ratioToCompiled: torchCompiled.length ? pairedRatio(train, torchCompiled) : null,
+      ingraph: m(train),
+      pytorch: m(torchTrain),
+      ratio: o.reference ? pairedRatio(train, torchTrain) : null,
+      pytorchCompiled: m(torchCompiled),
+      ratioToCompiled: torchCompiled.length ? pairedRatio(train, torchCompiled) : null,
       samples: { ingraph: train, pytorch: torchTrain, pytorchCompiled: torchCompiled },
     },
     inference: {
-      ingraph: m(evals), pytorch: m(torchEval), ortOnPytorchExport: ortOnTorch,
+      ingraph: m(evals),
+      pytorch: m(torchEval),
+      ortOnPytorchExport: ortOnTorch,
       ratio: o.reference ? median(evals) / median(torchEval) : null,
       ratioToOrtOnPytorchExport: ortOnTorch ? pairedRatio(evals, ortOnTorchRuns) : null,
     },
@@ -251,11 +336,22 @@ async function benchNet(net: NetworkName, o: Options) {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      nets: { type: 'string' }, steps: { type: 'string' }, warmup: { type: 'string' }, repeats: { type: 'string' },
-      threads: { type: 'string' }, json: { type: 'string' }, 'no-reference': { type: 'boolean' },
-      'install-reference': { type: 'boolean' }, 'rss-steps': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      ep: { type: 'string' }, batch: { type: 'string' }, 'conv-weight-gradient': { type: 'string' }, 'torch-compile': { type: 'boolean' },
-      'flat-step': { type: 'boolean' }, 'steps-per-run': { type: 'string' },
+      nets: { type: 'string' },
+      steps: { type: 'string' },
+      warmup: { type: 'string' },
+      repeats: { type: 'string' },
+      threads: { type: 'string' },
+      json: { type: 'string' },
+      'no-reference': { type: 'boolean' },
+      'install-reference': { type: 'boolean' },
+      'rss-steps': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      ep: { type: 'string' },
+      batch: { type: 'string' },
+      'conv-weight-gradient': { type: 'string' },
+      'torch-compile': { type: 'boolean' },
+      'flat-step': { type: 'boolean' },
+      'steps-per-run': { type: 'string' },
     },
   });
   if (values.help) {
@@ -268,13 +364,19 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     return;
   }
   if (values['install-reference']) {
-    const r = spawnSync('bash', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch'], { stdio: 'inherit' });
+    const r = spawnSync(
+      'bash',
+      ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch'],
+      { stdio: 'inherit' },
+    );
     if (r.status !== 0) throw new Error('apt-get install python3-torch failed');
   }
   const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
   const reference = !values['no-reference'] && hasTorch;
   if (!values['no-reference'] && !hasTorch) {
-    console.error('bench: PyTorch reference missing (/usr/bin/python3 cannot import torch); run with --install-reference, or --no-reference. Measuring ingraph alone.');
+    console.error(
+      'bench: PyTorch reference missing (/usr/bin/python3 cannot import torch); run with --install-reference, or --no-reference. Measuring ingraph alone.',
+    );
   }
   const o: Options = {
     nets: ((values.nets as string | undefined) ?? 'inception,residual').split(',') as NetworkName[],
@@ -306,24 +408,42 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     [`train img/s, batch ${o.batch}: ingraph`, ...results.map((r) => fmt(r.train.ingraph))],
     [`train img/s, batch ${o.batch}: PyTorch`, ...results.map((r) => fmt(r.train.pytorch))],
     ['train ratio ingraph/PyTorch', ...results.map((r) => fmt(r.train.ratio, 2))],
-    ...(o.torchCompile ? [
-      [`train img/s, batch ${o.batch}: PyTorch compiled`, ...results.map((r) => fmt(r.train.pytorchCompiled))],
-      ['train ratio ingraph/PyTorch compiled', ...results.map((r) => fmt(r.train.ratioToCompiled, 2))],
-    ] : []),
+    ...(o.torchCompile
+      ? [
+          [`train img/s, batch ${o.batch}: PyTorch compiled`, ...results.map((r) => fmt(r.train.pytorchCompiled))],
+          ['train ratio ingraph/PyTorch compiled', ...results.map((r) => fmt(r.train.ratioToCompiled, 2))],
+        ]
+      : []),
     ['infer img/s, batch 1000: ingraph export', ...results.map((r) => fmt(r.inference.ingraph))],
     ['infer img/s, batch 1000: PyTorch eval', ...results.map((r) => fmt(r.inference.pytorch))],
     ['infer img/s: ORT on PyTorch export', ...results.map((r) => fmt(r.inference.ortOnPytorchExport))],
     ['infer ratio ingraph/PyTorch', ...results.map((r) => fmt(r.inference.ratio, 2))],
     ['infer ratio ingraph/ORT-on-PyTorch-export', ...results.map((r) => fmt(r.inference.ratioToOrtOnPytorchExport, 2))],
-    ['int8 export / float, img/s at batch 1000', ...results.map((r) => `${fmt(r.int8.batch1000.int8)} / ${fmt(r.int8.batch1000.float)} = ${fmt(r.int8.batch1000.ratio, 2)}x`)],
-    ['int8 export / float, img/s at batch 1', ...results.map((r) => `${fmt(r.int8.batch1.int8)} / ${fmt(r.int8.batch1.float)} = ${fmt(r.int8.batch1.ratio, 2)}x`)],
-    ['int8 export / float, model bytes', ...results.map((r) => `${fmt(r.int8.bytes.int8)} / ${fmt(r.int8.bytes.float)}`)],
+    [
+      'int8 export / float, img/s at batch 1000',
+      ...results.map(
+        (r) => `${fmt(r.int8.batch1000.int8)} / ${fmt(r.int8.batch1000.float)} = ${fmt(r.int8.batch1000.ratio, 2)}x`,
+      ),
+    ],
+    [
+      'int8 export / float, img/s at batch 1',
+      ...results.map(
+        (r) => `${fmt(r.int8.batch1.int8)} / ${fmt(r.int8.batch1.float)} = ${fmt(r.int8.batch1.ratio, 2)}x`,
+      ),
+    ],
+    [
+      'int8 export / float, model bytes',
+      ...results.map((r) => `${fmt(r.int8.bytes.int8)} / ${fmt(r.int8.bytes.float)}`),
+    ],
     ['time to first step (s)', ...results.map((r) => fmt(r.firstStepSeconds, 2))],
     [`peak RSS, ${o.rssSteps}-step run (MB)`, ...results.map((r) => fmt(r.peakRssMB))],
   ];
-  console.log(`\n${o.ep}, ${o.threads} threads, conv weight gradients by ${o.convWeightGradient}${o.flatStep ? ', flat step' : ''}${o.stepsPerRun > 1 ? `, ${o.stepsPerRun} steps per run (Loop)` : ''}, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`);
+  console.log(
+    `\n${o.ep}, ${o.threads} threads, conv weight gradients by ${o.convWeightGradient}${o.flatStep ? ', flat step' : ''}${o.stepsPerRun > 1 ? `, ${o.stepsPerRun} steps per run (Loop)` : ''}, ${o.steps} steps after ${o.warmup} warm-up, median of ${o.repeats}${reference ? `, PyTorch ${results[0].torch}` : ', no PyTorch reference'}`,
+  );
   console.log(table(rows));
-  if (o.json) writeFileAtomic(o.json, `${JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2)}\n`);
+  if (o.json)
+    writeFileAtomic(o.json, `${JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2)}\n`);
 }
 
 main().catch((e) => {

@@ -9,9 +9,15 @@ const CLI = join(PROJECT_ROOT, 'dist', 'src', 'cli.js');
 export type CliEvent = { type: string } & Record<string, unknown>;
 
 /** Runs `ingraph <args>` (stderr passed through when `showStderr`), calling `onEvent` per stdout line; resolves with its exit code. */
-export function runCliEvents(args: string[], onEvent: (e: CliEvent) => void, showStderr = false): Promise<number | null> {
+export function runCliEvents(
+  args: string[],
+  onEvent: (e: CliEvent) => void,
+  showStderr = false,
+): Promise<number | null> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', showStderr ? 'inherit' : 'ignore'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', showStderr ? 'inherit' : 'ignore'],
+    });
     let buf = '';
     child.stdout.on('data', (d: Buffer) => {
       buf += d.toString();

@@ -45,17 +45,33 @@ type Times = Record<Part, number | null>;
 function convLayers(net: NetworkName, batch: number): ConvLayer[] {
   const g = new GraphBuilder();
   const params = new Set<string>();
-  logitsOf(g, createNet(net), imagesInput(g, batch), (s) => {
-    params.add(s.name);
-    return g.input(s.name, 'float32', s.shape);
-  }, true);
+  logitsOf(
+    g,
+    createNet(net),
+    imagesInput(g, batch),
+    (s) => {
+      params.add(s.name);
+      return g.input(s.name, 'float32', s.shape);
+    },
+    true,
+  );
   const dependsOnParams = new Set(params);
-  for (const n of g.nodes) if (n.inputs.some((t) => t && dependsOnParams.has(t.name))) n.outputs.forEach((o) => dependsOnParams.add(o.name));
-  return g.nodes.filter((n) => n.op === 'Conv').map((n) => {
-    const [x, w] = n.inputs as Tensor[];
-    const pads = n.attrs.pads?.kind === 'ints' ? [...n.attrs.pads.value] : [0, 0, 0, 0];
-    return { name: w.name.replace(/\.weight$/, ''), x: x.shape as number[], w: w.shape as number[], y: n.outputs[0].shape as number[], pads, inputGrad: dependsOnParams.has(x.name) };
-  });
+  for (const n of g.nodes)
+    if (n.inputs.some((t) => t && dependsOnParams.has(t.name))) n.outputs.forEach((o) => dependsOnParams.add(o.name));
+  return g.nodes
+    .filter((n) => n.op === 'Conv')
+    .map((n) => {
+      const [x, w] = n.inputs as Tensor[];
+      const pads = n.attrs.pads?.kind === 'ints' ? [...n.attrs.pads.value] : [0, 0, 0, 0];
+      return {
+        name: w.name.replace(/\.weight$/, ''),
+        x: x.shape as number[],
+        w: w.shape as number[],
+        y: n.outputs[0].shape as number[],
+        pads,
+        inputGrad: dependsOnParams.has(x.name),
+      };
+    });
 }
 
 /** Keeps only the nodes `outputs` depend on: the graphs below time one part, not the forward pass beside it. */
@@ -83,7 +99,11 @@ function partGraph(layer: ConvLayer, part: Part): Uint8Array {
   let out = y;
   if (part !== 'fwd') {
     const dy = g.input('dy', 'float32', y.shape);
-    const loss = g.reduceSum(g.mul(y, dy), y.shape.map((_, i) => i), false);
+    const loss = g.reduceSum(
+      g.mul(y, dy),
+      y.shape.map((_, i) => i),
+      false,
+    );
     const wrt = part === 'dx' ? x : w;
     out = appendGradients(g, loss, [wrt], gradientsFor('cpu')).get(wrt.name) as Tensor;
     prune(g, [out]);
@@ -94,11 +114,23 @@ function partGraph(layer: ConvLayer, part: Part): Uint8Array {
 
 /** A session per part of each layer, with random feeds. */
 async function openLayer(layer: ConvLayer, threads: number) {
-  const random = (shape: number[]) => new ort.Tensor('float32', Float32Array.from({ length: numel(shape) }, () => Math.random() - 0.5), shape);
+  const random = (shape: number[]) =>
+    new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: numel(shape) }, () => Math.random() - 0.5),
+      shape,
+    );
   const feeds = { x: random(layer.x), w: random(layer.w), dy: random(layer.y) };
-  const options = { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' } as const;
+  const options = {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  } as const;
   const parts = PARTS.filter((p) => p !== 'dx' || layer.inputGrad);
-  const sessions = await Promise.all(parts.map(async (p) => [p, await ort.InferenceSession.create(partGraph(layer, p), options)] as const));
+  const sessions = await Promise.all(
+    parts.map(async (p) => [p, await ort.InferenceSession.create(partGraph(layer, p), options)] as const),
+  );
   return sessions.map(([part, session]) => ({
     part,
     feeds: Object.fromEntries(session.inputNames.map((name) => [name, feeds[name as keyof typeof feeds]])),
@@ -123,7 +155,14 @@ async function ingraphTimes(opened: Awaited<ReturnType<typeof openLayer>>, iters
 }
 
 function torchTimes(layers: ConvLayer[], threads: number, iters: number): Times[] {
-  const args = [join(PROJECT_ROOT, 'tools', 'conv_bench_torch.py'), '--threads', String(threads), '--iters', String(iters), JSON.stringify(layers)];
+  const args = [
+    join(PROJECT_ROOT, 'tools', 'conv_bench_torch.py'),
+    '--threads',
+    String(threads),
+    '--iters',
+    String(iters),
+    JSON.stringify(layers),
+  ];
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, ...TORCH_MALLOC } });
   if (r.status !== 0) throw new Error(`conv_bench_torch.py failed: ${r.stderr.split('\n').slice(-3).join(' ')}`);
   const times = JSON.parse(r.stdout) as Times[];
@@ -136,14 +175,27 @@ const NONE: Times = { fwd: null, dx: null, dw: null };
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      nets: { type: 'string' }, batch: { type: 'string' }, threads: { type: 'string' }, repeats: { type: 'string' }, iters: { type: 'string' },
-      json: { type: 'string' }, 'no-reference': { type: 'boolean' },
+      nets: { type: 'string' },
+      batch: { type: 'string' },
+      threads: { type: 'string' },
+      repeats: { type: 'string' },
+      iters: { type: 'string' },
+      json: { type: 'string' },
+      'no-reference': { type: 'boolean' },
     },
   });
   const reference = !values['no-reference'];
-  if (reference && spawnSync(PYTHON, ['-c', 'import torch']).status !== 0) throw new Error(`PyTorch reference missing (${PYTHON} cannot import torch): apt-get install python3-torch, or run with --no-reference`);
+  if (reference && spawnSync(PYTHON, ['-c', 'import torch']).status !== 0)
+    throw new Error(
+      `PyTorch reference missing (${PYTHON} cannot import torch): apt-get install python3-torch, or run with --no-reference`,
+    );
   const nets = ((values.nets as string | undefined) ?? 'inception,residual').split(',') as NetworkName[];
-  const [batch, threads, repeats, iters] = [Number(values.batch ?? 32), Number(values.threads ?? 1), Number(values.repeats ?? 5), Number(values.iters ?? 10)];
+  const [batch, threads, repeats, iters] = [
+    Number(values.batch ?? 32),
+    Number(values.threads ?? 1),
+    Number(values.repeats ?? 5),
+    Number(values.iters ?? 10),
+  ];
   const layers = nets.flatMap((net) => convLayers(net, batch).map((l) => ({ ...l, net })));
   const opened = [];
   for (const l of layers) opened.push(await openLayer(l, threads));
@@ -156,27 +208,54 @@ async function main(): Promise<void> {
     for (const o of opened) ingraph.push(await ingraphTimes(o, iters));
     runs.push({ ingraph, pytorch: torchFirst ?? pytorch() });
   }
-  const med = (side: 'ingraph' | 'pytorch', i: number, p: Part) => (runs[0][side][i][p] === null ? null : median(runs.map((r) => r[side][i][p] as number)));
+  const med = (side: 'ingraph' | 'pytorch', i: number, p: Part) =>
+    runs[0][side][i][p] === null ? null : median(runs.map((r) => r[side][i][p] as number));
   const ratio = (a: number[], b: number[]) => (reference ? pairedRatio(a, b) : null);
   const results = layers.map((l, i) => ({
     ...l,
     mmac: (numel(l.y) * numel(l.w.slice(1))) / 1e6,
     ingraph: Object.fromEntries(PARTS.map((p) => [p, med('ingraph', i, p)])) as Times,
     pytorch: Object.fromEntries(PARTS.map((p) => [p, med('pytorch', i, p)])) as Times,
-    ratio: ratio(runs.map((r) => total(r.ingraph[i])), runs.map((r) => total(r.pytorch[i]))),
+    ratio: ratio(
+      runs.map((r) => total(r.ingraph[i])),
+      runs.map((r) => total(r.pytorch[i])),
+    ),
   }));
   const ms = (v: number | null) => fmt(v, 2);
-  const rows = [['layer', 'x → w', 'M MAC', 'fwd ingraph', 'PyTorch', 'dX ingraph', 'PyTorch', 'dW ingraph', 'PyTorch', 'ratio']];
+  const rows = [
+    ['layer', 'x → w', 'M MAC', 'fwd ingraph', 'PyTorch', 'dX ingraph', 'PyTorch', 'dW ingraph', 'PyTorch', 'ratio'],
+  ];
   for (const net of nets) {
     const own = results.filter((r) => r.net === net);
-    const netTotal = (side: 'ingraph' | 'pytorch') => runs.map((run) => layers.reduce((a, l, i) => a + (l.net === net ? total(run[side][i]) : 0), 0));
-    for (const r of own) rows.push([`${net}: ${r.name}`, `${r.x.join('x')} → ${r.w[0]}x${r.w[2]}x${r.w[3]} pad ${r.pads[0]}`, fmt(r.mmac), ...PARTS.flatMap((p) => [ms(r.ingraph[p]), ms(r.pytorch[p])]), fmt(r.ratio, 2)]);
-    const sum = (side: 'ingraph' | 'pytorch', p: Part) => (own.some((r) => r[side][p] !== null) ? own.reduce((a, r) => a + (r[side][p] ?? 0), 0) : null);
-    rows.push([`${net}: all convs`, '', fmt(own.reduce((a, r) => a + r.mmac, 0)), ...PARTS.flatMap((p) => [ms(sum('ingraph', p)), ms(sum('pytorch', p))]), fmt(ratio(netTotal('ingraph'), netTotal('pytorch')), 2)]);
+    const netTotal = (side: 'ingraph' | 'pytorch') =>
+      runs.map((run) => layers.reduce((a, l, i) => a + (l.net === net ? total(run[side][i]) : 0), 0));
+    for (const r of own)
+      rows.push([
+        `${net}: ${r.name}`,
+        `${r.x.join('x')} → ${r.w[0]}x${r.w[2]}x${r.w[3]} pad ${r.pads[0]}`,
+        fmt(r.mmac),
+        ...PARTS.flatMap((p) => [ms(r.ingraph[p]), ms(r.pytorch[p])]),
+        fmt(r.ratio, 2),
+      ]);
+    const sum = (side: 'ingraph' | 'pytorch', p: Part) =>
+      own.some((r) => r[side][p] !== null) ? own.reduce((a, r) => a + (r[side][p] ?? 0), 0) : null;
+    rows.push([
+      `${net}: all convs`,
+      '',
+      fmt(own.reduce((a, r) => a + r.mmac, 0)),
+      ...PARTS.flatMap((p) => [ms(sum('ingraph', p)), ms(sum('pytorch', p))]),
+      fmt(ratio(netTotal('ingraph'), netTotal('pytorch')), 2),
+    ]);
   }
-  console.log(`\nms per call, batch ${batch}, ${threads} thread(s), median of ${repeats} repeats (ratio: ingraph time / PyTorch time)`);
+  console.log(
+    `\nms per call, batch ${batch}, ${threads} thread(s), median of ${repeats} repeats (ratio: ingraph time / PyTorch time)`,
+  );
   console.log(table(rows));
-  if (values.json) writeFileAtomic(values.json as string, `${JSON.stringify({ date: new Date().toISOString(), batch, threads, repeats, iters, results }, null, 2)}\n`);
+  if (values.json)
+    writeFileAtomic(
+      values.json as string,
+      `${JSON.stringify({ date: new Date().toISOString(), batch, threads, repeats, iters, results }, null, 2)}\n`,
+    );
 }
 
 main().catch((e) => {

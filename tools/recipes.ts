@@ -29,12 +29,24 @@ interface RunFigures {
 async function trainOnce(net: NetworkName, seed: number, out: string): Promise<RunFigures> {
   const t0 = process.hrtime.bigint();
   const events: CliEvent[] = [];
-  const code = await runCliEvents(['train', '--model', net, ...RECIPES[net], '--seed', String(seed), '--json', '--out', out], (e) => events.push(e), true);
+  const code = await runCliEvents(
+    ['train', '--model', net, ...RECIPES[net], '--seed', String(seed), '--json', '--out', out],
+    (e) => events.push(e),
+    true,
+  );
   const wallSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const done = events.find((e) => e.type === 'done');
   if (code !== 0 || !done) throw new Error(`ingraph train --model ${net} --seed ${seed} exited ${code}`);
   const epochs = events.filter((e) => e.type === 'epoch').map((e) => Number(e.testAccuracy));
-  return { net, seed, testAccuracyByEpoch: epochs, accuracy: Number(done.accuracy), wallSeconds, imagesPerSecond: Number(done.imagesPerSecond), peakRssMB: Number(done.peakRssMB) };
+  return {
+    net,
+    seed,
+    testAccuracyByEpoch: epochs,
+    accuracy: Number(done.accuracy),
+    wallSeconds,
+    imagesPerSecond: Number(done.imagesPerSecond),
+    peakRssMB: Number(done.peakRssMB),
+  };
 }
 
 function summary(runs: RunFigures[]): { mean: number; std: number; min: number; max: number } {
@@ -45,7 +57,9 @@ function summary(runs: RunFigures[]): { mean: number; std: number; min: number; 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { nets: { type: 'string' }, seeds: { type: 'string' }, json: { type: 'string' }, out: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { nets: { type: 'string' }, seeds: { type: 'string' }, json: { type: 'string' }, out: { type: 'string' } },
+  });
   const nets = (values.nets ?? 'residual,inception').split(',') as NetworkName[];
   const seeds = (values.seeds ?? '0,1,2').split(',').map(Number);
   const root = values.out ?? mkdtempSync(join(tmpdir(), 'ingraph-recipes-'));
@@ -55,14 +69,26 @@ async function main(): Promise<void> {
       const r = await trainOnce(net, seed, join(root, `${net}-seed${seed}`));
       runs.push(r);
       const pct = (v: number) => (100 * v).toFixed(2);
-      console.log(`${net} seed ${seed}: ${pct(r.accuracy)}% (epochs ${r.testAccuracyByEpoch.map(pct).join(' ')}), ${r.wallSeconds.toFixed(0)} s, ${r.imagesPerSecond.toFixed(0)} img/s, ${r.peakRssMB.toFixed(0)} MB`);
+      console.log(
+        `${net} seed ${seed}: ${pct(r.accuracy)}% (epochs ${r.testAccuracyByEpoch.map(pct).join(' ')}), ${r.wallSeconds.toFixed(0)} s, ${r.imagesPerSecond.toFixed(0)} img/s, ${r.peakRssMB.toFixed(0)} MB`,
+      );
     }
     const s = summary(runs.filter((r) => r.net === net));
-    console.log(`${net}: mean ${(100 * s.mean).toFixed(3)}%, std ${(100 * s.std).toFixed(3)}, range ${(100 * s.min).toFixed(2)}-${(100 * s.max).toFixed(2)}%  (ingraph train --model ${net} ${RECIPES[net].join(' ')})`);
+    console.log(
+      `${net}: mean ${(100 * s.mean).toFixed(3)}%, std ${(100 * s.std).toFixed(3)}, range ${(100 * s.min).toFixed(2)}-${(100 * s.max).toFixed(2)}%  (ingraph train --model ${net} ${RECIPES[net].join(' ')})`,
+    );
   }
   if (values.json) {
-    const bySummary = Object.fromEntries(nets.map((n) => [n, { command: `ingraph train --model ${n} ${RECIPES[n].join(' ')}`, ...summary(runs.filter((r) => r.net === n)) }]));
-    writeFileAtomic(values.json, `${JSON.stringify({ date: new Date().toISOString(), summary: bySummary, runs }, null, 1)}\n`);
+    const bySummary = Object.fromEntries(
+      nets.map((n) => [
+        n,
+        { command: `ingraph train --model ${n} ${RECIPES[n].join(' ')}`, ...summary(runs.filter((r) => r.net === n)) },
+      ]),
+    );
+    writeFileAtomic(
+      values.json,
+      `${JSON.stringify({ date: new Date().toISOString(), summary: bySummary, runs }, null, 1)}\n`,
+    );
   }
 }
 

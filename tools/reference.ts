@@ -10,7 +10,11 @@ export const PYTHON = process.env.INGRAPH_PYTHON ?? '/usr/bin/python3';
  * maps them again every step, and its step time swings 1.5-4x from run to run (ingraph is unaffected: onnxruntime
  * keeps its own arena).
  */
-export const TORCH_MALLOC = { MALLOC_MMAP_THRESHOLD_: '4000000000', MALLOC_TRIM_THRESHOLD_: '4000000000', MALLOC_TOP_PAD_: '536870912' };
+export const TORCH_MALLOC = {
+  MALLOC_MMAP_THRESHOLD_: '4000000000',
+  MALLOC_TRIM_THRESHOLD_: '4000000000',
+  MALLOC_TOP_PAD_: '536870912',
+};
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -28,5 +32,7 @@ export function fmt(v: number | null, digits = 0): string {
 /** Rows as aligned columns: the first left-aligned, the others right-aligned. */
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  return rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+  return rows
+    .map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '))
+    .join('\n');
 }

@@ -24,7 +24,17 @@ function toImage() {
     const side = Math.max(box.w, box.h);
     const scale = 20 / side;
     s.imageSmoothingEnabled = true;
-    s.drawImage(pad, box.x, box.y, box.w, box.h, 14 - (box.w * scale) / 2, 14 - (box.h * scale) / 2, box.w * scale, box.h * scale);
+    s.drawImage(
+      pad,
+      box.x,
+      box.y,
+      box.w,
+      box.h,
+      14 - (box.w * scale) / 2,
+      14 - (box.h * scale) / 2,
+      box.w * scale,
+      box.h * scale,
+    );
   }
   const rgba = s.getImageData(0, 0, 28, 28).data;
   return Uint8Array.from({ length: 784 }, (_, i) => rgba[4 * i]);
@@ -35,7 +45,8 @@ function inkBox() {
   let [x0, y0, x1, y1] = [width, height, -1, -1];
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      if (data[4 * (y * width + x)] > 0) [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+      if (data[4 * (y * width + x)] > 0)
+        [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
     }
   }
   return x1 < 0 ? null : { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
@@ -47,8 +58,12 @@ async function classify() {
   const probs = Array.from(out.probabilities.data);
   const best = probs.indexOf(Math.max(...probs));
   document.getElementById('label').textContent = inkBox() ? String(best) : '?';
-  document.getElementById('bars').innerHTML = probs.map((p, k) =>
-    `<li><span class="name">${k}</span><span class="bar" style="width:${Math.round(240 * p)}px"></span><span class="p">${(100 * p).toFixed(1)}%</span></li>`).join('');
+  document.getElementById('bars').innerHTML = probs
+    .map(
+      (p, k) =>
+        `<li><span class="name">${k}</span><span class="bar" style="width:${Math.round(240 * p)}px"></span><span class="p">${(100 * p).toFixed(1)}%</span></li>`,
+    )
+    .join('');
 }
 
 /** Whether the browser has a WebGPU adapter; classification runs there when it does, else in wasm. */
@@ -63,12 +78,17 @@ async function load(bytes, name) {
   const kept = session ? ' (the previous model is still in use)' : '';
   let s;
   try {
-    s = await ort.InferenceSession.create(bytes, { executionProviders: (await hasWebGpu()) ? ['webgpu', 'wasm'] : ['wasm'] });
+    s = await ort.InferenceSession.create(bytes, {
+      executionProviders: (await hasWebGpu()) ? ['webgpu', 'wasm'] : ['wasm'],
+    });
   } catch (e) {
     return say(`${name}: not an ONNX model this page can run (${String(e.message || e).split('\n')[0]})${kept}`, true);
   }
   if (!s.inputNames.includes('images') || !s.outputNames.includes('probabilities')) {
-    return say(`${name}: expected an input "images" (uint8 [N,1,28,28]) and an output "probabilities"; found inputs ${s.inputNames.join(', ')} and outputs ${s.outputNames.join(', ')}${kept}`, true);
+    return say(
+      `${name}: expected an input "images" (uint8 [N,1,28,28]) and an output "probabilities"; found inputs ${s.inputNames.join(', ')} and outputs ${s.outputNames.join(', ')}${kept}`,
+      true,
+    );
   }
   session = s;
   say(`model: ${name} (${(await hasWebGpu()) ? 'WebGPU' : 'wasm'})`);
@@ -84,15 +104,29 @@ function draw(e) {
 }
 
 let drawing = false;
-pad.addEventListener('pointerdown', (e) => { drawing = true; draw(e); });
+pad.addEventListener('pointerdown', (e) => {
+  drawing = true;
+  draw(e);
+});
 pad.addEventListener('pointermove', (e) => drawing && draw(e));
-window.addEventListener('pointerup', () => { if (drawing) { drawing = false; classify(); } });
-document.getElementById('clear').addEventListener('click', () => { ctx.clearRect(0, 0, pad.width, pad.height); classify(); });
+window.addEventListener('pointerup', () => {
+  if (drawing) {
+    drawing = false;
+    classify();
+  }
+});
+document.getElementById('clear').addEventListener('click', () => {
+  ctx.clearRect(0, 0, pad.width, pad.height);
+  classify();
+});
 document.getElementById('file').addEventListener('change', async (e) => {
   const f = e.target.files[0];
   if (f) await load(new Uint8Array(await f.arrayBuffer()), f.name);
 });
-document.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
+document.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  document.body.classList.add('dragging');
+});
 document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
 document.addEventListener('drop', async (e) => {
   e.preventDefault();
@@ -103,21 +137,26 @@ document.addEventListener('drop', async (e) => {
 
 // ---- training in the browser ----
 
-const trainStatus = (text) => { document.getElementById('train-status').textContent = text; };
+const trainStatus = (text) => {
+  document.getElementById('train-status').textContent = text;
+};
 const fetchBytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
 
 /** Loss per step as a polyline across the SVG, from the highest loss so far (top) to the lowest (bottom). */
 function plot(losses, steps) {
   const [hi, lo] = [Math.max(...losses), Math.min(...losses)];
   const y = (l) => 10 + (140 * (hi - l)) / Math.max(hi - lo, 1e-6);
-  document.getElementById('loss').setAttribute('points', losses.map((l, i) => `${(480 * (i + 1)) / steps},${y(l)}`).join(' '));
+  document
+    .getElementById('loss')
+    .setAttribute('points', losses.map((l, i) => `${(480 * (i + 1)) / steps},${y(l)}`).join(' '));
 }
 
 async function train(steps) {
   const spec = await (await fetch('train/spec.json')).json();
   const [step, init, data] = await Promise.all([
     ort.InferenceSession.create(await fetchBytes('train/model.onnx'), { executionProviders: ['wasm'] }),
-    fetchBytes('train/init.bin'), fetchBytes('train/train.bin'),
+    fetchBytes('train/init.bin'),
+    fetchBytes('train/train.bin'),
   ]);
   const feeds = {};
   let offset = 0;
@@ -126,22 +165,29 @@ async function train(steps) {
     feeds[p.name] = new ort.Tensor('float32', new Float32Array(init.buffer.slice(offset, offset + 4 * n)), p.shape);
     offset += 4 * n;
   }
-  for (const s of spec.states) feeds[s.name] = new ort.Tensor('float32', new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape);
+  for (const s of spec.states)
+    feeds[s.name] = new ort.Tensor('float32', new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape);
   feeds.lr = new ort.Tensor('float32', Float32Array.of(spec.lr), []);
   const { batch, trainImages: count } = spec;
   const losses = [];
   const t0 = performance.now();
   for (let k = 0; k < steps; k++) {
-    const start = ((k * batch) % count);
+    const start = (k * batch) % count;
     feeds.images = new ort.Tensor('uint8', data.slice(start * 784, (start + batch) * 784), [batch, 1, 28, 28]);
-    feeds.labels = new ort.Tensor('int64', BigInt64Array.from(data.slice(count * 784 + start, count * 784 + start + batch), BigInt), [batch]);
+    feeds.labels = new ort.Tensor(
+      'int64',
+      BigInt64Array.from(data.slice(count * 784 + start, count * 784 + start + batch), BigInt),
+      [batch],
+    );
     const out = await step.run(feeds);
     for (const name of [...spec.params.map((p) => p.name), ...spec.states.map((s) => s.name)]) {
       if (out[`updated.${name}`]) feeds[name] = out[`updated.${name}`];
     }
     losses.push(out.loss.data[0]);
     plot(losses, steps);
-    trainStatus(`step ${k + 1}/${steps}: loss ${losses[k].toFixed(3)} (${((1000 * (k + 1)) / (performance.now() - t0)).toFixed(1)} steps/s)`);
+    trainStatus(
+      `step ${k + 1}/${steps}: loss ${losses[k].toFixed(3)} (${((1000 * (k + 1)) / (performance.now() - t0)).toFixed(1)} steps/s)`,
+    );
   }
   const stepsPerSecond = (1000 * steps) / (performance.now() - t0);
   await step.release();
@@ -151,7 +197,9 @@ async function train(steps) {
   const link = document.getElementById('download');
   link.href = URL.createObjectURL(new Blob([model], { type: 'application/octet-stream' }));
   link.hidden = false;
-  trainStatus(`trained ${steps} steps (${stepsPerSecond.toFixed(1)} steps/s): loss ${losses[0].toFixed(3)} → ${losses[steps - 1].toFixed(3)}, test accuracy ${(100 * accuracy).toFixed(1)}% on ${spec.testImages} images; the classifier now uses this model`);
+  trainStatus(
+    `trained ${steps} steps (${stepsPerSecond.toFixed(1)} steps/s): loss ${losses[0].toFixed(3)} → ${losses[steps - 1].toFixed(3)}, test accuracy ${(100 * accuracy).toFixed(1)}% on ${spec.testImages} images; the classifier now uses this model`,
+  );
   await load(model, 'the model trained here');
   return { losses, stepsPerSecond, accuracy };
 }
@@ -170,7 +218,9 @@ async function testAccuracy(model, count) {
 document.getElementById('train').addEventListener('click', async (e) => {
   e.target.disabled = true;
   try {
-    window.lastTraining = await train(Math.max(1, Math.min(2000, Number(document.getElementById('steps').value) || 100)));
+    window.lastTraining = await train(
+      Math.max(1, Math.min(2000, Number(document.getElementById('steps').value) || 100)),
+    );
   } catch (err) {
     trainStatus(`training failed: ${String(err.message || err).split('\n')[0]}`);
   } finally {

@@ -10,8 +10,14 @@ import { GradientOptions, RULES, checkGradShape } from './rules';
 export type { GradientOptions };
 
 /** Appends d`loss`/d(each of `wrt`) to `g`; returns the gradient tensors by the names of `wrt`. */
-export function appendGradients(g: GraphBuilder, loss: Tensor, wrt: readonly Tensor[], options: GradientOptions = {}): Map<string, Tensor> {
-  if (loss.shape.length !== 0) throw new RangeError(`gradients: loss "${loss.name}" must be a scalar, got ${formatShape(loss.shape)}`);
+export function appendGradients(
+  g: GraphBuilder,
+  loss: Tensor,
+  wrt: readonly Tensor[],
+  options: GradientOptions = {},
+): Map<string, Tensor> {
+  if (loss.shape.length !== 0)
+    throw new RangeError(`gradients: loss "${loss.name}" must be a scalar, got ${formatShape(loss.shape)}`);
   const forward: Node[] = [...g.nodes];
 
   // Tensors that depend on a wrt tensor (and so need a gradient), in one forward sweep.
@@ -21,7 +27,8 @@ export function appendGradients(g: GraphBuilder, loss: Tensor, wrt: readonly Ten
       for (const o of n.outputs) if (o.dtype === 'float32') needsGrad.add(o.name);
     }
   }
-  if (!needsGrad.has(loss.name)) throw new RangeError(`gradients: loss "${loss.name}" does not depend on any of the given tensors`);
+  if (!needsGrad.has(loss.name))
+    throw new RangeError(`gradients: loss "${loss.name}" does not depend on any of the given tensors`);
 
   const pending = new Map<string, Tensor[]>([[loss.name, [g.scalar(1)]]]);
   const total = (name: string): Tensor | null => {
@@ -40,15 +47,22 @@ export function appendGradients(g: GraphBuilder, loss: Tensor, wrt: readonly Ten
     if (dy.every((d) => d === null)) continue;
     const rule = RULES[node.op];
     if (!(rule instanceof Function)) {
-      throw new TypeError(`gradients: ${node.op} "${node.name}" is not differentiable (${rule.notDifferentiable}) but lies between a parameter and the loss`);
+      throw new TypeError(
+        `gradients: ${node.op} "${node.name}" is not differentiable (${rule.notDifferentiable}) but lies between a parameter and the loss`,
+      );
     }
     const grads = g.scope(`grad/${node.name}`, () => rule({ g, options, node, dy, needs }));
     if (grads.length !== node.inputs.length) {
-      throw new Error(`gradients: the ${node.op} rule returned ${grads.length} gradients for ${node.inputs.length} inputs`);
+      throw new Error(
+        `gradients: the ${node.op} rule returned ${grads.length} gradients for ${node.inputs.length} inputs`,
+      );
     }
     grads.forEach((grad, i) => {
       if (!needs[i]) return;
-      if (!grad) throw new Error(`gradients: the ${node.op} rule gave no gradient for input ${i} of "${node.name}", which needs one`);
+      if (!grad)
+        throw new Error(
+          `gradients: the ${node.op} rule gave no gradient for input ${i} of "${node.name}", which needs one`,
+        );
       checkGradShape(node, i, grad);
       const name = (node.inputs[i] as Tensor).name;
       pending.set(name, [...(pending.get(name) ?? []), grad]);

@@ -82,11 +82,23 @@ function outputPadding(size: number, out: number, k: number, p0: number, p1: num
 }
 
 /** Whether a pool's square windows tile `x` exactly: kernel = stride, no padding, static C, H, W divisible by it. */
-function tilesInput(x: Tensor, kernel: readonly number[], strides: readonly number[], pads: readonly number[]): boolean {
+function tilesInput(
+  x: Tensor,
+  kernel: readonly number[],
+  strides: readonly number[],
+  pads: readonly number[],
+): boolean {
   const [k, s] = [kernel[0], strides[0]];
   const [c, h, w] = x.shape.slice(1);
-  return kernel[1] === k && strides[1] === s && k === s && pads.every((p) => p === 0)
-    && [c, h, w].every((d) => typeof d === 'number') && (h as number) % k === 0 && (w as number) % k === 0;
+  return (
+    kernel[1] === k &&
+    strides[1] === s &&
+    k === s &&
+    pads.every((p) => p === 0) &&
+    [c, h, w].every((d) => typeof d === 'number') &&
+    (h as number) % k === 0 &&
+    (w as number) % k === 0
+  );
 }
 
 /**
@@ -102,7 +114,8 @@ function maxPoolGradByPhases(g: GraphBuilder, x: Tensor, y: Tensor, dy: Tensor, 
   let offset = offsetOf(k * k - 1);
   for (let p = k * k - 2; p >= 0; p--) offset = g.where(g.equal(phases[p], y), offsetOf(p), offset);
   const corners = new BigInt64Array(c * ph * pw);
-  for (let ch = 0, i = 0; ch < c; ch++) for (let r = 0; r < ph; r++) for (let q = 0; q < pw; q++) corners[i++] = BigInt(ch * h * w + k * r * w + k * q);
+  for (let ch = 0, i = 0; ch < c; ch++)
+    for (let r = 0; r < ph; r++) for (let q = 0; q < pw; q++) corners[i++] = BigInt(ch * h * w + k * r * w + k * q);
   const plane = c * h * w;
   const imageStarts = g.range(g.constant([0], [], 'int64'), g.size(x), g.constant([plane], [], 'int64'), x.shape[0]);
   const corner = g.add(g.reshape(imageStarts, [-1, 1, 1, 1]), g.constant(corners, [1, c, ph, pw], 'int64'));
@@ -117,7 +130,10 @@ function maxPoolGradByPhases(g: GraphBuilder, x: Tensor, y: Tensor, dy: Tensor, 
  */
 function convWeightGrad(g: GraphBuilder, x: Tensor, w: Tensor, dy: Tensor, n: Node): Tensor {
   const group = intAttr(n, 'group', 1);
-  if (group !== 1) throw new RangeError(`Conv gradient: node "${n.name}" has group=${group}; only group=1 weight gradients are implemented`);
+  if (group !== 1)
+    throw new RangeError(
+      `Conv gradient: node "${n.name}" has group=${group}; only group=1 weight gradients are implemented`,
+    );
   const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
   const strides = ints(n.attrs.strides, [1, 1]);
   const dil = ints(n.attrs.dilations, [1, 1]);
@@ -168,7 +184,10 @@ function convInputGradAsConv(g: GraphBuilder, w: Tensor, dy: Tensor, pads: reado
 }
 
 export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
-  Add: (c) => [ifNeeded(c, 0, () => unbroadcast(c.g, dy0(c), input(c, 0))), ifNeeded(c, 1, () => unbroadcast(c.g, dy0(c), input(c, 1)))],
+  Add: (c) => [
+    ifNeeded(c, 0, () => unbroadcast(c.g, dy0(c), input(c, 0))),
+    ifNeeded(c, 1, () => unbroadcast(c.g, dy0(c), input(c, 1))),
+  ],
   Sub: (c) => [
     ifNeeded(c, 0, () => unbroadcast(c.g, dy0(c), input(c, 0))),
     ifNeeded(c, 1, () => unbroadcast(c.g, c.g.neg(dy0(c)), input(c, 1))),
@@ -183,7 +202,8 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     ifNeeded(c, 1, () => unbroadcast(c.g, c.g.neg(c.g.div(c.g.mul(dy0(c), output(c)), input(c, 1))), input(c, 1))),
   ],
   Pow: (c) => {
-    if (c.needs[1]) throw new RangeError(`Pow gradient: node "${c.node.name}": the exponent's gradient is not implemented`);
+    if (c.needs[1])
+      throw new RangeError(`Pow gradient: node "${c.node.name}": the exponent's gradient is not implemented`);
     const [a, b] = [input(c, 0), input(c, 1)];
     const bMinus1 = c.g.sub(b, c.g.scalar(1));
     return [unbroadcast(c.g, c.g.mul(c.g.mul(dy0(c), b), c.g.pow(a, bMinus1)), a), null];
@@ -203,7 +223,10 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     ];
   },
   Cast: (c) => {
-    if (input(c, 0).dtype !== 'float32') throw new TypeError(`Cast gradient: node "${c.node.name}" casts from ${input(c, 0).dtype}, which has no gradient`);
+    if (input(c, 0).dtype !== 'float32')
+      throw new TypeError(
+        `Cast gradient: node "${c.node.name}" casts from ${input(c, 0).dtype}, which has no gradient`,
+      );
     return [c.g.cast(dy0(c), 'float32')];
   },
   Expand: (c) => [unbroadcast(c.g, dy0(c), input(c, 0)), null],
@@ -230,7 +253,8 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     const x = input(c, 0);
     const dy = dy0(c);
     // Pad back with zeros where the slice cut; starts/ends are the constants the builder recorded in its shapes.
-    if (c.node.inputs.length > 4) throw new RangeError(`Slice gradient: node "${c.node.name}" has steps; only unit steps are implemented`);
+    if (c.node.inputs.length > 4)
+      throw new RangeError(`Slice gradient: node "${c.node.name}" has steps; only unit steps are implemented`);
     const r = x.shape.length;
     const pads = new Array<number>(2 * r).fill(0);
     const starts = sliceConst(c, 1);
@@ -246,7 +270,15 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     const pads = sliceConst(c, 1);
     const r = x.shape.length;
     const axes = x.shape.map((_, i) => i).filter((i) => pads[i] !== 0 || pads[i + r] !== 0);
-    return [c.g.slice(dy0(c), axes.map((a) => pads[a]), axes.map((a) => pads[a] + (x.shape[a] as number)), axes), null];
+    return [
+      c.g.slice(
+        dy0(c),
+        axes.map((a) => pads[a]),
+        axes.map((a) => pads[a] + (x.shape[a] as number)),
+        axes,
+      ),
+      null,
+    ];
   },
 
   ReduceSum: (c) => [expandReduced(c, reduceAxes(c, sliceConst(c, 1))), null],
@@ -283,10 +315,12 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
       ifNeeded(c, 0, () => (tA ? c.g.gemm(b, dy, null, opt(tB, true)) : c.g.gemm(dy, b, null, opt(false, !tB)))),
       ifNeeded(c, 1, () => (tB ? c.g.gemm(dy, a, null, opt(true, tA)) : c.g.gemm(a, dy, null, opt(!tA, false)))),
       ...(c.node.inputs.length > 2
-        ? [ifNeeded(c, 2, () => {
-          const dc = unbroadcast(c.g, dy, input(c, 2));
-          return beta === 1 ? dc : c.g.mul(dc, c.g.scalar(beta));
-        })]
+        ? [
+            ifNeeded(c, 2, () => {
+              const dc = unbroadcast(c.g, dy, input(c, 2));
+              return beta === 1 ? dc : c.g.mul(dc, c.g.scalar(beta));
+            }),
+          ]
         : []),
     ];
   },
@@ -315,15 +349,34 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     const group = intAttr(n, 'group', 1);
     const dx = ifNeeded(c, 0, () => {
       const [kh, kw] = [w.shape[2] as number, w.shape[3] as number];
-      const plain = strides.every((s) => s === 1) && dilations.every((d) => d === 1) && group === 1 && pads.every((p, i) => p < [kh, kw][i % 2]);
+      const plain =
+        strides.every((s) => s === 1) &&
+        dilations.every((d) => d === 1) &&
+        group === 1 &&
+        pads.every((p, i) => p < [kh, kw][i % 2]);
       const [co, ci] = [w.shape[0] as number, w.shape[1] as number];
       if (plain && (pads.some((p) => p > 0) || ci > co)) return convInputGradAsConv(c.g, w, dy, pads);
       const outputPad = [0, 1].map((i) =>
-        outputPadding(x.shape[2 + i] as number, dy.shape[2 + i] as number, [kh, kw][i], pads[i], pads[i + 2], strides[i], dilations[i]));
+        outputPadding(
+          x.shape[2 + i] as number,
+          dy.shape[2 + i] as number,
+          [kh, kw][i],
+          pads[i],
+          pads[i + 2],
+          strides[i],
+          dilations[i],
+        ),
+      );
       return c.g.convTranspose(dy, w, { pads, strides, dilations, group, outputPadding: outputPad });
     });
-    const asConv = c.options.convWeightGradient === 'conv' && strides.every((s) => s === 1) && dilations.every((d) => d === 1) && group === 1;
-    const dw = ifNeeded(c, 1, () => (asConv ? convWeightGradAsConv(c.g, x, dy, pads) : convWeightGrad(c.g, x, w, dy, n)));
+    const asConv =
+      c.options.convWeightGradient === 'conv' &&
+      strides.every((s) => s === 1) &&
+      dilations.every((d) => d === 1) &&
+      group === 1;
+    const dw = ifNeeded(c, 1, () =>
+      asConv ? convWeightGradAsConv(c.g, x, dy, pads) : convWeightGrad(c.g, x, w, dy, n),
+    );
     const db = n.inputs.length > 2 ? [ifNeeded(c, 2, () => c.g.reduceSum(dy, [0, 2, 3], false))] : [];
     return [dx, dw, ...db];
   },
@@ -334,7 +387,8 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     const kernel = ints(n.attrs.kernel_shape, []);
     const strides = ints(n.attrs.strides, kernel);
     const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
-    if (c.options.maxPoolGradient !== 'scatter' && tilesInput(x, kernel, strides, pads)) return [maxPoolGradByPhases(c.g, x, output(c), dy0(c), kernel[0])];
+    if (c.options.maxPoolGradient !== 'scatter' && tilesInput(x, kernel, strides, pads))
+      return [maxPoolGradByPhases(c.g, x, output(c), dy0(c), kernel[0])];
     // The Indices output (flat positions in N·C·H·W) routes each gradient to the max that produced it; the first
     // max wins ties, as in PyTorch. Without it, the pool is recomputed with indices.
     const indices = n.outputs[1] ?? c.g.maxPoolWithIndices(x, { kernel, strides, pads })[1];
@@ -360,9 +414,23 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     const same = kernel.every((k, i) => strides[i] === 1 && pads[i] === (k - 1) / 2 && pads[i + 2] === pads[i]);
     if (same) return [c.g.averagePool(dy, { kernel, strides, pads, countIncludePad: true })];
     // Otherwise the adjoint is a depthwise transposed conv with the constant 1/(kh*kw) kernel.
-    const weight = c.g.constant(new Float32Array(ch * kernel[0] * kernel[1]).fill(1 / (kernel[0] * kernel[1])), [ch, 1, kernel[0], kernel[1]]);
+    const weight = c.g.constant(new Float32Array(ch * kernel[0] * kernel[1]).fill(1 / (kernel[0] * kernel[1])), [
+      ch,
+      1,
+      kernel[0],
+      kernel[1],
+    ]);
     const outputPad = [0, 1].map((i) =>
-      outputPadding(x.shape[2 + i] as number, dy.shape[2 + i] as number, kernel[i], pads[i], pads[i + 2], strides[i], 1));
+      outputPadding(
+        x.shape[2 + i] as number,
+        dy.shape[2 + i] as number,
+        kernel[i],
+        pads[i],
+        pads[i + 2],
+        strides[i],
+        1,
+      ),
+    );
     return [c.g.convTranspose(dy, weight, { pads, strides, group: ch, outputPadding: outputPad })];
   },
 
@@ -402,8 +470,12 @@ function expandReduced(c: GradContext, axes: number[]): Tensor {
 
 export function checkGradShape(node: Node, i: number, grad: Tensor): void {
   const x = node.inputs[i] as Tensor;
-  const compatible = x.shape.length === grad.shape.length && x.shape.every((d, k) => typeof d !== 'number' || typeof grad.shape[k] !== 'number' || d === grad.shape[k]);
+  const compatible =
+    x.shape.length === grad.shape.length &&
+    x.shape.every((d, k) => typeof d !== 'number' || typeof grad.shape[k] !== 'number' || d === grad.shape[k]);
   if (!compatible) {
-    throw new RangeError(`gradient of ${node.op} "${node.name}" for input "${x.name}" has shape ${formatShape(grad.shape)}, expected ${formatShape(x.shape as Shape)}`);
+    throw new RangeError(
+      `gradient of ${node.op} "${node.name}" for input "${x.name}" has shape ${formatShape(grad.shape)}, expected ${formatShape(x.shape as Shape)}`,
+    );
   }
 }

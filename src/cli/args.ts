@@ -12,20 +12,35 @@ export interface Parsed {
 export function parse(command: string, argv: string[], options: Options, positionals = 0): Parsed {
   let parsed: Parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true });
+    parsed = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: positionals > 0,
+      strict: true,
+    });
   } catch (e) {
     // One line, keeping node's hints (e.g. how to give a value that starts with a dash).
     throw new UsageError(`ingraph ${command}: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}`);
   }
-  if (parsed.positionals.length > positionals) throw new UsageError(`ingraph ${command}: unexpected argument "${parsed.positionals[positionals]}"`);
+  if (parsed.positionals.length > positionals)
+    throw new UsageError(`ingraph ${command}: unexpected argument "${parsed.positionals[positionals]}"`);
   return parsed;
 }
 
-export function intFlag(flag: string, value: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+export function intFlag(
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback;
   if (!/^-?\d+$/.test(value.trim())) throw new UsageError(`${flag} ${value}: not an integer`);
   const n = Number(value);
-  if (n < min || n > max) throw new UsageError(`${flag} ${value}: must be ${max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `between ${min} and ${max}`}`);
+  if (n < min || n > max)
+    throw new UsageError(
+      `${flag} ${value}: must be ${max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `between ${min} and ${max}`}`,
+    );
   return n;
 }
 
@@ -34,7 +49,12 @@ export function optionalIntFlag(flag: string, value: string | undefined, min: nu
 }
 
 /** A finite number, optionally required positive or non-negative. */
-export function numberFlag(flag: string, value: string | undefined, fallback: number, rule: 'positive' | 'non-negative' | 'fraction'): number {
+export function numberFlag(
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  rule: 'positive' | 'non-negative' | 'fraction',
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${flag} ${value}: not a finite number`);
@@ -44,9 +64,15 @@ export function numberFlag(flag: string, value: string | undefined, fallback: nu
   return n;
 }
 
-export function choiceFlag<T extends string>(flag: string, value: string | undefined, choices: readonly T[], fallback: T): T {
+export function choiceFlag<T extends string>(
+  flag: string,
+  value: string | undefined,
+  choices: readonly T[],
+  fallback: T,
+): T {
   if (value === undefined) return fallback;
-  if (!(choices as readonly string[]).includes(value)) throw new UsageError(`${flag} ${value}: must be one of ${choices.join(', ')}`);
+  if (!(choices as readonly string[]).includes(value))
+    throw new UsageError(`${flag} ${value}: must be one of ${choices.join(', ')}`);
   return value as T;
 }
 
@@ -67,7 +93,7 @@ export function onlyWith(values: Parsed['values'], flags: readonly string[], req
  */
 export function quantizeFlags(values: Parsed['values'], dependents: readonly string[] = []): number | null {
   const quantize = values.quantize as string | undefined;
-  if (quantize === undefined) return onlyWith(values, ['calibrate', ...dependents], '--quantize int8'), null;
+  if (quantize === undefined) return (onlyWith(values, ['calibrate', ...dependents], '--quantize int8'), null);
   choiceFlag('--quantize', quantize, ['int8'] as const, 'int8');
   return intFlag('--calibrate', values.calibrate as string | undefined, 1000, 1, 60000);
 }

@@ -4,7 +4,17 @@
  * batches, and an export of the weights the browser trained. Everything through the public API.
  */
 import { IncomingMessage } from 'http';
-import { NETWORKS, buildInferenceModel, buildTrainingModel, countParams, defaultMnistDir, initParams, readDataset, sgd, trainConfig } from '../index';
+import {
+  NETWORKS,
+  buildInferenceModel,
+  buildTrainingModel,
+  countParams,
+  defaultMnistDir,
+  initParams,
+  readDataset,
+  sgd,
+  trainConfig,
+} from '../index';
 import { numel } from '../onnx/tensor';
 
 const NET = NETWORKS.residual;
@@ -23,7 +33,11 @@ export function trainingFiles(): Map<string, Buffer | string> {
   const graph = buildTrainingModel(NET, sgd({ momentum: recipe.momentum, weightDecay: recipe.weightDecay }));
   const init = initParams(graph.params, recipe.seed);
   const spec = {
-    network: NET.name, batch: recipe.batchSize, lr: recipe.lr, trainImages: TRAIN_IMAGES, testImages: TEST_IMAGES,
+    network: NET.name,
+    batch: recipe.batchSize,
+    lr: recipe.lr,
+    trainImages: TRAIN_IMAGES,
+    testImages: TEST_IMAGES,
     params: graph.params.map((p) => ({ name: p.name, shape: p.shape })),
     states: graph.states.map((s) => ({ name: s.name, shape: s.shape })),
   };
@@ -51,11 +65,13 @@ export async function exportTrained(req: IncomingMessage): Promise<Uint8Array | 
   const all = Buffer.concat(chunks);
   const weights = new Float32Array(all.buffer.slice(all.byteOffset, all.byteOffset + all.length));
   let offset = 0;
-  const params = new Map(specs.map((s) => {
-    const n = numel(s.shape);
-    const t = weights.subarray(offset, offset + n);
-    offset += n;
-    return [s.name, t];
-  }));
+  const params = new Map(
+    specs.map((s) => {
+      const n = numel(s.shape);
+      const t = weights.subarray(offset, offset + n);
+      offset += n;
+      return [s.name, t];
+    }),
+  );
   return buildInferenceModel(NET, params, { 'ingraph.weights': 'trained in the browser (ingraph serve)' });
 }

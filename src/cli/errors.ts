@@ -11,13 +11,14 @@ const EXIT_CODES: Record<string, number> = { usage: 2, diverged: 3, 'not-promote
 /** 1 for an internal error; 128 + the signal's number for an interruption. */
 export function exitCodeOf(e: unknown): number {
   if (e instanceof InterruptedError) return 128 + (osConstants.signals[e.signal] ?? 0);
-  return e instanceof IngraphError ? EXIT_CODES[e.code] ?? 1 : 1;
+  return e instanceof IngraphError ? (EXIT_CODES[e.code] ?? 1) : 1;
 }
 
 /** API options whose CLI flag is `--` and the same name. */
 const OPTIONS = ['out', 'resume', 'init', 'freeze', 'model', 'ep', 'promote-to', 'compare', 'tensorboard'];
 
-export const GPU_HELP = 'see README section "GPU": in node_modules/onnxruntime-node run `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install` (needs CUDA 12 and cuDNN 9)';
+export const GPU_HELP =
+  'see README section "GPU": in node_modules/onnxruntime-node run `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install` (needs CUDA 12 and cuDNN 9)';
 
 /** The one line the CLI prints for a typed error (after "ingraph: "). */
 export function cliMessage(e: IngraphError): string {

@@ -21,10 +21,16 @@ confusion matrix, images/s and the execution provider.
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parse('eval', argv, {
-    'model-file': { type: 'string' }, data: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' },
-    ep: { type: 'string' }, threads: { type: 'string' }, 'batch-size': { type: 'string' }, report: { type: 'string' },
+    'model-file': { type: 'string' },
+    data: { type: 'string' },
+    limit: { type: 'string' },
+    json: { type: 'boolean' },
+    ep: { type: 'string' },
+    threads: { type: 'string' },
+    'batch-size': { type: 'string' },
+    report: { type: 'string' },
   });
-  if (values.help) return void console.log(EVAL_HELP), 0;
+  if (values.help) return (void console.log(EVAL_HELP), 0);
   const file = requireFlag('eval', '--model-file', values['model-file'] as string | undefined);
   const ep = choiceFlag('--ep', values.ep as string | undefined, EP_CHOICES, 'auto');
   const limit = optionalIntFlag('--limit', values.limit as string | undefined, 1);
@@ -34,8 +40,17 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const bytes = readModelBytes(file, '--model-file');
   parseModel(bytes, `--model-file ${file}`);
   const data = readSplit((values.data as string | undefined) ?? defaultMnistDir(), 'test', limit ?? undefined);
-  const report = await evaluate(bytes, file, data, { ep, threads: threads ?? undefined, batchSize, mistakes: reportFile ? MISTAKES_SHOWN : 0 });
-  if (reportFile) writeFileAtomic(reportFile, await evaluationReport(evaluationRecord(report, data, file), evaluationFacts(report, bytes)));
+  const report = await evaluate(bytes, file, data, {
+    ep,
+    threads: threads ?? undefined,
+    batchSize,
+    mistakes: reportFile ? MISTAKES_SHOWN : 0,
+  });
+  if (reportFile)
+    writeFileAtomic(
+      reportFile,
+      await evaluationReport(evaluationRecord(report, data, file), evaluationFacts(report, bytes)),
+    );
   console.log(values.json ? JSON.stringify(report) : formatReport(report));
   return 0;
 }
@@ -45,6 +60,9 @@ function evaluationFacts(r: EvalReport, bytes: Uint8Array): [string, string][] {
     ['model file', r.model],
     ['sha256', sha256(bytes)],
     ['test images', String(r.total)],
-    ['speed', `${Math.round(r.imagesPerSecond)} images/s at batch ${r.batchSize}, ${r.ep} execution provider${r.epNote ? ` (${r.epNote})` : ''}`],
+    [
+      'speed',
+      `${Math.round(r.imagesPerSecond)} images/s at batch ${r.batchSize}, ${r.ep} execution provider${r.epNote ? ` (${r.epNote})` : ''}`,
+    ],
   ];
 }

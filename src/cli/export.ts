@@ -36,13 +36,24 @@ Writes a standalone inference model: input "images" uint8 [N,1,28,28]; outputs "
 
 export async function exportCommand(argv: string[]): Promise<number> {
   const { values } = parse('export', argv, {
-    model: { type: 'string' }, init: { type: 'string' }, seed: { type: 'string' }, opset: { type: 'string' }, out: { type: 'string' },
-    format: { type: 'string' }, name: { type: 'string' }, 'max-batch': { type: 'string' }, 'max-queue-delay': { type: 'string' },
-    quantize: { type: 'string' }, calibrate: { type: 'string' }, data: { type: 'string' }, half: { type: 'boolean' },
+    model: { type: 'string' },
+    init: { type: 'string' },
+    seed: { type: 'string' },
+    opset: { type: 'string' },
+    out: { type: 'string' },
+    format: { type: 'string' },
+    name: { type: 'string' },
+    'max-batch': { type: 'string' },
+    'max-queue-delay': { type: 'string' },
+    quantize: { type: 'string' },
+    calibrate: { type: 'string' },
+    data: { type: 'string' },
+    half: { type: 'boolean' },
   });
-  if (values.help) return void console.log(EXPORT_HELP), 0;
+  if (values.help) return (void console.log(EXPORT_HELP), 0);
   const model = requireFlag('export', '--model', values.model as string | undefined);
-  if (!isNetworkName(model)) throw new UsageError(`--model ${model}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
+  if (!isNetworkName(model))
+    throw new UsageError(`--model ${model}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
   const format = choiceFlag('--format', values.format as string | undefined, ['onnx', 'triton'] as const, 'onnx');
   const outFlag = requireFlag('export', '--out', values.out as string | undefined);
   const triton = format === 'triton' ? tritonOptions(values, model) : null;
@@ -63,13 +74,16 @@ export async function exportCommand(argv: string[]): Promise<number> {
   // The same weights keep the test accuracy recorded with them (an exported model's; checkpoints record none); an int8
   // or float16 model's accuracy is its own, to be measured.
   if (half) meta['ingraph.precision'] = 'float16';
-  if (!calibration && !half) for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
+  if (!calibration && !half)
+    for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
   const built = buildInferenceModel(model, params, meta, opset, half ? 'float16' : 'float32');
   const bytes = calibration ? await quantizeInt8(built, { images: calibration }) : built;
   const what = `${model} net${calibration ? `, int8 calibrated on ${calibration.count} training images` : ''}${half ? ', float16' : ''}, ${origin}, opset ${opset}`;
   if (triton) {
     const written = writeTritonRepository(out, bytes, triton);
-    console.log(`wrote ${written.model} and ${written.config} (${what}); serve with: tritonserver --model-repository=${out}`);
+    console.log(
+      `wrote ${written.model} and ${written.config} (${what}); serve with: tritonserver --model-repository=${out}`,
+    );
     return 0;
   }
   writeFileAtomic(out, bytes);
@@ -81,7 +95,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
 function quantizeOptions(values: Parsed['values'], opset: number): MnistSplit | null {
   const n = quantizeFlags(values, ['data']);
   if (n === null) return null;
-  if (opset < 13) throw new UsageError(`--quantize int8: needs --opset 13 or later (per-channel QuantizeLinear), not ${opset}`);
+  if (opset < 13)
+    throw new UsageError(`--quantize int8: needs --opset 13 or later (per-channel QuantizeLinear), not ${opset}`);
   return readSplit((values.data as string | undefined) ?? defaultMnistDir(), 'train', n);
 }
 
@@ -89,6 +104,12 @@ function tritonOptions(values: Parsed['values'], model: string): TritonOptions {
   return {
     name: checkTritonName((values.name as string | undefined) ?? `ingraph_${model}`, '--name'),
     maxBatchSize: intFlag('--max-batch', values['max-batch'] as string | undefined, 1024, 1, 1 << 20),
-    maxQueueDelayMicroseconds: intFlag('--max-queue-delay', values['max-queue-delay'] as string | undefined, 100, 0, 60_000_000),
+    maxQueueDelayMicroseconds: intFlag(
+      '--max-queue-delay',
+      values['max-queue-delay'] as string | undefined,
+      100,
+      0,
+      60_000_000,
+    ),
   };
 }

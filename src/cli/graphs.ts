@@ -1,5 +1,11 @@
 import { join } from 'path';
-import { buildEvalModel, buildFlatTrainingModel, buildInferenceModel, buildLoopTrainingModel, buildTrainingModel } from '../artifacts/graphs';
+import {
+  buildEvalModel,
+  buildFlatTrainingModel,
+  buildInferenceModel,
+  buildLoopTrainingModel,
+  buildTrainingModel,
+} from '../artifacts/graphs';
 import { makeDir, writeFileAtomic } from '../artifacts/files';
 import { NETWORKS, NetworkName, createNet } from '../models';
 import { initParams } from '../models/module';
@@ -20,8 +26,8 @@ Writes the emitted graphs of both networks to DIR (default graphs/):
 Emission is deterministic: the same bytes every time.`;
 
 export function graphsCommand(argv: string[]): number {
-  const { values, } = parse('graphs', argv, { out: { type: 'string' } });
-  if (values.help) return void console.log(GRAPHS_HELP), 0;
+  const { values } = parse('graphs', argv, { out: { type: 'string' } });
+  if (values.help) return (void console.log(GRAPHS_HELP), 0);
   const out = (values.out as string | undefined) ?? 'graphs';
   checkWritableDir('--out', out);
   makeDir('--out', out);
@@ -31,7 +37,10 @@ export function graphsCommand(argv: string[]): number {
     const files: [string, Uint8Array][] = [
       [`${model}.inference.onnx`, buildInferenceModel(model, params, { 'ingraph.weights': 'initial (seed 0)' })],
       [`${model}.training.onnx`, buildTrainingModel(model, seedRecipe()).bytes],
-      [`${model}.training-cuda.onnx`, buildTrainingModel(model, seedRecipe(), { gradients: gradientsFor('cuda') }).bytes],
+      [
+        `${model}.training-cuda.onnx`,
+        buildTrainingModel(model, seedRecipe(), { gradients: gradientsFor('cuda') }).bytes,
+      ],
       [`${model}.training-flat.onnx`, buildFlatTrainingModel(model, seedRecipe()).bytes],
       [`${model}.training-loop.onnx`, buildLoopTrainingModel(model, seedRecipe()).bytes],
       [`${model}.eval.onnx`, buildEvalModel(model)],

@@ -9,16 +9,19 @@ parameter count, and metadata.`;
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((cell, c) => (c === r.length - 1 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  '))
+    .join('\n');
 }
 
 export function inspectCommand(argv: string[]): number {
   const { values, positionals } = parse('inspect', argv, { json: { type: 'boolean' } }, 1);
-  if (values.help || positionals.length === 0) return void console.log(INSPECT_HELP), values.help ? 0 : 2;
+  if (values.help || positionals.length === 0) return (void console.log(INSPECT_HELP), values.help ? 0 : 2);
   const file = positionals[0];
   const s = summarize(readOnnxFile(file, 'inspect'), file);
-  if (values.json) return void console.log(JSON.stringify(s)), 0;
-  const fmt = (v: { name: string; dtype: string; shape: (number | string)[] }) => `  ${v.name}: ${v.dtype} [${v.shape.join(',')}]`;
+  if (values.json) return (void console.log(JSON.stringify(s)), 0);
+  const fmt = (v: { name: string; dtype: string; shape: (number | string)[] }) =>
+    `  ${v.name}: ${v.dtype} [${v.shape.join(',')}]`;
   const byLayer = new Map<string, ParamRow[]>();
   for (const p of s.parameters) {
     const layer = p.name.slice(0, p.name.lastIndexOf('.'));
@@ -26,18 +29,33 @@ export function inspectCommand(argv: string[]): number {
   }
   const rows = [['layer', 'parameter', 'shape', 'count']];
   for (const [layer, ps] of byLayer) {
-    ps.forEach((p, i) => rows.push([i === 0 ? layer : '', p.name.slice(layer.length + 1), `[${p.shape.join(',')}]`, p.count.toLocaleString('en-US')]));
+    ps.forEach((p, i) =>
+      rows.push([
+        i === 0 ? layer : '',
+        p.name.slice(layer.length + 1),
+        `[${p.shape.join(',')}]`,
+        p.count.toLocaleString('en-US'),
+      ]),
+    );
   }
-  console.log([
-    `${file}: graph "${s.graph}", IR ${s.irVersion}, opset ${s.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}, producer ${s.producer || 'unknown'}`,
-    'inputs:', ...s.inputs.map(fmt),
-    'outputs:', ...s.outputs.map(fmt),
-    `ops (${s.nodes} nodes): ${Object.entries(s.ops).map(([op, n]) => `${op} ${n}`).join(', ')}`,
-    '',
-    rows.length > 1 ? table(rows) : 'no parameters',
-    '',
-    `total parameters: ${s.totalParameters.toLocaleString('en-US')}${s.optimizerStateTensors ? ` (plus ${s.optimizerStateTensors} optimizer state tensors)` : ''}`,
-    ...(Object.keys(s.metadata).length ? ['metadata:', ...Object.entries(s.metadata).map(([k, v]) => `  ${k}: ${v}`)] : []),
-  ].join('\n'));
+  console.log(
+    [
+      `${file}: graph "${s.graph}", IR ${s.irVersion}, opset ${s.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}, producer ${s.producer || 'unknown'}`,
+      'inputs:',
+      ...s.inputs.map(fmt),
+      'outputs:',
+      ...s.outputs.map(fmt),
+      `ops (${s.nodes} nodes): ${Object.entries(s.ops)
+        .map(([op, n]) => `${op} ${n}`)
+        .join(', ')}`,
+      '',
+      rows.length > 1 ? table(rows) : 'no parameters',
+      '',
+      `total parameters: ${s.totalParameters.toLocaleString('en-US')}${s.optimizerStateTensors ? ` (plus ${s.optimizerStateTensors} optimizer state tensors)` : ''}`,
+      ...(Object.keys(s.metadata).length
+        ? ['metadata:', ...Object.entries(s.metadata).map(([k, v]) => `  ${k}: ${v}`)]
+        : []),
+    ].join('\n'),
+  );
   return 0;
 }

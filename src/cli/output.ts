@@ -10,14 +10,18 @@ import { UsageError } from '../errors';
 export function checkWritableFile(flag: string, path: string): string {
   const abs = resolve(path);
   if (existsSync(abs) && statSync(abs).isDirectory()) throw new UsageError(`${flag} ${path}: is a directory`);
-  if (!existsSync(dirname(abs))) throw new UsageError(`${flag} ${path}: no directory ${dirname(abs)} (create it first)`);
-  if (!statSync(dirname(abs)).isDirectory()) throw new UsageError(`${flag} ${path}: ${dirname(abs)} is not a directory`);
+  if (!existsSync(dirname(abs)))
+    throw new UsageError(`${flag} ${path}: no directory ${dirname(abs)} (create it first)`);
+  if (!statSync(dirname(abs)).isDirectory())
+    throw new UsageError(`${flag} ${path}: ${dirname(abs)} is not a directory`);
   const probe = join(dirname(abs), `.ingraph-probe-${process.pid}`);
   try {
     closeSync(openSync(probe, 'wx'));
     rmSync(probe);
   } catch (e) {
-    throw new UsageError(`${flag} ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UsageError(
+      `${flag} ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   return abs;
 }
@@ -38,6 +42,10 @@ export function checkWritableDir(flag: string, dir: string, shown = dir): void {
     rmdirSync(probe);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new UsageError(firstMissing ? `${flag} ${shown}: cannot create ${firstMissing} (${code})` : `${flag} ${shown}: ${d} is not writable (${code})`);
+    throw new UsageError(
+      firstMissing
+        ? `${flag} ${shown}: cannot create ${firstMissing} (${code})`
+        : `${flag} ${shown}: ${d} is not writable (${code})`,
+    );
   }
 }

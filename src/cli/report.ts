@@ -19,10 +19,16 @@ Every file it reads is checked against the run's manifest. \`ingraph train\` wri
                   (then: tensorboard --logdir DIR)`;
 
 export async function reportCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('report', argv, { compare: { type: 'string' }, out: { type: 'string' }, tensorboard: { type: 'string' } }, 1);
-  if (values.help) return void console.log(REPORT_HELP), 0;
+  const { values, positionals } = parse(
+    'report',
+    argv,
+    { compare: { type: 'string' }, out: { type: 'string' }, tensorboard: { type: 'string' } },
+    1,
+  );
+  if (values.help) return (void console.log(REPORT_HELP), 0);
   const [dir] = positionals;
-  if (dir === undefined) throw new UsageError('ingraph report: RUN_DIR is required (a directory written by ingraph train)');
+  if (dir === undefined)
+    throw new UsageError('ingraph report: RUN_DIR is required (a directory written by ingraph train)');
   const run = readRun(resolve(dir), `run ${dir}`);
   const html = await runReport(run, values.compare as string | undefined);
   const out = checkWritableFile('--out', (values.out as string | undefined) ?? join(dir, ARTIFACTS.report));

@@ -22,8 +22,14 @@ SIGINT/SIGTERM. Binds 127.0.0.1 unless --host says otherwise.`;
 
 const PAGE_FILES = ['index.html', 'app.js', 'style.css'];
 const TYPES: Record<string, string> = {
-  html: 'text/html; charset=utf-8', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', wasm: 'application/wasm',
-  onnx: 'application/octet-stream', json: 'application/json', bin: 'application/octet-stream',
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript',
+  mjs: 'text/javascript',
+  css: 'text/css',
+  wasm: 'application/wasm',
+  onnx: 'application/octet-stream',
+  json: 'application/json',
+  bin: 'application/octet-stream',
 };
 
 function ortDist(): string {
@@ -55,22 +61,34 @@ function handler(find: (path: string) => Buffer | Uint8Array | string | null) {
   return async (req: IncomingMessage, res: ServerResponse) => {
     // The raw path, not decoded: "/%2e%2e/etc/passwd" is not a name this server knows, so it is a 404 like any other.
     const path = (req.url ?? '/').split('?')[0];
-    const body = req.method === 'GET' || req.method === 'HEAD' ? find(path) : req.method === 'POST' && path === '/train/export' ? await exportTrained(req) : null;
+    const body =
+      req.method === 'GET' || req.method === 'HEAD'
+        ? find(path)
+        : req.method === 'POST' && path === '/train/export'
+          ? await exportTrained(req)
+          : null;
     if (!body) return void res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
-    const ext = path === '/train/export' ? 'onnx' : /\.(\w+)$/.exec(path === '/' ? '/index.html' : path)?.[1] ?? 'html';
+    const ext =
+      path === '/train/export' ? 'onnx' : (/\.(\w+)$/.exec(path === '/' ? '/index.html' : path)?.[1] ?? 'html');
     // Cross-origin isolation lets onnxruntime-web use several wasm threads (SharedArrayBuffer).
-    res.writeHead(200, {
-      'Content-Type': TYPES[ext] ?? 'application/octet-stream',
-      'Cross-Origin-Opener-Policy': 'same-origin',
-      'Cross-Origin-Embedder-Policy': 'require-corp',
-      'Cache-Control': 'no-store',
-    }).end(req.method === 'HEAD' ? undefined : body);
+    res
+      .writeHead(200, {
+        'Content-Type': TYPES[ext] ?? 'application/octet-stream',
+        'Cross-Origin-Opener-Policy': 'same-origin',
+        'Cross-Origin-Embedder-Policy': 'require-corp',
+        'Cache-Control': 'no-store',
+      })
+      .end(req.method === 'HEAD' ? undefined : body);
   };
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parse('serve', argv, { port: { type: 'string' }, host: { type: 'string' }, 'model-file': { type: 'string' } });
-  if (values.help) return void console.log(SERVE_HELP), 0;
+  const { values } = parse('serve', argv, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'model-file': { type: 'string' },
+  });
+  if (values.help) return (void console.log(SERVE_HELP), 0);
   const port = intFlag('--port', values.port as string | undefined, 8080, 0, 65535);
   const host = (values.host as string | undefined) ?? '127.0.0.1';
   const modelFile = values['model-file'] as string | undefined;
@@ -78,7 +96,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const server = createServer(handler(resolver(model)));
   await listen(server, port, host);
   const { port: bound } = server.address() as AddressInfo;
-  console.log(`serving the ingraph page on http://${host.includes(':') ? `[${host}]` : host}:${bound}/ (Ctrl-C stops it)`);
+  console.log(
+    `serving the ingraph page on http://${host.includes(':') ? `[${host}]` : host}:${bound}/ (Ctrl-C stops it)`,
+  );
   await new Promise<void>((resolve) => {
     const stop = () => server.close(() => resolve());
     process.once('SIGINT', stop);
@@ -89,7 +109,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
 
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new UsageError(`--port ${port}: cannot listen on ${host} (${e.code ?? e.message})`)));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new UsageError(`--port ${port}: cannot listen on ${host} (${e.code ?? e.message})`)),
+    );
     server.listen(port, host, resolve);
   });
 }

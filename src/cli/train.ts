@@ -65,16 +65,40 @@ full, read-only, removed or forbidden; nothing torn, last complete checkpoint ke
 SIGINT/SIGTERM at the next safe point, with a checkpoint.`;
 
 const OPTIONS = {
-  model: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' },
-  momentum: { type: 'string' }, optimizer: { type: 'string' }, 'weight-decay': { type: 'string' },
-  'lr-schedule': { type: 'string' }, 'lr-gamma': { type: 'string' }, 'lr-step-epochs': { type: 'string' },
-  seed: { type: 'string' }, 'no-shuffle': { type: 'boolean' }, 'max-steps': { type: 'string' }, init: { type: 'string' },
-  resume: { type: 'string' }, freeze: { type: 'string', multiple: true }, data: { type: 'string' }, out: { type: 'string' },
-  ep: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' },
-  'test-limit': { type: 'string' }, 'log-every': { type: 'string' }, 'checkpoint-every': { type: 'string' },
-  'promote-to': { type: 'string' }, 'promote-tolerance': { type: 'string' }, tensorboard: { type: 'string' },
-  quantize: { type: 'string' }, calibrate: { type: 'string' }, 'warmup-epochs': { type: 'string' },
-  'label-smoothing': { type: 'string' }, augment: { type: 'string' }, ema: { type: 'string' },
+  model: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  momentum: { type: 'string' },
+  optimizer: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  'lr-schedule': { type: 'string' },
+  'lr-gamma': { type: 'string' },
+  'lr-step-epochs': { type: 'string' },
+  seed: { type: 'string' },
+  'no-shuffle': { type: 'boolean' },
+  'max-steps': { type: 'string' },
+  init: { type: 'string' },
+  resume: { type: 'string' },
+  freeze: { type: 'string', multiple: true },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  ep: { type: 'string' },
+  threads: { type: 'string' },
+  json: { type: 'boolean' },
+  limit: { type: 'string' },
+  'test-limit': { type: 'string' },
+  'log-every': { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  'promote-to': { type: 'string' },
+  'promote-tolerance': { type: 'string' },
+  tensorboard: { type: 'string' },
+  quantize: { type: 'string' },
+  calibrate: { type: 'string' },
+  'warmup-epochs': { type: 'string' },
+  'label-smoothing': { type: 'string' },
+  augment: { type: 'string' },
+  ema: { type: 'string' },
 } as const;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -82,11 +106,13 @@ const str = (v: Values, k: string) => v[k] as string | undefined;
 
 export function configFromFlags(v: Values): TrainConfig {
   const model = str(v, 'model') ?? 'inception';
-  if (!isNetworkName(model)) throw new UsageError(`--model ${model}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
+  if (!isNetworkName(model))
+    throw new UsageError(`--model ${model}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
   const optimizer = choiceFlag('--optimizer', str(v, 'optimizer'), ['sgd', 'adamw'] as const, 'sgd');
   const epochs = intFlag('--epochs', str(v, 'epochs'), 2, 1);
   const warmupEpochs = numberFlag('--warmup-epochs', str(v, 'warmup-epochs'), 0, 'non-negative');
-  if (warmupEpochs >= epochs) throw new UsageError(`--warmup-epochs ${warmupEpochs}: must be shorter than the run (--epochs ${epochs})`);
+  if (warmupEpochs >= epochs)
+    throw new UsageError(`--warmup-epochs ${warmupEpochs}: must be shorter than the run (--epochs ${epochs})`);
   return {
     model,
     epochs,
@@ -123,20 +149,39 @@ function emaFlag(value: string | undefined): number | null {
 
 /** The flags a resumed run may change; the rest of its config comes from the checkpoint. */
 const RESUME_OVERRIDES = new Set([
-  'epochs', 'max-steps', 'data', 'ep', 'threads', 'json', 'resume', 'log-every', 'checkpoint-every', 'promote-to', 'promote-tolerance', 'tensorboard', 'quantize', 'calibrate',
+  'epochs',
+  'max-steps',
+  'data',
+  'ep',
+  'threads',
+  'json',
+  'resume',
+  'log-every',
+  'checkpoint-every',
+  'promote-to',
+  'promote-tolerance',
+  'tensorboard',
+  'quantize',
+  'calibrate',
 ]);
 
 function resumedConfig(v: Values, dir: string): { config: TrainConfig; checkpoint: ParsedModel } {
-  if (!existsSync(join(dir, ARTIFACTS.checkpoint))) throw new UsageError(`--resume ${dir}: no ${ARTIFACTS.checkpoint} there`);
+  if (!existsSync(join(dir, ARTIFACTS.checkpoint)))
+    throw new UsageError(`--resume ${dir}: no ${ARTIFACTS.checkpoint} there`);
   const ck = readCheckpoint(join(dir, ARTIFACTS.checkpoint), '--resume');
   const saved = decodeCheckpoint(ck, `--resume ${dir}`).config;
-  if (v.model !== undefined && v.model !== saved.model) throw new UsageError(`--resume ${dir}: that run trains the ${saved.model} net, not ${String(v.model)}`);
+  if (v.model !== undefined && v.model !== saved.model)
+    throw new UsageError(`--resume ${dir}: that run trains the ${saved.model} net, not ${String(v.model)}`);
   const conflicting = Object.keys(v).filter((k) => v[k] !== undefined && !RESUME_OVERRIDES.has(k) && k !== 'model');
-  if (conflicting.length) throw new UsageError(`--resume ${dir}: --${conflicting[0]} cannot change on resume (the run's config is in its checkpoint)`);
+  if (conflicting.length)
+    throw new UsageError(
+      `--resume ${dir}: --${conflicting[0]} cannot change on resume (the run's config is in its checkpoint)`,
+    );
   const config = {
     ...saved,
     epochs: intFlag('--epochs', str(v, 'epochs'), saved.epochs, 1),
-    maxSteps: str(v, 'max-steps') !== undefined ? optionalIntFlag('--max-steps', str(v, 'max-steps'), 1) : saved.maxSteps,
+    maxSteps:
+      str(v, 'max-steps') !== undefined ? optionalIntFlag('--max-steps', str(v, 'max-steps'), 1) : saved.maxSteps,
     logEvery: intFlag('--log-every', str(v, 'log-every'), saved.logEvery, 1),
   };
   return { config, checkpoint: ck };
@@ -179,7 +224,9 @@ function reporter(json: boolean): Reporter {
       if (!bar || (batch % 10 !== 0 && batch !== batches)) return;
       const width = 30;
       const filled = Math.round((width * batch) / batches);
-      process.stderr.write(`\r\x1b[Kepoch ${epoch + 1} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${batch}/${batches} loss ${loss.toFixed(3)}`);
+      process.stderr.write(
+        `\r\x1b[Kepoch ${epoch + 1} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${batch}/${batches} loss ${loss.toFixed(3)}`,
+      );
       drawn = true;
     },
   };
@@ -191,7 +238,7 @@ function timestamp(): string {
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parse('train', argv, OPTIONS);
-  if (values.help) return void console.log(TRAIN_HELP), 0;
+  if (values.help) return (void console.log(TRAIN_HELP), 0);
   const json = !!values.json;
   const report = reporter(json);
   const stop = stopOnSignals();
@@ -200,7 +247,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     // Under --json the last line on stdout says how the run ended, whatever the exit code.
-    if (json) report.event({ type: 'error', code: e instanceof IngraphError ? e.code : 'internal', exitCode: exitCodeOf(e), message: e instanceof IngraphError ? cliMessage(e) : e instanceof Error ? e.message : String(e) });
+    if (json)
+      report.event({
+        type: 'error',
+        code: e instanceof IngraphError ? e.code : 'internal',
+        exitCode: exitCodeOf(e),
+        message: e instanceof IngraphError ? cliMessage(e) : e instanceof Error ? e.message : String(e),
+      });
     throw e;
   } finally {
     stop.dispose();

@@ -36,9 +36,20 @@ const CENTRE = (SIDE - 1) / 2;
 /** Draws one image's warp for `kind`. */
 export function drawWarp(kind: Exclude<AugmentKind, 'none'>, rng: Rng): Warp {
   const r = AUGMENT_RANGES;
-  if (kind === 'shift') return { degrees: 0, scale: 1, dx: rng.below(2 * r.shiftPixels + 1) - r.shiftPixels, dy: rng.below(2 * r.shiftPixels + 1) - r.shiftPixels };
+  if (kind === 'shift')
+    return {
+      degrees: 0,
+      scale: 1,
+      dx: rng.below(2 * r.shiftPixels + 1) - r.shiftPixels,
+      dy: rng.below(2 * r.shiftPixels + 1) - r.shiftPixels,
+    };
   const between = (lo: number, hi: number) => lo + (hi - lo) * rng.next();
-  return { degrees: between(-r.degrees, r.degrees), scale: between(r.scale[0], r.scale[1]), dx: between(-r.shiftPixels, r.shiftPixels), dy: between(-r.shiftPixels, r.shiftPixels) };
+  return {
+    degrees: between(-r.degrees, r.degrees),
+    scale: between(r.scale[0], r.scale[1]),
+    dx: between(-r.shiftPixels, r.shiftPixels),
+    dy: between(-r.shiftPixels, r.shiftPixels),
+  };
 }
 
 /** A 28x28 image inside a one-pixel border of zeros, so bilinear sampling at -1 <= x, y < 28 needs no bounds checks. */
@@ -92,7 +103,12 @@ function mix(x: number): number {
  * Warps the first `n` images of a batch buffer in place, each by its own draw from the batch's generator
  * (`batchRng` of its seed, epoch and batch).
  */
-export function augmentBatch(kind: AugmentKind, images: Uint8Array, n: number, at: { seed: number; epoch: number; batch: number }): void {
+export function augmentBatch(
+  kind: AugmentKind,
+  images: Uint8Array,
+  n: number,
+  at: { seed: number; epoch: number; batch: number },
+): void {
   if (kind === 'none') return;
   const rng = batchRng(at.seed, at.epoch, at.batch);
   const original = new Uint8Array(IMAGE_SIZE);

@@ -56,7 +56,9 @@ function parseRow(buf: Buffer, start: number, end: number, where: string): Uint8
       digits++;
       if (value > 255) throw new DataError(`${where}: column ${field + 1}: a value over 255`);
     } else {
-      throw new DataError(`${where}: column ${field + 1}: "${String.fromCharCode(c)}" is not part of a non-negative integer`);
+      throw new DataError(
+        `${where}: column ${field + 1}: "${String.fromCharCode(c)}" is not part of a non-negative integer`,
+      );
     }
   }
   if (field !== FIELDS) throw new DataError(`${where}: ${field} columns, expected ${FIELDS} (a label and 784 pixels)`);

@@ -58,11 +58,15 @@ export function readIdxImages(path: string): { data: Uint8Array; count: number }
   const buf = readDataFile(path);
   if (buf.length < 16) throw new DataError(`${path}: too short for an IDX image header (${buf.length} bytes)`);
   const magic = buf.readUInt32BE(0);
-  if (magic !== 0x00000803) throw new DataError(`${path}: wrong magic number 0x${magic.toString(16).padStart(8, '0')}, expected 0x00000803 (uint8 images, 3 dims)`);
+  if (magic !== 0x00000803)
+    throw new DataError(
+      `${path}: wrong magic number 0x${magic.toString(16).padStart(8, '0')}, expected 0x00000803 (uint8 images, 3 dims)`,
+    );
   const [count, rows, cols] = [buf.readUInt32BE(4), buf.readUInt32BE(8), buf.readUInt32BE(12)];
   if (rows !== 28 || cols !== 28) throw new DataError(`${path}: images are ${rows}x${cols}, expected 28x28`);
   const expected = 16 + count * IMAGE_SIZE;
-  if (buf.length !== expected) throw new DataError(`${path}: ${buf.length} bytes, expected ${expected} for ${count} images (truncated or padded)`);
+  if (buf.length !== expected)
+    throw new DataError(`${path}: ${buf.length} bytes, expected ${expected} for ${count} images (truncated or padded)`);
   return { data: new Uint8Array(buf.buffer, buf.byteOffset + 16, count * IMAGE_SIZE), count };
 }
 
@@ -71,9 +75,15 @@ export function readIdxLabels(path: string): Uint8Array {
   const buf = readDataFile(path);
   if (buf.length < 8) throw new DataError(`${path}: too short for an IDX label header (${buf.length} bytes)`);
   const magic = buf.readUInt32BE(0);
-  if (magic !== 0x00000801) throw new DataError(`${path}: wrong magic number 0x${magic.toString(16).padStart(8, '0')}, expected 0x00000801 (uint8 labels, 1 dim)`);
+  if (magic !== 0x00000801)
+    throw new DataError(
+      `${path}: wrong magic number 0x${magic.toString(16).padStart(8, '0')}, expected 0x00000801 (uint8 labels, 1 dim)`,
+    );
   const count = buf.readUInt32BE(4);
-  if (buf.length !== 8 + count) throw new DataError(`${path}: ${buf.length} bytes, expected ${8 + count} for ${count} labels (truncated or padded)`);
+  if (buf.length !== 8 + count)
+    throw new DataError(
+      `${path}: ${buf.length} bytes, expected ${8 + count} for ${count} labels (truncated or padded)`,
+    );
   const labels = new Uint8Array(buf.buffer, buf.byteOffset + 8, count);
   const bad = labels.findIndex((l) => l > 9);
   if (bad >= 0) throw new DataError(`${path}: label ${labels[bad]} at index ${bad} is out of range 0..9`);
@@ -86,10 +96,12 @@ export function readIdxLabels(path: string): Uint8Array {
  * rows `label,pixel0..pixel783`). `limit` keeps the first examples.
  */
 export function readSplit(dir: string, split: keyof typeof FILES, limit?: number): MnistSplit {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`${dir}: not a directory of MNIST IDX files`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new DataError(`${dir}: not a directory of MNIST IDX files`);
   const csv = [`${split}.csv`, `mnist_${split}.csv`].map((f) => join(dir, f)).find((f) => existsSync(f));
   const imagesPath = plainOrGz(join(dir, FILES[split].images));
-  const full = csv && !existsSync(imagesPath) ? readCsv(csv) : readIdxPair(imagesPath, plainOrGz(join(dir, FILES[split].labels)));
+  const full =
+    csv && !existsSync(imagesPath) ? readCsv(csv) : readIdxPair(imagesPath, plainOrGz(join(dir, FILES[split].labels)));
   return limit === undefined ? full : firstOf(full, limit);
 }
 
@@ -102,18 +114,24 @@ export function firstOf(data: MnistSplit, n: number): MnistSplit {
 function readIdxPair(imagesPath: string, labelsPath: string): MnistSplit {
   const { data, count } = readIdxImages(imagesPath);
   const labels = readIdxLabels(labelsPath);
-  if (labels.length !== count) throw new DataError(`${labelsPath}: ${labels.length} labels for ${count} images in ${imagesPath}`);
+  if (labels.length !== count)
+    throw new DataError(`${labelsPath}: ${labels.length} labels for ${count} images in ${imagesPath}`);
   return { images: data, labels, count };
 }
 
 /** A dataset from arrays in memory: `images` holds count·784 pixel values 0..255, `labels` count labels 0..9. */
 export function datasetFromArrays(images: ArrayLike<number>, labels: ArrayLike<number>): MnistSplit {
   const count = labels.length;
-  if (images.length !== count * IMAGE_SIZE) throw new DataError(`images: ${images.length} values for ${count} labels; expected ${count * IMAGE_SIZE} (784 per image)`);
+  if (images.length !== count * IMAGE_SIZE)
+    throw new DataError(
+      `images: ${images.length} values for ${count} labels; expected ${count * IMAGE_SIZE} (784 per image)`,
+    );
   const badPixel = Array.prototype.findIndex.call(images, (v: number) => !(Number.isInteger(v) && v >= 0 && v <= 255));
-  if (badPixel >= 0) throw new DataError(`images: value ${images[badPixel]} at index ${badPixel} is not an integer 0..255`);
+  if (badPixel >= 0)
+    throw new DataError(`images: value ${images[badPixel]} at index ${badPixel} is not an integer 0..255`);
   const badLabel = Array.prototype.findIndex.call(labels, (v: number) => !(Number.isInteger(v) && v >= 0 && v <= 9));
-  if (badLabel >= 0) throw new DataError(`labels: value ${labels[badLabel]} at index ${badLabel} is not an integer 0..9`);
+  if (badLabel >= 0)
+    throw new DataError(`labels: value ${labels[badLabel]} at index ${badLabel} is not an integer 0..9`);
   return { images: Uint8Array.from(images), labels: Uint8Array.from(labels), count };
 }
 
@@ -127,7 +145,14 @@ export function epochOrder(count: number, seed: number, epoch: number, shuffle: 
 }
 
 /** Copies the examples `order[start..start+n)` into preallocated batch buffers; returns the batch size. */
-export function fillBatch(split: MnistSplit, order: Uint32Array, start: number, batchSize: number, images: Uint8Array, labels: BigInt64Array): number {
+export function fillBatch(
+  split: MnistSplit,
+  order: Uint32Array,
+  start: number,
+  batchSize: number,
+  images: Uint8Array,
+  labels: BigInt64Array,
+): number {
   const n = Math.min(batchSize, order.length - start);
   for (let i = 0; i < n; i++) {
     const k = order[start + i];

@@ -49,7 +49,8 @@ export class Rng {
   below(n: number): number {
     const limit = 4294967296 - (4294967296 % n);
     let v: number;
-    do v = this.nextUint32(); while (v >= limit);
+    do v = this.nextUint32();
+    while (v >= limit);
     return v % n;
   }
 }

@@ -19,7 +19,8 @@ export interface Network {
 
 /** A Network from a name and a factory of its root module (e.g. `() => new LeNet5()`). */
 export function defineNetwork(name: string, factory: () => Module): Network {
-  if (!/^[A-Za-z][\w.-]*$/.test(name)) throw new RangeError(`network name "${name}": use letters, digits, '_', '.', '-'`);
+  if (!/^[A-Za-z][\w.-]*$/.test(name))
+    throw new RangeError(`network name "${name}": use letters, digits, '_', '.', '-'`);
   return { name, create: () => factory().bindNames() };
 }
 
@@ -75,12 +76,21 @@ export function preprocess(g: GraphBuilder, images: Tensor): Tensor {
  * the network runs on half-precision activations (its parameters must be float16 too) between float32 preprocessing
  * and float32 logits.
  */
-export function logitsOf(g: GraphBuilder, net: Module, images: Tensor, bind: (s: ParamSpec) => Tensor, training = false, float16 = false): Tensor {
+export function logitsOf(
+  g: GraphBuilder,
+  net: Module,
+  images: Tensor,
+  bind: (s: ParamSpec) => Tensor,
+  training = false,
+  float16 = false,
+): Tensor {
   const x = preprocess(g, images);
   const out = net.forward(new Forward(g, bind, training), float16 ? g.cast(x, 'float16') : x);
   const logits = float16 ? g.cast(out, 'float32') : out;
   if (logits.shape.length !== 2 || logits.shape[1] !== CLASSES) {
-    throw new RangeError(`network ${net.constructor.name}: forward returned shape [${logits.shape}], expected logits [N,${CLASSES}]`);
+    throw new RangeError(
+      `network ${net.constructor.name}: forward returned shape [${logits.shape}], expected logits [N,${CLASSES}]`,
+    );
   }
   return logits;
 }

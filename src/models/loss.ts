@@ -17,9 +17,14 @@ export function crossEntropy(g: GraphBuilder, logits: Tensor, labels: Tensor, sm
   if (!(smoothing >= 0 && smoothing <= 1)) throw new RangeError(`label smoothing ${smoothing}: must be in [0, 1]`);
   return g.scope('loss', () => {
     const classes = logits.shape[1] as number;
-    const classIds = g.constant(Array.from({ length: classes }, (_, i) => i), [1, classes], 'int64');
+    const classIds = g.constant(
+      Array.from({ length: classes }, (_, i) => i),
+      [1, classes],
+      'int64',
+    );
     const oneHot = g.cast(g.equal(g.unsqueeze(labels, [1]), classIds), 'float32');
-    const target = smoothing > 0 ? g.add(g.mul(oneHot, g.scalar(1 - smoothing)), g.scalar(smoothing / classes)) : oneHot;
+    const target =
+      smoothing > 0 ? g.add(g.mul(oneHot, g.scalar(1 - smoothing)), g.scalar(smoothing / classes)) : oneHot;
     const logProbs = g.logSoftmax(logits, 1);
     const nll = g.neg(g.reduceSum(g.mul(target, logProbs), [1], false));
     const loss = g.reduceMean(nll, [0], false);

@@ -46,7 +46,8 @@ export class Forward {
    */
   avgPool2d(x: Tensor, k: number, stride: number, padding: number): Tensor {
     const opts = { kernel: [k, k], strides: [stride, stride] };
-    if (this.training || padding === 0) return this.g.averagePool(x, { ...opts, pads: [padding, padding, padding, padding], countIncludePad: true });
+    if (this.training || padding === 0)
+      return this.g.averagePool(x, { ...opts, pads: [padding, padding, padding, padding], countIncludePad: true });
     return this.g.averagePool(this.g.pad(x, [0, 0, padding, padding, 0, 0, padding, padding]), opts);
   }
 
@@ -101,7 +102,12 @@ export class Conv2d extends Module {
   readonly weight: ParamSpec;
   readonly bias: ParamSpec;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, readonly padding = 0) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly padding = 0,
+  ) {
     super();
     const fanIn = inChannels * kernelSize * kernelSize;
     this.weight = this.param('weight', [outChannels, inChannels, kernelSize, kernelSize], fanIn);
@@ -121,14 +127,19 @@ export class Linear extends Module {
   readonly weight: ParamSpec;
   readonly bias: ParamSpec;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+  ) {
     super();
     this.weight = this.param('weight', [outFeatures, inFeatures], inFeatures);
     this.bias = this.param('bias', [outFeatures], inFeatures);
   }
 
   forward(f: Forward, x: Tensor): Tensor {
-    return f.g.scope(this.prefix.replace(/\.$/, ''), () => f.g.gemm(x, f.param(this.weight), f.param(this.bias), { transB: true }));
+    return f.g.scope(this.prefix.replace(/\.$/, ''), () =>
+      f.g.gemm(x, f.param(this.weight), f.param(this.bias), { transB: true }),
+    );
   }
 }
 

@@ -6,10 +6,49 @@ import { createHash } from 'crypto';
 import { DType, Dim, Shape, Tensor, TensorData, formatShape, isStatic, numel, sameShape } from './tensor';
 
 export type OpType =
-  | 'Add' | 'ArgMax' | 'AveragePool' | 'Cast' | 'Concat' | 'ConstantOfShape' | 'Conv' | 'ConvTranspose' | 'Div'
-  | 'Equal' | 'Exp' | 'Expand' | 'Flatten' | 'Gather' | 'Gemm' | 'Greater' | 'Identity' | 'LogSoftmax' | 'Loop' | 'MatMul' | 'MaxPool'
-  | 'MaxUnpool' | 'Mul' | 'Neg' | 'Pad' | 'Pow' | 'Range' | 'ReduceMean' | 'ReduceSum' | 'Relu' | 'Reshape' | 'ScatterElements'
-  | 'Shape' | 'Size' | 'Slice' | 'Softmax' | 'SpaceToDepth' | 'Split' | 'Sqrt' | 'Sub' | 'Transpose' | 'Unsqueeze' | 'Where';
+  | 'Add'
+  | 'ArgMax'
+  | 'AveragePool'
+  | 'Cast'
+  | 'Concat'
+  | 'ConstantOfShape'
+  | 'Conv'
+  | 'ConvTranspose'
+  | 'Div'
+  | 'Equal'
+  | 'Exp'
+  | 'Expand'
+  | 'Flatten'
+  | 'Gather'
+  | 'Gemm'
+  | 'Greater'
+  | 'Identity'
+  | 'LogSoftmax'
+  | 'Loop'
+  | 'MatMul'
+  | 'MaxPool'
+  | 'MaxUnpool'
+  | 'Mul'
+  | 'Neg'
+  | 'Pad'
+  | 'Pow'
+  | 'Range'
+  | 'ReduceMean'
+  | 'ReduceSum'
+  | 'Relu'
+  | 'Reshape'
+  | 'ScatterElements'
+  | 'Shape'
+  | 'Size'
+  | 'Slice'
+  | 'Softmax'
+  | 'SpaceToDepth'
+  | 'Split'
+  | 'Sqrt'
+  | 'Sub'
+  | 'Transpose'
+  | 'Unsqueeze'
+  | 'Where';
 
 export type Attr =
   | { kind: 'int'; value: number }
@@ -126,14 +165,29 @@ export class GraphBuilder {
     return t;
   }
 
-  constant(values: readonly number[] | TensorData, shape: readonly number[] = [values.length], dtype: DType = 'float32'): Tensor {
-    const data = values instanceof Float32Array || values instanceof Float64Array || values instanceof BigInt64Array || values instanceof Uint8Array || values instanceof Uint16Array
-      ? values
-      : dtype === 'int64' ? BigInt64Array.from(values, (v) => BigInt(v))
-      : dtype === 'uint8' ? Uint8Array.from(values)
-      : dtype === 'float64' ? Float64Array.from(values) : Float32Array.from(values);
+  constant(
+    values: readonly number[] | TensorData,
+    shape: readonly number[] = [values.length],
+    dtype: DType = 'float32',
+  ): Tensor {
+    const data =
+      values instanceof Float32Array ||
+      values instanceof Float64Array ||
+      values instanceof BigInt64Array ||
+      values instanceof Uint8Array ||
+      values instanceof Uint16Array
+        ? values
+        : dtype === 'int64'
+          ? BigInt64Array.from(values, (v) => BigInt(v))
+          : dtype === 'uint8'
+            ? Uint8Array.from(values)
+            : dtype === 'float64'
+              ? Float64Array.from(values)
+              : Float32Array.from(values);
     // Equal constants are one initializer, so the nodes that read them can be shared too (see node()).
-    const key = `${dtype}|${shape.join(',')}|${createHash('sha1').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('base64')}`;
+    const key = `${dtype}|${shape.join(',')}|${createHash('sha1')
+      .update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+      .digest('base64')}`;
     const known = this.constants.get(key);
     if (known) return known;
     const t = this.store(this.fresh('const'), dtype, shape, data);
@@ -165,8 +219,20 @@ export class GraphBuilder {
    * are pure, so e.g. the transposes that the weight gradients of sibling convs take of their shared input are made
    * once.
    */
-  private node(op: OpType, inputs: (Tensor | null)[], outs: { dtype: DType; shape: Shape }[], attrs: Record<string, Attr> = {}): Tensor[] {
-    const key = JSON.stringify([op, inputs.map((t) => t?.name ?? ''), outs.length, Object.keys(attrs).sort().map((k) => [k, attrKey(attrs[k])])]);
+  private node(
+    op: OpType,
+    inputs: (Tensor | null)[],
+    outs: { dtype: DType; shape: Shape }[],
+    attrs: Record<string, Attr> = {},
+  ): Tensor[] {
+    const key = JSON.stringify([
+      op,
+      inputs.map((t) => t?.name ?? ''),
+      outs.length,
+      Object.keys(attrs)
+        .sort()
+        .map((k) => [k, attrKey(attrs[k])]),
+    ]);
     const known = this.built.get(key);
     if (known) return known;
     const outputs = this.addNode(op, inputs, outs, attrs);
@@ -174,7 +240,12 @@ export class GraphBuilder {
     return outputs;
   }
 
-  private addNode(op: OpType, inputs: (Tensor | null)[], outs: { dtype: DType; shape: Shape }[], attrs: Record<string, Attr>): Tensor[] {
+  private addNode(
+    op: OpType,
+    inputs: (Tensor | null)[],
+    outs: { dtype: DType; shape: Shape }[],
+    attrs: Record<string, Attr>,
+  ): Tensor[] {
     const name = this.fresh(op);
     const outputs = outs.map((o, i) => ({ name: outs.length === 1 ? `${name}:out` : `${name}:out${i}`, ...o }));
     for (const o of outputs) this.claim(o.name);
@@ -182,7 +253,13 @@ export class GraphBuilder {
     return outputs;
   }
 
-  private one(op: OpType, inputs: (Tensor | null)[], dtype: DType, shape: Shape, attrs: Record<string, Attr> = {}): Tensor {
+  private one(
+    op: OpType,
+    inputs: (Tensor | null)[],
+    dtype: DType,
+    shape: Shape,
+    attrs: Record<string, Attr> = {},
+  ): Tensor {
     return this.node(op, inputs, [{ dtype, shape }], attrs)[0];
   }
 
@@ -192,18 +269,30 @@ export class GraphBuilder {
    * so far, and must not add graph inputs or outputs. Returns the final carried values and each scan value stacked
    * over the iterations ([steps, ...shape]).
    */
-  loop(count: Tensor, steps: Dim, carried: readonly Tensor[], body: (iteration: Tensor, carried: Tensor[]) => LoopBodyResult): LoopBodyResult {
-    if (count.dtype !== 'int64' || count.shape.length !== 0) throw new TypeError(`Loop: the trip count "${count.name}" must be an int64 scalar`);
+  loop(
+    count: Tensor,
+    steps: Dim,
+    carried: readonly Tensor[],
+    body: (iteration: Tensor, carried: Tensor[]) => LoopBodyResult,
+  ): LoopBodyResult {
+    if (count.dtype !== 'int64' || count.shape.length !== 0)
+      throw new TypeError(`Loop: the trip count "${count.name}" must be an int64 scalar`);
     const start = this.nodes.length;
     const shared = new Map(this.built);
     const name = this.fresh('Loop');
     const iteration: Tensor = { name: this.claim(`${name}/iteration`), dtype: 'int64', shape: [] };
     const condition: Tensor = { name: this.claim(`${name}/condition`), dtype: 'bool', shape: [] };
-    const inputs = carried.map((t, i): Tensor => ({ name: this.claim(`${name}/carried_${i}`), dtype: t.dtype, shape: t.shape }));
+    const inputs = carried.map((t, i): Tensor => ({
+      name: this.claim(`${name}/carried_${i}`),
+      dtype: t.dtype,
+      shape: t.shape,
+    }));
     const result = body(iteration, inputs);
     result.carried.forEach((t, i) => {
       if (t.dtype !== carried[i].dtype || !sameShape(t.shape, carried[i].shape)) {
-        throw new RangeError(`Loop: carried value ${i} "${t.name}" is ${t.dtype} ${formatShape(t.shape)}, it came in as ${carried[i].dtype} ${formatShape(carried[i].shape)}`);
+        throw new RangeError(
+          `Loop: carried value ${i} "${t.name}" is ${t.dtype} ${formatShape(t.shape)}, it came in as ${carried[i].dtype} ${formatShape(carried[i].shape)}`,
+        );
       }
     });
     // Each body output must be a tensor of its own made in the body, not a body input, an outer value or a repeat.
@@ -213,25 +302,49 @@ export class GraphBuilder {
       made.delete(fresh.name);
       return fresh;
     };
-    const outputs = [this.addNode('Identity', [condition], [{ dtype: 'bool', shape: [] }], {})[0], ...result.carried.map(own), ...result.scans.map(own)];
-    const graph: Subgraph = { name: `${name}_body`, nodes: this.nodes.splice(start), inputs: [iteration, condition, ...inputs], outputs };
+    const outputs = [
+      this.addNode('Identity', [condition], [{ dtype: 'bool', shape: [] }], {})[0],
+      ...result.carried.map(own),
+      ...result.scans.map(own),
+    ];
+    const graph: Subgraph = {
+      name: `${name}_body`,
+      nodes: this.nodes.splice(start),
+      inputs: [iteration, condition, ...inputs],
+      outputs,
+    };
     // Nodes of the body cannot be shared with the outer graph.
     this.built.clear();
     for (const [k, v] of shared) this.built.set(k, v);
-    const outs = this.addNode('Loop', [count, null, ...carried], [
-      ...carried.map((t) => ({ dtype: t.dtype, shape: t.shape })),
-      ...result.scans.map((t) => ({ dtype: t.dtype, shape: [steps, ...t.shape] })),
-    ], { body: { kind: 'graph', value: graph } });
+    const outs = this.addNode(
+      'Loop',
+      [count, null, ...carried],
+      [
+        ...carried.map((t) => ({ dtype: t.dtype, shape: t.shape })),
+        ...result.scans.map((t) => ({ dtype: t.dtype, shape: [steps, ...t.shape] })),
+      ],
+      { body: { kind: 'graph', value: graph } },
+    );
     return { carried: outs.slice(0, carried.length), scans: outs.slice(carried.length) };
   }
 
   // ---- elementwise ----
 
-  add(a: Tensor, b: Tensor): Tensor { return this.binary('Add', a, b); }
-  sub(a: Tensor, b: Tensor): Tensor { return this.binary('Sub', a, b); }
-  mul(a: Tensor, b: Tensor): Tensor { return this.binary('Mul', a, b); }
-  div(a: Tensor, b: Tensor): Tensor { return this.binary('Div', a, b); }
-  pow(a: Tensor, b: Tensor): Tensor { return this.binary('Pow', a, b); }
+  add(a: Tensor, b: Tensor): Tensor {
+    return this.binary('Add', a, b);
+  }
+  sub(a: Tensor, b: Tensor): Tensor {
+    return this.binary('Sub', a, b);
+  }
+  mul(a: Tensor, b: Tensor): Tensor {
+    return this.binary('Mul', a, b);
+  }
+  div(a: Tensor, b: Tensor): Tensor {
+    return this.binary('Div', a, b);
+  }
+  pow(a: Tensor, b: Tensor): Tensor {
+    return this.binary('Pow', a, b);
+  }
 
   equal(a: Tensor, b: Tensor): Tensor {
     this.checkSameDtype('Equal', a, b);
@@ -250,10 +363,18 @@ export class GraphBuilder {
     return this.one('Where', [cond, x, y], x.dtype, shape);
   }
 
-  relu(x: Tensor): Tensor { return this.unary('Relu', x); }
-  neg(x: Tensor): Tensor { return this.unary('Neg', x); }
-  sqrt(x: Tensor): Tensor { return this.unary('Sqrt', x); }
-  exp(x: Tensor): Tensor { return this.unary('Exp', x); }
+  relu(x: Tensor): Tensor {
+    return this.unary('Relu', x);
+  }
+  neg(x: Tensor): Tensor {
+    return this.unary('Neg', x);
+  }
+  sqrt(x: Tensor): Tensor {
+    return this.unary('Sqrt', x);
+  }
+  exp(x: Tensor): Tensor {
+    return this.unary('Exp', x);
+  }
 
   cast(x: Tensor, to: DType): Tensor {
     return this.one('Cast', [x], to, x.shape, { to: int(ONNX_DTYPE[to]) });
@@ -273,7 +394,8 @@ export class GraphBuilder {
   /** The int64 sequence start, start + delta, ... below `limit` (scalars); `length` is its static length, if known. */
   range(start: Tensor, limit: Tensor, delta: Tensor, length: Dim): Tensor {
     for (const t of [start, limit, delta]) {
-      if (t.dtype !== 'int64' || t.shape.length !== 0) throw new TypeError(`Range: "${t.name}" must be an int64 scalar`);
+      if (t.dtype !== 'int64' || t.shape.length !== 0)
+        throw new TypeError(`Range: "${t.name}" must be an int64 scalar`);
     }
     return this.one('Range', [start, limit, delta], 'int64', [length]);
   }
@@ -297,10 +419,12 @@ export class GraphBuilder {
       const rest = [...have.symbols];
       for (const sym of keep.symbols) {
         const k = rest.indexOf(sym);
-        if (k < 0) throw new RangeError(`Reshape: cannot infer -1 of ${formatShape(target)} from ${formatShape(x.shape)}`);
+        if (k < 0)
+          throw new RangeError(`Reshape: cannot infer -1 of ${formatShape(target)} from ${formatShape(x.shape)}`);
         rest.splice(k, 1);
       }
-      if (have.size % keep.size !== 0) throw new RangeError(`Reshape: cannot infer -1 of ${formatShape(target)} from ${formatShape(x.shape)}`);
+      if (have.size % keep.size !== 0)
+        throw new RangeError(`Reshape: cannot infer -1 of ${formatShape(target)} from ${formatShape(x.shape)}`);
       const size = have.size / keep.size;
       shape[inferred] = rest.length ? [...rest, ...(size === 1 ? [] : [size])].join('*') : size;
     }
@@ -318,7 +442,10 @@ export class GraphBuilder {
   flatten(x: Tensor, axis = 1): Tensor {
     const outer = x.shape.slice(0, axis);
     const inner = x.shape.slice(axis);
-    if (!isStatic(inner)) throw new RangeError(`Flatten: dimensions after axis ${axis} of "${x.name}" ${formatShape(x.shape)} must be static`);
+    if (!isStatic(inner))
+      throw new RangeError(
+        `Flatten: dimensions after axis ${axis} of "${x.name}" ${formatShape(x.shape)} must be static`,
+      );
     const head: Dim = outer.length === 1 ? outer[0] : isStatic(outer) ? numel(outer) : outer.join('*');
     return this.one('Flatten', [x], x.dtype, [head, numel(inner)], { axis: int(axis) });
   }
@@ -327,7 +454,13 @@ export class GraphBuilder {
     if (perm.length !== x.shape.length || [...perm].sort().some((p, i) => p !== i)) {
       throw new RangeError(`Transpose: perm ${formatShape(perm)} does not fit "${x.name}" ${formatShape(x.shape)}`);
     }
-    return this.one('Transpose', [x], x.dtype, perm.map((p) => x.shape[p]), { perm: ints(perm) });
+    return this.one(
+      'Transpose',
+      [x],
+      x.dtype,
+      perm.map((p) => x.shape[p]),
+      { perm: ints(perm) },
+    );
   }
 
   unsqueeze(x: Tensor, axes: readonly number[]): Tensor {
@@ -348,7 +481,10 @@ export class GraphBuilder {
     for (const x of xs) {
       this.checkSameDtype('Concat', first, x);
       const ok = x.shape.length === rank && x.shape.every((d, i) => i === axis || d === first.shape[i]);
-      if (!ok) throw new RangeError(`Concat: input "${x.name}" ${formatShape(x.shape)} does not match "${first.name}" ${formatShape(first.shape)} off axis ${axis}`);
+      if (!ok)
+        throw new RangeError(
+          `Concat: input "${x.name}" ${formatShape(x.shape)} does not match "${first.name}" ${formatShape(first.shape)} off axis ${axis}`,
+        );
       const d = x.shape[axis];
       if (typeof d !== 'number') throw new RangeError(`Concat: axis ${axis} of "${x.name}" must be static`);
       size += d;
@@ -360,7 +496,9 @@ export class GraphBuilder {
 
   split(x: Tensor, axis: number, sizes: readonly number[]): Tensor[] {
     if (x.shape[axis] !== sizes.reduce((a, b) => a + b, 0)) {
-      throw new RangeError(`Split: sizes ${formatShape(sizes)} do not add up to axis ${axis} of "${x.name}" ${formatShape(x.shape)}`);
+      throw new RangeError(
+        `Split: sizes ${formatShape(sizes)} do not add up to axis ${axis} of "${x.name}" ${formatShape(x.shape)}`,
+      );
     }
     const outs = sizes.map((s) => {
       const shape = [...x.shape];
@@ -370,7 +508,13 @@ export class GraphBuilder {
     return this.node('Split', [x, this.ints(sizes)], outs, { axis: int(axis) });
   }
 
-  slice(x: Tensor, starts: readonly number[], ends: readonly number[], axes: readonly number[], steps?: readonly number[]): Tensor {
+  slice(
+    x: Tensor,
+    starts: readonly number[],
+    ends: readonly number[],
+    axes: readonly number[],
+    steps?: readonly number[],
+  ): Tensor {
     const shape = [...x.shape];
     axes.forEach((a, i) => {
       const d = shape[a];
@@ -389,22 +533,32 @@ export class GraphBuilder {
   pad(x: Tensor, pads: readonly number[]): Tensor {
     const r = x.shape.length;
     if (pads.length !== 2 * r) throw new RangeError(`Pad: ${pads.length} pads for rank ${r} "${x.name}"`);
-    const shape = x.shape.map((d, i) => (pads[i] === 0 && pads[i + r] === 0 ? d : (d as number) + pads[i] + pads[i + r]));
+    const shape = x.shape.map((d, i) =>
+      pads[i] === 0 && pads[i + r] === 0 ? d : (d as number) + pads[i] + pads[i + r],
+    );
     return this.one('Pad', [x, this.ints(pads)], x.dtype, shape);
   }
 
   // ---- reductions ----
 
   reduceSum(x: Tensor, axes: readonly number[], keepdims = true): Tensor {
-    return this.one('ReduceSum', [x, this.ints(axes)], x.dtype, reducedShape(x.shape, axes, keepdims), { keepdims: int(keepdims ? 1 : 0) });
+    return this.one('ReduceSum', [x, this.ints(axes)], x.dtype, reducedShape(x.shape, axes, keepdims), {
+      keepdims: int(keepdims ? 1 : 0),
+    });
   }
 
   reduceMean(x: Tensor, axes: readonly number[], keepdims = true): Tensor {
-    return this.one('ReduceMean', [x], x.dtype, reducedShape(x.shape, axes, keepdims), { axes: ints(axes), keepdims: int(keepdims ? 1 : 0) });
+    return this.one('ReduceMean', [x], x.dtype, reducedShape(x.shape, axes, keepdims), {
+      axes: ints(axes),
+      keepdims: int(keepdims ? 1 : 0),
+    });
   }
 
   argMax(x: Tensor, axis: number, keepdims = false): Tensor {
-    return this.one('ArgMax', [x], 'int64', reducedShape(x.shape, [axis], keepdims), { axis: int(axis), keepdims: int(keepdims ? 1 : 0) });
+    return this.one('ArgMax', [x], 'int64', reducedShape(x.shape, [axis], keepdims), {
+      axis: int(axis),
+      keepdims: int(keepdims ? 1 : 0),
+    });
   }
 
   logSoftmax(x: Tensor, axis = -1): Tensor {
@@ -418,11 +572,18 @@ export class GraphBuilder {
   // ---- linear algebra ----
 
   /** Y = alpha * A' * B' + beta * C, with A' and B' optionally transposed. */
-  gemm(a: Tensor, b: Tensor, c: Tensor | null, opts: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number } = {}): Tensor {
+  gemm(
+    a: Tensor,
+    b: Tensor,
+    c: Tensor | null,
+    opts: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number } = {},
+  ): Tensor {
     const [m, ka] = opts.transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
     const [kb, n] = opts.transB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
     if (a.shape.length !== 2 || b.shape.length !== 2 || ka !== kb) {
-      throw new RangeError(`Gemm: A "${a.name}" ${formatShape(a.shape)} and B "${b.name}" ${formatShape(b.shape)} do not multiply (transA=${!!opts.transA}, transB=${!!opts.transB})`);
+      throw new RangeError(
+        `Gemm: A "${a.name}" ${formatShape(a.shape)} and B "${b.name}" ${formatShape(b.shape)} do not multiply (transA=${!!opts.transA}, transB=${!!opts.transB})`,
+      );
     }
     if (c) broadcastShapes('Gemm', c.shape, [m, n]);
     const attrs: Record<string, Attr> = {};
@@ -437,7 +598,9 @@ export class GraphBuilder {
     const ra = a.shape.length;
     const rb = b.shape.length;
     if (ra < 2 || rb < 2 || a.shape[ra - 1] !== b.shape[rb - 2]) {
-      throw new RangeError(`MatMul: "${a.name}" ${formatShape(a.shape)} and "${b.name}" ${formatShape(b.shape)} do not multiply`);
+      throw new RangeError(
+        `MatMul: "${a.name}" ${formatShape(a.shape)} and "${b.name}" ${formatShape(b.shape)} do not multiply`,
+      );
     }
     const batch = broadcastShapes('MatMul', a.shape.slice(0, -2), b.shape.slice(0, -2));
     return this.one('MatMul', [a, b], a.dtype, [...batch, a.shape[ra - 2], b.shape[rb - 1]]);
@@ -452,13 +615,23 @@ export class GraphBuilder {
     // A symbolic channel count is fine where X and W name the same one (a weight gradient contracts over the batch).
     const sameSymbol = group === 1 && typeof c === 'string' && c === cg;
     if ((!sameSymbol && c !== (cg as number) * group) || (m as number) % group !== 0) {
-      throw new RangeError(`Conv: X "${x.name}" ${formatShape(x.shape)} has ${c} channels but W "${w.name}" ${formatShape(w.shape)} expects ${cg}x${group}`);
+      throw new RangeError(
+        `Conv: X "${x.name}" ${formatShape(x.shape)} has ${c} channels but W "${w.name}" ${formatShape(w.shape)} expects ${cg}x${group}`,
+      );
     }
-    if (bias && !sameShape(bias.shape, [m])) throw new RangeError(`Conv: bias "${bias.name}" ${formatShape(bias.shape)} should be [${m}]`);
+    if (bias && !sameShape(bias.shape, [m]))
+      throw new RangeError(`Conv: bias "${bias.name}" ${formatShape(bias.shape)} should be [${m}]`);
     const oh = convOut(h as number, kh as number, pads[0], pads[2], strides[0], dilations[0]);
     const ow = convOut(wd as number, kw as number, pads[1], pads[3], strides[1], dilations[1]);
-    if (oh < 1 || ow < 1) throw new RangeError(`Conv: kernel ${kh}x${kw} is larger than padded input ${formatShape(x.shape)}`);
-    return this.one('Conv', bias ? [x, w, bias] : [x, w], x.dtype, [n, m, oh, ow], convAttrs(w, pads, strides, dilations, group));
+    if (oh < 1 || ow < 1)
+      throw new RangeError(`Conv: kernel ${kh}x${kw} is larger than padded input ${formatShape(x.shape)}`);
+    return this.one(
+      'Conv',
+      bias ? [x, w, bias] : [x, w],
+      x.dtype,
+      [n, m, oh, ow],
+      convAttrs(w, pads, strides, dilations, group),
+    );
   }
 
   /** Transposed convolution; `outputShape` fixes the spatial size where strides make it ambiguous. */
@@ -467,7 +640,10 @@ export class GraphBuilder {
     const outPad = opts.outputPadding ?? [0, 0];
     const [n, c, h, wd] = rank4('ConvTranspose', 'X', x);
     const [cw, mg, kh, kw] = rank4('ConvTranspose', 'W', w);
-    if (c !== cw) throw new RangeError(`ConvTranspose: X "${x.name}" ${formatShape(x.shape)} has ${c} channels but W "${w.name}" ${formatShape(w.shape)} has ${cw}`);
+    if (c !== cw)
+      throw new RangeError(
+        `ConvTranspose: X "${x.name}" ${formatShape(x.shape)} has ${c} channels but W "${w.name}" ${formatShape(w.shape)} has ${cw}`,
+      );
     const oh = strides[0] * (h - 1) + outPad[0] + (kh - 1) * dilations[0] + 1 - pads[0] - pads[2];
     const ow = strides[1] * (wd - 1) + outPad[1] + (kw - 1) * dilations[1] + 1 - pads[1] - pads[3];
     const attrs = convAttrs(w, pads, strides, dilations, group);
@@ -482,7 +658,15 @@ export class GraphBuilder {
   /** MaxPool that also returns the flat (N·C·H·W) index of each maximum, for its gradient. */
   maxPoolWithIndices(x: Tensor, opts: PoolOptions): [Tensor, Tensor] {
     const shape = poolShape('MaxPool', x, opts);
-    const [y, i] = this.node('MaxPool', [x], [{ dtype: x.dtype, shape }, { dtype: 'int64', shape }], poolAttrs(opts));
+    const [y, i] = this.node(
+      'MaxPool',
+      [x],
+      [
+        { dtype: x.dtype, shape },
+        { dtype: 'int64', shape },
+      ],
+      poolAttrs(opts),
+    );
     return [y, i];
   }
 
@@ -501,7 +685,9 @@ export class GraphBuilder {
   spaceToDepth(x: Tensor, blocksize: number): Tensor {
     const [n, c, h, w] = rank4('SpaceToDepth', 'X', x);
     if ([c, h, w].some((d) => typeof d !== 'number') || (h as number) % blocksize || (w as number) % blocksize) {
-      throw new RangeError(`SpaceToDepth: X "${x.name}" ${formatShape(x.shape)} needs static C, H, W and H, W divisible by ${blocksize}`);
+      throw new RangeError(
+        `SpaceToDepth: X "${x.name}" ${formatShape(x.shape)} needs static C, H, W and H, W divisible by ${blocksize}`,
+      );
     }
     const shape = [n, blocksize * blocksize * (c as number), (h as number) / blocksize, (w as number) / blocksize];
     return this.one('SpaceToDepth', [x], x.dtype, shape, { blocksize: int(blocksize) });
@@ -524,10 +710,18 @@ export class GraphBuilder {
     return this.one('Gather', [x, indices], x.dtype, shape, { axis: int(axis) });
   }
 
-  scatterElements(data: Tensor, indices: Tensor, updates: Tensor, axis: number, reduction: 'none' | 'add' = 'none'): Tensor {
+  scatterElements(
+    data: Tensor,
+    indices: Tensor,
+    updates: Tensor,
+    axis: number,
+    reduction: 'none' | 'add' = 'none',
+  ): Tensor {
     if (indices.dtype !== 'int64') throw new TypeError(`ScatterElements: indices "${indices.name}" must be int64`);
     if (!sameShape(indices.shape, updates.shape)) {
-      throw new RangeError(`ScatterElements: indices ${formatShape(indices.shape)} and updates ${formatShape(updates.shape)} differ`);
+      throw new RangeError(
+        `ScatterElements: indices ${formatShape(indices.shape)} and updates ${formatShape(updates.shape)} differ`,
+      );
     }
     const attrs: Record<string, Attr> = { axis: int(axis) };
     if (reduction !== 'none') attrs.reduction = { kind: 'string', value: reduction };
@@ -574,7 +768,9 @@ function broadcast(op: string, a: Tensor, b: Tensor): Shape {
   try {
     return broadcastShapes(op, a.shape, b.shape);
   } catch {
-    throw new RangeError(`${op}: "${a.name}" ${formatShape(a.shape)} and "${b.name}" ${formatShape(b.shape)} do not broadcast`);
+    throw new RangeError(
+      `${op}: "${a.name}" ${formatShape(a.shape)} and "${b.name}" ${formatShape(b.shape)} do not broadcast`,
+    );
   }
 }
 
@@ -594,14 +790,19 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): Shape {
 
 function reducedShape(s: Shape, axes: readonly number[], keepdims: boolean): Shape {
   const norm = axes.map((a) => (a < 0 ? a + s.length : a));
-  if (norm.some((a) => a < 0 || a >= s.length)) throw new RangeError(`reduce: axes ${formatShape(axes)} out of range for ${formatShape(s)}`);
+  if (norm.some((a) => a < 0 || a >= s.length))
+    throw new RangeError(`reduce: axes ${formatShape(axes)} out of range for ${formatShape(s)}`);
   return keepdims ? s.map((d, i) => (norm.includes(i) ? 1 : d)) : s.filter((_, i) => !norm.includes(i));
 }
 
 function rank4(op: string, role: string, t: Tensor, symbolicChannels = false): [Dim, number, number, number] {
-  if (t.shape.length !== 4) throw new RangeError(`${op}: ${role} "${t.name}" must be rank 4 (NCHW), got ${formatShape(t.shape)}`);
+  if (t.shape.length !== 4)
+    throw new RangeError(`${op}: ${role} "${t.name}" must be rank 4 (NCHW), got ${formatShape(t.shape)}`);
   for (const d of t.shape.slice(symbolicChannels ? 2 : 1)) {
-    if (typeof d !== 'number') throw new RangeError(`${op}: ${role} "${t.name}" ${formatShape(t.shape)} needs static ${symbolicChannels ? 'H, W' : 'C, H, W'}`);
+    if (typeof d !== 'number')
+      throw new RangeError(
+        `${op}: ${role} "${t.name}" ${formatShape(t.shape)} needs static ${symbolicChannels ? 'H, W' : 'C, H, W'}`,
+      );
   }
   return t.shape as [Dim, number, number, number];
 }
@@ -611,15 +812,28 @@ function convDefaults(o: ConvOptions) {
   const strides = o.strides ?? [1, 1];
   const dilations = o.dilations ?? [1, 1];
   const group = o.group ?? 1;
-  if (pads.length !== 4 || strides.length !== 2 || dilations.length !== 2) throw new RangeError('Conv: pads need 4 values, strides and dilations 2');
+  if (pads.length !== 4 || strides.length !== 2 || dilations.length !== 2)
+    throw new RangeError('Conv: pads need 4 values, strides and dilations 2');
   if ([...pads].some((p) => p < 0) || [...strides, ...dilations].some((s) => s < 1) || group < 1) {
-    throw new RangeError(`Conv: invalid pads ${formatShape(pads)}, strides ${formatShape(strides)}, dilations ${formatShape(dilations)} or group ${group}`);
+    throw new RangeError(
+      `Conv: invalid pads ${formatShape(pads)}, strides ${formatShape(strides)}, dilations ${formatShape(dilations)} or group ${group}`,
+    );
   }
   return { pads, strides, dilations, group };
 }
 
-function convAttrs(w: Tensor, pads: readonly number[], strides: readonly number[], dilations: readonly number[], group: number): Record<string, Attr> {
-  const attrs: Record<string, Attr> = { kernel_shape: ints(w.shape.slice(2) as number[]), pads: ints(pads), strides: ints(strides) };
+function convAttrs(
+  w: Tensor,
+  pads: readonly number[],
+  strides: readonly number[],
+  dilations: readonly number[],
+  group: number,
+): Record<string, Attr> {
+  const attrs: Record<string, Attr> = {
+    kernel_shape: ints(w.shape.slice(2) as number[]),
+    pads: ints(pads),
+    strides: ints(strides),
+  };
   if (dilations.some((d) => d !== 1)) attrs.dilations = ints(dilations);
   if (group !== 1) attrs.group = int(group);
   return attrs;
@@ -633,9 +847,16 @@ function poolShape(op: string, x: Tensor, o: PoolOptions): Shape {
   const [n, c, h, w] = rank4(op, 'X', x);
   const s = o.strides ?? o.kernel;
   const p = o.pads ?? [0, 0, 0, 0];
-  if (o.kernel.length !== 2 || s.length !== 2 || p.length !== 4) throw new RangeError(`${op}: kernel and strides need 2 values, pads 4`);
-  if (p[0] >= o.kernel[0] || p[1] >= o.kernel[1]) throw new RangeError(`${op}: pads ${formatShape(p)} must be smaller than kernel ${formatShape(o.kernel)}`);
-  return [n, c, convOut(h as number, o.kernel[0], p[0], p[2], s[0], 1), convOut(w as number, o.kernel[1], p[1], p[3], s[1], 1)];
+  if (o.kernel.length !== 2 || s.length !== 2 || p.length !== 4)
+    throw new RangeError(`${op}: kernel and strides need 2 values, pads 4`);
+  if (p[0] >= o.kernel[0] || p[1] >= o.kernel[1])
+    throw new RangeError(`${op}: pads ${formatShape(p)} must be smaller than kernel ${formatShape(o.kernel)}`);
+  return [
+    n,
+    c,
+    convOut(h as number, o.kernel[0], p[0], p[2], s[0], 1),
+    convOut(w as number, o.kernel[1], p[1], p[3], s[1], 1),
+  ];
 }
 
 function poolAttrs(o: PoolOptions): Record<string, Attr> {

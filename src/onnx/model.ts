@@ -49,17 +49,26 @@ function tensorProto(name: string, dtype: DType, shape: readonly number[], data:
 function attrProto(name: string, a: Attr): onnx.IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.kind) {
-    case 'int': return { name, type: T.INT, i: a.value };
-    case 'ints': return { name, type: T.INTS, ints: [...a.value] };
-    case 'float': return { name, type: T.FLOAT, f: a.value };
-    case 'string': return { name, type: T.STRING, s: Buffer.from(a.value) };
-    case 'tensor': return { name, type: T.TENSOR, t: tensorProto('', a.dtype, a.shape, a.data) };
-    case 'graph': return { name, type: T.GRAPH, g: graphProto(a.value.name, a.value) };
+    case 'int':
+      return { name, type: T.INT, i: a.value };
+    case 'ints':
+      return { name, type: T.INTS, ints: [...a.value] };
+    case 'float':
+      return { name, type: T.FLOAT, f: a.value };
+    case 'string':
+      return { name, type: T.STRING, s: Buffer.from(a.value) };
+    case 'tensor':
+      return { name, type: T.TENSOR, t: tensorProto('', a.dtype, a.shape, a.data) };
+    case 'graph':
+      return { name, type: T.GRAPH, g: graphProto(a.value.name, a.value) };
   }
 }
 
 /** A graph's nodes, inputs, outputs and the value info of its intermediate tensors (a Loop body's too). */
-function graphProto(name: string, g: { nodes: readonly Node[]; inputs: readonly Tensor[]; outputs: readonly Tensor[] }): onnx.IGraphProto {
+function graphProto(
+  name: string,
+  g: { nodes: readonly Node[]; inputs: readonly Tensor[]; outputs: readonly Tensor[] },
+): onnx.IGraphProto {
   const declared = new Set([...g.inputs, ...g.outputs].map((t) => t.name));
   const intermediates = g.nodes.flatMap((n) => n.outputs).filter((t) => !declared.has(t.name));
   return {
@@ -69,7 +78,9 @@ function graphProto(name: string, g: { nodes: readonly Node[]; inputs: readonly 
       opType: n.op,
       input: n.inputs.map((t) => (t ? t.name : '')),
       output: n.outputs.map((t) => t.name),
-      attribute: Object.keys(n.attrs).sort().map((k) => attrProto(k, n.attrs[k])),
+      attribute: Object.keys(n.attrs)
+        .sort()
+        .map((k) => attrProto(k, n.attrs[k])),
     })),
     input: g.inputs.map(valueInfo),
     output: g.outputs.map(valueInfo),
@@ -78,9 +89,13 @@ function graphProto(name: string, g: { nodes: readonly Node[]; inputs: readonly 
 }
 
 function checkOpset(b: GraphBuilder, opset: number, graphName: string): void {
-  if (!(EXPORT_OPSETS as readonly number[]).includes(opset)) throw new RangeError(`opset ${opset}: ingraph writes opsets ${EXPORT_OPSETS[0]} to ${OPSET}`);
+  if (!(EXPORT_OPSETS as readonly number[]).includes(opset))
+    throw new RangeError(`opset ${opset}: ingraph writes opsets ${EXPORT_OPSETS[0]} to ${OPSET}`);
   const changed = opset < 13 ? b.nodes.find((n) => AXES_AS_INPUT_SINCE_13.has(n.op)) : undefined;
-  if (changed) throw new RangeError(`opset ${opset}: ${graphName} uses ${changed.op} with axes as an input, which needs opset 13 or later`);
+  if (changed)
+    throw new RangeError(
+      `opset ${opset}: ${graphName} uses ${changed.op} with axes as an input, which needs opset 13 or later`,
+    );
 }
 
 function toModelProto(b: GraphBuilder, info: ModelInfo): onnx.ModelProto {
@@ -88,7 +103,9 @@ function toModelProto(b: GraphBuilder, info: ModelInfo): onnx.ModelProto {
   checkOpset(b, opset, info.graphName);
   const graph: onnx.IGraphProto = {
     ...graphProto(info.graphName, b),
-    initializer: [...b.initializers.values()].map(({ tensor, data }) => tensorProto(tensor.name, tensor.dtype, tensor.shape as number[], data)),
+    initializer: [...b.initializers.values()].map(({ tensor, data }) =>
+      tensorProto(tensor.name, tensor.dtype, tensor.shape as number[], data),
+    ),
   };
   return onnx.ModelProto.create({
     irVersion: IR_OF_OPSET[opset],
@@ -106,7 +123,6 @@ export function encodeModel(b: GraphBuilder, info: ModelInfo): Uint8Array {
   return onnx.ModelProto.encode(toModelProto(b, info)).finish();
 }
 
-
 // ---------------------------------------------------------------- reading
 
 /**
@@ -122,9 +138,24 @@ export interface StoredTensor {
 
 /** ONNX TensorProto data types by number, for the types ingraph does not decode. */
 const ONNX_TYPE_NAMES: Record<number, string> = {
-  3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 8: 'string', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64',
-  14: 'complex64', 15: 'complex128', 16: 'bfloat16', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2',
-  20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  8: 'string',
+  10: 'float16',
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
+  14: 'complex64',
+  15: 'complex128',
+  16: 'bfloat16',
+  17: 'float8e4m3fn',
+  18: 'float8e4m3fnuz',
+  19: 'float8e5m2',
+  20: 'float8e5m2fnuz',
+  21: 'uint4',
+  22: 'int4',
 };
 
 const typeName = (n: number): string => DTYPE_OF[n] ?? ONNX_TYPE_NAMES[n] ?? `type${n}`;
@@ -171,7 +202,10 @@ const ELEMENT_BYTES: Record<DType, number> = { float32: 4, uint8: 1, int64: 8, b
 function valuesPresent(t: onnx.ITensorProto, dtype: DType, name: string, where: string): number {
   const raw = t.rawData?.length ?? 0;
   if (raw > 0) {
-    if (raw % ELEMENT_BYTES[dtype] !== 0) throw new ModelFormatError(`${where}: tensor "${name}" has ${raw} bytes of ${dtype} data, not a whole number of values`);
+    if (raw % ELEMENT_BYTES[dtype] !== 0)
+      throw new ModelFormatError(
+        `${where}: tensor "${name}" has ${raw} bytes of ${dtype} data, not a whole number of values`,
+      );
     return raw / ELEMENT_BYTES[dtype];
   }
   return (dtype === 'float32' ? t.floatData : dtype === 'int64' ? t.int64Data : t.int32Data)?.length ?? 0;
@@ -185,7 +219,9 @@ function storedTensor(t: onnx.ITensorProto, where: string): StoredTensor {
   const count = shape.reduce((a, b) => a * b, 1);
   const sane = shape.every((d) => Number.isSafeInteger(d) && d >= 0) && Number.isSafeInteger(count);
   if (num(t.dataLocation) === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0) {
-    throw new ModelFormatError(`${where}: tensor "${name}" keeps its data in an external file; ingraph reads only self-contained models`);
+    throw new ModelFormatError(
+      `${where}: tensor "${name}" keeps its data in an external file; ingraph reads only self-contained models`,
+    );
   }
   if (!dtype) {
     if (!sane) throw new ModelFormatError(`${where}: tensor "${name}" has the impossible shape [${shape}]`);
@@ -199,7 +235,8 @@ function storedTensor(t: onnx.ITensorProto, where: string): StoredTensor {
   const raw = t.rawData;
   if (raw && raw.length > 0) {
     const copy = new Uint8Array(raw); // aligned copy, detached from the protobuf buffer
-    data = dtype === 'float32' ? new Float32Array(copy.buffer) : dtype === 'int64' ? new BigInt64Array(copy.buffer) : copy;
+    data =
+      dtype === 'float32' ? new Float32Array(copy.buffer) : dtype === 'int64' ? new BigInt64Array(copy.buffer) : copy;
   } else if (dtype === 'float32') {
     data = Float32Array.from(t.floatData ?? []);
   } else if (dtype === 'int64') {
@@ -246,4 +283,3 @@ export function parseModel(bytes: Uint8Array, where = 'model'): ParsedModel {
     })),
   };
 }
-

@@ -15,7 +15,12 @@ export const INPUTS = { images: 'images', labels: 'labels', lr: 'lr', lossScale:
 
 /** Graph outputs: the mean loss, the count of correct predictions, logits, probabilities, labels, and the divergence check. */
 export const OUTPUTS = {
-  loss: 'loss', correct: 'correct', logits: 'logits', probabilities: 'probabilities', label: 'label', paramsSqSum: 'params_sq_sum',
+  loss: 'loss',
+  correct: 'correct',
+  logits: 'logits',
+  probabilities: 'probabilities',
+  label: 'label',
+  paramsSqSum: 'params_sq_sum',
 } as const;
 
 /** Output name of the new value of an input that the training step updates. */

@@ -23,7 +23,9 @@ function parameterRows(m: ParsedModel): ParamRow[] {
   const quantizedNames = new Set(quantized.map((t) => t.name.replace(QUANTIZED, '')));
   const isFloat = (t: StoredTensor) => t.dtype === 'float32' || t.dtype === 'float16';
   const fromInit = [
-    ...stored.filter((t) => isFloat(t) && looksLikeParam(t.name) && !quantizedNames.has(t.name.replace(/\.scale$/, ''))),
+    ...stored.filter(
+      (t) => isFloat(t) && looksLikeParam(t.name) && !quantizedNames.has(t.name.replace(/\.scale$/, '')),
+    ),
     ...quantized.map((t) => ({ ...t, name: t.name.replace(QUANTIZED, '') })).filter((t) => looksLikeParam(t.name)),
   ].map((t) => ({ name: t.name, shape: t.shape }));
   const fromInputs = m.inputs
@@ -40,7 +42,9 @@ export function summarize(m: ParsedModel, file: string) {
   const ops = new Map<string, number>();
   for (const n of m.nodes) ops.set(n.op, (ops.get(n.op) ?? 0) + 1);
   const params = parameterRows(m);
-  const optimizerState = [...m.initializers.keys(), ...m.inputs.map((i) => i.name)].filter((n) => n.startsWith('optim.')).length;
+  const optimizerState = [...m.initializers.keys(), ...m.inputs.map((i) => i.name)].filter((n) =>
+    n.startsWith('optim.'),
+  ).length;
   return {
     file,
     graph: m.graphName,

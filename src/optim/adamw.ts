@@ -28,16 +28,37 @@ export function adamw(o: AdamWOptions): Optimizer {
   return {
     kind: 'adamw',
     globalState: (): StateSpec[] => [{ name: STEP, shape: [] }],
-    paramState: (param: string, shape: number[]): StateSpec[] => [{ name: mName(param), shape }, { name: vName(param), shape }],
-    updateGlobal: (g: GraphBuilder, global: Map<string, Tensor>) => new Map([[STEP, g.add(global.get(STEP) as Tensor, g.scalar(1))]]),
-    update(g: GraphBuilder, lr: Tensor, name: string, p: Tensor, grad: Tensor, state: Map<string, Tensor>, global: Map<string, Tensor>) {
+    paramState: (param: string, shape: number[]): StateSpec[] => [
+      { name: mName(param), shape },
+      { name: vName(param), shape },
+    ],
+    updateGlobal: (g: GraphBuilder, global: Map<string, Tensor>) =>
+      new Map([[STEP, g.add(global.get(STEP) as Tensor, g.scalar(1))]]),
+    update(
+      g: GraphBuilder,
+      lr: Tensor,
+      name: string,
+      p: Tensor,
+      grad: Tensor,
+      state: Map<string, Tensor>,
+      global: Map<string, Tensor>,
+    ) {
       const f = scalarFactors(g, o, lr, global.get(STEP) as Tensor);
       const decayed = f.decay ? g.mul(p, f.decay) : p;
       const m = g.add(g.mul(state.get(mName(name)) as Tensor, g.scalar(o.beta1)), g.mul(grad, g.scalar(1 - o.beta1)));
-      const v = g.add(g.mul(state.get(vName(name)) as Tensor, g.scalar(o.beta2)), g.mul(g.mul(grad, grad), g.scalar(1 - o.beta2)));
+      const v = g.add(
+        g.mul(state.get(vName(name)) as Tensor, g.scalar(o.beta2)),
+        g.mul(g.mul(grad, grad), g.scalar(1 - o.beta2)),
+      );
       const denom = g.add(g.div(g.sqrt(v), f.sqrtBc2), g.scalar(o.eps));
       const param = g.sub(decayed, g.mul(f.stepSize, g.div(m, denom)));
-      return { param, state: new Map([[mName(name), m], [vName(name), v]]) };
+      return {
+        param,
+        state: new Map([
+          [mName(name), m],
+          [vName(name), v],
+        ]),
+      };
     },
   };
 }
@@ -46,7 +67,12 @@ export function adamw(o: AdamWOptions): Optimizer {
  * 1 - lr·wd (null without weight decay), lr/(1-b1^t) and sqrt(1-b2^t), computed in float64 and rounded to float32
  * (built once: shared nodes).
  */
-function scalarFactors(g: GraphBuilder, o: AdamWOptions, lr: Tensor, step: Tensor): { decay: Tensor | null; stepSize: Tensor; sqrtBc2: Tensor } {
+function scalarFactors(
+  g: GraphBuilder,
+  o: AdamWOptions,
+  lr: Tensor,
+  step: Tensor,
+): { decay: Tensor | null; stepSize: Tensor; sqrtBc2: Tensor } {
   const d = (x: number) => g.constant([x], [], 'float64');
   const [lr64, t] = [g.cast(lr, 'float64'), g.cast(step, 'float64')];
   const bc1 = g.sub(d(1), g.pow(d(o.beta1), t));

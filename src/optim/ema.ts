@@ -19,10 +19,21 @@ export function withEma(inner: Optimizer, decay: number): Optimizer {
   return {
     ...inner,
     paramState: (param, shape) => [...inner.paramState(param, shape), { name: emaName(param), shape }],
-    update(g: GraphBuilder, lr: Tensor, name: string, p: Tensor, grad: Tensor, state: Map<string, Tensor>, global: Map<string, Tensor>) {
+    update(
+      g: GraphBuilder,
+      lr: Tensor,
+      name: string,
+      p: Tensor,
+      grad: Tensor,
+      state: Map<string, Tensor>,
+      global: Map<string, Tensor>,
+    ) {
       const step = inner.update(g, lr, name, p, grad, state, global);
       const ema = state.get(emaName(name)) as Tensor;
-      const next = new Map(step.state).set(emaName(name), g.add(g.mul(ema, g.scalar(decay)), g.mul(step.param, g.scalar(1 - decay))));
+      const next = new Map(step.state).set(
+        emaName(name),
+        g.add(g.mul(ema, g.scalar(decay)), g.mul(step.param, g.scalar(1 - decay))),
+      );
       return { param: step.param, state: next };
     },
   };

@@ -21,7 +21,15 @@ export interface Optimizer {
    * Loop); returns the new parameter and new state tensors keyed by state name. `global` holds the already-updated
    * shared state.
    */
-  update(g: GraphBuilder, lr: Tensor, name: string, p: Tensor, grad: Tensor, state: Map<string, Tensor>, global: Map<string, Tensor>): { param: Tensor; state: Map<string, Tensor> };
+  update(
+    g: GraphBuilder,
+    lr: Tensor,
+    name: string,
+    p: Tensor,
+    grad: Tensor,
+    state: Map<string, Tensor>,
+    global: Map<string, Tensor>,
+  ): { param: Tensor; state: Map<string, Tensor> };
   /** Emits the update of the shared state, once per step, before the parameter updates. */
   updateGlobal(g: GraphBuilder, global: Map<string, Tensor>): Map<string, Tensor>;
 }

@@ -16,7 +16,8 @@ export function sgd(o: SgdOptions): Optimizer {
     kind: 'sgd',
     globalState: () => [],
     // PyTorch starts the buffer at the first gradient; with dampening 0 that equals starting it at zero.
-    paramState: (param: string, shape: number[]): StateSpec[] => (o.momentum !== 0 ? [{ name: bufName(param), shape }] : []),
+    paramState: (param: string, shape: number[]): StateSpec[] =>
+      o.momentum !== 0 ? [{ name: bufName(param), shape }] : [],
     updateGlobal: (_g, global) => global,
     update(g: GraphBuilder, lr: Tensor, name: string, p: Tensor, grad: Tensor, state: Map<string, Tensor>) {
       let d = o.weightDecay !== 0 ? g.add(grad, g.mul(p, g.scalar(o.weightDecay))) : grad;

@@ -12,12 +12,19 @@ export interface Curves {
   epochs: readonly EpochResult[];
 }
 
-const CONFIG = { font: 'sans-serif', view: { stroke: null }, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { orient: 'bottom', labelLimit: 400 } };
+const CONFIG = {
+  font: 'sans-serif',
+  view: { stroke: null },
+  axis: { labelFontSize: 11, titleFontSize: 12 },
+  legend: { orient: 'bottom', labelLimit: 400 },
+};
 
 /** The SVG of a Vega-Lite spec. Vega is loaded on first use: it takes longer to load than a command takes to start. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
-  const view = new vega.View(vega.parse(vl.compile({ ...spec, config: CONFIG } as TopLevelSpec).spec), { renderer: 'none' });
+  const view = new vega.View(vega.parse(vl.compile({ ...spec, config: CONFIG } as TopLevelSpec).spec), {
+    renderer: 'none',
+  });
   try {
     return await view.toSVG();
   } finally {
@@ -27,14 +34,18 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 
 /** Colour by run, in the runs' order, only when there are several: a single run keeps one plain line. */
 function byRun(curves: readonly Curves[]): object {
-  return curves.length > 1 ? { color: { field: 'run', type: 'nominal', title: null, scale: { domain: curves.map((c) => c.run) } } } : {};
+  return curves.length > 1
+    ? { color: { field: 'run', type: 'nominal', title: null, scale: { domain: curves.map((c) => c.run) } } }
+    : {};
 }
 
 /** The mean training loss of every logged step (log scale: the interesting part is the long tail). */
 export function lossChart(curves: readonly Curves[]): TopLevelSpec {
   const values = curves.flatMap((c) => c.log.map((e) => ({ run: c.run, step: e.step, loss: e.loss, epoch: e.epoch })));
   return {
-    width: 480, height: 220, data: { values },
+    width: 480,
+    height: 220,
+    data: { values },
     mark: { type: 'line', point: values.length <= 60, strokeWidth: 1.5 },
     encoding: {
       x: { field: 'step', type: 'quantitative', title: 'step' },
@@ -48,20 +59,30 @@ export function lossChart(curves: readonly Curves[]): TopLevelSpec {
 export function lrChart(curves: readonly Curves[]): TopLevelSpec {
   const values = curves.flatMap((c) => c.log.map((e) => ({ run: c.run, step: e.step, lr: e.lr })));
   return {
-    width: 480, height: 80, data: { values },
+    width: 480,
+    height: 80,
+    data: { values },
     mark: { type: 'line', interpolate: 'step-after', strokeWidth: 1.5 },
-    encoding: { x: { field: 'step', type: 'quantitative', title: 'step' }, y: { field: 'lr', type: 'quantitative', title: 'learning rate' }, ...byRun(curves) },
+    encoding: {
+      x: { field: 'step', type: 'quantitative', title: 'step' },
+      y: { field: 'lr', type: 'quantitative', title: 'learning rate' },
+      ...byRun(curves),
+    },
   } as TopLevelSpec;
 }
 
 /** Test (and training) accuracy after each epoch. */
 export function accuracyChart(curves: readonly Curves[]): TopLevelSpec {
-  const values = curves.flatMap((c) => c.epochs.flatMap((e) => [
-    { run: c.run, epoch: e.epoch, set: 'test', accuracy: 100 * e.testAccuracy },
-    { run: c.run, epoch: e.epoch, set: 'training (running, during the epoch)', accuracy: 100 * e.trainAccuracy },
-  ]));
+  const values = curves.flatMap((c) =>
+    c.epochs.flatMap((e) => [
+      { run: c.run, epoch: e.epoch, set: 'test', accuracy: 100 * e.testAccuracy },
+      { run: c.run, epoch: e.epoch, set: 'training (running, during the epoch)', accuracy: 100 * e.trainAccuracy },
+    ]),
+  );
   return {
-    width: 420, height: 220, data: { values },
+    width: 420,
+    height: 220,
+    data: { values },
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: 'epoch', type: 'ordinal', title: 'epoch', axis: { labelAngle: 0 } },
@@ -78,10 +99,17 @@ export function confusionChart(confusion: readonly (readonly number[])[]): TopLe
   const max = Math.max(1, ...values.map((v) => v.count));
   const axis = (title: string) => ({ type: 'ordinal', title, axis: { labelAngle: 0 } });
   return {
-    width: 330, height: 330, data: { values },
+    width: 330,
+    height: 330,
+    data: { values },
     encoding: { x: { field: 'predicted', ...axis('predicted label') }, y: { field: 'truth', ...axis('true label') } },
     layer: [
-      { mark: 'rect', encoding: { color: { field: 'count', type: 'quantitative', scale: { type: 'sqrt', scheme: 'blues' }, title: 'images' } } },
+      {
+        mark: 'rect',
+        encoding: {
+          color: { field: 'count', type: 'quantitative', scale: { type: 'sqrt', scheme: 'blues' }, title: 'images' },
+        },
+      },
       {
         mark: { type: 'text', fontSize: 10 },
         encoding: {
@@ -98,14 +126,19 @@ export function confusionChart(confusion: readonly (readonly number[])[]): TopLe
 export function perClassChart(perClass: readonly { label: number; accuracy: number; total: number }[]): TopLevelSpec {
   const values = perClass.map((c) => ({ label: c.label, accuracy: 100 * c.accuracy, total: c.total }));
   return {
-    width: 330, height: 200, data: { values },
+    width: 330,
+    height: 200,
+    data: { values },
     encoding: {
       x: { field: 'label', type: 'ordinal', title: 'true label', axis: { labelAngle: 0 } },
       y: { field: 'accuracy', type: 'quantitative', title: 'accuracy (%)', scale: { domain: [0, 100] } },
     },
     layer: [
       { mark: { type: 'bar', color: '#4c78a8' } },
-      { mark: { type: 'text', dy: -6, fontSize: 10 }, encoding: { text: { field: 'accuracy', type: 'quantitative', format: '.1f' } } },
+      {
+        mark: { type: 'text', dy: -6, fontSize: 10 },
+        encoding: { text: { field: 'accuracy', type: 'quantitative', format: '.1f' } },
+      },
     ],
   } as TopLevelSpec;
 }

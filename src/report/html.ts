@@ -75,21 +75,55 @@ function factsSection(runs: readonly RunRecord[], names: string[]): string {
   const rows: [string, (r: RunRecord) => string][] = [
     ['directory', (r) => r.dir],
     ['network', (r) => r.manifest.model],
-    ['final test accuracy', (r) => `${percent(r.manifest.final.accuracy)} (${r.manifest.final.correct}/${r.manifest.final.total})`],
-    ['int8 export accuracy', (r) => (r.manifest.int8 ? `${percent(r.manifest.int8.accuracy)} (calibrated on ${r.manifest.int8.calibrationImages} training images)` : '—')],
+    [
+      'final test accuracy',
+      (r) => `${percent(r.manifest.final.accuracy)} (${r.manifest.final.correct}/${r.manifest.final.total})`,
+    ],
+    [
+      'int8 export accuracy',
+      (r) =>
+        r.manifest.int8
+          ? `${percent(r.manifest.int8.accuracy)} (calibrated on ${r.manifest.int8.calibrationImages} training images)`
+          : '—',
+    ],
     ['steps', (r) => String(r.manifest.steps)],
-    ...Object.keys(runs[0].manifest.config).filter((k) => k !== 'model').map((k): [string, (r: RunRecord) => string] => [k, (r) => JSON.stringify(r.manifest.config[k as keyof typeof r.manifest.config] ?? null)]),
+    ...Object.keys(runs[0].manifest.config)
+      .filter((k) => k !== 'model')
+      .map((k): [string, (r: RunRecord) => string] => [
+        k,
+        (r) => JSON.stringify(r.manifest.config[k as keyof typeof r.manifest.config] ?? null),
+      ]),
     ['execution provider', (r) => r.manifest.ep],
-    ['training speed', (r) => (r.manifest.host.imagesPerSecond === null ? '—' : `${Math.round(r.manifest.host.imagesPerSecond)} images/s, ${r.manifest.host.stepsPerSecond?.toFixed(1)} steps/s`)],
-    ['threads', (r) => `${r.manifest.host.threads ?? 'all cores'}${r.manifest.host.workers && r.manifest.host.workers > 1 ? ` (${r.manifest.host.workers} data-parallel workers)` : ''}`],
+    [
+      'training speed',
+      (r) =>
+        r.manifest.host.imagesPerSecond === null
+          ? '—'
+          : `${Math.round(r.manifest.host.imagesPerSecond)} images/s, ${r.manifest.host.stepsPerSecond?.toFixed(1)} steps/s`,
+    ],
+    [
+      'threads',
+      (r) =>
+        `${r.manifest.host.threads ?? 'all cores'}${r.manifest.host.workers && r.manifest.host.workers > 1 ? ` (${r.manifest.host.workers} data-parallel workers)` : ''}`,
+    ],
     ['peak memory', (r) => `${Math.round(r.manifest.host.peakRssMB)} MB`],
-    ['host', (r) => `${r.manifest.host.hostname} (${r.manifest.host.cpus} CPUs, Node ${r.manifest.host.node}), finished ${r.manifest.host.finishedAt}`],
+    [
+      'host',
+      (r) =>
+        `${r.manifest.host.hostname} (${r.manifest.host.cpus} CPUs, Node ${r.manifest.host.node}), finished ${r.manifest.host.finishedAt}`,
+    ],
     ['versions', (r) => `ingraph ${r.manifest.ingraph}, onnxruntime ${r.manifest.onnxruntime}`],
   ];
   const files = [...new Set(runs.flatMap((r) => Object.keys(r.manifest.files)))];
   const head = `<tr><th></th>${names.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}</tr>`;
-  const body = rows.map(([label, value]) => `<tr><th>${escapeHtml(label)}</th>${runs.map((r) => `<td>${escapeHtml(value(r))}</td>`).join('')}</tr>`);
-  const hashes = files.map((f) => `<tr><th>${escapeHtml(f)}</th>${runs.map((r) => `<td class="hash">${r.manifest.files[f]?.sha256 ?? '—'}</td>`).join('')}</tr>`);
+  const body = rows.map(
+    ([label, value]) =>
+      `<tr><th>${escapeHtml(label)}</th>${runs.map((r) => `<td>${escapeHtml(value(r))}</td>`).join('')}</tr>`,
+  );
+  const hashes = files.map(
+    (f) =>
+      `<tr><th>${escapeHtml(f)}</th>${runs.map((r) => `<td class="hash">${r.manifest.files[f]?.sha256 ?? '—'}</td>`).join('')}</tr>`,
+  );
   return `<h2>Run</h2><table>${head}${body.join('')}<tr><th colspan="${runs.length + 1}">SHA-256 of the files</th></tr>${hashes.join('')}</table>`;
 }
 

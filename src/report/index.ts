@@ -22,7 +22,10 @@ export async function runReport(run: string | RunRecord, compare?: string | RunR
 }
 
 /** The report of one model's evaluation, with `facts` (label, value) about the model and how it was scored. */
-export function evaluationReport(evaluation: EvaluationRecord, facts: readonly (readonly [string, string])[]): Promise<string> {
+export function evaluationReport(
+  evaluation: EvaluationRecord,
+  facts: readonly (readonly [string, string])[],
+): Promise<string> {
   return renderReport({ title: `ingraph evaluation: ${basename(evaluation.model)}`, runs: [], evaluation, facts });
 }
 

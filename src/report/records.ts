@@ -36,8 +36,11 @@ export interface EvaluationRecord {
 
 /** JSON with one line per top-level field and per element of a top-level array: compact, and diffs line by line. */
 export function recordJson(record: object): string {
-  const value = (v: unknown) => (Array.isArray(v) && v.length ? `[\n  ${v.map((x) => JSON.stringify(x)).join(',\n  ')}\n ]` : JSON.stringify(v));
-  return `{\n ${Object.entries(record).map(([k, v]) => `${JSON.stringify(k)}: ${value(v)}`).join(',\n ')}\n}\n`;
+  const value = (v: unknown) =>
+    Array.isArray(v) && v.length ? `[\n  ${v.map((x) => JSON.stringify(x)).join(',\n  ')}\n ]` : JSON.stringify(v);
+  return `{\n ${Object.entries(record)
+    .map(([k, v]) => `${JSON.stringify(k)}: ${value(v)}`)
+    .join(',\n ')}\n}\n`;
 }
 
 /** How many mistakes a run keeps and a report draws. */
@@ -45,9 +48,18 @@ export const MISTAKES_SHOWN = 48;
 
 /** The record of `r`, the evaluation of `model` on `data` (which holds the mistakes' pixels). */
 export function evaluationRecord(r: EvalReport, data: MnistSplit, model: string): EvaluationRecord {
-  const pixels = (i: number) => Buffer.from(data.images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE)).toString('base64');
+  const pixels = (i: number) =>
+    Buffer.from(data.images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE)).toString('base64');
   const { accuracy, correct, total, perClass, confusion } = r;
-  return { model, accuracy, correct, total, perClass, confusion, mistakes: r.mistakes.map((m) => ({ ...m, pixels: pixels(m.index) })) };
+  return {
+    model,
+    accuracy,
+    correct,
+    total,
+    perClass,
+    confusion,
+    mistakes: r.mistakes.map((m) => ({ ...m, pixels: pixels(m.index) })),
+  };
 }
 
 /** The fields of manifest.json a report uses. */
@@ -62,7 +74,17 @@ export interface ManifestRecord {
   /** Where the run quantized its export (RunOptions.quantize): the int8 model's test accuracy. */
   int8?: { accuracy: number; correct: number; total: number; calibrationImages: number };
   files: Record<string, { sha256: string }>;
-  host: { finishedAt: string; hostname: string; cpus: number; node: string; threads: number | null; workers?: number; stepsPerSecond: number | null; imagesPerSecond: number | null; peakRssMB: number };
+  host: {
+    finishedAt: string;
+    hostname: string;
+    cpus: number;
+    node: string;
+    threads: number | null;
+    workers?: number;
+    stepsPerSecond: number | null;
+    imagesPerSecond: number | null;
+    peakRssMB: number;
+  };
 }
 
 /** A finished run as its directory holds it, every file checked. */
@@ -74,7 +96,11 @@ export interface RunRecord {
 }
 
 /** The names of the files a report reads from a run. */
-export const RECORD_FILES = { manifest: 'manifest.json', metrics: 'metrics.json', evaluation: 'evaluation.json' } as const;
+export const RECORD_FILES = {
+  manifest: 'manifest.json',
+  metrics: 'metrics.json',
+  evaluation: 'evaluation.json',
+} as const;
 
 const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 
@@ -97,27 +123,75 @@ const allFinite = (o: Record<string, unknown>, keys: readonly string[]) => keys.
 const isLabel = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 10;
 
 function checkManifest(m: unknown, where: string): ManifestRecord {
-  check(isObject(m) && typeof m.model === 'string' && isObject(m.config) && isObject(m.files) && isObject(m.host) && isObject(m.final), where, 'not an ingraph run manifest');
+  check(
+    isObject(m) &&
+      typeof m.model === 'string' &&
+      isObject(m.config) &&
+      isObject(m.files) &&
+      isObject(m.host) &&
+      isObject(m.final),
+    where,
+    'not an ingraph run manifest',
+  );
   return m as unknown as ManifestRecord;
 }
 
 function checkMetrics(m: unknown, where: string): MetricsRecord {
-  check(isObject(m) && Array.isArray(m.log) && Array.isArray(m.epochs), where, 'expected {"log": [...], "epochs": [...]}');
+  check(
+    isObject(m) && Array.isArray(m.log) && Array.isArray(m.epochs),
+    where,
+    'expected {"log": [...], "epochs": [...]}',
+  );
   const { log, epochs } = m as { log: unknown[]; epochs: unknown[] };
-  log.forEach((e, i) => check(isObject(e) && allFinite(e, ['step', 'epoch', 'batch', 'loss', 'lr']), where, `log entry ${i} is not {step, epoch, batch, loss, lr}`));
-  epochs.forEach((e, i) => check(isObject(e) && allFinite(e, ['epoch', 'trainLoss', 'trainAccuracy', 'testAccuracy']), where, `epoch entry ${i} is not {epoch, trainLoss, trainAccuracy, testAccuracy}`));
+  log.forEach((e, i) =>
+    check(
+      isObject(e) && allFinite(e, ['step', 'epoch', 'batch', 'loss', 'lr']),
+      where,
+      `log entry ${i} is not {step, epoch, batch, loss, lr}`,
+    ),
+  );
+  epochs.forEach((e, i) =>
+    check(
+      isObject(e) && allFinite(e, ['epoch', 'trainLoss', 'trainAccuracy', 'testAccuracy']),
+      where,
+      `epoch entry ${i} is not {epoch, trainLoss, trainAccuracy, testAccuracy}`,
+    ),
+  );
   return m as unknown as MetricsRecord;
 }
 
 /** Checks an evaluation record, the pixels of every mistake included. */
 export function checkEvaluation(e: unknown, where: string): EvaluationRecord {
-  check(isObject(e) && allFinite(e, ['accuracy', 'correct', 'total']) && Array.isArray(e.perClass) && Array.isArray(e.mistakes), where, 'not an evaluation record');
+  check(
+    isObject(e) &&
+      allFinite(e, ['accuracy', 'correct', 'total']) &&
+      Array.isArray(e.perClass) &&
+      Array.isArray(e.mistakes),
+    where,
+    'not an evaluation record',
+  );
   const r = e as unknown as EvaluationRecord;
-  const square = Array.isArray(r.confusion) && r.confusion.length === 10 && r.confusion.every((row) => Array.isArray(row) && row.length === 10 && row.every(finite));
+  const square =
+    Array.isArray(r.confusion) &&
+    r.confusion.length === 10 &&
+    r.confusion.every((row) => Array.isArray(row) && row.length === 10 && row.every(finite));
   check(square, where, 'the confusion matrix is not 10x10 numbers');
-  check(r.perClass.length === 10 && r.perClass.every((c) => isObject(c) && allFinite(c as unknown as Record<string, unknown>, ['label', 'accuracy', 'total'])), where, 'perClass is not 10 classes');
+  check(
+    r.perClass.length === 10 &&
+      r.perClass.every(
+        (c) => isObject(c) && allFinite(c as unknown as Record<string, unknown>, ['label', 'accuracy', 'total']),
+      ),
+    where,
+    'perClass is not 10 classes',
+  );
   r.mistakes.forEach((m, i) => {
-    const ok = isObject(m) && isLabel(m.label) && isLabel(m.predicted) && finite(m.probability) && typeof m.pixels === 'string' && Buffer.from(m.pixels, 'base64').length === IMAGE_SIZE;
+    const ok =
+      isObject(m) &&
+      isLabel(m.label) &&
+      isLabel(m.predicted) &&
+      finite(m.probability) &&
+      typeof m.pixels === 'string' &&
+      Buffer.from(m.pixels, 'base64').length === IMAGE_SIZE;
     check(ok, where, `mistake ${i} is not {label, predicted, probability, pixels (${IMAGE_SIZE} bytes)}`);
   });
   return r;
@@ -126,9 +200,17 @@ export function checkEvaluation(e: unknown, where: string): EvaluationRecord {
 /** A file of the run, read and checked against the sha256 the manifest records for it. */
 function hashedFile(dir: string, name: string, manifest: ManifestRecord, where: string): Buffer {
   const recorded = manifest.files[name]?.sha256;
-  check(recorded !== undefined, where, `its manifest records no ${name} (made by an ingraph that kept no metrics); train it again for a report`);
+  check(
+    recorded !== undefined,
+    where,
+    `its manifest records no ${name} (made by an ingraph that kept no metrics); train it again for a report`,
+  );
   const bytes = readFileChecked(join(dir, name), `${where}: ${name}`, MAX_RECORD_BYTES);
-  check(sha256(bytes) === recorded, `${where}: ${name}`, 'does not match its sha256 in manifest.json (torn or changed since the run)');
+  check(
+    sha256(bytes) === recorded,
+    `${where}: ${name}`,
+    'does not match its sha256 in manifest.json (torn or changed since the run)',
+  );
   return bytes;
 }
 
@@ -137,7 +219,13 @@ export function readRun(dir: string, where: string): RunRecord {
   check(existsSync(dir) && statSync(dir).isDirectory(), where, 'no such directory');
   const manifestPath = join(dir, RECORD_FILES.manifest);
   check(existsSync(manifestPath), where, `not a finished training run (no ${RECORD_FILES.manifest})`);
-  const manifest = checkManifest(parseJson(readFileChecked(manifestPath, `${where}: ${RECORD_FILES.manifest}`, MAX_RECORD_BYTES), `${where}: ${RECORD_FILES.manifest}`), `${where}: ${RECORD_FILES.manifest}`);
+  const manifest = checkManifest(
+    parseJson(
+      readFileChecked(manifestPath, `${where}: ${RECORD_FILES.manifest}`, MAX_RECORD_BYTES),
+      `${where}: ${RECORD_FILES.manifest}`,
+    ),
+    `${where}: ${RECORD_FILES.manifest}`,
+  );
   const record = (name: string) => parseJson(hashedFile(dir, name, manifest, where), `${where}: ${name}`);
   return {
     dir,

@@ -10,8 +10,18 @@ import { MetricsRecord } from './records';
 /** The protos, from event.proto and summary.proto: only the fields written here, with their official numbers. */
 const root = protobuf.Root.fromJSON({
   nested: {
-    Event: { fields: { wallTime: { type: 'double', id: 1 }, step: { type: 'int64', id: 2 }, fileVersion: { type: 'string', id: 3 }, summary: { type: 'Summary', id: 5 } } },
-    Summary: { fields: { value: { rule: 'repeated', type: 'Value', id: 1 } }, nested: { Value: { fields: { tag: { type: 'string', id: 1 }, simpleValue: { type: 'float', id: 2 } } } } },
+    Event: {
+      fields: {
+        wallTime: { type: 'double', id: 1 },
+        step: { type: 'int64', id: 2 },
+        fileVersion: { type: 'string', id: 3 },
+        summary: { type: 'Summary', id: 5 },
+      },
+    },
+    Summary: {
+      fields: { value: { rule: 'repeated', type: 'Value', id: 1 } },
+      nested: { Value: { fields: { tag: { type: 'string', id: 1 }, simpleValue: { type: 'float', id: 2 } } } },
+    },
   },
 });
 const Event = root.lookupType('Event');
@@ -56,7 +66,13 @@ export function tensorboardEvents(metrics: MetricsRecord, wallTime: number): Buf
   return Buffer.concat([
     record(Event.encode(Event.create({ wallTime, fileVersion: 'brain.Event:2' })).finish()),
     ...metrics.log.map((e) => event(wallTime, e.step, { 'train/loss': e.loss, 'train/lr': e.lr })),
-    ...metrics.epochs.map((e) => event(wallTime, e.epoch, { 'epoch/test_accuracy': e.testAccuracy, 'epoch/train_accuracy': e.trainAccuracy, 'epoch/train_loss': e.trainLoss })),
+    ...metrics.epochs.map((e) =>
+      event(wallTime, e.epoch, {
+        'epoch/test_accuracy': e.testAccuracy,
+        'epoch/train_accuracy': e.trainAccuracy,
+        'epoch/train_loss': e.trainLoss,
+      }),
+    ),
   ]);
 }
 

@@ -36,7 +36,9 @@ export interface Mistake {
 export function checkInferenceSignature(m: ParsedModel, where: string): void {
   const input = m.inputs.find((i) => i.name === INPUTS.images);
   if (m.inputs.length !== 1 || !input) {
-    throw new UsageError(`${where}: expected one input "images", found ${m.inputs.map((i) => `"${i.name}"`).join(', ') || 'none'}`);
+    throw new UsageError(
+      `${where}: expected one input "images", found ${m.inputs.map((i) => `"${i.name}"`).join(', ') || 'none'}`,
+    );
   }
   const [, c, h, w] = input.shape;
   if (input.dtype !== 'uint8' || input.shape.length !== 4 || c !== 1 || h !== 28 || w !== 28) {
@@ -50,7 +52,11 @@ export function checkInferenceSignature(m: ParsedModel, where: string): void {
 
 /** Images start..start+n of `data` as the `images` input. */
 function batchOf(data: MnistSplit, start: number, n: number): ort.Tensor {
-  return new ort.Tensor('uint8', data.images.subarray(start * IMAGE_SIZE, (start + n) * IMAGE_SIZE), imageDims(n) as number[]);
+  return new ort.Tensor(
+    'uint8',
+    data.images.subarray(start * IMAGE_SIZE, (start + n) * IMAGE_SIZE),
+    imageDims(n) as number[],
+  );
 }
 
 /** Provider, threads, batch size and an abort signal of an evaluation. */
@@ -79,7 +85,12 @@ function mostConfident(mistakes: Mistake[], keep: number): Mistake[] {
 }
 
 /** Scores the inference model `bytes` (named `where` in errors) on `data`: accuracy, per class, confusion, speed. */
-export async function evaluate(bytes: Uint8Array, where: string, data: MnistSplit, o: EvaluateOptions = {}): Promise<EvalReport> {
+export async function evaluate(
+  bytes: Uint8Array,
+  where: string,
+  data: MnistSplit,
+  o: EvaluateOptions = {},
+): Promise<EvalReport> {
   checkInferenceSignature(parseModel(bytes, where), where);
   const batchSize = o.batchSize ?? 1000;
   const opened = await openSession(bytes, { ep: o.ep, threads: o.threads });
@@ -93,7 +104,8 @@ export async function evaluate(bytes: Uint8Array, where: string, data: MnistSpli
     if (warm > 0) await opened.session.run({ [INPUTS.images]: batchOf(data, 0, warm) }, [OUTPUTS.logits]);
     const start = process.hrtime.bigint();
     for (let s = 0; s < data.count; s += batchSize) {
-      if (o.signal?.aborted) throw new InterruptedError(o.signal.reason as NodeJS.Signals, `stopped in the evaluation of ${where}`);
+      if (o.signal?.aborted)
+        throw new InterruptedError(o.signal.reason as NodeJS.Signals, `stopped in the evaluation of ${where}`);
       const n = Math.min(batchSize, data.count - s);
       const out = await opened.session.run({ [INPUTS.images]: batchOf(data, s, n) }, [OUTPUTS.logits]);
       const logits = out[OUTPUTS.logits].data as Float32Array;
@@ -103,7 +115,13 @@ export async function evaluate(bytes: Uint8Array, where: string, data: MnistSpli
         const truth = data.labels[s + i];
         confusion[truth][best]++;
         if (best === truth) correct++;
-        else if (o.mistakes) mistakes.push({ index: s + i, label: truth, predicted: best, probability: probabilityOf(logits, i * 10, best) });
+        else if (o.mistakes)
+          mistakes.push({
+            index: s + i,
+            label: truth,
+            predicted: best,
+            probability: probabilityOf(logits, i * 10, best),
+          });
       }
     }
     seconds = Number(process.hrtime.bigint() - start) / 1e9;

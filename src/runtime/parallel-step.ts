@@ -37,7 +37,12 @@ function gradientWorker(): void {
   const { parentPort, workerData } = require('worker_threads');
   const w = workerData as WorkerData;
   const ortApi = require(w.ort) as typeof ort;
-  const shared = { params: new Float32Array(w.params), grads: new Float32Array(w.grads), images: new Uint8Array(w.images), labels: new BigInt64Array(w.labels) };
+  const shared = {
+    params: new Float32Array(w.params),
+    grads: new Float32Array(w.grads),
+    images: new Uint8Array(w.images),
+    labels: new BigInt64Array(w.labels),
+  };
   const feeds: Record<string, ort.Tensor> = {};
   const own = w.paramSlots.map((s) => new Float32Array(s.count));
   w.paramSlots.forEach((s, i) => (feeds[s.name] = new ortApi.Tensor('float32', own[i], s.shape)));
@@ -45,16 +50,28 @@ function gradientWorker(): void {
   const scale = new Float32Array(1);
   feeds[w.names.lossScale] = new ortApi.Tensor('float32', scale, []);
   const fail = (e: unknown) => parentPort.postMessage({ error: String((e as Error)?.message ?? e) });
-  const options = { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 } as const;
+  const options = {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    logSeverityLevel: 3,
+  } as const;
   ortApi.InferenceSession.create(w.model, options).then((session) => {
     parentPort.on('message', (m: { start: number; n: number; scale: number }) => {
       w.paramSlots.forEach((s, i) => own[i].set(shared.params.subarray(s.offset, s.offset + s.count)));
       scale[0] = m.scale;
-      feeds[w.names.images] = new ortApi.Tensor('uint8', shared.images.slice(m.start * size, (m.start + m.n) * size), [m.n, ...w.imageShape]);
+      feeds[w.names.images] = new ortApi.Tensor('uint8', shared.images.slice(m.start * size, (m.start + m.n) * size), [
+        m.n,
+        ...w.imageShape,
+      ]);
       feeds[w.names.labels] = new ortApi.Tensor('int64', shared.labels.slice(m.start, m.start + m.n), [m.n]);
       session.run(feeds).then((out) => {
         for (const s of w.gradSlots) shared.grads.set(out[s.output].data as Float32Array, s.offset);
-        parentPort.postMessage({ loss: (out[w.names.loss].data as Float32Array)[0], correct: (out[w.names.correct].data as Float32Array)[0] });
+        parentPort.postMessage({
+          loss: (out[w.names.loss].data as Float32Array)[0],
+          correct: (out[w.names.correct].data as Float32Array)[0],
+        });
       }, fail);
     });
     parentPort.postMessage({ ready: true });
@@ -66,11 +83,17 @@ function gradientWorker(): void {
  * so a trainer that is never released does not hold a finished script open.
  */
 class GradientWorker {
-  private pending: { resolve: (r: { loss: number; correct: number }) => void; reject: (e: Error) => void } | null = null;
+  private pending: { resolve: (r: { loss: number; correct: number }) => void; reject: (e: Error) => void } | null =
+    null;
   private failure: Error | null = null;
 
-  private constructor(private readonly thread: Worker, readonly grads: Float32Array) {
-    thread.on('message', (m: { loss: number; correct: number; error?: string }) => this.settle(m.error === undefined ? null : new Error(`gradient worker: ${m.error}`), m));
+  private constructor(
+    private readonly thread: Worker,
+    readonly grads: Float32Array,
+  ) {
+    thread.on('message', (m: { loss: number; correct: number; error?: string }) =>
+      this.settle(m.error === undefined ? null : new Error(`gradient worker: ${m.error}`), m),
+    );
     thread.on('error', (e) => this.settle(e, null));
     thread.on('exit', (code) => this.settle(new Error(`gradient worker: exited (code ${code})`), null));
   }
@@ -125,10 +148,15 @@ export class ParallelTrainingStep implements StepRunner {
   private released = false;
 
   private constructor(
-    private readonly update: OpenedSession, private readonly workers: GradientWorker[], graph: TrainingGraph,
-    sharded: ShardedTrainingGraphs, private readonly shared: { params: Float32Array; images: Uint8Array; labels: BigInt64Array },
+    private readonly update: OpenedSession,
+    private readonly workers: GradientWorker[],
+    graph: TrainingGraph,
+    sharded: ShardedTrainingGraphs,
+    private readonly shared: { params: Float32Array; images: Uint8Array; labels: BigInt64Array },
     /** Where each parameter lies in the shared buffer: the trainable ones first, in TrainingGraph.trainable order. */
-    private readonly slots: Slot[], readonly note: string | undefined, states: Params,
+    private readonly slots: Slot[],
+    readonly note: string | undefined,
+    states: Params,
   ) {
     const trainable = slots.slice(0, graph.trainable.length);
     const p = countParams(trainable);
@@ -145,21 +173,53 @@ export class ParallelTrainingStep implements StepRunner {
    * Starts a worker for each of the shards `sharded` was built for, for batches of up to `maxBatch` images; `note`
    * says why the CPU was chosen, when it was.
    */
-  static async open(graph: TrainingGraph, sharded: ShardedTrainingGraphs, params: Params, states: Params, maxBatch: number, note?: string): Promise<ParallelTrainingStep> {
+  static async open(
+    graph: TrainingGraph,
+    sharded: ShardedTrainingGraphs,
+    params: Params,
+    states: Params,
+    maxBatch: number,
+    note?: string,
+  ): Promise<ParallelTrainingStep> {
     // Trainable parameters first (TrainingGraph.trainable keeps the parameters' order): end to end, they are the
     // update's flat input and the layout of each worker's gradients; the frozen ones after them.
     const trainable = new Set(graph.trainable);
-    const slots = flatSlots([...graph.params.filter((s) => trainable.has(s.name)), ...graph.params.filter((s) => !trainable.has(s.name))]);
+    const slots = flatSlots([
+      ...graph.params.filter((s) => trainable.has(s.name)),
+      ...graph.params.filter((s) => !trainable.has(s.name)),
+    ]);
     const gradSlots = slots.slice(0, trainable.size);
-    const buffers = { params: new SharedArrayBuffer(4 * countParams(slots)), images: new SharedArrayBuffer(maxBatch * IMAGE_SIZE), labels: new SharedArrayBuffer(8 * maxBatch) };
-    const shared = { params: new Float32Array(buffers.params), images: new Uint8Array(buffers.images), labels: new BigInt64Array(buffers.labels) };
+    const buffers = {
+      params: new SharedArrayBuffer(4 * countParams(slots)),
+      images: new SharedArrayBuffer(maxBatch * IMAGE_SIZE),
+      labels: new SharedArrayBuffer(8 * maxBatch),
+    };
+    const shared = {
+      params: new Float32Array(buffers.params),
+      images: new Uint8Array(buffers.images),
+      labels: new BigInt64Array(buffers.labels),
+    };
     for (const s of slots) shared.params.set(tensorOf(params, s.name, s.shape).data as Float32Array, s.offset);
-    const names = { images: INPUTS.images, labels: INPUTS.labels, lossScale: INPUTS.lossScale, loss: OUTPUTS.loss, correct: OUTPUTS.correct };
+    const names = {
+      images: INPUTS.images,
+      labels: INPUTS.labels,
+      lossScale: INPUTS.lossScale,
+      loss: OUTPUTS.loss,
+      correct: OUTPUTS.correct,
+    };
     const data = (): WorkerData => ({
-      ort: require.resolve('onnxruntime-node'), model: sharded.gradient, ...buffers, grads: new SharedArrayBuffer(4 * countParams(gradSlots)),
-      paramSlots: slots, gradSlots: gradSlots.map((s) => ({ ...s, output: gradient(s.name) })), names, imageShape: [...IMAGE_SHAPE],
+      ort: require.resolve('onnxruntime-node'),
+      model: sharded.gradient,
+      ...buffers,
+      grads: new SharedArrayBuffer(4 * countParams(gradSlots)),
+      paramSlots: slots,
+      gradSlots: gradSlots.map((s) => ({ ...s, output: gradient(s.name) })),
+      names,
+      imageShape: [...IMAGE_SHAPE],
     });
-    const started = await Promise.allSettled(Array.from({ length: sharded.shards }, () => GradientWorker.start(data())));
+    const started = await Promise.allSettled(
+      Array.from({ length: sharded.shards }, () => GradientWorker.start(data())),
+    );
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {

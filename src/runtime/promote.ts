@@ -30,7 +30,9 @@ export function deployedModel(target: string): Deployed | null {
   const m = readOnnxFile(target, 'promote-to');
   const acc = Number(m.metadata[ACCURACY_KEY]);
   if (m.metadata[ACCURACY_KEY] === undefined || !Number.isFinite(acc)) {
-    throw new UsageError(`promote-to ${target}: the model there records no test accuracy (${ACCURACY_KEY}); cannot compare`);
+    throw new UsageError(
+      `promote-to ${target}: the model there records no test accuracy (${ACCURACY_KEY}); cannot compare`,
+    );
   }
   const images = Number(m.metadata[TEST_IMAGES_KEY]);
   return { accuracy: acc, testImages: Number.isInteger(images) && images > 0 ? images : null };
@@ -59,7 +61,14 @@ export const PROMOTION_LOCK_TIMEOUT_MS = 60_000;
  * comparison, the replacement and the history line happen under the lock `TARGET.lock`, so concurrent promotions to
  * one path are serialised: exactly one complete model ends there and every decision is one whole line.
  */
-export async function promote(plan: PromotionPlan, candidate: string, model: Uint8Array, accuracy: number, testImages: number, o: PromoteOptions): Promise<PromotionResult> {
+export async function promote(
+  plan: PromotionPlan,
+  candidate: string,
+  model: Uint8Array,
+  accuracy: number,
+  testImages: number,
+  o: PromoteOptions,
+): Promise<PromotionResult> {
   const lock = await acquireLockWaiting(`${plan.target}.lock`, PROMOTION_LOCK_TIMEOUT_MS, o.warn, o.signal);
   let deployed: Deployed | null;
   let promoted: boolean;
@@ -88,9 +97,11 @@ export async function promote(plan: PromotionPlan, candidate: string, model: Uin
   }
   if (deployed && !promoted) {
     const pct = (a: number) => `${(100 * a).toFixed(2)}%`;
-    throw new PromotionRefusedError(comparable
-      ? `promote-to ${plan.target}: kept the deployed model: new test accuracy ${pct(accuracy)} is below its ${pct(deployed.accuracy)}${plan.tolerance ? ` minus tolerance ${pct(plan.tolerance)}` : ''}`
-      : `promote-to ${plan.target}: kept the deployed model: it was scored on ${deployed.testImages} test images, the new one on ${testImages}; the accuracies (${pct(deployed.accuracy)}, ${pct(accuracy)}) do not compare`);
+    throw new PromotionRefusedError(
+      comparable
+        ? `promote-to ${plan.target}: kept the deployed model: new test accuracy ${pct(accuracy)} is below its ${pct(deployed.accuracy)}${plan.tolerance ? ` minus tolerance ${pct(plan.tolerance)}` : ''}`
+        : `promote-to ${plan.target}: kept the deployed model: it was scored on ${deployed.testImages} test images, the new one on ${testImages}; the accuracies (${pct(deployed.accuracy)}, ${pct(accuracy)}) do not compare`,
+    );
   }
   return { promoted, accuracy, previousAccuracy: deployed?.accuracy ?? null };
 }
@@ -101,6 +112,10 @@ function recordDecision(history: string, record: Record<string, unknown>, promot
     appendLine(history, JSON.stringify(record));
   } catch (e) {
     if (!(e instanceof IoError) || !promoted) throw e;
-    throw new IoError(`${e.message}; the new model was promoted to ${String(record.target)} but this decision is not in the history`, e.path, e.errno);
+    throw new IoError(
+      `${e.message}; the new model was promoted to ${String(record.target)} but this decision is not in the history`,
+      e.path,
+      e.errno,
+    );
   }
 }

@@ -15,7 +15,14 @@ export interface Schedule {
  * ramp linearly, lr·(step+1)/W (PyTorch's LinearLR from 1/W); cosine then anneals to 0 over the remaining steps
  * (CosineAnnealingLR after the warm-up, as SequentialLR chains them); constant and step are scaled by the ramp.
  */
-export function learningRate(base: number, s: Schedule, epoch: number, step: number, totalSteps: number, warmupSteps = 0): number {
+export function learningRate(
+  base: number,
+  s: Schedule,
+  epoch: number,
+  step: number,
+  totalSteps: number,
+  warmupSteps = 0,
+): number {
   const ramp = step < warmupSteps ? (step + 1) / warmupSteps : 1;
   switch (s.kind) {
     case 'constant':

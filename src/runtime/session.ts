@@ -58,7 +58,11 @@ export async function openSession(model: Uint8Array, o: SessionOptions = {}): Pr
         return { session, ep: 'cuda' };
       } catch (e) {
         if (ep === 'cuda') throw new UsageError(`ep cuda: the CUDA provider failed to load (${firstLine(e)})`);
-        return { session: await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] }), ep: 'cpu', note: `CUDA provider failed to load (${firstLine(e)}); using CPU` };
+        return {
+          session: await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] }),
+          ep: 'cpu',
+          note: `CUDA provider failed to load (${firstLine(e)}); using CPU`,
+        };
       }
     }
     if (ep === 'cuda') throw new UsageError(`ep cuda: ${reason}`);

@@ -59,7 +59,11 @@ const copyOf = (feeds: Record<string, ort.Tensor>, name: string) => Float32Array
 /** buildTrainingModel's graph: an input per parameter and per state. */
 function perTensor(graph: TrainingGraph): StepLayout {
   return {
-    feeds: (params, states) => Object.fromEntries([...graph.params.map((p) => [p.name, tensorOf(params, p.name, p.shape)]), ...graph.states.map((s) => [s.name, tensorOf(states, s.name, s.shape)])]),
+    feeds: (params, states) =>
+      Object.fromEntries([
+        ...graph.params.map((p) => [p.name, tensorOf(params, p.name, p.shape)]),
+        ...graph.states.map((s) => [s.name, tensorOf(states, s.name, s.shape)]),
+      ]),
     carried: [...graph.trainable, ...graph.states.map((s) => s.name)],
     params: (feeds) => new Map(graph.params.map((p) => [p.name, copyOf(feeds, p.name)])),
     states: (feeds) => new Map(graph.states.map((s) => [s.name, copyOf(feeds, s.name)])),
@@ -71,7 +75,11 @@ function perTensor(graph: TrainingGraph): StepLayout {
  * holds its per-parameter parts end to end, laid out as `slots` (the trainable parameters); the global state stays
  * per tensor. States come back in the order of `states`.
  */
-export function flatStateLayout(states: readonly StateSpec[], slots: readonly Slot[], flatStates: readonly FlatState[]): StateLayout {
+export function flatStateLayout(
+  states: readonly StateSpec[],
+  slots: readonly Slot[],
+  flatStates: readonly FlatState[],
+): StateLayout {
   const parts = new Set(flatStates.flatMap((f) => f.parts));
   const global = states.filter((s) => !parts.has(s.name));
   return {
@@ -81,7 +89,10 @@ export function flatStateLayout(states: readonly StateSpec[], slots: readonly Sl
     }),
     carried: [...flatStates.map((f) => f.name), ...global.map((s) => s.name)],
     states: (feeds) => {
-      const values = new Map([...flatStates.flatMap((f) => cut(feeds[f.name], slots, f.parts)), ...global.map((s) => [s.name, copyOf(feeds, s.name)] as const)]);
+      const values = new Map([
+        ...flatStates.flatMap((f) => cut(feeds[f.name], slots, f.parts)),
+        ...global.map((s) => [s.name, copyOf(feeds, s.name)] as const),
+      ]);
       return new Map(states.map((s) => [s.name, values.get(s.name) as Float32Array]));
     },
   };
@@ -114,7 +125,11 @@ function flat(graph: FlatTrainingGraph): StepLayout {
       ...states.feeds(values),
     }),
     carried: [FLAT.params, ...states.carried],
-    params: (feeds) => new Map([...cut(feeds[FLAT.params], slots, graph.trainable), ...frozen.map((p) => [p.name, copyOf(feeds, p.name)] as const)]),
+    params: (feeds) =>
+      new Map([
+        ...cut(feeds[FLAT.params], slots, graph.trainable),
+        ...frozen.map((p) => [p.name, copyOf(feeds, p.name)] as const),
+      ]),
     states: (feeds) => states.states(feeds),
   };
 }
@@ -149,13 +164,23 @@ export class TrainingStep implements StepRunner {
   private released = false;
   private readonly layout: StepLayout;
 
-  private constructor(readonly opened: OpenedSession, readonly graph: TrainingGraph, params: Params, states: Params) {
+  private constructor(
+    readonly opened: OpenedSession,
+    readonly graph: TrainingGraph,
+    params: Params,
+    states: Params,
+  ) {
     this.layout = isFlat(graph) ? flat(graph) : perTensor(graph);
     this.feeds = { ...this.layout.feeds(params, states), [INPUTS.lr]: new ort.Tensor('float32', this.lr, []) };
   }
 
   /** One session of `graph`: buildTrainingModel's, buildFlatTrainingModel's or buildLoopTrainingModel's. */
-  static async open(graph: TrainingGraph, params: Params, states: Params, o: SessionOptions = {}): Promise<TrainingStep> {
+  static async open(
+    graph: TrainingGraph,
+    params: Params,
+    states: Params,
+    o: SessionOptions = {},
+  ): Promise<TrainingStep> {
     return new TrainingStep(await openSession(graph.bytes, o), graph, params, states);
   }
 
@@ -190,7 +215,10 @@ export class TrainingStep implements StepRunner {
   async runSteps(images: Uint8Array, labels: BigInt64Array, n: number, lrs: readonly number[]): Promise<StepResult[]> {
     if (!isLoop(this.graph)) throw new TypeError('training step: runSteps needs a graph from buildLoopTrainingModel');
     const s = lrs.length;
-    this.feeds[INPUTS.images] = new ort.Tensor('uint8', images.subarray(0, s * n * IMAGE_SIZE), [s, ...imageDims(n)] as number[]);
+    this.feeds[INPUTS.images] = new ort.Tensor('uint8', images.subarray(0, s * n * IMAGE_SIZE), [
+      s,
+      ...imageDims(n),
+    ] as number[]);
     this.feeds[INPUTS.labels] = new ort.Tensor('int64', labels.subarray(0, s * n), [s, n]);
     this.feeds[INPUTS.lr] = new ort.Tensor('float32', Float32Array.from(lrs), [s]);
     return this.runOnce();
@@ -200,7 +228,9 @@ export class TrainingStep implements StepRunner {
   private async runOnce(): Promise<StepResult[]> {
     const out = await this.opened.session.run(this.feeds);
     for (const name of this.layout.carried) this.feeds[name] = out[updated(name)];
-    const [loss, correct, sq] = [OUTPUTS.loss, OUTPUTS.correct, OUTPUTS.paramsSqSum].map((k) => out[k].data as Float32Array);
+    const [loss, correct, sq] = [OUTPUTS.loss, OUTPUTS.correct, OUTPUTS.paramsSqSum].map(
+      (k) => out[k].data as Float32Array,
+    );
     return Array.from(loss, (l, k) => ({ loss: l, correct: correct[k], paramsSqSum: sq[k] }));
   }
 
@@ -223,6 +253,7 @@ export class TrainingStep implements StepRunner {
 export function tensorOf(values: Params, name: string, shape: number[]): ort.Tensor {
   const count = shape.reduce((a, b) => a * b, 1);
   const data = values.get(name) ?? new Float32Array(count);
-  if (data.length !== count) throw new RangeError(`training step: "${name}" has ${data.length} values, expected ${count}`);
+  if (data.length !== count)
+    throw new RangeError(`training step: "${name}" has ${data.length} values, expected ${count}`);
   return new ort.Tensor('float32', Float32Array.from(data), shape);
 }

@@ -40,9 +40,15 @@ export interface StepGraphs {
  * graph of `sharded(threads)` on a share of each batch each; otherwise one session of the per-tensor step, or of the
  * flat one with `o.flat`.
  */
-export async function openTrainingSteps(graphs: StepGraphs, params: Params, states: Params, o: StepsOptions): Promise<StepRunner> {
+export async function openTrainingSteps(
+  graphs: StepGraphs,
+  params: Params,
+  states: Params,
+  o: StepsOptions,
+): Promise<StepRunner> {
   const cores = o.threads ?? availableParallelism();
   const cpu = choosesCpu(o.ep ?? 'auto');
-  if (cores > 1 && cpu) return ParallelTrainingStep.open(graphs.step, graphs.sharded(cores), params, states, o.maxBatch, cpu.note);
+  if (cores > 1 && cpu)
+    return ParallelTrainingStep.open(graphs.step, graphs.sharded(cores), params, states, o.maxBatch, cpu.note);
   return TrainingStep.open(o.flat ? graphs.flat() : graphs.step, params, states, { ep: o.ep, threads: o.threads });
 }

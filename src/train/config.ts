@@ -103,7 +103,10 @@ export interface LogEntry {
 }
 
 export function makeOptimizer(c: TrainConfig): Optimizer {
-  const o = c.optimizer === 'sgd' ? sgd({ momentum: c.momentum, weightDecay: c.weightDecay }) : adamw({ ...ADAMW_DEFAULTS, weightDecay: c.weightDecay });
+  const o =
+    c.optimizer === 'sgd'
+      ? sgd({ momentum: c.momentum, weightDecay: c.weightDecay })
+      : adamw({ ...ADAMW_DEFAULTS, weightDecay: c.weightDecay });
   return c.ema === null ? o : withEma(o, c.ema);
 }
 
@@ -111,7 +114,8 @@ export function makeOptimizer(c: TrainConfig): Optimizer {
 export function frozenMatcher(prefixes: readonly string[], names: readonly string[]): (name: string) => boolean {
   const matches = (p: string, n: string) => n === p || n.startsWith(p.endsWith('.') ? p : `${p}.`);
   for (const p of prefixes) {
-    if (!names.some((n) => matches(p, n))) throw new UsageError(`freeze ${p}: matches no parameter (names look like ${names[0]})`);
+    if (!names.some((n) => matches(p, n)))
+      throw new UsageError(`freeze ${p}: matches no parameter (names look like ${names[0]})`);
   }
   return (n) => prefixes.some((p) => matches(p, n));
 }

@@ -24,7 +24,9 @@ export function progressLog(report: Reporter): TrainObserver {
       report.event({ type: 'log', epoch: e.epoch + 1, batch: e.batch, step: e.step, loss: e.logged, lr: e.lr });
     },
     onEpoch(_: Trainer, e: EpochEvent) {
-      report.line(`accuracy on test set: ${(100 * e.testAccuracy).toFixed(2)} % (epoch ${e.epoch}${e.imagesPerSecond === null ? '' : `, ${Math.round(e.imagesPerSecond)} images/s`})`);
+      report.line(
+        `accuracy on test set: ${(100 * e.testAccuracy).toFixed(2)} % (epoch ${e.epoch}${e.imagesPerSecond === null ? '' : `, ${Math.round(e.imagesPerSecond)} images/s`})`,
+      );
       report.event({ type: 'epoch', ...e });
     },
   };
@@ -39,7 +41,9 @@ export class Checkpointer implements TrainObserver {
 
   /** `step` is that of the checkpoint already on disk, if any. */
   constructor(
-    private readonly write: (checkpoint: Uint8Array) => void, private readonly every: number | null, public step: number | null = null,
+    private readonly write: (checkpoint: Uint8Array) => void,
+    private readonly every: number | null,
+    public step: number | null = null,
     private readonly alongside: (t: Trainer) => void = () => {},
   ) {}
 

@@ -85,9 +85,18 @@ export const ARTIFACTS = {
 
 /** What two runs with the same inputs share, bit for bit; written into every manifest. */
 export const REPRODUCIBILITY = {
-  identical: ['training_model.onnx', 'eval_model.onnx', 'checkpoint.onnx', 'inference.onnx', 'metrics.json', 'evaluation.json'],
-  given: 'the same ingraph and onnxruntime versions, seed, data, options and thread count, on the CPU execution provider',
-  notCovered: 'runs with different thread counts (the batch splits into other shards, sums round differently), on CUDA (non-deterministic kernels), or with threads unset (all cores) on machines with different core counts; manifest.json and report.html themselves (host, times, speeds)',
+  identical: [
+    'training_model.onnx',
+    'eval_model.onnx',
+    'checkpoint.onnx',
+    'inference.onnx',
+    'metrics.json',
+    'evaluation.json',
+  ],
+  given:
+    'the same ingraph and onnxruntime versions, seed, data, options and thread count, on the CPU execution provider',
+  notCovered:
+    'runs with different thread counts (the batch splits into other shards, sums round differently), on CUDA (non-deterministic kernels), or with threads unset (all cores) on machines with different core counts; manifest.json and report.html themselves (host, times, speeds)',
 };
 
 /** The files of an earlier run; a run that does not resume refuses a directory holding them. */
@@ -98,7 +107,10 @@ export function existingRun(out: string): string | null {
 
 function datasets(o: RunOptions): { train: Dataset; test: Dataset } {
   if (typeof o.data !== 'string') return o.data;
-  return { train: readSplit(o.data, 'train', o.config.trainLimit ?? undefined), test: readSplit(o.data, 'test', o.config.testLimit ?? undefined) };
+  return {
+    train: readSplit(o.data, 'train', o.config.trainLimit ?? undefined),
+    test: readSplit(o.data, 'test', o.config.testLimit ?? undefined),
+  };
 }
 
 async function openTrainer(o: RunOptions, network: Network): Promise<Trainer> {
@@ -114,7 +126,9 @@ async function openTrainer(o: RunOptions, network: Network): Promise<Trainer> {
   }
   const earlier = existingRun(o.out);
   if (earlier) throw new UsageError(`out ${o.out}: holds an earlier run (${earlier})`).resumable(o.out);
-  const init = o.init ? paramsFromModel(readOnnxFile(o.init, 'init'), network.create().parameters(), `init ${o.init}`) : undefined;
+  const init = o.init
+    ? paramsFromModel(readOnnxFile(o.init, 'init'), network.create().parameters(), `init ${o.init}`)
+    : undefined;
   return Trainer.create({ ...common, init });
 }
 
@@ -124,7 +138,9 @@ async function openTrainer(o: RunOptions, network: Network): Promise<Trainer> {
  */
 function horizonError(o: RunOptions, t: Trainer, recorded: number | null): UsageError | null {
   if (o.config.schedule.kind !== 'cosine' || recorded === null || recorded === t.totalSteps) return null;
-  return new UsageError(`resume ${o.out}: its cosine schedule spans ${recorded} steps; these epochs, max-steps and data give ${t.totalSteps}, which would bend the schedule mid-run; resume with the run's own epochs and max-steps`);
+  return new UsageError(
+    `resume ${o.out}: its cosine schedule spans ${recorded} steps; these epochs, max-steps and data give ${t.totalSteps}, which would bend the schedule mid-run; resume with the run's own epochs and max-steps`,
+  );
 }
 
 /** Trains as `o` says and writes the run's directory; see the module comment for what is written when. */
@@ -155,43 +171,77 @@ class RunDirectory {
   private readonly files: Record<string, string> = {};
   private readonly checkpoints: Checkpointer;
 
-  constructor(private readonly o: RunOptions, private readonly t: Trainer) {
+  constructor(
+    private readonly o: RunOptions,
+    private readonly t: Trainer,
+  ) {
     // The checkpoint holds the metrics too; a resume rewrites metrics.json from it, without gaps or duplicates.
     const metrics = () => this.save(ARTIFACTS.metrics, recordJson({ log: t.log, epochs: t.epochs }));
-    this.checkpoints = new Checkpointer((bytes) => this.save(ARTIFACTS.checkpoint, bytes), o.checkpointEvery, o.resume ? t.position.step : null, metrics);
+    this.checkpoints = new Checkpointer(
+      (bytes) => this.save(ARTIFACTS.checkpoint, bytes),
+      o.checkpointEvery,
+      o.resume ? t.position.step : null,
+      metrics,
+    );
   }
 
   async run(): Promise<TrainResult> {
     const { o, t } = this;
     o.report.line(`execution provider: ${t.ep}${t.epNote ? ` (${t.epNote})` : ''}`);
-    o.report.event({ type: 'start', model: t.network.name, ep: t.ep, out: o.out, trainImages: t.trainImages, testImages: t.testImages, resumedAtStep: t.position.step });
-    await this.explained(async () => {
-      this.save(ARTIFACTS.training, t.graph.bytes);
-      this.save(ARTIFACTS.eval, buildEvalModel(t.network));
-      if (!o.resume) this.checkpoints.save(t);
-      await t.fit([progressLog(o.report), this.checkpoints], o.signal);
-      this.checkpoints.save(t);
-    }, (e) => new InterruptedError(e.signal, `${e.message.replace(/^\w+: /, '')}, checkpoint written`).resumable(o.out));
-    const { final, inference } = await this.explained(() => this.finish(), (e) => new InterruptedError(
-      e.signal, `stopped after training (step ${t.position.step}), before the export; the final checkpoint is written`,
-    ).resumable(o.out));
+    o.report.event({
+      type: 'start',
+      model: t.network.name,
+      ep: t.ep,
+      out: o.out,
+      trainImages: t.trainImages,
+      testImages: t.testImages,
+      resumedAtStep: t.position.step,
+    });
+    await this.explained(
+      async () => {
+        this.save(ARTIFACTS.training, t.graph.bytes);
+        this.save(ARTIFACTS.eval, buildEvalModel(t.network));
+        if (!o.resume) this.checkpoints.save(t);
+        await t.fit([progressLog(o.report), this.checkpoints], o.signal);
+        this.checkpoints.save(t);
+      },
+      (e) => new InterruptedError(e.signal, `${e.message.replace(/^\w+: /, '')}, checkpoint written`).resumable(o.out),
+    );
+    const { final, inference } = await this.explained(
+      () => this.finish(),
+      (e) =>
+        new InterruptedError(
+          e.signal,
+          `stopped after training (step ${t.position.step}), before the export; the final checkpoint is written`,
+        ).resumable(o.out),
+    );
     const speed = t.speed();
     if (speed.stepsPerSecond !== null && speed.imagesPerSecond !== null) {
-      o.report.line(`training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${t.ep})`);
+      o.report.line(
+        `training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${t.ep})`,
+      );
     }
-    o.report.line(`final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${o.out}`);
+    o.report.line(
+      `final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${o.out}`,
+    );
     const promotion = await this.promote(inference, final);
     return { out: o.out, files: this.files, epochs: [...t.epochs], final, steps: t.position.step, ep: t.ep, promotion };
   }
 
   /** Errors of a stage told with what they leave: the last complete checkpoint, and how to continue. */
-  private async explained<T>(stage: () => Promise<T>, interrupted: (e: InterruptedError) => InterruptedError): Promise<T> {
+  private async explained<T>(
+    stage: () => Promise<T>,
+    interrupted: (e: InterruptedError) => InterruptedError,
+  ): Promise<T> {
     try {
       return await stage();
     } catch (e) {
       const kept = this.checkpoints.step !== null && existsSync(join(this.o.out, ARTIFACTS.checkpoint));
       if (e instanceof InterruptedError) throw interrupted(e);
-      if (e instanceof DivergedError) throw new DivergedError(`${e.message}; the last good checkpoint (step ${this.checkpoints.step ?? 0}) is kept in ${this.o.out}`);
+      if (e instanceof DivergedError)
+        throw new DivergedError(
+          `${e.message}; the last good checkpoint (step ${this.checkpoints.step ?? 0}) is kept in ${this.o.out}`,
+        );
       if (!(e instanceof IoError)) throw e;
       const next = kept
         ? `the last complete checkpoint (step ${this.checkpoints.step}) is kept`
@@ -233,7 +283,9 @@ class RunDirectory {
     const path = join(o.out, ARTIFACTS.int8);
     const r = await t.evaluate(o.signal, path, 0, bytes);
     this.save(ARTIFACTS.int8, bytes);
-    o.report.line(`int8 export: test accuracy ${(100 * r.accuracy).toFixed(2)}% (${r.correct}/${r.total}), ${bytes.length} bytes, in ${path}`);
+    o.report.line(
+      `int8 export: test accuracy ${(100 * r.accuracy).toFixed(2)}% (${r.correct}/${r.total}), ${bytes.length} bytes, in ${path}`,
+    );
     return { accuracy: r.accuracy, correct: r.correct, total: r.total, calibrationImages: images.count };
   }
 
@@ -252,33 +304,61 @@ class RunDirectory {
       files: Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { sha256: hash }])),
       reproducibility: REPRODUCIBILITY,
       // Outside the hashed files: when, where and how fast this process ran.
-      host: { finishedAt: new Date().toISOString(), hostname: hostname(), cpus: cpus().length, node: process.version, threads: o.threads, workers: t.parallelism, ...this.speed() },
+      host: {
+        finishedAt: new Date().toISOString(),
+        hostname: hostname(),
+        cpus: cpus().length,
+        node: process.version,
+        threads: o.threads,
+        workers: t.parallelism,
+        ...this.speed(),
+      },
     };
   }
 
   private speed() {
     const s = this.t.speed();
-    return { stepsPerSecond: s.stepsPerSecond, imagesPerSecond: s.imagesPerSecond, peakRssMB: process.resourceUsage().maxRSS / 1024 };
+    return {
+      stepsPerSecond: s.stepsPerSecond,
+      imagesPerSecond: s.imagesPerSecond,
+      peakRssMB: process.resourceUsage().maxRSS / 1024,
+    };
   }
 
   /** Promotion, then the `done` event (also when promotion is refused: the run itself is complete). */
   private async promote(inference: Uint8Array, final: EvalReport): Promise<PromotionResult | null> {
     const { o, t } = this;
-    const paths = Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { path: join(o.out, name), sha256: hash }]));
-    const done = (promotion: PromotionResult | 'refused' | null) => o.report.event({
-      type: 'done', out: o.out, steps: t.position.step, ep: t.ep, ...this.speed(),
-      accuracy: final.accuracy, correct: final.correct, total: final.total, files: paths, promotion,
-    });
+    const paths = Object.fromEntries(
+      Object.entries(this.files).map(([name, hash]) => [name, { path: join(o.out, name), sha256: hash }]),
+    );
+    const done = (promotion: PromotionResult | 'refused' | null) =>
+      o.report.event({
+        type: 'done',
+        out: o.out,
+        steps: t.position.step,
+        ep: t.ep,
+        ...this.speed(),
+        accuracy: final.accuracy,
+        correct: final.correct,
+        total: final.total,
+        files: paths,
+        promotion,
+      });
     const plan = o.promote;
-    if (!plan) return void done(null), null;
+    if (!plan) return (void done(null), null);
     let promotion: PromotionResult;
     try {
-      promotion = await promote(plan, join(o.out, ARTIFACTS.inference), inference, final.accuracy, final.total, { warn: (text) => o.report.line(text), signal: o.signal });
+      promotion = await promote(plan, join(o.out, ARTIFACTS.inference), inference, final.accuracy, final.total, {
+        warn: (text) => o.report.line(text),
+        signal: o.signal,
+      });
     } catch (e) {
       if (e instanceof PromotionRefusedError) done('refused');
       throw e;
     }
-    o.report.line(`promoted to ${plan.target} (test accuracy ${(100 * final.accuracy).toFixed(2)}%${promotion.previousAccuracy === null ? '' : `, was ${(100 * promotion.previousAccuracy).toFixed(2)}%`})`);
+    o.report.line(
+      `promoted to ${plan.target} (test accuracy ${(100 * final.accuracy).toFixed(2)}%${promotion.previousAccuracy === null ? '' : `, was ${(100 * promotion.previousAccuracy).toFixed(2)}%`})`,
+    );
     done(promotion);
     return promotion;
   }
@@ -291,7 +371,20 @@ function ortVersion(): string {
 function inferenceMetadata(c: TrainConfig, final: EvalReport): Record<string, string> {
   return {
     'ingraph.version': PACKAGE_VERSION,
-    'ingraph.training': JSON.stringify({ optimizer: c.optimizer, lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, epochs: c.epochs, batchSize: c.batchSize, seed: c.seed, schedule: c.schedule, warmupEpochs: c.warmupEpochs, labelSmoothing: c.labelSmoothing, augment: c.augment, ema: c.ema }),
+    'ingraph.training': JSON.stringify({
+      optimizer: c.optimizer,
+      lr: c.lr,
+      momentum: c.momentum,
+      weightDecay: c.weightDecay,
+      epochs: c.epochs,
+      batchSize: c.batchSize,
+      seed: c.seed,
+      schedule: c.schedule,
+      warmupEpochs: c.warmupEpochs,
+      labelSmoothing: c.labelSmoothing,
+      augment: c.augment,
+      ema: c.ema,
+    }),
     [ACCURACY_KEY]: String(final.accuracy),
     [TEST_IMAGES_KEY]: String(final.total),
   };

@@ -3,7 +3,13 @@
  * short (step, guard, advance, notify); what happens around it (logging, checkpoints, export, promotion) belongs to
  * observers and to the caller.
  */
-import { buildFlatTrainingModel, buildInferenceModel, buildShardedTrainingModels, buildTrainingModel, TrainingGraph } from '../artifacts/graphs';
+import {
+  buildFlatTrainingModel,
+  buildInferenceModel,
+  buildShardedTrainingModels,
+  buildTrainingModel,
+  TrainingGraph,
+} from '../artifacts/graphs';
 import { CheckpointState, checkpointMetadata, decodeCheckpoint } from '../artifacts/checkpoint';
 import { encodeCheckpoint, paramsFromModel } from '../artifacts/params-io';
 import { augmentBatch } from '../data/augment';
@@ -116,7 +122,10 @@ export class Trainer {
   private released: { params: Params; states: Params } | null = null;
 
   private constructor(
-    readonly network: Network, readonly config: TrainConfig, readonly graph: TrainingGraph, private readonly session: StepRunner,
+    readonly network: Network,
+    readonly config: TrainConfig,
+    readonly graph: TrainingGraph,
+    private readonly session: StepRunner,
     private readonly data: { train: Dataset; test: Dataset; ep?: EpChoice; threads?: number },
     /** The checkpoint state this trainer continues, when it resumed one. */
     readonly resumedFrom: CheckpointState | null,
@@ -134,24 +143,54 @@ export class Trainer {
   static async create(o: TrainerOptions): Promise<Trainer> {
     const network = resolveNetwork(o.network);
     const c = o.config;
-    if (c.model !== network.name) throw new RangeError(`trainer: config.model "${c.model}" is not the network's name "${network.name}"`);
+    if (c.model !== network.name)
+      throw new RangeError(`trainer: config.model "${c.model}" is not the network's name "${network.name}"`);
     if (o.train.count === 0) throw new RangeError('trainer: the training set is empty');
     const length = runLength(c, o.train.count);
-    if (length.warmupSteps >= length.totalSteps) throw new UsageError(`warm-up: ${c.warmupEpochs} epochs are ${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`);
-    const names = network.create().parameters().map((p) => p.name);
-    const graphOptions = { isFrozen: frozenMatcher(c.freeze, names), labelSmoothing: c.labelSmoothing, gradients: gradientsFor(o.ep ?? 'auto') };
+    if (length.warmupSteps >= length.totalSteps)
+      throw new UsageError(
+        `warm-up: ${c.warmupEpochs} epochs are ${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`,
+      );
+    const names = network
+      .create()
+      .parameters()
+      .map((p) => p.name);
+    const graphOptions = {
+      isFrozen: frozenMatcher(c.freeze, names),
+      labelSmoothing: c.labelSmoothing,
+      gradients: gradientsFor(o.ep ?? 'auto'),
+    };
     const graph = buildTrainingModel(network, makeOptimizer(c), graphOptions);
     const where = o.resumeWhere ?? 'checkpoint';
     const state = o.resume ? decodeCheckpoint(o.resume, where) : null;
-    const params = o.resume ? paramsFromModel(o.resume, graph.params, where) : o.init ?? initParams(graph.params, c.seed);
-    const states = o.resume ? paramsFromModel(o.resume, graph.states, where) : c.ema === null ? new Map() : emaStart(params, graph.trainable);
+    const params = o.resume
+      ? paramsFromModel(o.resume, graph.params, where)
+      : (o.init ?? initParams(graph.params, c.seed));
+    const states = o.resume
+      ? paramsFromModel(o.resume, graph.states, where)
+      : c.ema === null
+        ? new Map()
+        : emaStart(params, graph.trainable);
     const graphs = {
       step: graph,
       flat: () => buildFlatTrainingModel(network, makeOptimizer(c), graphOptions),
       sharded: (shards: number) => buildShardedTrainingModels(network, makeOptimizer(c), shards, graphOptions),
     };
-    const session = await openTrainingSteps(graphs, params, states, { ep: o.ep, threads: o.threads, maxBatch: c.batchSize, flat: o.flatStep });
-    return new Trainer(network, c, graph, session, { train: o.train, test: o.test, ep: o.ep, threads: o.threads }, state, length);
+    const session = await openTrainingSteps(graphs, params, states, {
+      ep: o.ep,
+      threads: o.threads,
+      maxBatch: c.batchSize,
+      flat: o.flatStep,
+    });
+    return new Trainer(
+      network,
+      c,
+      graph,
+      session,
+      { train: o.train, test: o.test, ep: o.ep, threads: o.threads },
+      state,
+      length,
+    );
   }
 
   /** Images in the training and test sets. */
@@ -211,15 +250,30 @@ export class Trainer {
   }
 
   lr(): number {
-    return learningRate(this.config.lr, this.config.schedule, this.pos.epoch, this.pos.step, this.totalSteps, this.warmupSteps);
+    return learningRate(
+      this.config.lr,
+      this.config.schedule,
+      this.pos.epoch,
+      this.pos.step,
+      this.totalSteps,
+      this.warmupSteps,
+    );
   }
 
   /** Trains one batch and advances; a non-finite loss or parameter is a DivergedError (nothing advances). */
   async step(): Promise<StepEvent> {
     if (this.released) throw new Error('trainer: step() after release()');
     const { pos, config: c } = this;
-    if (this.order?.epoch !== pos.epoch) this.order = { epoch: pos.epoch, order: epochOrder(this.data.train.count, c.seed, pos.epoch, c.shuffle) };
-    const n = fillBatch(this.data.train, this.order.order, pos.batch * c.batchSize, c.batchSize, this.images, this.labels);
+    if (this.order?.epoch !== pos.epoch)
+      this.order = { epoch: pos.epoch, order: epochOrder(this.data.train.count, c.seed, pos.epoch, c.shuffle) };
+    const n = fillBatch(
+      this.data.train,
+      this.order.order,
+      pos.batch * c.batchSize,
+      c.batchSize,
+      this.images,
+      this.labels,
+    );
     augmentBatch(c.augment, this.images, n, { seed: c.seed, epoch: pos.epoch, batch: pos.batch });
     const lr = this.lr();
     const t0 = process.hrtime.bigint();
@@ -227,7 +281,9 @@ export class Trainer {
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     if (!Number.isFinite(r.loss) || !Number.isFinite(r.paramsSqSum)) {
       const what = !Number.isFinite(r.loss) ? `the loss is ${r.loss}` : 'a parameter is not finite';
-      throw new DivergedError(`training diverged at step ${pos.step + 1} (epoch ${pos.epoch + 1}, batch ${pos.batch + 1}): ${what}`);
+      throw new DivergedError(
+        `training diverged at step ${pos.step + 1} (epoch ${pos.epoch + 1}, batch ${pos.batch + 1}): ${what}`,
+      );
     }
     const clock = this.clock;
     clock.epochSeconds += seconds;
@@ -253,22 +309,46 @@ export class Trainer {
       pos.running = { loss: 0, count: 0 };
       this.logged.push({ step: pos.step, epoch: pos.epoch + 1, batch: pos.batch, loss: logged, lr });
     }
-    return { epoch: pos.epoch, batch: pos.batch, batchesPerEpoch: this.batchesPerEpoch, step: pos.step, loss, lr, logged };
+    return {
+      epoch: pos.epoch,
+      batch: pos.batch,
+      batchesPerEpoch: this.batchesPerEpoch,
+      step: pos.step,
+      loss,
+      lr,
+      logged,
+    };
   }
 
   /**
    * Accuracy on the test set of `model` (default: the current weights, exported), keeping the `mistakes` most
    * confident misclassifications; an aborted `signal` stops it between batches.
    */
-  async evaluate(signal?: AbortSignal, where = 'epoch model', mistakes = 0, model: Uint8Array = this.exportModel()): Promise<EvalReport> {
-    return evaluate(model, where, this.data.test, { ep: this.data.ep, threads: this.data.threads, batchSize: EVAL_BATCH, signal, mistakes });
+  async evaluate(
+    signal?: AbortSignal,
+    where = 'epoch model',
+    mistakes = 0,
+    model: Uint8Array = this.exportModel(),
+  ): Promise<EvalReport> {
+    return evaluate(model, where, this.data.test, {
+      ep: this.data.ep,
+      threads: this.data.threads,
+      batchSize: EVAL_BATCH,
+      signal,
+      mistakes,
+    });
   }
 
   /** Scores the finished epoch on the test set, records it and moves to the next epoch. */
   async endEpoch(signal?: AbortSignal): Promise<EpochEvent> {
     const s = this.pos.epochSums;
     const test = await this.evaluate(signal);
-    const result: EpochResult = { epoch: this.pos.epoch + 1, trainLoss: s.loss / s.seen, trainAccuracy: s.correct / s.seen, testAccuracy: test.accuracy };
+    const result: EpochResult = {
+      epoch: this.pos.epoch + 1,
+      trainLoss: s.loss / s.seen,
+      trainAccuracy: s.correct / s.seen,
+      testAccuracy: test.accuracy,
+    };
     this.history.push(result);
     const { epochSeconds: seconds, epochImages: images } = this.clock;
     this.clock.epochSeconds = 0;
@@ -296,7 +376,11 @@ export class Trainer {
     }
   }
 
-  private async interruptible<T>(observers: readonly TrainObserver[], work: () => Promise<T>, during: string): Promise<T> {
+  private async interruptible<T>(
+    observers: readonly TrainObserver[],
+    work: () => Promise<T>,
+    during: string,
+  ): Promise<T> {
     try {
       return await work();
     } catch (e) {
@@ -313,7 +397,11 @@ export class Trainer {
   /** Steps and step time of this trainer's life (not of the runs it resumed); rates are null before any step. */
   speed(): { steps: number; stepsPerSecond: number | null; imagesPerSecond: number | null } {
     const c = this.clock;
-    return { steps: c.steps, stepsPerSecond: c.steps ? c.steps / c.seconds : null, imagesPerSecond: c.steps ? c.images / c.seconds : null };
+    return {
+      steps: c.steps,
+      stepsPerSecond: c.steps ? c.steps / c.seconds : null,
+      imagesPerSecond: c.steps ? c.images / c.seconds : null,
+    };
   }
 
   /** The current weights (copies); after `release`, the final ones. */
@@ -326,17 +414,29 @@ export class Trainer {
   }
 
   checkpointState(): CheckpointState {
-    return { config: this.config, position: this.pos, epochs: this.history, log: this.logged, horizon: this.totalSteps };
+    return {
+      config: this.config,
+      position: this.pos,
+      epochs: this.history,
+      log: this.logged,
+      horizon: this.totalSteps,
+    };
   }
 
   /** A checkpoint of exactly where the trainer stands (ONNX, checksummed); `Trainer.create({ resume })` continues it. */
   checkpoint(): Uint8Array {
-    return encodeCheckpoint(this.graph.params, this.graph.states, { params: this.params(), states: this.states(), metadata: checkpointMetadata(this.checkpointState()) });
+    return encodeCheckpoint(this.graph.params, this.graph.states, {
+      params: this.params(),
+      states: this.states(),
+      metadata: checkpointMetadata(this.checkpointState()),
+    });
   }
 
   /** The weights a run evaluates and exports: the current ones, or their moving average under `config.ema`. */
   modelParams(): Params {
-    return this.config.ema === null ? this.params() : averagedParams(this.params(), this.states(), this.graph.trainable);
+    return this.config.ema === null
+      ? this.params()
+      : averagedParams(this.params(), this.states(), this.graph.trainable);
   }
 
   /** The inference model of `modelParams()` (uint8 images in; logits, probabilities and label out). */

@@ -13,42 +13,70 @@ export const CHROMIUM = '/usr/bin/chromium';
 
 /** Headless Chromium as root on a machine without network: no sandbox, GPU or background connections. */
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
 }
 const ORT_DIST = join(ROOT, 'node_modules', 'onnxruntime-web', 'dist');
 const PAGE = '<!doctype html><script src="/ort/ort.min.js"></script><body>ingraph conformance</body>';
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
+const TYPES: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
+};
 
 /** Logits of each model (a file path) for the `n` images (uint8, n·784), as onnxruntime-web computes them in Chromium. */
-export async function browserLogits(models: string[], images: Uint8Array, n: number): Promise<{ version: string; logits: number[][] }> {
-  const served = new Map<string, Buffer | string>([['/', PAGE], ['/images.bin', Buffer.from(images)]]);
+export async function browserLogits(
+  models: string[],
+  images: Uint8Array,
+  n: number,
+): Promise<{ version: string; logits: number[][] }> {
+  const served = new Map<string, Buffer | string>([
+    ['/', PAGE],
+    ['/images.bin', Buffer.from(images)],
+  ]);
   models.forEach((m, i) => served.set(`/model${i}.onnx`, readFileSync(m)));
   const server = createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     const ort = /^\/ort\/([\w.-]+)$/.exec(url);
-    const body = served.get(url) ?? (ort && existsSync(join(ORT_DIST, ort[1])) ? readFileSync(join(ORT_DIST, ort[1])) : undefined);
+    const body =
+      served.get(url) ?? (ort && existsSync(join(ORT_DIST, ort[1])) ? readFileSync(join(ORT_DIST, ort[1])) : undefined);
     if (body === undefined) return void res.writeHead(404).end();
-    res.writeHead(200, { 'Content-Type': TYPES[/\.\w+$/.exec(url)?.[0] ?? '.html'] ?? 'application/octet-stream' }).end(body);
+    res
+      .writeHead(200, { 'Content-Type': TYPES[/\.\w+$/.exec(url)?.[0] ?? '.html'] ?? 'application/octet-stream' })
+      .end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-    const logits = await page.evaluate(async ({ count, n }) => {
-      const ort = (globalThis as any).ort;
-      ort.env.wasm.numThreads = 1;
-      ort.env.wasm.wasmPaths = '/ort/';
-      const images = new Uint8Array(await (await fetch('/images.bin')).arrayBuffer());
-      const out: number[][] = [];
-      for (let i = 0; i < count; i++) {
-        const session = await ort.InferenceSession.create(`/model${i}.onnx`, { executionProviders: ['wasm'] });
-        const r = await session.run({ images: new ort.Tensor('uint8', images, [n, 1, 28, 28]) });
-        out.push(Array.from(r.logits.data as Float32Array));
-        await session.release();
-      }
-      return out;
-    }, { count: models.length, n });
+    const logits = await page.evaluate(
+      async ({ count, n }) => {
+        const ort = (globalThis as any).ort;
+        ort.env.wasm.numThreads = 1;
+        ort.env.wasm.wasmPaths = '/ort/';
+        const images = new Uint8Array(await (await fetch('/images.bin')).arrayBuffer());
+        const out: number[][] = [];
+        for (let i = 0; i < count; i++) {
+          const session = await ort.InferenceSession.create(`/model${i}.onnx`, { executionProviders: ['wasm'] });
+          const r = await session.run({ images: new ort.Tensor('uint8', images, [n, 1, 28, 28]) });
+          out.push(Array.from(r.logits.data as Float32Array));
+          await session.release();
+        }
+        return out;
+      },
+      { count: models.length, n },
+    );
     return { version: browser.version(), logits };
   } finally {
     await browser.close();

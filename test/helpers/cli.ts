@@ -15,7 +15,11 @@ export interface CliResult {
 }
 
 export function runCli(args: string[], opts: { cwd?: string; timeout?: number } = {}): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, encoding: 'utf8', timeout: opts.timeout ?? 300000 });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    encoding: 'utf8',
+    timeout: opts.timeout ?? 300000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -70,6 +74,14 @@ export function startCli(args: string[], ids: { uid?: number; gid?: number } = {
 export async function untilStep(run: Running, step: number): Promise<void> {
   let exited = false;
   run.exit.then(() => (exited = true));
-  const seen = () => Math.max(0, ...run.stdout().split('\n').filter((l) => l.includes('"type":"log"')).map((l) => JSON.parse(l).step as number));
+  const seen = () =>
+    Math.max(
+      0,
+      ...run
+        .stdout()
+        .split('\n')
+        .filter((l) => l.includes('"type":"log"'))
+        .map((l) => JSON.parse(l).step as number),
+    );
   while (!exited && seen() < step) await new Promise((r) => setTimeout(r, 2));
 }

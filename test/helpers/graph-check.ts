@@ -16,7 +16,10 @@ export function f32(t: T64): T64 {
   return { data: t.data.map((v) => Math.fround(v)), shape: t.shape };
 }
 
-export async function runGraph(g: GraphBuilder, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+export async function runGraph(
+  g: GraphBuilder,
+  feeds: Record<string, ort.Tensor>,
+): Promise<ort.InferenceSession.ReturnType> {
   const session = await ort.InferenceSession.create(encodeModel(g, { graphName: 'test' }), { intraOpNumThreads: 1 });
   const out = await session.run(feeds);
   await session.release();
@@ -48,20 +51,30 @@ export async function gradCheck(
   const xs = inputs.map((i, k) => g.input(i.name, 'float32', values[k].shape));
   const y = forward(g, xs);
   const rv = r(y.shape.reduce<number>((a, b) => a * (b as number), 1)).map((v) => Math.fround(v));
-  const loss = g.reduceSum(g.mul(y, g.constant(Float32Array.from(rv), y.shape as number[])), y.shape.map((_, i) => i), false);
+  const loss = g.reduceSum(
+    g.mul(y, g.constant(Float32Array.from(rv), y.shape as number[])),
+    y.shape.map((_, i) => i),
+    false,
+  );
   const grads = appendGradients(g, loss, xs, options);
   g.output(y, 'y');
   xs.forEach((x) => g.output(grads.get(x.name) as Tensor, `grad_${x.name}`));
   const feeds: Record<string, ort.Tensor> = {};
-  inputs.forEach((i, k) => (feeds[i.name] = new ort.Tensor('float32', Float32Array.from(values[k].data), values[k].shape)));
+  inputs.forEach(
+    (i, k) => (feeds[i.name] = new ort.Tensor('float32', Float32Array.from(values[k].data), values[k].shape)),
+  );
   const out = await runGraph(g, feeds);
 
   const fd: Float64Array[] = [];
   const checked: number[][] = [];
   values.forEach((v, k) => {
-    const idx = v.data.length <= sample ? [...v.data.keys()] : Array.from({ length: sample }, (_, i) => Math.floor((i * v.data.length) / sample));
+    const idx =
+      v.data.length <= sample
+        ? [...v.data.keys()]
+        : Array.from({ length: sample }, (_, i) => Math.floor((i * v.data.length) / sample));
     checked.push(idx);
-    const f = (x: Float64Array) => dot(reference(values.map((w, j) => (j === k ? { data: x, shape: w.shape } : w))), rv);
+    const f = (x: Float64Array) =>
+      dot(reference(values.map((w, j) => (j === k ? { data: x, shape: w.shape } : w))), rv);
     const full = new Float64Array(v.data.length);
     // Finite differences only at the checked indices.
     const picked = finiteDiffAt(f, v.data, idx);

@@ -23,7 +23,11 @@ function varint(n: number): number[] {
 
 /** A model whose only content is one initializer built from `t`. */
 function modelWith(t: onnx.ITensorProto): Uint8Array {
-  return onnx.ModelProto.encode({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph: { name: 'g', initializer: [{ name: 'conv1.weight', ...t }] } }).finish();
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name: 'g', initializer: [{ name: 'conv1.weight', ...t }] },
+  }).finish();
 }
 
 /** ModelProto.graph → GraphProto.node → NodeProto.attribute → AttributeProto.g → GraphProto ..., `depth` times. */
@@ -54,13 +58,37 @@ export interface HostileFile {
 
 export function writeHostileFiles(dir: string): HostileFile[] {
   const files: [string, Uint8Array | null, RegExp][] = [
-    ['huge-dims.onnx', modelWith({ dataType: 1, dims: [2 ** 40, 2 ** 40], rawData: new Uint8Array(8) }), /tensor "conv1\.weight" holds 2 values for shape/],
-    ['overflowing-dims.onnx', modelWith({ dataType: 1, dims: [2 ** 31, 2 ** 31, 2 ** 31, 2 ** 31], rawData: new Uint8Array(16) }), /holds 4 values for shape/],
-    ['negative-dims.onnx', modelWith({ dataType: 1, dims: [-4, -1], rawData: new Uint8Array(16) }), /holds 4 values for shape \[-4,-1\]/],
-    ['ragged-raw-data.onnx', modelWith({ dataType: 1, dims: [2], rawData: new Uint8Array(7) }), /7 bytes of float32 data, not a whole number of values/],
-    ['external-data.onnx', modelWith({ dataType: 1, dims: [4], dataLocation: 1, externalData: [{ key: 'location', value: '/etc/passwd' }] }), /keeps its data in an external file/],
+    [
+      'huge-dims.onnx',
+      modelWith({ dataType: 1, dims: [2 ** 40, 2 ** 40], rawData: new Uint8Array(8) }),
+      /tensor "conv1\.weight" holds 2 values for shape/,
+    ],
+    [
+      'overflowing-dims.onnx',
+      modelWith({ dataType: 1, dims: [2 ** 31, 2 ** 31, 2 ** 31, 2 ** 31], rawData: new Uint8Array(16) }),
+      /holds 4 values for shape/,
+    ],
+    [
+      'negative-dims.onnx',
+      modelWith({ dataType: 1, dims: [-4, -1], rawData: new Uint8Array(16) }),
+      /holds 4 values for shape \[-4,-1\]/,
+    ],
+    [
+      'ragged-raw-data.onnx',
+      modelWith({ dataType: 1, dims: [2], rawData: new Uint8Array(7) }),
+      /7 bytes of float32 data, not a whole number of values/,
+    ],
+    [
+      'external-data.onnx',
+      modelWith({ dataType: 1, dims: [4], dataLocation: 1, externalData: [{ key: 'location', value: '/etc/passwd' }] }),
+      /keeps its data in an external file/,
+    ],
     ['truncated-varint.onnx', Uint8Array.from([0x08, 8, 0x3a, 0xff, 0xff]), /not an ONNX model \(index out of range/],
-    ['huge-length.onnx', Uint8Array.from([0x08, 8, 0x3a, ...varint(2 ** 40)]), /not an ONNX model \(index out of range/],
+    [
+      'huge-length.onnx',
+      Uint8Array.from([0x08, 8, 0x3a, ...varint(2 ** 40)]),
+      /not an ONNX model \(index out of range/,
+    ],
     ['deep-nesting.onnx', deeplyNested(200_000), /not an ONNX model \(nested too deeply\)/],
     ['oversized.onnx', null, /\d+ bytes, more than the 536870912 bytes ingraph reads from one file/],
     ['fifo.onnx', null, /not a regular file/],

@@ -63,13 +63,21 @@ export function checkMessage(type: Type, obj: PbObject, path = type.name): void 
     if (!field) throw new Error(`${path}: no field "${key}" in ${type.name}`);
     field.resolve();
     const values = Array.isArray(raw) ? raw : [raw];
-    if (Array.isArray(raw) && !field.repeated) throw new Error(`${path}.${key}: a list for a field that is not repeated`);
+    if (Array.isArray(raw) && !field.repeated)
+      throw new Error(`${path}.${key}: a list for a field that is not repeated`);
     for (const v of values) {
       const where = `${path}.${key}`;
       if (field.resolvedType instanceof Type) checkMessage(field.resolvedType, v as PbObject, where);
       else if (field.resolvedType instanceof Enum) {
-        if (!(String(v) in field.resolvedType.values)) throw new Error(`${where}: ${String(v)} is not a ${field.resolvedType.name}`);
-      } else if (field.type === 'string' ? typeof v !== 'string' : field.type === 'bool' ? typeof v !== 'boolean' : typeof v !== 'number') {
+        if (!(String(v) in field.resolvedType.values))
+          throw new Error(`${where}: ${String(v)} is not a ${field.resolvedType.name}`);
+      } else if (
+        field.type === 'string'
+          ? typeof v !== 'string'
+          : field.type === 'bool'
+            ? typeof v !== 'boolean'
+            : typeof v !== 'number'
+      ) {
         throw new Error(`${where}: ${JSON.stringify(v)} is not a ${field.type}`);
       }
     }

@@ -15,9 +15,15 @@ async function main() {
   const params = initParams(createNet('residual').parameters(), Number(seed));
   for (let i = 0; i < Number(count); i++) {
     const accuracy = Math.round(Math.random() * 1000) / 1000;
-    const model = buildInferenceModel('residual', params, { [ACCURACY_KEY]: String(accuracy), [TEST_IMAGES_KEY]: '1000', candidate: `${seed}.${i}` });
+    const model = buildInferenceModel('residual', params, {
+      [ACCURACY_KEY]: String(accuracy),
+      [TEST_IMAGES_KEY]: '1000',
+      candidate: `${seed}.${i}`,
+    });
     try {
-      await promote({ target, tolerance: 0 }, `worker ${seed} candidate ${i}`, model, accuracy, 1000, { warn: () => {} });
+      await promote({ target, tolerance: 0 }, `worker ${seed} candidate ${i}`, model, accuracy, 1000, {
+        warn: () => {},
+      });
     } catch (e) {
       if (!(e instanceof PromotionRefusedError)) throw e;
     }

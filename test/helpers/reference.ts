@@ -120,7 +120,9 @@ export function crossEntropy(logits: T64, labels: number[], smoothing = 0): numb
   const lp = logSoftmax(logits);
   const k = logits.shape[1];
   const all = (i: number) => lp.data.subarray(i * k, (i + 1) * k).reduce((s, v) => s + v, 0);
-  return -labels.reduce((s, l, i) => s + (1 - smoothing) * lp.data[i * k + l] + (smoothing / k) * all(i), 0) / labels.length;
+  return (
+    -labels.reduce((s, l, i) => s + (1 - smoothing) * lp.data[i * k + l] + (smoothing / k) * all(i), 0) / labels.length
+  );
 }
 
 /** sum(f(x) * r): a scalar whose gradient with respect to f's output is r. */

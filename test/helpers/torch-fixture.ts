@@ -22,8 +22,12 @@ export function loadTorchFixture(net: string, optimizer: string): TorchFixture {
     const count = e.shape.reduce((a: number, b: number) => a * b, 1);
     return { e, count };
   };
-  const bytes = (offset: number, length: number) => new Uint8Array(bin.buffer.slice(bin.byteOffset + offset, bin.byteOffset + offset + length));
-  const losses = Object.keys(index).filter((k) => /^loss\d+$/.test(k)).sort().map((k) => index[k]);
+  const bytes = (offset: number, length: number) =>
+    new Uint8Array(bin.buffer.slice(bin.byteOffset + offset, bin.byteOffset + offset + length));
+  const losses = Object.keys(index)
+    .filter((k) => /^loss\d+$/.test(k))
+    .sort()
+    .map((k) => index[k]);
   return {
     config: index.config,
     batch: index.batch,
@@ -41,7 +45,9 @@ export function loadTorchFixture(net: string, optimizer: string): TorchFixture {
       return BigInt64Array.from(bytes(e.offset, count), (v) => BigInt(v));
     },
     keys(prefix) {
-      return Object.keys(index.tensors).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+      return Object.keys(index.tensors)
+        .filter((k) => k.startsWith(prefix))
+        .map((k) => k.slice(prefix.length));
     },
   };
 }

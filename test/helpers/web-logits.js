@@ -11,7 +11,9 @@ const ort = require('onnxruntime-web');
   for (const model of models) {
     const session = await ort.InferenceSession.create(readFileSync(model), { executionProviders: ['wasm'] });
     const out = await session.run({ images: new ort.Tensor('uint8', images, [Number(n), 1, 28, 28]) });
-    process.stdout.write(`${JSON.stringify({ model, logits: Array.from(out.logits.data), label: Array.from(out.label.data, Number) })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ model, logits: Array.from(out.logits.data), label: Array.from(out.label.data, Number) })}\n`,
+    );
     await session.release();
   }
 })().catch((e) => {
