@@ -10,4 +10,6 @@ function findRoot(start: string): string {
 }
 
 export const PROJECT_ROOT = findRoot(__dirname);
-export const PACKAGE_VERSION: string = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')).version;
+export const PACKAGE_VERSION: string = (
+  JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;

@@ -278,9 +278,9 @@ describe('observers, each alone', () => {
     const lines: string[] = [];
     const events: Record<string, unknown>[] = [];
     const log = progressLog({ line: (t) => lines.push(t), event: (e) => events.push(e), progress: () => {} });
-    log.onStep?.(fakeTrainer(1, 0), stepEvent(299, null));
-    log.onStep?.(fakeTrainer(1, 0), { ...stepEvent(300, 0.97812), batch: 300 });
-    log.onEpoch?.(fakeTrainer(1, 1), {
+    void log.onStep?.(fakeTrainer(1, 0), stepEvent(299, null));
+    void log.onStep?.(fakeTrainer(1, 0), { ...stepEvent(300, 0.97812), batch: 300 });
+    void log.onEpoch?.(fakeTrainer(1, 1), {
       epoch: 1,
       trainLoss: 0.3,
       trainAccuracy: 0.9,

@@ -130,12 +130,19 @@ describe('ingraph serve', () => {
       await page.fill('#steps', '20');
       await page.click('#train');
       await page.waitForFunction(
-        () => (window as any).lastTraining || /failed/.test(document.getElementById('train-status')?.textContent ?? ''),
+        () =>
+          (window as unknown as { lastTraining?: unknown }).lastTraining ||
+          /failed/.test(document.getElementById('train-status')?.textContent ?? ''),
         null,
         { timeout: 90000 },
       );
       const run = await page.evaluate(
-        () => (window as any).lastTraining as { losses: number[]; stepsPerSecond: number; accuracy: number },
+        () =>
+          (window as unknown as { lastTraining?: unknown }).lastTraining as {
+            losses: number[];
+            stepsPerSecond: number;
+            accuracy: number;
+          },
       );
       expect(run.losses).toHaveLength(20);
       expect(run.losses[19]).toBeLessThan(run.losses[0] - 0.1);

@@ -60,7 +60,7 @@ describe('training on 640 images', () => {
       'metrics.json',
       'training_model.onnx',
     ]);
-    for (const [name, entry] of Object.entries(manifest.files) as [string, { sha256: string }][]) {
+    for (const [name, entry] of Object.entries<{ sha256: string }>(manifest.files)) {
       expect([name, sha256(readFileSync(join(out, name)))]).toEqual([name, entry.sha256]);
     }
     expect(manifest).toMatchObject({

@@ -5,13 +5,13 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'fs';
 import { join } from 'path';
-import { Root, Type } from 'protobufjs';
+import { Root } from 'protobufjs';
 import { parseModel } from '../src/onnx/model';
 import { runCli, tempDir } from './helpers/cli';
-import { checkMessage, parsePbtxt, PbObject } from './helpers/pbtxt';
+import { checkMessage, parsePbtxt } from './helpers/pbtxt';
 
 const schema = new Root().loadSync(join(__dirname, 'fixtures', 'triton', 'model_config.proto'), { keepCase: true });
-const ModelConfig = schema.lookupType('inference.ModelConfig') as Type;
+const ModelConfig = schema.lookupType('inference.ModelConfig');
 const DTYPES: Record<string, string> = { float32: 'TYPE_FP32', uint8: 'TYPE_UINT8', int64: 'TYPE_INT64' };
 
 describe('ingraph export --format triton', () => {
@@ -31,7 +31,7 @@ describe('ingraph export --format triton', () => {
         enums: String,
         longs: Number,
         defaults: false,
-      }) as PbObject;
+      });
       expect(decoded).toMatchObject({
         name,
         backend: 'onnxruntime',

@@ -142,12 +142,15 @@ function newestWithPrefix(prefix: string): string {
   return join(dir, files[files.length - 1]);
 }
 
-function torchBench(
-  net: NetworkName,
-  o: Options,
-  exportTo?: string,
-  compiled = false,
-): { trainImagesPerSecond: number; trainStepMs: number; evalImagesPerSecond: number; torch: string } {
+/** What tools/bench_torch.py prints: PyTorch's figures for one net. */
+interface TorchResult {
+  trainImagesPerSecond: number;
+  trainStepMs: number;
+  evalImagesPerSecond: number;
+  torch: string;
+}
+
+function torchBench(net: NetworkName, o: Options, exportTo?: string, compiled = false): TorchResult {
   const args = [
     join(PROJECT_ROOT, 'tools', 'bench_torch.py'),
     '--net',
@@ -167,7 +170,7 @@ function torchBench(
   if (compiled) args.push('--compile');
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, ...TORCH_MALLOC } });
   if (r.status !== 0) throw new Error(`bench_torch.py failed: ${r.stderr.split('\n').slice(-3).join(' ')}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as TorchResult;
 }
 
 /**
@@ -379,12 +382,12 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     );
   }
   const o: Options = {
-    nets: ((values.nets as string | undefined) ?? 'inception,residual').split(',') as NetworkName[],
+    nets: (values.nets ?? 'inception,residual').split(',') as NetworkName[],
     steps: Number(values.steps ?? 100),
     warmup: Number(values.warmup ?? 10),
     repeats: Number(values.repeats ?? 3),
     threads: Number(values.threads ?? 2),
-    json: (values.json as string | undefined) ?? null,
+    json: values.json ?? null,
     reference,
     rssSteps: Number(values['rss-steps'] ?? 300),
     ep: values.ep === 'cuda' ? 'cuda' : 'cpu',

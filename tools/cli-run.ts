@@ -23,7 +23,7 @@ export function runCliEvents(
       buf += d.toString();
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
-        onEvent(JSON.parse(buf.slice(0, nl)));
+        onEvent(JSON.parse(buf.slice(0, nl)) as CliEvent);
         buf = buf.slice(nl + 1);
       }
     });

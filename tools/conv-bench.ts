@@ -189,7 +189,7 @@ async function main(): Promise<void> {
     throw new Error(
       `PyTorch reference missing (${PYTHON} cannot import torch): apt-get install python3-torch, or run with --no-reference`,
     );
-  const nets = ((values.nets as string | undefined) ?? 'inception,residual').split(',') as NetworkName[];
+  const nets = (values.nets ?? 'inception,residual').split(',') as NetworkName[];
   const [batch, threads, repeats, iters] = [
     Number(values.batch ?? 32),
     Number(values.threads ?? 1),
@@ -253,7 +253,7 @@ async function main(): Promise<void> {
   console.log(table(rows));
   if (values.json)
     writeFileAtomic(
-      values.json as string,
+      values.json,
       `${JSON.stringify({ date: new Date().toISOString(), batch, threads, repeats, iters, results }, null, 2)}\n`,
     );
 }

@@ -62,13 +62,13 @@ export function decodeCheckpoint(m: ParsedModel, where: string): CheckpointState
   }
   try {
     const horizon = meta[CHECKPOINT_KEYS.horizon];
-    const config = JSON.parse(meta[CHECKPOINT_KEYS.config]);
+    const config = JSON.parse(meta[CHECKPOINT_KEYS.config]) as TrainConfig;
     return {
       // Options added since the checkpoint was written take their defaults, which are what it trained with.
       config: trainConfig(config.model, config),
-      position: JSON.parse(meta[CHECKPOINT_KEYS.position]),
-      epochs: JSON.parse(meta[CHECKPOINT_KEYS.epochs]),
-      log: JSON.parse(meta[CHECKPOINT_KEYS.log] ?? '[]'),
+      position: JSON.parse(meta[CHECKPOINT_KEYS.position]) as Position,
+      epochs: JSON.parse(meta[CHECKPOINT_KEYS.epochs]) as EpochResult[],
+      log: JSON.parse(meta[CHECKPOINT_KEYS.log] ?? '[]') as LogEntry[],
       horizon: horizon === undefined ? null : Number(horizon),
     };
   } catch (e) {

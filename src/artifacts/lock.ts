@@ -43,9 +43,11 @@ function self(): Owner {
 /** A lock's owner: JSON, or the bare pid that ingraph 0.1 wrote. */
 function parseOwner(text: string): Owner | null {
   try {
-    const o = JSON.parse(text);
+    const o = JSON.parse(text) as unknown;
     if (typeof o === 'number') return { pid: o, start: null, boot: null };
-    if (Number.isInteger(o?.pid) && o.pid > 0) return { pid: o.pid, start: o.start ?? null, boot: o.boot ?? null };
+    if (typeof o !== 'object' || o === null) return null;
+    const { pid, start, boot } = o as Partial<Owner>;
+    if (Number.isInteger(pid) && (pid as number) > 0) return { pid: pid as number, start: start ?? null, boot: boot ?? null };
   } catch {
     // not a lock ingraph wrote; judged stale below
   }

@@ -4,7 +4,7 @@
  * entry is a compile error; ops that have no derivative say so, with the reason.
  */
 import { GraphBuilder, Node, OpType } from '../onnx/builder';
-import { Shape, Tensor, formatShape, isStatic, sameShape } from '../onnx/tensor';
+import { Tensor, formatShape, isStatic, sameShape } from '../onnx/tensor';
 
 /** Choices between equivalent gradient formulations: which is fastest depends on the execution provider. */
 export interface GradientOptions {
@@ -68,7 +68,7 @@ export function unbroadcast(g: GraphBuilder, dy: Tensor, target: Tensor): Tensor
   });
   const summed = axes.length ? g.reduceSum(dy, axes, true) : dy;
   if (sameShape(summed.shape, target.shape)) return summed;
-  return isStatic(target.shape) ? g.reshape(summed, target.shape as number[]) : g.reshapeLike(summed, target);
+  return isStatic(target.shape) ? g.reshape(summed, target.shape) : g.reshapeLike(summed, target);
 }
 
 /** Zeros shaped like `t`, for an output whose gradient does not flow. */
@@ -475,7 +475,7 @@ export function checkGradShape(node: Node, i: number, grad: Tensor): void {
     x.shape.every((d, k) => typeof d !== 'number' || typeof grad.shape[k] !== 'number' || d === grad.shape[k]);
   if (!compatible) {
     throw new RangeError(
-      `gradient of ${node.op} "${node.name}" for input "${x.name}" has shape ${formatShape(grad.shape)}, expected ${formatShape(x.shape as Shape)}`,
+      `gradient of ${node.op} "${node.name}" for input "${x.name}" has shape ${formatShape(grad.shape)}, expected ${formatShape(x.shape)}`,
     );
   }
 }

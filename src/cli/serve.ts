@@ -57,7 +57,18 @@ function resolver(model: Uint8Array | null): (path: string) => Buffer | Uint8Arr
   };
 }
 
+/** The request handler; a request that fails (e.g. a client that drops an upload) gets a 500, not a crash. */
 function handler(find: (path: string) => Buffer | Uint8Array | string | null) {
+  const respond = serveFile(find);
+  return (req: IncomingMessage, res: ServerResponse) => {
+    respond(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end();
+    });
+  };
+}
+
+function serveFile(find: (path: string) => Buffer | Uint8Array | string | null) {
   return async (req: IncomingMessage, res: ServerResponse) => {
     // The raw path, not decoded: "/%2e%2e/etc/passwd" is not a name this server knows, so it is a 404 like any other.
     const path = (req.url ?? '/').split('?')[0];

@@ -614,15 +614,15 @@ export class GraphBuilder {
     const [m, cg, kh, kw] = rank4('Conv', 'W', w, true);
     // A symbolic channel count is fine where X and W name the same one (a weight gradient contracts over the batch).
     const sameSymbol = group === 1 && typeof c === 'string' && c === cg;
-    if ((!sameSymbol && c !== (cg as number) * group) || (m as number) % group !== 0) {
+    if ((!sameSymbol && c !== cg * group) || (m as number) % group !== 0) {
       throw new RangeError(
         `Conv: X "${x.name}" ${formatShape(x.shape)} has ${c} channels but W "${w.name}" ${formatShape(w.shape)} expects ${cg}x${group}`,
       );
     }
     if (bias && !sameShape(bias.shape, [m]))
       throw new RangeError(`Conv: bias "${bias.name}" ${formatShape(bias.shape)} should be [${m}]`);
-    const oh = convOut(h as number, kh as number, pads[0], pads[2], strides[0], dilations[0]);
-    const ow = convOut(wd as number, kw as number, pads[1], pads[3], strides[1], dilations[1]);
+    const oh = convOut(h, kh, pads[0], pads[2], strides[0], dilations[0]);
+    const ow = convOut(wd, kw, pads[1], pads[3], strides[1], dilations[1]);
     if (oh < 1 || ow < 1)
       throw new RangeError(`Conv: kernel ${kh}x${kw} is larger than padded input ${formatShape(x.shape)}`);
     return this.one(
@@ -684,12 +684,12 @@ export class GraphBuilder {
   /** SpaceToDepth: [N, C, H, W] → [N, b·b·C, H/b, W/b]; channel (a·b + c)·C + k holds x[:, k, b·i + a, b·j + c]. */
   spaceToDepth(x: Tensor, blocksize: number): Tensor {
     const [n, c, h, w] = rank4('SpaceToDepth', 'X', x);
-    if ([c, h, w].some((d) => typeof d !== 'number') || (h as number) % blocksize || (w as number) % blocksize) {
+    if ([c, h, w].some((d) => typeof d !== 'number') || h % blocksize || w % blocksize) {
       throw new RangeError(
         `SpaceToDepth: X "${x.name}" ${formatShape(x.shape)} needs static C, H, W and H, W divisible by ${blocksize}`,
       );
     }
-    const shape = [n, blocksize * blocksize * (c as number), (h as number) / blocksize, (w as number) / blocksize];
+    const shape = [n, blocksize * blocksize * c, h / blocksize, w / blocksize];
     return this.one('SpaceToDepth', [x], x.dtype, shape, { blocksize: int(blocksize) });
   }
 
@@ -851,12 +851,7 @@ function poolShape(op: string, x: Tensor, o: PoolOptions): Shape {
     throw new RangeError(`${op}: kernel and strides need 2 values, pads 4`);
   if (p[0] >= o.kernel[0] || p[1] >= o.kernel[1])
     throw new RangeError(`${op}: pads ${formatShape(p)} must be smaller than kernel ${formatShape(o.kernel)}`);
-  return [
-    n,
-    c,
-    convOut(h as number, o.kernel[0], p[0], p[2], s[0], 1),
-    convOut(w as number, o.kernel[1], p[1], p[3], s[1], 1),
-  ];
+  return [n, c, convOut(h, o.kernel[0], p[0], p[2], s[0], 1), convOut(w, o.kernel[1], p[1], p[3], s[1], 1)];
 }
 
 function poolAttrs(o: PoolOptions): Record<string, Attr> {

@@ -1,4 +1,5 @@
 /** ONNX ModelProto I/O: serialise a GraphBuilder (opset 17, IR 8) and read ONNX files back. */
+/* eslint-disable @typescript-eslint/no-unsafe-argument -- onnx-proto types its int64 fields with the long package, whose types are not installed */
 import { onnx } from 'onnx-proto';
 import { Attr, GraphBuilder, Node, ONNX_DTYPE } from './builder';
 import { DType, Dim, Tensor, TensorData } from './tensor';
@@ -131,7 +132,8 @@ export function encodeModel(b: GraphBuilder, info: ModelInfo): Uint8Array {
  */
 export interface StoredTensor {
   name: string;
-  dtype: DType | string;
+  /** A DType, or the name of another ONNX type. */
+  dtype: string;
   shape: number[];
   data: TensorData;
 }
@@ -162,7 +164,8 @@ const typeName = (n: number): string => DTYPE_OF[n] ?? ONNX_TYPE_NAMES[n] ?? `ty
 
 export interface ValueSummary {
   name: string;
-  dtype: DType | string;
+  /** A DType, or the name of another ONNX type. */
+  dtype: string;
   shape: Dim[];
 }
 
@@ -218,7 +221,7 @@ function storedTensor(t: onnx.ITensorProto, where: string): StoredTensor {
   // A hostile file can claim any shape: the element count must be a sane integer matching the values present.
   const count = shape.reduce((a, b) => a * b, 1);
   const sane = shape.every((d) => Number.isSafeInteger(d) && d >= 0) && Number.isSafeInteger(count);
-  if (num(t.dataLocation) === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0) {
+  if (num(t.dataLocation) === Number(onnx.TensorProto.DataLocation.EXTERNAL) || (t.externalData?.length ?? 0) > 0) {
     throw new ModelFormatError(
       `${where}: tensor "${name}" keeps its data in an external file; ingraph reads only self-contained models`,
     );

@@ -52,7 +52,7 @@ export function lossChart(curves: readonly Curves[]): TopLevelSpec {
       y: { field: 'loss', type: 'quantitative', title: 'loss (log scale)', scale: { type: 'log', nice: false } },
       ...byRun(curves),
     },
-  } as TopLevelSpec;
+  };
 }
 
 /** The learning rate at every logged step. */
@@ -68,7 +68,7 @@ export function lrChart(curves: readonly Curves[]): TopLevelSpec {
       y: { field: 'lr', type: 'quantitative', title: 'learning rate' },
       ...byRun(curves),
     },
-  } as TopLevelSpec;
+  };
 }
 
 /** Test (and training) accuracy after each epoch. */
@@ -90,7 +90,7 @@ export function accuracyChart(curves: readonly Curves[]): TopLevelSpec {
       strokeDash: { field: 'set', type: 'nominal', title: null },
       ...byRun(curves),
     },
-  } as TopLevelSpec;
+  };
 }
 
 /** The confusion matrix as a heatmap (square root colour scale, so small counts off the diagonal still show). */
@@ -140,5 +140,5 @@ export function perClassChart(perClass: readonly { label: number; accuracy: numb
         encoding: { text: { field: 'accuracy', type: 'quantitative', format: '.1f' } },
       },
     ],
-  } as TopLevelSpec;
+  };
 }

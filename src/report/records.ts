@@ -133,7 +133,7 @@ function checkManifest(m: unknown, where: string): ManifestRecord {
     where,
     'not an ingraph run manifest',
   );
-  return m as unknown as ManifestRecord;
+  return m as ManifestRecord;
 }
 
 function checkMetrics(m: unknown, where: string): MetricsRecord {
@@ -157,7 +157,7 @@ function checkMetrics(m: unknown, where: string): MetricsRecord {
       `epoch entry ${i} is not {epoch, trainLoss, trainAccuracy, testAccuracy}`,
     ),
   );
-  return m as unknown as MetricsRecord;
+  return m as MetricsRecord;
 }
 
 /** Checks an evaluation record, the pixels of every mistake included. */
@@ -170,7 +170,7 @@ export function checkEvaluation(e: unknown, where: string): EvaluationRecord {
     where,
     'not an evaluation record',
   );
-  const r = e as unknown as EvaluationRecord;
+  const r = e as EvaluationRecord;
   const square =
     Array.isArray(r.confusion) &&
     r.confusion.length === 10 &&

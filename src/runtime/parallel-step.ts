@@ -33,6 +33,9 @@ interface WorkerData {
  * no closures. For each shard it copies the parameters and its images out of shared memory (onnxruntime-node takes
  * no shared buffers), runs the gradient graph and writes the gradients back into its own shared region.
  */
+/* eslint-disable @typescript-eslint/no-require-imports, @typescript-eslint/no-unsafe-assignment,
+   @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-return --
+   the body runs from its source text, so it requires what it uses and cannot import types */
 function gradientWorker(): void {
   const { parentPort, workerData } = require('worker_threads');
   const w = workerData as WorkerData;
@@ -77,6 +80,7 @@ function gradientWorker(): void {
     parentPort.postMessage({ ready: true });
   }, fail);
 }
+/* eslint-enable */
 
 /**
  * A worker thread and its one outstanding request. The thread keeps the process alive only while a request is out,

@@ -61,8 +61,8 @@ function perTensor(graph: TrainingGraph): StepLayout {
   return {
     feeds: (params, states) =>
       Object.fromEntries([
-        ...graph.params.map((p) => [p.name, tensorOf(params, p.name, p.shape)]),
-        ...graph.states.map((s) => [s.name, tensorOf(states, s.name, s.shape)]),
+        ...graph.params.map((p) => [p.name, tensorOf(params, p.name, p.shape)] as const),
+        ...graph.states.map((s) => [s.name, tensorOf(states, s.name, s.shape)] as const),
       ]),
     carried: [...graph.trainable, ...graph.states.map((s) => s.name)],
     params: (feeds) => new Map(graph.params.map((p) => [p.name, copyOf(feeds, p.name)])),

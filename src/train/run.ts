@@ -365,7 +365,8 @@ class RunDirectory {
 }
 
 function ortVersion(): string {
-  return JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')).version;
+  return (JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string })
+    .version;
 }
 
 function inferenceMetadata(c: TrainConfig, final: EvalReport): Record<string, string> {

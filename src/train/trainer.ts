@@ -169,7 +169,7 @@ export class Trainer {
     const states = o.resume
       ? paramsFromModel(o.resume, graph.states, where)
       : c.ema === null
-        ? new Map()
+        ? new Map<string, Float32Array>()
         : emaStart(params, graph.trainable);
     const graphs = {
       step: graph,

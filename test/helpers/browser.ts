@@ -62,7 +62,7 @@ export async function browserLogits(
     await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
     const logits = await page.evaluate(
       async ({ count, n }) => {
-        const ort = (globalThis as any).ort;
+        const ort = (globalThis as unknown as { ort: typeof import('onnxruntime-web') }).ort;
         ort.env.wasm.numThreads = 1;
         ort.env.wasm.wasmPaths = '/ort/';
         const images = new Uint8Array(await (await fetch('/images.bin')).arrayBuffer());

@@ -73,7 +73,7 @@ export function startCli(args: string[], ids: { uid?: number; gid?: number } = {
 /** Waits until the run has logged `step` (JSON log events) or has exited. */
 export async function untilStep(run: Running, step: number): Promise<void> {
   let exited = false;
-  run.exit.then(() => (exited = true));
+  void run.exit.then(() => (exited = true));
   const seen = () =>
     Math.max(
       0,

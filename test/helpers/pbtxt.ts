@@ -48,7 +48,7 @@ export function parsePbtxt(text: string): PbObject {
       if (t[i] === ':') i++;
       const v = value();
       const add = Array.isArray(v) ? v : [v];
-      obj[key] = key in obj ? [...(Array.isArray(obj[key]) ? (obj[key] as Value[]) : [obj[key]]), ...add] : v;
+      obj[key] = key in obj ? [...(Array.isArray(obj[key]) ? obj[key] : [obj[key]]), ...add] : v;
     }
     i++;
     return obj;
@@ -69,8 +69,8 @@ export function checkMessage(type: Type, obj: PbObject, path = type.name): void 
       const where = `${path}.${key}`;
       if (field.resolvedType instanceof Type) checkMessage(field.resolvedType, v as PbObject, where);
       else if (field.resolvedType instanceof Enum) {
-        if (!(String(v) in field.resolvedType.values))
-          throw new Error(`${where}: ${String(v)} is not a ${field.resolvedType.name}`);
+        if (!((v as string) in field.resolvedType.values))
+          throw new Error(`${where}: ${v as string} is not a ${field.resolvedType.name}`);
       } else if (
         field.type === 'string'
           ? typeof v !== 'string'
