@@ -56,9 +56,12 @@ function compatible(saved: string | undefined): boolean {
 /** The state recorded in a verified checkpoint; `where` names it in errors. */
 export function decodeCheckpoint(m: ParsedModel, where: string): CheckpointState {
   const meta = m.metadata;
-  if (meta[CHECKPOINT_KEYS.kind] !== 'checkpoint' || !meta[CHECKPOINT_KEYS.config]) throw new UsageError(`${where}: not an ingraph checkpoint`);
+  if (meta[CHECKPOINT_KEYS.kind] !== 'checkpoint' || !meta[CHECKPOINT_KEYS.config])
+    throw new UsageError(`${where}: not an ingraph checkpoint`);
   if (!compatible(meta[CHECKPOINT_KEYS.version])) {
-    throw new UsageError(`${where}: the checkpoint was written by ingraph ${meta[CHECKPOINT_KEYS.version] ?? '(unknown)'}, incompatible with ${PACKAGE_VERSION}`);
+    throw new UsageError(
+      `${where}: the checkpoint was written by ingraph ${meta[CHECKPOINT_KEYS.version] ?? '(unknown)'}, incompatible with ${PACKAGE_VERSION}`,
+    );
   }
   try {
     const horizon = meta[CHECKPOINT_KEYS.horizon];

@@ -6,8 +6,20 @@
  */
 import { createHash } from 'crypto';
 import {
-  closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, rmdirSync,
-  rmSync, statSync, writeSync,
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeSync,
 } from 'fs';
 import { basename, dirname, join, resolve } from 'path';
 import { getSystemErrorMap } from 'util';
@@ -100,7 +112,11 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): string
       closeSync(fd);
     }
     if (!onDisk.equals(bytes)) {
-      throw new IoError(`cannot write ${path}: the bytes read back (${onDisk.length}) differ from those written (${bytes.length})`, path, 'EIO');
+      throw new IoError(
+        `cannot write ${path}: the bytes read back (${onDisk.length}) differ from those written (${bytes.length})`,
+        path,
+        'EIO',
+      );
     }
     renameSync(tmp, path);
     syncDir(dirname(path), path);
@@ -163,7 +179,8 @@ export function readFileChecked(path: string, where: string, maxBytes: number): 
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const st = fstatSync(fd);
     if (!st.isFile()) throw new UsageError(`${where}: not a regular file`);
-    if (st.size > maxBytes) throw new UsageError(`${where}: ${st.size} bytes, more than the ${maxBytes} bytes ingraph reads from one file`);
+    if (st.size > maxBytes)
+      throw new UsageError(`${where}: ${st.size} bytes, more than the ${maxBytes} bytes ingraph reads from one file`);
     return readFully(fd, st.size);
   } catch (e) {
     const d = describeErrno(e);

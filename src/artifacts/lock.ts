@@ -29,7 +29,7 @@ function readOrNull(path: string): string | null {
 /** Field 22 of /proc/PID/stat; the name in field 2 may hold spaces and parentheses, so count from its end. */
 function processStart(pid: number): string | null {
   const stat = readOrNull(`/proc/${pid}/stat`);
-  return stat === null ? null : stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  return stat === null ? null : (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null);
 }
 
 function bootId(): string | null {
@@ -47,7 +47,8 @@ function parseOwner(text: string): Owner | null {
     if (typeof o === 'number') return { pid: o, start: null, boot: null };
     if (typeof o !== 'object' || o === null) return null;
     const { pid, start, boot } = o as Partial<Owner>;
-    if (Number.isInteger(pid) && (pid as number) > 0) return { pid: pid as number, start: start ?? null, boot: boot ?? null };
+    if (Number.isInteger(pid) && (pid as number) > 0)
+      return { pid: pid as number, start: start ?? null, boot: boot ?? null };
   } catch {
     // not a lock ingraph wrote; judged stale below
   }
@@ -140,7 +141,11 @@ function tryAcquire(path: string, warn: (text: string) => void): Lock | Owner {
     const owner = parseOwner(text);
     const state = owner && (isSelf(owner) ? 'alive' : ownerState(owner));
     if (owner && state === 'alive') return owner;
-    const why = !owner ? 'it is not a lock ingraph wrote' : state === 'reused' ? `pid ${owner.pid} now belongs to another process` : `process ${owner.pid} is gone`;
+    const why = !owner
+      ? 'it is not a lock ingraph wrote'
+      : state === 'reused'
+        ? `pid ${owner.pid} now belongs to another process`
+        : `process ${owner.pid} is gone`;
     warn(`warning: taking over the stale lock ${path} (${why})`);
     removeStale(path, text);
   }
@@ -152,7 +157,9 @@ function tryAcquire(path: string, warn: (text: string) => void): Lock | Owner {
 const isLock = (l: Lock | Owner): l is Lock => 'release' in l;
 
 function lockedRun(dir: string, owner: Owner): LockedError {
-  return new LockedError(`${dir}: another ingraph run (pid ${owner.pid}) is using this directory (lock ${join(dir, LOCK_FILE)})`);
+  return new LockedError(
+    `${dir}: another ingraph run (pid ${owner.pid}) is using this directory (lock ${join(dir, LOCK_FILE)})`,
+  );
 }
 
 /** Refuses early, before validation that might fail for another reason, if a live run holds `dir`. */
@@ -172,13 +179,20 @@ export function acquireLock(dir: string, warn: (text: string) => void): Lock {
  * Takes the lock `path`, waiting while a live process holds it, up to `timeoutMs`; then a LockedError. An aborted
  * `signal` stops the wait with an InterruptedError.
  */
-export async function acquireLockWaiting(path: string, timeoutMs: number, warn: (text: string) => void, signal?: AbortSignal): Promise<Lock> {
+export async function acquireLockWaiting(
+  path: string,
+  timeoutMs: number,
+  warn: (text: string) => void,
+  signal?: AbortSignal,
+): Promise<Lock> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const got = tryAcquire(path, warn);
     if (isLock(got)) return got;
-    if (signal?.aborted) throw new InterruptedError(signal.reason as NodeJS.Signals, `stopped while waiting for the lock ${path}`);
-    if (Date.now() > deadline) throw new LockedError(`${path}: held by process ${got.pid} for more than ${timeoutMs / 1000} s`);
+    if (signal?.aborted)
+      throw new InterruptedError(signal.reason as NodeJS.Signals, `stopped while waiting for the lock ${path}`);
+    if (Date.now() > deadline)
+      throw new LockedError(`${path}: held by process ${got.pid} for more than ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
   }
 }

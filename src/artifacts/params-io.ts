@@ -47,13 +47,19 @@ export interface Checkpoint {
 export const CHECKSUM_KEY = 'ingraph.sha256';
 
 /** SHA-256 over every tensor (name, shape, bytes) and every metadata entry but the checksum itself. */
-function contentChecksum(tensors: Iterable<{ name: string; shape: readonly number[]; data: Float32Array }>, metadata: Record<string, string>): string {
+function contentChecksum(
+  tensors: Iterable<{ name: string; shape: readonly number[]; data: Float32Array }>,
+  metadata: Record<string, string>,
+): string {
   const h = createHash('sha256');
   for (const t of tensors) {
     h.update(`${t.name}[${t.shape.join(',')}]`);
     h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
-  for (const k of Object.keys(metadata).filter((key) => key !== CHECKSUM_KEY).sort()) h.update(`${k}=${metadata[k]}\n`);
+  for (const k of Object.keys(metadata)
+    .filter((key) => key !== CHECKSUM_KEY)
+    .sort())
+    h.update(`${k}=${metadata[k]}\n`);
   return h.digest('hex');
 }
 
@@ -61,7 +67,11 @@ function contentChecksum(tensors: Iterable<{ name: string; shape: readonly numbe
  * A checkpoint is an ONNX model holding only initializers: readable by any ONNX tool, loadable as initial weights. It
  * carries the SHA-256 of its own content, so a torn or altered file is refused on resume.
  */
-export function encodeCheckpoint(specs: readonly ParamSpec[], stateSpecs: readonly StateSpec[], c: Checkpoint): Uint8Array {
+export function encodeCheckpoint(
+  specs: readonly ParamSpec[],
+  stateSpecs: readonly StateSpec[],
+  c: Checkpoint,
+): Uint8Array {
   const g = new GraphBuilder();
   const tensors = [...specs, ...stateSpecs].map((s) => {
     const data = (s.name.startsWith(OPTIM_PREFIX) ? c.states : c.params).get(s.name);
@@ -70,7 +80,11 @@ export function encodeCheckpoint(specs: readonly ParamSpec[], stateSpecs: readon
     return { name: s.name, shape: s.shape, data };
   });
   const metadata = { ...c.metadata, [CHECKSUM_KEY]: contentChecksum(tensors, c.metadata) };
-  return encodeModel(g, { graphName: 'ingraph_checkpoint', docString: 'ingraph training checkpoint: parameters by state_dict key, optimizer state under "optim."', metadata });
+  return encodeModel(g, {
+    graphName: 'ingraph_checkpoint',
+    docString: 'ingraph training checkpoint: parameters by state_dict key, optimizer state under "optim."',
+    metadata,
+  });
 }
 
 /** Reads a checkpoint and verifies its checksum; a torn or altered file is a usage error naming it. */
@@ -78,7 +92,11 @@ export function readCheckpoint(path: string, flag: string): ParsedModel {
   const m = readOnnxFile(path, flag);
   const expected = m.metadata[CHECKSUM_KEY];
   if (!expected) throw new UsageError(`${flag} ${path}: not an ingraph checkpoint (no checksum)`);
-  const tensors = [...m.initializers.values()].map((t) => ({ name: t.name, shape: t.shape, data: t.data as Float32Array }));
+  const tensors = [...m.initializers.values()].map((t) => ({
+    name: t.name,
+    shape: t.shape,
+    data: t.data as Float32Array,
+  }));
   if (contentChecksum(tensors, m.metadata) !== expected) {
     throw new UsageError(`${flag} ${path}: checksum mismatch: the checkpoint is damaged or was altered; refusing it`);
   }

@@ -40,7 +40,7 @@ function activations(g: onnx.IGraphProto): string[] {
   const names = new Set<string>();
   for (const n of g.node ?? []) {
     if (!QUANTIZED_OPS.has(n.opType ?? '')) continue;
-    const data = n.opType === 'Conv' || n.opType === 'Gemm' ? (n.input ?? []).slice(0, 1) : n.input ?? [];
+    const data = n.opType === 'Conv' || n.opType === 'Gemm' ? (n.input ?? []).slice(0, 1) : (n.input ?? []);
     for (const t of [...data, ...(n.output ?? [])]) if (t && !initializers.has(t) && producedBy.has(t)) names.add(t);
   }
   // The logits stay float: Gemm outputs are not quantized, nor is anything the graph outputs.
@@ -51,13 +51,18 @@ function activations(g: onnx.IGraphProto): string[] {
 async function calibrate(model: onnx.ModelProto, tensors: string[], images: MnistSplit): Promise<Map<string, Range>> {
   const probe = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
   const graph = probe.graph as onnx.GraphProto;
-  for (const name of tensors) graph.output.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: FLOAT } } }));
+  for (const name of tensors)
+    graph.output.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: FLOAT } } }));
   const { session } = await openSession(onnx.ModelProto.encode(probe).finish(), { ep: 'cpu' });
   const ranges = new Map(tensors.map((t) => [t, { min: 0, max: 0 }]));
   try {
     for (let s = 0; s < images.count; s += 250) {
       const n = Math.min(250, images.count - s);
-      const batch = new ort.Tensor('uint8', images.images.subarray(s * IMAGE_SIZE, (s + n) * IMAGE_SIZE), imageDims(n) as number[]);
+      const batch = new ort.Tensor(
+        'uint8',
+        images.images.subarray(s * IMAGE_SIZE, (s + n) * IMAGE_SIZE),
+        imageDims(n) as number[],
+      );
       const out = await session.run({ [INPUTS.images]: batch }, tensors);
       for (const t of tensors) {
         const r = ranges.get(t) as Range;
@@ -88,7 +93,13 @@ function sharedRanges(g: onnx.IGraphProto, ranges: Map<string, Range>): Map<stri
   for (const n of g.node ?? []) {
     const [input] = n.input ?? [];
     const [output] = n.output ?? [];
-    if (!['MaxPool', 'Flatten', 'Relu'].includes(n.opType ?? '') || consumers.get(input) !== 1 || !ranges.has(input) || !ranges.has(output)) continue;
+    if (
+      !['MaxPool', 'Flatten', 'Relu'].includes(n.opType ?? '') ||
+      consumers.get(input) !== 1 ||
+      !ranges.has(input) ||
+      !ranges.has(output)
+    )
+      continue;
     parent.set(find(output), find(input));
     if (n.opType === 'Relu') clamped.add(output);
   }
@@ -111,15 +122,27 @@ function uint8Params(r: Range): { scale: number; zeroPoint: number } {
 }
 
 function tensor(name: string, dataType: number, dims: number[], bytes: ArrayBufferView): onnx.TensorProto {
-  return onnx.TensorProto.create({ name, dataType, dims, rawData: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) });
+  return onnx.TensorProto.create({
+    name,
+    dataType,
+    dims,
+    rawData: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+  });
 }
 
 /** Replaces a float weight (and its bias; values from `floats`, the decoded initializers) of a Conv or Gemm by int8 data behind DequantizeLinear nodes. */
-function quantizeWeights(g: onnx.GraphProto, floats: Map<string, StoredTensor>, n: onnx.INodeProto, inputScale: number, added: onnx.NodeProto[]): void {
+function quantizeWeights(
+  g: onnx.GraphProto,
+  floats: Map<string, StoredTensor>,
+  n: onnx.INodeProto,
+  inputScale: number,
+  added: onnx.NodeProto[],
+): void {
   const byName = new Map(g.initializer.map((t, i) => [t.name, i]));
   const [, wName, bName] = n.input ?? [];
   const wIndex = byName.get(wName);
-  if (wIndex === undefined) throw new RangeError(`quantize: the weight "${wName}" of ${n.opType} "${n.name}" is not an initializer`);
+  if (wIndex === undefined)
+    throw new RangeError(`quantize: the weight "${wName}" of ${n.opType} "${n.name}" is not an initializer`);
   const w = g.initializer[wIndex];
   const values = (floats.get(wName) as StoredTensor).data as Float32Array;
   const dims = (w.dims ?? []).map(Number);
@@ -132,18 +155,46 @@ function quantizeWeights(g: onnx.GraphProto, floats: Map<string, StoredTensor>, 
     let m = 0;
     for (let i = c * per; i < (c + 1) * per; i++) m = Math.max(m, Math.abs(values[i]));
     scales[c] = m > 0 ? m / 127 : 1;
-    for (let i = c * per; i < (c + 1) * per; i++) q[i] = Math.max(-127, Math.min(127, Math.round(values[i] / scales[c])));
+    for (let i = c * per; i < (c + 1) * per; i++)
+      q[i] = Math.max(-127, Math.min(127, Math.round(values[i] / scales[c])));
   }
   g.initializer[wIndex] = tensor(`${wName}.int8`, onnx.TensorProto.DataType.INT8, dims, q);
-  g.initializer.push(tensor(`${wName}.scale`, FLOAT, [channels], scales), tensor(`${wName}.zero_point`, onnx.TensorProto.DataType.INT8, [channels], new Int8Array(channels)));
-  added.push(onnx.NodeProto.create({ opType: 'DequantizeLinear', name: `${wName}/dq`, input: [`${wName}.int8`, `${wName}.scale`, `${wName}.zero_point`], output: [wName], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }));
+  g.initializer.push(
+    tensor(`${wName}.scale`, FLOAT, [channels], scales),
+    tensor(`${wName}.zero_point`, onnx.TensorProto.DataType.INT8, [channels], new Int8Array(channels)),
+  );
+  added.push(
+    onnx.NodeProto.create({
+      opType: 'DequantizeLinear',
+      name: `${wName}/dq`,
+      input: [`${wName}.int8`, `${wName}.scale`, `${wName}.zero_point`],
+      output: [wName],
+      attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }],
+    }),
+  );
   if (!bName || !byName.has(bName)) return;
   const bIndex = byName.get(bName) as number;
   const bias = (floats.get(bName) as StoredTensor).data as Float32Array;
   const bScales = scales.map((s) => s * inputScale);
-  g.initializer[bIndex] = tensor(`${bName}.int32`, onnx.TensorProto.DataType.INT32, [channels], Int32Array.from(bias, (b, c) => Math.round(b / bScales[c])));
-  g.initializer.push(tensor(`${bName}.scale`, FLOAT, [channels], bScales), tensor(`${bName}.zero_point`, onnx.TensorProto.DataType.INT32, [channels], new Int32Array(channels)));
-  added.push(onnx.NodeProto.create({ opType: 'DequantizeLinear', name: `${bName}/dq`, input: [`${bName}.int32`, `${bName}.scale`, `${bName}.zero_point`], output: [bName], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }));
+  g.initializer[bIndex] = tensor(
+    `${bName}.int32`,
+    onnx.TensorProto.DataType.INT32,
+    [channels],
+    Int32Array.from(bias, (b, c) => Math.round(b / bScales[c])),
+  );
+  g.initializer.push(
+    tensor(`${bName}.scale`, FLOAT, [channels], bScales),
+    tensor(`${bName}.zero_point`, onnx.TensorProto.DataType.INT32, [channels], new Int32Array(channels)),
+  );
+  added.push(
+    onnx.NodeProto.create({
+      opType: 'DequantizeLinear',
+      name: `${bName}/dq`,
+      input: [`${bName}.int32`, `${bName}.scale`, `${bName}.zero_point`],
+      output: [bName],
+      attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }],
+    }),
+  );
 }
 
 /** The int8 QDQ model of the float inference model `bytes`; see the module comment. */
@@ -158,22 +209,44 @@ export async function quantizeInt8(bytes: Uint8Array, o: QuantizeOptions): Promi
   const weightNodes: onnx.NodeProto[] = [];
   for (const n of g.node) {
     const rewired = onnx.NodeProto.create({ ...n, input: (n.input ?? []).map((t) => (params.has(t) ? `${t}/dq` : t)) });
-    if (n.opType === 'Conv' || n.opType === 'Gemm') quantizeWeights(g, floats, rewired, params.get((n.input ?? [])[0])?.scale ?? 1, weightNodes);
+    if (n.opType === 'Conv' || n.opType === 'Gemm')
+      quantizeWeights(g, floats, rewired, params.get((n.input ?? [])[0])?.scale ?? 1, weightNodes);
     nodes.push(rewired);
     for (const out of n.output ?? []) {
       const p = params.get(out);
       if (!p) continue;
-      g.initializer.push(tensor(`${out}/scale`, FLOAT, [], Float32Array.of(p.scale)), tensor(`${out}/zero_point`, onnx.TensorProto.DataType.UINT8, [], Uint8Array.of(p.zeroPoint)));
+      g.initializer.push(
+        tensor(`${out}/scale`, FLOAT, [], Float32Array.of(p.scale)),
+        tensor(`${out}/zero_point`, onnx.TensorProto.DataType.UINT8, [], Uint8Array.of(p.zeroPoint)),
+      );
       nodes.push(
-        onnx.NodeProto.create({ opType: 'QuantizeLinear', name: `${out}/q`, input: [out, `${out}/scale`, `${out}/zero_point`], output: [`${out}/q`] }),
-        onnx.NodeProto.create({ opType: 'DequantizeLinear', name: `${out}/dq`, input: [`${out}/q`, `${out}/scale`, `${out}/zero_point`], output: [`${out}/dq`] }),
+        onnx.NodeProto.create({
+          opType: 'QuantizeLinear',
+          name: `${out}/q`,
+          input: [out, `${out}/scale`, `${out}/zero_point`],
+          output: [`${out}/q`],
+        }),
+        onnx.NodeProto.create({
+          opType: 'DequantizeLinear',
+          name: `${out}/dq`,
+          input: [`${out}/q`, `${out}/scale`, `${out}/zero_point`],
+          output: [`${out}/dq`],
+        }),
       );
     }
   }
   g.node = [...weightNodes, ...nodes];
-  m.metadataProps.push(onnx.StringStringEntryProto.create({
-    key: 'ingraph.quantization',
-    value: JSON.stringify({ format: 'QDQ', weights: 'int8, symmetric, per output channel', activations: 'uint8, asymmetric', calibration: o.method ?? 'minmax', calibrationImages: o.images.count }),
-  }));
+  m.metadataProps.push(
+    onnx.StringStringEntryProto.create({
+      key: 'ingraph.quantization',
+      value: JSON.stringify({
+        format: 'QDQ',
+        weights: 'int8, symmetric, per output channel',
+        activations: 'uint8, asymmetric',
+        calibration: o.method ?? 'minmax',
+        calibrationImages: o.images.count,
+      }),
+    }),
+  );
   return onnx.ModelProto.encode(m).finish();
 }
