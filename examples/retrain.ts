@@ -6,13 +6,13 @@
  */
 import { existsSync } from 'fs';
 import { join } from 'path';
-import { IngraphError, PromotionRefusedError, defaultMnistDir, readCheckpoint, train, trainConfig } from 'ingraph';
+import { IngraphError, PromotionRefusedError, defaultMnistDir, train, trainConfig } from 'ingraph';
 
 async function main(): Promise<number> {
   const [runs = 'runs', deployed = join(runs, 'deployed.onnx')] = process.argv.slice(2);
   const out = join(runs, new Date().toISOString().slice(0, 10));
-  const checkpoint = join(out, 'checkpoint.onnx');
-  const resume = existsSync(checkpoint) ? readCheckpoint(checkpoint, 'checkpoint') : null;
+  // A run that was interrupted left its checkpoint: continue it, with the config recorded there.
+  const resume = existsSync(join(out, 'checkpoint.onnx')) ? {} : null;
   try {
     const result = await train({
       config: trainConfig('residual', { epochs: 1, trainLimit: 2000, testLimit: 1000, logEvery: 20 }),

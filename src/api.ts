@@ -1,6 +1,6 @@
 /** Functions over model files, for scripts: export weights as an inference model, evaluate a model, inspect one. */
 import { writeFileAtomic } from './artifacts/files';
-import { buildInferenceModel, Precision } from './artifacts/graphs';
+import { buildInferenceModel, Precision } from './plan';
 import { paramsFromModel, readModelBytes, readOnnxFile } from './artifacts/params-io';
 import { defaultMnistDir, MnistSplit, readSplit } from './data/mnist';
 import { NetworkRef, createNet } from './models';

@@ -7,6 +7,11 @@
 export class IngraphError extends Error {
   /** A run directory that can be resumed to continue the work this error stopped, where there is one. */
   resumeDir?: string;
+  /**
+   * The option (an API name from src/options.ts, e.g. "batchSize", or a run option such as "out") whose value the
+   * error is about; the message then starts with that name, which the CLI replaces by the option's flag.
+   */
+  option?: string;
 
   constructor(
     message: string,
@@ -19,6 +24,12 @@ export class IngraphError extends Error {
   /** Marks the error as leaving `dir` resumable; returns it. */
   resumable(dir: string): this {
     this.resumeDir = dir;
+    return this;
+  }
+
+  /** Marks the error as about `option`, whose name starts the message; returns it. */
+  about(option: string): this {
+    this.option = option;
     return this;
   }
 }
@@ -72,5 +83,26 @@ export class InterruptedError extends IngraphError {
     message: string,
   ) {
     super(`${signal}: ${message}`, 'interrupted');
+  }
+}
+
+/** A UsageError about one option's value: "<option> <value>: <problem>". */
+export class OptionError extends UsageError {
+  constructor(option: string, value: unknown, problem: string) {
+    super(`${option} ${Array.isArray(value) ? value.join(',') : String(value)}: ${problem}`);
+    this.about(option);
+  }
+}
+
+/**
+ * Runs `work`, marking the typed errors it throws whose message starts with `option` as about that option (readers
+ * of files that an option names say "<option> <path>: ...").
+ */
+export function aboutOption<T>(option: string, work: () => T): T {
+  try {
+    return work();
+  } catch (e) {
+    if (e instanceof IngraphError && e.option === undefined && e.message.startsWith(`${option} `)) e.about(option);
+    throw e;
   }
 }

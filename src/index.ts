@@ -40,13 +40,20 @@ export { ADAMW_DEFAULTS, adamw } from './optim/adamw';
 export type { AdamWOptions } from './optim/adamw';
 export { averagedParams, emaName, withEma } from './optim/ema';
 export type { Optimizer } from './optim/optimizer';
+export { TrainingPlan, frozenMatcher } from './plan';
+export type { PlanOptions } from './plan';
+export { SEED_OPTIMIZER, optimizerFor } from './optim';
+export type { OptimizerConfig } from './optim';
+export { METADATA } from './run/metadata';
+export { TRAIN_OPTIONS, flagOf } from './options';
+export type { OptionSpec } from './options';
 export {
   buildEvalModel,
   buildFlatTrainingModel,
   buildInferenceModel,
   buildLoopTrainingModel,
   buildTrainingModel,
-} from './artifacts/graphs';
+} from './plan';
 export type {
   FlatState,
   FlatTrainingGraph,
@@ -54,7 +61,7 @@ export type {
   Precision,
   TrainingGraph,
   TrainingModelOptions,
-} from './artifacts/graphs';
+} from './plan';
 
 // Data
 export {
@@ -111,6 +118,7 @@ export {
   IoError,
   LockedError,
   PromotionRefusedError,
+  OptionError,
   UsageError,
 } from './errors';
 export { DataError } from './data/data-error';

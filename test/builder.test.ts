@@ -1,5 +1,5 @@
 /** The graph builder: build-time shape checks, serialisation round trip, deterministic bytes. */
-import { buildEvalModel, buildInferenceModel, buildTrainingModel } from '../src/artifacts/graphs';
+import { buildEvalModel, buildInferenceModel, buildTrainingModel } from '../src/plan';
 import { createNet } from '../src/models';
 import { initParams } from '../src/models/module';
 import { GraphBuilder } from '../src/onnx/builder';

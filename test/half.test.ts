@@ -3,7 +3,7 @@
  * half-precision inference model against the float32 one built from the same weights.
  */
 import * as ort from 'onnxruntime-node';
-import { buildInferenceModel } from '../src/artifacts/graphs';
+import { buildInferenceModel } from '../src/plan';
 import { createNet } from '../src/models';
 import { initParams } from '../src/models/module';
 import { GraphBuilder } from '../src/onnx/builder';

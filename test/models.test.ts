@@ -1,6 +1,6 @@
 /** The seed's two networks: parameter names and counts, layer shapes, and values against the float64 reference. */
 import * as ort from 'onnxruntime-node';
-import { buildInferenceModel } from '../src/artifacts/graphs';
+import { buildInferenceModel } from '../src/plan';
 import { createNet } from '../src/models';
 import { InceptionA, InceptionNet } from '../src/models/inception';
 import { Forward, Module, ParamSpec, Params, countParams, initParams } from '../src/models/module';

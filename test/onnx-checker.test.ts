@@ -12,7 +12,7 @@ import {
   buildLoopTrainingModel,
   buildShardedTrainingModels,
   buildTrainingModel,
-} from '../src/artifacts/graphs';
+} from '../src/plan';
 import { withEma } from '../src/optim/ema';
 import { encodeCheckpoint } from '../src/artifacts/params-io';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';

@@ -10,7 +10,7 @@ import {
   buildLoopTrainingModel,
   buildShardedTrainingModels,
   buildTrainingModel,
-} from '../src/artifacts/graphs';
+} from '../src/plan';
 import { emaStart, withEma } from '../src/optim/ema';
 import { initParams, Params } from '../src/models/module';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';

@@ -296,12 +296,12 @@ describe('the recipe flags', () => {
     [
       'a warm-up as long as the run',
       ['--warmup-epochs', '2', '--epochs', '2'],
-      /^ingraph: --warmup-epochs 2: must be shorter than the run \(--epochs 2\)$/,
+      /^ingraph: --warmup-epochs 2: must be shorter than the run: 16 steps, not fewer than the run's 16$/,
     ],
     [
       'a warm-up longer than --max-steps',
       ['--warmup-epochs', '1', '--max-steps', '5'],
-      /^ingraph: warm-up: 1 epochs are 8 steps, not fewer than the run's 5$/,
+      /^ingraph: --warmup-epochs 1: must be shorter than the run: 8 steps, not fewer than the run's 5$/,
     ],
   ])('%s: exit 2, one line, nothing written', (_, flags, message) => {
     const parent = tempDir();

@@ -9,7 +9,7 @@ import {
   buildLoopTrainingModel,
   buildShardedTrainingModels,
   buildTrainingModel,
-} from '../src/artifacts/graphs';
+} from '../src/plan';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { sgd } from '../src/optim/sgd';
 import { ParallelTrainingStep } from '../src/runtime/parallel-step';

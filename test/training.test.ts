@@ -135,7 +135,7 @@ describe('resume', () => {
     expect(runCli(['train', ...base, '--max-steps', '2', '--out', dir]).code).toBe(0);
     const r = runCli(['train', '--resume', dir, '--model', 'inception']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--resume .*: that run trains the residual net, not inception/);
+    expect(r.stderr).toMatch(/^ingraph: --model inception: that run trains the residual net, not inception\n$/);
   });
 });
 

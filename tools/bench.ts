@@ -22,18 +22,11 @@ import { basename, dirname, join } from 'path';
 import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/artifacts/files';
-import {
-  buildFlatTrainingModel,
-  buildInferenceModel,
-  buildLoopTrainingModel,
-  buildShardedTrainingModels,
-  buildTrainingModel,
-} from '../src/artifacts/graphs';
+import { TrainingPlan } from '../src/plan';
 import { quantizeInt8 } from '../src/artifacts/quantize';
 import { defaultMnistDir, readSplit } from '../src/data/mnist';
-import { createNet, NetworkName } from '../src/models';
-import { initParams } from '../src/models/module';
-import { sgd } from '../src/optim/sgd';
+import { NetworkName } from '../src/models';
+import { SEED_OPTIMIZER } from '../src/optim';
 import { parseModel } from '../src/onnx/model';
 import { openSession } from '../src/runtime/session';
 import { TrainingStep } from '../src/runtime/step';
@@ -67,12 +60,10 @@ function batches(n: number, batch: number) {
   return { images: train.images, labels: BigInt64Array.from(train.labels, (l) => BigInt(l)) };
 }
 
-/** The step every ingraph run trains: the seed's SGD, with the gradient formulations of `o`'s provider and flags. */
-function benchStep(o: Options) {
-  return {
-    optimizer: sgd({ momentum: 0.5, weightDecay: 0 }),
-    options: { gradients: { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient } },
-  };
+/** The training every ingraph run plans: the seed's SGD, with the gradient formulations of `o`'s provider and flags. */
+function benchPlan(net: NetworkName, o: Options): TrainingPlan {
+  const gradients = { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient };
+  return new TrainingPlan({ network: net, optimizer: SEED_OPTIMIZER, gradients });
 }
 
 /**
@@ -86,22 +77,12 @@ async function ingraphTrain(
   profilePrefix?: string,
 ): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
   if (o.stepsPerRun > 1 && !profilePrefix) return loopTrain(net, o);
-  const { optimizer, options } = benchStep(o);
-  const graph = buildTrainingModel(net, optimizer, options);
-  const params = initParams(graph.params, 0);
+  const plan = benchPlan(net, o);
+  const params = plan.initialParams(0);
   const B = o.batch;
   const step = profilePrefix
-    ? await TrainingStep.open(graph, params, new Map(), { ep: o.ep, threads: o.threads, profilePrefix })
-    : await openTrainingSteps(
-        {
-          step: graph,
-          flat: () => buildFlatTrainingModel(net, optimizer, options),
-          sharded: (shards) => buildShardedTrainingModels(net, optimizer, shards, options),
-        },
-        params,
-        new Map(),
-        { ep: o.ep, threads: o.threads, maxBatch: B, flat: o.flatStep },
-      );
+    ? await TrainingStep.open(plan.step(), params, new Map(), { ep: o.ep, threads: o.threads, profilePrefix })
+    : await openTrainingSteps(plan, params, new Map(), { ep: o.ep, threads: o.threads, maxBatch: B, flat: o.flatStep });
   const data = batches(8, B);
   const run = (i: number) =>
     step.run(data.images.subarray((i % 8) * B * 784), data.labels.subarray((i % 8) * B), B, 0.01);
@@ -118,9 +99,8 @@ async function ingraphTrain(
 /** ingraph's training with `o.stepsPerRun` steps per session.run (the Loop graph, one session): images/s and ms per step. */
 async function loopTrain(net: NetworkName, o: Options): Promise<{ imagesPerSecond: number; stepMs: number }> {
   const [B, K] = [o.batch, o.stepsPerRun];
-  const { optimizer, options } = benchStep(o);
-  const graph = buildLoopTrainingModel(net, optimizer, options);
-  const step = await TrainingStep.open(graph, initParams(graph.params, 0), new Map(), { ep: o.ep, threads: o.threads });
+  const plan = benchPlan(net, o);
+  const step = await TrainingStep.open(plan.loop(), plan.initialParams(0), new Map(), { ep: o.ep, threads: o.threads });
   const data = batches(K, B);
   const lrs = Array<number>(K).fill(0.01);
   const runs = Math.max(1, Math.round(o.steps / K));
@@ -297,7 +277,8 @@ async function benchNet(net: NetworkName, o: Options) {
     await ours();
     if (o.reference && r % 2 === 0) theirs();
   }
-  const model = buildInferenceModel(net, initParams(createNet(net).parameters(), 0), {});
+  const plan = benchPlan(net, o);
+  const model = plan.inference(plan.initialParams(0));
   const evals: number[] = [];
   const ortOnTorchRuns: number[] = [];
   for (let r = 0; r < o.repeats; r++) {

@@ -7,18 +7,7 @@ import { ParsedModel } from '../onnx/model';
 import { UsageError } from '../errors';
 import { EpochResult, LogEntry, Position, TrainConfig, trainConfig } from '../train/config';
 import { PACKAGE_VERSION } from '../version';
-
-export const CHECKPOINT_KEYS = {
-  kind: 'ingraph.kind',
-  version: 'ingraph.version',
-  model: 'ingraph.model',
-  config: 'ingraph.config',
-  position: 'ingraph.position',
-  rng: 'ingraph.rng',
-  epochs: 'ingraph.epochs',
-  horizon: 'ingraph.horizon',
-  log: 'ingraph.log',
-} as const;
+import { METADATA } from '../run/metadata';
 
 /** What a checkpoint records besides the tensors. */
 export interface CheckpointState {
@@ -33,16 +22,16 @@ export interface CheckpointState {
 
 export function checkpointMetadata(s: CheckpointState): Record<string, string> {
   return {
-    [CHECKPOINT_KEYS.kind]: 'checkpoint',
-    [CHECKPOINT_KEYS.version]: PACKAGE_VERSION,
-    [CHECKPOINT_KEYS.model]: s.config.model,
-    [CHECKPOINT_KEYS.config]: JSON.stringify(s.config),
-    [CHECKPOINT_KEYS.position]: JSON.stringify(s.position),
+    [METADATA.kind]: 'checkpoint',
+    [METADATA.version]: PACKAGE_VERSION,
+    [METADATA.model]: s.config.model,
+    [METADATA.config]: JSON.stringify(s.config),
+    [METADATA.position]: JSON.stringify(s.position),
     // Batch order is a pure function of (seed, epoch): this is the whole generator state a resume needs.
-    [CHECKPOINT_KEYS.rng]: JSON.stringify({ seed: s.config.seed, shuffle: s.config.shuffle, epoch: s.position.epoch }),
-    [CHECKPOINT_KEYS.epochs]: JSON.stringify(s.epochs),
-    [CHECKPOINT_KEYS.log]: JSON.stringify(s.log),
-    ...(s.horizon === null ? {} : { [CHECKPOINT_KEYS.horizon]: String(s.horizon) }),
+    [METADATA.rng]: JSON.stringify({ seed: s.config.seed, shuffle: s.config.shuffle, epoch: s.position.epoch }),
+    [METADATA.epochs]: JSON.stringify(s.epochs),
+    [METADATA.log]: JSON.stringify(s.log),
+    ...(s.horizon === null ? {} : { [METADATA.horizon]: String(s.horizon) }),
   };
 }
 
@@ -56,22 +45,22 @@ function compatible(saved: string | undefined): boolean {
 /** The state recorded in a verified checkpoint; `where` names it in errors. */
 export function decodeCheckpoint(m: ParsedModel, where: string): CheckpointState {
   const meta = m.metadata;
-  if (meta[CHECKPOINT_KEYS.kind] !== 'checkpoint' || !meta[CHECKPOINT_KEYS.config])
+  if (meta[METADATA.kind] !== 'checkpoint' || !meta[METADATA.config])
     throw new UsageError(`${where}: not an ingraph checkpoint`);
-  if (!compatible(meta[CHECKPOINT_KEYS.version])) {
+  if (!compatible(meta[METADATA.version])) {
     throw new UsageError(
-      `${where}: the checkpoint was written by ingraph ${meta[CHECKPOINT_KEYS.version] ?? '(unknown)'}, incompatible with ${PACKAGE_VERSION}`,
+      `${where}: the checkpoint was written by ingraph ${meta[METADATA.version] ?? '(unknown)'}, incompatible with ${PACKAGE_VERSION}`,
     );
   }
   try {
-    const horizon = meta[CHECKPOINT_KEYS.horizon];
-    const config = JSON.parse(meta[CHECKPOINT_KEYS.config]) as TrainConfig;
+    const horizon = meta[METADATA.horizon];
+    const config = JSON.parse(meta[METADATA.config]) as TrainConfig;
     return {
       // Options added since the checkpoint was written take their defaults, which are what it trained with.
       config: trainConfig(config.model, config),
-      position: JSON.parse(meta[CHECKPOINT_KEYS.position]) as Position,
-      epochs: JSON.parse(meta[CHECKPOINT_KEYS.epochs]) as EpochResult[],
-      log: JSON.parse(meta[CHECKPOINT_KEYS.log] ?? '[]') as LogEntry[],
+      position: JSON.parse(meta[METADATA.position]) as Position,
+      epochs: JSON.parse(meta[METADATA.epochs]) as EpochResult[],
+      log: JSON.parse(meta[METADATA.log] ?? '[]') as LogEntry[],
       horizon: horizon === undefined ? null : Number(horizon),
     };
   } catch (e) {

@@ -194,9 +194,9 @@ export function readFileChecked(path: string, where: string, maxBytes: number): 
 /**
  * Creates `dir` and its missing parents one level at a time (Node's recursive mkdir can spin forever on a
  * filesystem such as /proc that refuses it) and returns the directories it created, outermost first. A path the
- * filesystem refuses is a usage error naming the flag; a full or failing disk is an IoError.
+ * filesystem refuses is a usage error about `option` (the option that named it); a full or failing disk is an IoError.
  */
-export function makeDir(flag: string, dir: string): string[] {
+export function makeDir(option: string, dir: string): string[] {
   const missing: string[] = [];
   for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.unshift(d);
   for (const d of missing) {
@@ -205,7 +205,9 @@ export function makeDir(flag: string, dir: string): string[] {
     } catch (e) {
       const errno = describeErrno(e);
       if (errno && RESOURCE_ERRNOS.has(errno.errno)) throw ioError('create', d, e);
-      throw new UsageError(`${flag} ${dir}: cannot create ${d} (${errno?.errno ?? (e as Error).message})`);
+      throw new UsageError(`${option} ${dir}: cannot create ${d} (${errno?.errno ?? (e as Error).message})`).about(
+        option,
+      );
     }
   }
   return missing;

@@ -6,22 +6,26 @@ import { createHash } from 'crypto';
 import { ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
 import { encodeModel, parseModel, ParsedModel } from '../onnx/model';
-import { UsageError } from '../errors';
+import { aboutOption, UsageError } from '../errors';
 import { readFileChecked } from './files';
 import { OPTIM_PREFIX } from '../optim/optimizer';
 import { StateSpec } from '../optim/optimizer';
+import { METADATA } from '../run/metadata';
 
 /** The largest ONNX file ingraph reads: far above any model it trains, far below what would exhaust memory. */
 export const MAX_MODEL_BYTES = 512 * 1024 * 1024;
 
-/** Reads and parses the ONNX file the user named with `flag`; a missing, hostile or oversized file is a usage error. */
-export function readOnnxFile(path: string, flag: string): ParsedModel {
-  return parseModel(readModelBytes(path, flag), `${flag} ${path}`);
+/**
+ * Reads and parses the ONNX file that `option` names (errors say "<option> <path>: ..." and carry the option); a
+ * missing, hostile or oversized file is a usage error.
+ */
+export function readOnnxFile(path: string, option: string): ParsedModel {
+  return aboutOption(option, () => parseModel(readModelBytes(path, option), `${option} ${path}`));
 }
 
 /** The bytes of an ONNX file the user named, read in bounded memory (a regular file of at most MAX_MODEL_BYTES). */
-export function readModelBytes(path: string, flag: string): Uint8Array {
-  return readFileChecked(path, `${flag} ${path}`, MAX_MODEL_BYTES);
+export function readModelBytes(path: string, option: string): Uint8Array {
+  return aboutOption(option, () => readFileChecked(path, `${option} ${path}`, MAX_MODEL_BYTES));
 }
 
 /** The parameters named by `specs`, from the initializers of `model`; every one present and shaped right. */
@@ -44,8 +48,6 @@ export interface Checkpoint {
   metadata: Record<string, string>;
 }
 
-export const CHECKSUM_KEY = 'ingraph.sha256';
-
 /** SHA-256 over every tensor (name, shape, bytes) and every metadata entry but the checksum itself. */
 function contentChecksum(
   tensors: Iterable<{ name: string; shape: readonly number[]; data: Float32Array }>,
@@ -57,7 +59,7 @@ function contentChecksum(
     h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
   for (const k of Object.keys(metadata)
-    .filter((key) => key !== CHECKSUM_KEY)
+    .filter((key) => key !== METADATA.checksum)
     .sort())
     h.update(`${k}=${metadata[k]}\n`);
   return h.digest('hex');
@@ -79,7 +81,7 @@ export function encodeCheckpoint(
     g.initializer(s.name, 'float32', s.shape, data);
     return { name: s.name, shape: s.shape, data };
   });
-  const metadata = { ...c.metadata, [CHECKSUM_KEY]: contentChecksum(tensors, c.metadata) };
+  const metadata = { ...c.metadata, [METADATA.checksum]: contentChecksum(tensors, c.metadata) };
   return encodeModel(g, {
     graphName: 'ingraph_checkpoint',
     docString: 'ingraph training checkpoint: parameters by state_dict key, optimizer state under "optim."',
@@ -88,17 +90,19 @@ export function encodeCheckpoint(
 }
 
 /** Reads a checkpoint and verifies its checksum; a torn or altered file is a usage error naming it. */
-export function readCheckpoint(path: string, flag: string): ParsedModel {
-  const m = readOnnxFile(path, flag);
-  const expected = m.metadata[CHECKSUM_KEY];
-  if (!expected) throw new UsageError(`${flag} ${path}: not an ingraph checkpoint (no checksum)`);
+export function readCheckpoint(path: string, option = 'checkpoint'): ParsedModel {
+  const m = readOnnxFile(path, option);
+  const expected = m.metadata[METADATA.checksum];
+  if (!expected) throw new UsageError(`${option} ${path}: not an ingraph checkpoint (no checksum)`).about(option);
   const tensors = [...m.initializers.values()].map((t) => ({
     name: t.name,
     shape: t.shape,
     data: t.data as Float32Array,
   }));
   if (contentChecksum(tensors, m.metadata) !== expected) {
-    throw new UsageError(`${flag} ${path}: checksum mismatch: the checkpoint is damaged or was altered; refusing it`);
+    throw new UsageError(
+      `${option} ${path}: checksum mismatch: the checkpoint is damaged or was altered; refusing it`,
+    ).about(option);
   }
   return m;
 }

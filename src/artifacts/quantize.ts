@@ -10,6 +10,7 @@ import { MnistSplit } from '../data/mnist';
 import { parseModel, StoredTensor } from '../onnx/model';
 import { IMAGE_SIZE, INPUTS, imageDims } from '../onnx/signature';
 import { openSession } from '../runtime/session';
+import { METADATA } from '../run/metadata';
 
 /** Ops whose inputs and outputs are quantized (onnxruntime 1.30's CPU provider has int8 forms of each). */
 const QUANTIZED_OPS = new Set(['Conv', 'Gemm', 'MaxPool', 'AveragePool', 'Relu', 'Add', 'Concat', 'Flatten', 'Pad']);
@@ -238,7 +239,7 @@ export async function quantizeInt8(bytes: Uint8Array, o: QuantizeOptions): Promi
   g.node = [...weightNodes, ...nodes];
   m.metadataProps.push(
     onnx.StringStringEntryProto.create({
-      key: 'ingraph.quantization',
+      key: METADATA.quantization,
       value: JSON.stringify({
         format: 'QDQ',
         weights: 'int8, symmetric, per output channel',

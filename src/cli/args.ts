@@ -1,6 +1,7 @@
 /** Flag parsing and validation: every bad value becomes a one-line UsageError naming the flag. */
 import { parseArgs, ParseArgsConfig } from 'util';
 import { UsageError } from '../errors';
+import { IntOption, optionNamed } from '../options';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -95,5 +96,13 @@ export function quantizeFlags(values: Parsed['values'], dependents: readonly str
   const quantize = values.quantize as string | undefined;
   if (quantize === undefined) return (onlyWith(values, ['calibrate', ...dependents], '--quantize int8'), null);
   choiceFlag('--quantize', quantize, ['int8'] as const, 'int8');
-  return intFlag('--calibrate', values.calibrate as string | undefined, 1000, 1, 60000);
+  const calibrate = optionNamed('calibrate') as IntOption;
+  const n = intFlag(
+    '--calibrate',
+    values.calibrate as string | undefined,
+    calibrate.default as number,
+    calibrate.min,
+    calibrate.max,
+  );
+  return n;
 }

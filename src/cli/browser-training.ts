@@ -4,20 +4,13 @@
  * batches, and an export of the weights the browser trained. Everything through the public API.
  */
 import { IncomingMessage } from 'http';
-import {
-  NETWORKS,
-  buildInferenceModel,
-  buildTrainingModel,
-  countParams,
-  defaultMnistDir,
-  initParams,
-  readDataset,
-  sgd,
-  trainConfig,
-} from '../index';
+import { METADATA, NETWORKS, TrainingPlan, countParams, defaultMnistDir, readDataset, trainConfig } from '../index';
 import { numel } from '../onnx/tensor';
 
-const NET = NETWORKS.residual;
+/** The seed's recipe for the residual net: what `ingraph train --model residual` does with no flags. */
+const RECIPE = trainConfig(NETWORKS.residual.name);
+let planned: TrainingPlan | null = null;
+const plan = () => (planned ??= new TrainingPlan({ network: NETWORKS.residual, optimizer: RECIPE }));
 const TRAIN_IMAGES = 2048;
 const TEST_IMAGES = 500;
 
@@ -29,11 +22,11 @@ function split(which: 'train' | 'test', count: number): Buffer {
 
 /** The fixed files of the panel, by request path. */
 export function trainingFiles(): Map<string, Buffer | string> {
-  const recipe = trainConfig(NET.name); // the seed's: what `ingraph train --model residual` does with no flags
-  const graph = buildTrainingModel(NET, sgd({ momentum: recipe.momentum, weightDecay: recipe.weightDecay }));
-  const init = initParams(graph.params, recipe.seed);
+  const recipe = RECIPE;
+  const graph = plan().step();
+  const init = plan().initialParams(recipe.seed);
   const spec = {
-    network: NET.name,
+    network: recipe.model,
     batch: recipe.batchSize,
     lr: recipe.lr,
     trainImages: TRAIN_IMAGES,
@@ -52,7 +45,7 @@ export function trainingFiles(): Map<string, Buffer | string> {
 
 /** POST /train/export: float32 weights in spec order (exactly that many bytes) → the inference model; else null. */
 export async function exportTrained(req: IncomingMessage): Promise<Uint8Array | null> {
-  const specs = NET.create().parameters();
+  const specs = plan().params;
   const expected = 4 * countParams(specs);
   const chunks: Buffer[] = [];
   let size = 0;
@@ -73,5 +66,5 @@ export async function exportTrained(req: IncomingMessage): Promise<Uint8Array | 
       return [s.name, t];
     }),
   );
-  return buildInferenceModel(NET, params, { 'ingraph.weights': 'trained in the browser (ingraph serve)' });
+  return plan().inference(params, { [METADATA.weights]: 'trained in the browser (ingraph serve)' });
 }

@@ -37,7 +37,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const threads = optionalIntFlag('--threads', values.threads as string | undefined, 1);
   const batchSize = optionalIntFlag('--batch-size', values['batch-size'] as string | undefined, 1) ?? 1000;
   const reportFile = values.report === undefined ? null : checkWritableFile('--report', values.report as string);
-  const bytes = readModelBytes(file, '--model-file');
+  const bytes = readModelBytes(file, 'model-file');
   parseModel(bytes, `--model-file ${file}`);
   const data = readSplit((values.data as string | undefined) ?? defaultMnistDir(), 'test', limit ?? undefined);
   const report = await evaluate(bytes, file, data, {

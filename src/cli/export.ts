@@ -1,17 +1,17 @@
 import { resolve } from 'path';
-import { buildInferenceModel } from '../artifacts/graphs';
+import { buildInferenceModel } from '../plan';
 import { writeFileAtomic } from '../artifacts/files';
 import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
 import { UsageError } from '../errors';
 import { NETWORKS, createNet, isNetworkName } from '../models';
 import { initParams } from '../models/module';
 import { EXPORT_OPSETS, OPSET } from '../onnx/model';
-import { ACCURACY_KEY, TEST_IMAGES_KEY } from '../runtime/promote';
 import { quantizeInt8 } from '../artifacts/quantize';
 import { checkTritonName, TritonOptions, writeTritonRepository } from '../artifacts/triton';
 import { defaultMnistDir, MnistSplit, readSplit } from '../data/mnist';
 import { choiceFlag, intFlag, onlyWith, parse, Parsed, quantizeFlags, requireFlag } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
+import { METADATA } from '../run/metadata';
 
 export const EXPORT_HELP = `usage: ingraph export --model inception|residual [--init FILE] [--seed N] [--opset N] [--format onnx|triton]
                      [--quantize int8 [--calibrate N] | --half] --out PATH
@@ -67,15 +67,16 @@ export async function exportCommand(argv: string[]): Promise<number> {
   if (half && calibration) throw new UsageError('--half and --quantize: choose one');
   const specs = createNet(model).parameters();
   const init = values.init as string | undefined;
-  const source = init ? readOnnxFile(init, '--init') : null;
+  const source = init ? readOnnxFile(init, 'init') : null;
   const params = source ? paramsFromModel(source, specs, `--init ${init}`) : initParams(specs, seed);
   const origin = init ? `weights from ${init}` : `initial weights (seed ${seed})`;
-  const meta: Record<string, string> = { 'ingraph.weights': origin };
+  const meta: Record<string, string> = { [METADATA.weights]: origin };
   // The same weights keep the test accuracy recorded with them (an exported model's; checkpoints record none); an int8
   // or float16 model's accuracy is its own, to be measured.
-  if (half) meta['ingraph.precision'] = 'float16';
+  if (half) meta[METADATA.precision] = 'float16';
   if (!calibration && !half)
-    for (const key of [ACCURACY_KEY, TEST_IMAGES_KEY]) if (source?.metadata[key]) meta[key] = source.metadata[key];
+    for (const key of [METADATA.testAccuracy, METADATA.testImages])
+      if (source?.metadata[key]) meta[key] = source.metadata[key];
   const built = buildInferenceModel(model, params, meta, opset, half ? 'float16' : 'float32');
   const bytes = calibration ? await quantizeInt8(built, { images: calibration }) : built;
   const what = `${model} net${calibration ? `, int8 calibrated on ${calibration.count} training images` : ''}${half ? ', float16' : ''}, ${origin}, opset ${opset}`;

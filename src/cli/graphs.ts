@@ -1,15 +1,9 @@
 import { join } from 'path';
-import {
-  buildEvalModel,
-  buildFlatTrainingModel,
-  buildInferenceModel,
-  buildLoopTrainingModel,
-  buildTrainingModel,
-} from '../artifacts/graphs';
 import { makeDir, writeFileAtomic } from '../artifacts/files';
-import { NETWORKS, NetworkName, createNet } from '../models';
-import { initParams } from '../models/module';
-import { sgd } from '../optim/sgd';
+import { NETWORKS, NetworkName } from '../models';
+import { SEED_OPTIMIZER } from '../optim';
+import { TrainingPlan } from '../plan';
+import { METADATA } from '../run/metadata';
 import { gradientsFor } from '../runtime/steps';
 import { parse } from './args';
 import { checkWritableDir } from './output';
@@ -30,20 +24,18 @@ export function graphsCommand(argv: string[]): number {
   if (values.help) return (void console.log(GRAPHS_HELP), 0);
   const out = (values.out as string | undefined) ?? 'graphs';
   checkWritableDir('--out', out);
-  makeDir('--out', out);
+  makeDir('out', out);
   for (const model of Object.keys(NETWORKS) as NetworkName[]) {
-    const params = initParams(createNet(model).parameters(), 0);
-    const seedRecipe = () => sgd({ momentum: 0.5, weightDecay: 0 });
+    // The seed's recipe, as `ingraph train` plans it on the CPU and on CUDA.
+    const plan = new TrainingPlan({ network: model, optimizer: SEED_OPTIMIZER });
+    const cuda = new TrainingPlan({ network: model, optimizer: SEED_OPTIMIZER, gradients: gradientsFor('cuda') });
     const files: [string, Uint8Array][] = [
-      [`${model}.inference.onnx`, buildInferenceModel(model, params, { 'ingraph.weights': 'initial (seed 0)' })],
-      [`${model}.training.onnx`, buildTrainingModel(model, seedRecipe()).bytes],
-      [
-        `${model}.training-cuda.onnx`,
-        buildTrainingModel(model, seedRecipe(), { gradients: gradientsFor('cuda') }).bytes,
-      ],
-      [`${model}.training-flat.onnx`, buildFlatTrainingModel(model, seedRecipe()).bytes],
-      [`${model}.training-loop.onnx`, buildLoopTrainingModel(model, seedRecipe()).bytes],
-      [`${model}.eval.onnx`, buildEvalModel(model)],
+      [`${model}.inference.onnx`, plan.inference(plan.initialParams(0), { [METADATA.weights]: 'initial (seed 0)' })],
+      [`${model}.training.onnx`, plan.step().bytes],
+      [`${model}.training-cuda.onnx`, cuda.step().bytes],
+      [`${model}.training-flat.onnx`, plan.flat().bytes],
+      [`${model}.training-loop.onnx`, plan.loop().bytes],
+      [`${model}.eval.onnx`, plan.eval()],
     ];
     for (const [name, bytes] of files) {
       writeFileAtomic(join(out, name), bytes);

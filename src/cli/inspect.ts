@@ -1,4 +1,6 @@
-import { readOnnxFile } from '../artifacts/params-io';
+import { readFileChecked } from '../artifacts/files';
+import { MAX_MODEL_BYTES } from '../artifacts/params-io';
+import { parseModel } from '../onnx/model';
 import { ParamRow, summarize } from '../onnx/summary';
 import { parse } from './args';
 
@@ -18,7 +20,8 @@ export function inspectCommand(argv: string[]): number {
   const { values, positionals } = parse('inspect', argv, { json: { type: 'boolean' } }, 1);
   if (values.help || positionals.length === 0) return (void console.log(INSPECT_HELP), values.help ? 0 : 2);
   const file = positionals[0];
-  const s = summarize(readOnnxFile(file, 'inspect'), file);
+  // A positional, not an option: errors name the command and the file.
+  const s = summarize(parseModel(readFileChecked(file, `inspect ${file}`, MAX_MODEL_BYTES), `inspect ${file}`), file);
   if (values.json) return (void console.log(JSON.stringify(s)), 0);
   const fmt = (v: { name: string; dtype: string; shape: (number | string)[] }) =>
     `  ${v.name}: ${v.dtype} [${v.shape.join(',')}]`;

@@ -103,7 +103,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const port = intFlag('--port', values.port as string | undefined, 8080, 0, 65535);
   const host = (values.host as string | undefined) ?? '127.0.0.1';
   const modelFile = values['model-file'] as string | undefined;
-  const model = modelFile ? readModelBytes(modelFile, '--model-file') : null;
+  const model = modelFile ? readModelBytes(modelFile, 'model-file') : null;
   const server = createServer(handler(resolver(model)));
   await listen(server, port, host);
   const { port: bound } = server.address() as AddressInfo;

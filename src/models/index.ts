@@ -1,5 +1,5 @@
 /** The networks by name, and the graphs every artifact shares: preprocessing and the forward pass. */
-import { UsageError } from '../errors';
+import { OptionError } from '../errors';
 import { GraphBuilder } from '../onnx/builder';
 import { CLASSES, IMAGE_SHAPE, INPUTS, imageDims } from '../onnx/signature';
 import { Tensor } from '../onnx/tensor';
@@ -42,7 +42,7 @@ export function isNetworkName(s: string): s is NetworkName {
 
 /** The built-in network named `name`; another name is a usage error. */
 export function networkByName(name: string): Network {
-  if (!isNetworkName(name)) throw new UsageError(`model ${name}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
+  if (!isNetworkName(name)) throw new OptionError('model', name, `must be one of ${Object.keys(NETWORKS).join(', ')}`);
   return NETWORKS[name];
 }
 

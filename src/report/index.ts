@@ -2,12 +2,13 @@
 import { basename, join, resolve } from 'path';
 import { makeDir, writeFileAtomic } from '../artifacts/files';
 import { renderReport } from './html';
+import { aboutOption } from '../errors';
 import { EvaluationRecord, readRun, RunRecord } from './records';
 import { TENSORBOARD_FILE, tensorboardEvents } from './tensorboard';
 
 /** A run given by its directory is read (and checked) here; one already read is taken as it is. */
 function runOf(run: string | RunRecord, where: string): RunRecord {
-  return typeof run === 'string' ? readRun(resolve(run), `${where} ${run}`) : run;
+  return typeof run === 'string' ? aboutOption(where, () => readRun(resolve(run), `${where} ${run}`)) : run;
 }
 
 /**

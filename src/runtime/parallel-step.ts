@@ -8,7 +8,7 @@
  */
 import { Worker } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
-import { FLAT, ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs';
+import { FLAT, ShardedTrainingGraphs, TrainingGraph } from '../plan/graphs';
 import { countParams, Params } from '../models/module';
 import { gradient, IMAGE_SHAPE, IMAGE_SIZE, INPUTS, OUTPUTS, updated } from '../onnx/signature';
 import { openSession, OpenedSession } from './session';

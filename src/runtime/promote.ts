@@ -8,9 +8,7 @@ import { IoError, PromotionRefusedError, UsageError } from '../errors';
 import { appendLine, sha256, writeFileAtomic } from '../artifacts/files';
 import { acquireLockWaiting } from '../artifacts/lock';
 import { readOnnxFile } from '../artifacts/params-io';
-
-export const ACCURACY_KEY = 'ingraph.test_accuracy';
-export const TEST_IMAGES_KEY = 'ingraph.test_images';
+import { METADATA } from '../run/metadata';
 
 /** Where to promote to, and how much lower an accuracy may be and still replace the deployed one. */
 export interface PromotionPlan {
@@ -28,13 +26,13 @@ interface Deployed {
 export function deployedModel(target: string): Deployed | null {
   if (!existsSync(target)) return null;
   const m = readOnnxFile(target, 'promote-to');
-  const acc = Number(m.metadata[ACCURACY_KEY]);
-  if (m.metadata[ACCURACY_KEY] === undefined || !Number.isFinite(acc)) {
+  const acc = Number(m.metadata[METADATA.testAccuracy]);
+  if (m.metadata[METADATA.testAccuracy] === undefined || !Number.isFinite(acc)) {
     throw new UsageError(
-      `promote-to ${target}: the model there records no test accuracy (${ACCURACY_KEY}); cannot compare`,
-    );
+      `promote-to ${target}: the model there records no test accuracy (${METADATA.testAccuracy}); cannot compare`,
+    ).about('promote-to');
   }
-  const images = Number(m.metadata[TEST_IMAGES_KEY]);
+  const images = Number(m.metadata[METADATA.testImages]);
   return { accuracy: acc, testImages: Number.isInteger(images) && images > 0 ? images : null };
 }
 
@@ -101,7 +99,7 @@ export async function promote(
       comparable
         ? `promote-to ${plan.target}: kept the deployed model: new test accuracy ${pct(accuracy)} is below its ${pct(deployed.accuracy)}${plan.tolerance ? ` minus tolerance ${pct(plan.tolerance)}` : ''}`
         : `promote-to ${plan.target}: kept the deployed model: it was scored on ${deployed.testImages} test images, the new one on ${testImages}; the accuracies (${pct(deployed.accuracy)}, ${pct(accuracy)}) do not compare`,
-    );
+    ).about('promote-to');
   }
   return { promoted, accuracy, previousAccuracy: deployed?.accuracy ?? null };
 }

@@ -57,7 +57,8 @@ export async function openSession(model: Uint8Array, o: SessionOptions = {}): Pr
         const session = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cuda'] });
         return { session, ep: 'cuda' };
       } catch (e) {
-        if (ep === 'cuda') throw new UsageError(`ep cuda: the CUDA provider failed to load (${firstLine(e)})`);
+        if (ep === 'cuda')
+          throw new UsageError(`ep cuda: the CUDA provider failed to load (${firstLine(e)})`).about('ep');
         return {
           session: await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] }),
           ep: 'cpu',
@@ -65,7 +66,7 @@ export async function openSession(model: Uint8Array, o: SessionOptions = {}): Pr
         };
       }
     }
-    if (ep === 'cuda') throw new UsageError(`ep cuda: ${reason}`);
+    if (ep === 'cuda') throw new UsageError(`ep cuda: ${reason}`).about('ep');
     const session = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
     return { session, ep: 'cpu', note: `${reason}; using CPU` };
   }

@@ -3,7 +3,7 @@
  * state stay as onnxruntime tensors between steps: each step's outputs are the next step's inputs, with no copy.
  */
 import * as ort from 'onnxruntime-node';
-import { FLAT, FlatState, FlatTrainingGraph, LoopTrainingGraph, TrainingGraph } from '../artifacts/graphs';
+import { FLAT, FlatState, FlatTrainingGraph, LoopTrainingGraph, TrainingGraph } from '../plan/graphs';
 import { StateSpec } from '../optim/optimizer';
 import { IMAGE_SIZE, INPUTS, OUTPUTS, imageDims, updated } from '../onnx/signature';
 import { countParams, Params } from '../models/module';

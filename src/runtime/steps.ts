@@ -1,6 +1,6 @@
 /** Which runner a training uses: data-parallel workers on a CPU with several cores, else one session. */
 import { availableParallelism } from 'os';
-import { FlatTrainingGraph, ShardedTrainingGraphs, TrainingGraph } from '../artifacts/graphs';
+import { TrainingPlan } from '../plan';
 import { GradientOptions } from '../autodiff/gradients';
 import { Params } from '../models/module';
 import { ParallelTrainingStep } from './parallel-step';
@@ -28,27 +28,21 @@ export function gradientsFor(ep: EpChoice): GradientOptions {
   return choosesCpu(ep) ? {} : { maxPoolGradient: 'scatter' };
 }
 
-/** The forms of one network's training step: per tensor, and builders of the flat step and the data-parallel pair. */
-export interface StepGraphs {
-  step: TrainingGraph;
-  flat(): FlatTrainingGraph;
-  sharded(shards: number): ShardedTrainingGraphs;
-}
-
 /**
- * Opens the training steps: on the CPU with more than one core, `threads` (default all) workers running the gradient
- * graph of `sharded(threads)` on a share of each batch each; otherwise one session of the per-tensor step, or of the
- * flat one with `o.flat`.
+ * Opens the training steps of `plan`: on the CPU with more than one core, `threads` (default all) workers running
+ * the gradient graph of `plan.sharded(threads)` on a share of each batch each; otherwise one session of the
+ * per-tensor step, or of the flat one with `o.flat`.
  */
 export async function openTrainingSteps(
-  graphs: StepGraphs,
+  plan: TrainingPlan,
   params: Params,
   states: Params,
   o: StepsOptions,
 ): Promise<StepRunner> {
   const cores = o.threads ?? availableParallelism();
   const cpu = choosesCpu(o.ep ?? 'auto');
-  if (cores > 1 && cpu)
-    return ParallelTrainingStep.open(graphs.step, graphs.sharded(cores), params, states, o.maxBatch, cpu.note);
-  return TrainingStep.open(o.flat ? graphs.flat() : graphs.step, params, states, { ep: o.ep, threads: o.threads });
+  if (cores > 1 && cpu) {
+    return ParallelTrainingStep.open(plan.step(), plan.sharded(cores), params, states, o.maxBatch, cpu.note);
+  }
+  return TrainingStep.open(o.flat ? plan.flat() : plan.step(), params, states, { ep: o.ep, threads: o.threads });
 }

@@ -8,35 +8,40 @@ import { existsSync, readFileSync } from 'fs';
 import { cpus, hostname } from 'os';
 import { join, resolve } from 'path';
 import { makeDir, removeCreatedDirs, writeFileAtomic, writeFileIfChanged } from '../artifacts/files';
-import { buildEvalModel } from '../artifacts/graphs';
 import { quantizeInt8 } from '../artifacts/quantize';
 import { acquireLock, Lock } from '../artifacts/lock';
-import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
+import { CheckpointState, decodeCheckpoint } from '../artifacts/checkpoint';
+import { readCheckpoint, readOnnxFile } from '../artifacts/params-io';
 import { firstOf, readSplit } from '../data/mnist';
-import { DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
+import { aboutOption, DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { Network, networkByName } from '../models';
 import { ParsedModel } from '../onnx/model';
 import { runReport, writeTensorboard } from '../report';
 import { evaluationRecord, MISTAKES_SHOWN, readRun, RECORD_FILES, recordJson } from '../report/records';
 import { EvalReport } from '../runtime/evaluate';
-import { ACCURACY_KEY, PromotionPlan, PromotionResult, TEST_IMAGES_KEY, promote } from '../runtime/promote';
+import { PromotionPlan, PromotionResult, promote } from '../runtime/promote';
 import { EpChoice } from '../runtime/session';
 import { PACKAGE_VERSION } from '../version';
-import { EpochResult, TrainConfig } from './config';
+import { EpochResult, resumeConfig, TrainConfig } from './config';
 import { Checkpointer, progressLog, Reporter } from './observers';
 import { Dataset, Trainer } from './trainer';
+import { METADATA } from '../run/metadata';
 
 /** A run on disk: its config, data, directory, starting point, provider, checkpoints, promotion, reporting. */
 export interface RunOptions {
-  config: TrainConfig;
+  /** A new run's config (`trainConfig`); required unless resuming, when the checkpoint's is used. */
+  config?: TrainConfig;
   /** A directory of the four MNIST IDX files, or the data itself. */
   data: string | { train: Dataset; test: Dataset };
   /** A custom network; default: the built-in one named by `config.model`. */
   network?: Network;
   out: string;
   init: string | null;
-  /** The verified checkpoint of the run in `out`, when resuming it. */
-  resume: ParsedModel | null;
+  /**
+   * Continue the run in `out` from its checkpoint, with its recorded config; `overrides` may change only the options
+   * a resume may change (src/options.ts: epochs, max steps, log interval).
+   */
+  resume?: { overrides?: Partial<TrainConfig> } | null;
   ep: EpChoice;
   threads: number | null;
   /** Also checkpoint every N steps (always: at the start, after each epoch and at the end). */
@@ -105,7 +110,14 @@ export function existingRun(out: string): string | null {
   return found ? join(out, found) : null;
 }
 
-function datasets(o: RunOptions): { train: Dataset; test: Dataset } {
+/** A run's options once its config is known: the given one, or the resumed checkpoint's. */
+interface StartedRun extends RunOptions {
+  config: TrainConfig;
+  /** The checkpoint the run continues, read and decoded once. */
+  resumed: { checkpoint: ParsedModel; state: CheckpointState } | null;
+}
+
+function datasets(o: StartedRun): { train: Dataset; test: Dataset } {
   if (typeof o.data !== 'string') return o.data;
   return {
     train: readSplit(o.data, 'train', o.config.trainLimit ?? undefined),
@@ -113,38 +125,52 @@ function datasets(o: RunOptions): { train: Dataset; test: Dataset } {
   };
 }
 
-async function openTrainer(o: RunOptions, network: Network): Promise<Trainer> {
+/** The run's config and checkpoint: a new run's own, or the checkpoint in `out` (read and decoded once). */
+function start(o: RunOptions): StartedRun {
+  if (!o.resume) {
+    if (!o.config) throw new TypeError('train: a new run needs `config` (trainConfig)');
+    const earlier = existingRun(o.out);
+    if (earlier) throw new UsageError(`out ${o.out}: holds an earlier run (${earlier})`).about('out').resumable(o.out);
+    return { ...o, config: o.config, resumed: null };
+  }
+  if (o.init)
+    throw new UsageError("init cannot change on resume (the run's weights are in its checkpoint)").about('init');
+  const path = join(o.out, ARTIFACTS.checkpoint);
+  if (!existsSync(path)) throw new UsageError(`resume ${o.out}: no ${ARTIFACTS.checkpoint} there`).about('resume');
+  const checkpoint = readCheckpoint(path, 'resume');
+  const state = aboutOption('resume', () => decodeCheckpoint(checkpoint, `resume ${o.out}`));
+  return { ...o, config: resumeConfig(state.config, o.resume.overrides ?? {}), resumed: { checkpoint, state } };
+}
+
+async function openTrainer(o: StartedRun, network: Network): Promise<Trainer> {
   const common = { network, config: o.config, ...datasets(o), ep: o.ep, threads: o.threads ?? undefined };
-  if (o.resume) {
-    const trainer = await Trainer.create({ ...common, resume: o.resume, resumeWhere: `resume ${o.out}` });
-    const stretched = horizonError(o, trainer, trainer.resumedFrom?.horizon ?? null);
+  if (o.resumed) {
+    const trainer = await Trainer.create({ ...common, resume: o.resumed, resumeWhere: `resume ${o.out}` });
+    const stretched = horizonError(o, trainer, o.resumed.state.horizon);
     if (stretched) {
       await trainer.release();
       throw stretched;
     }
     return trainer;
   }
-  const earlier = existingRun(o.out);
-  if (earlier) throw new UsageError(`out ${o.out}: holds an earlier run (${earlier})`).resumable(o.out);
-  const init = o.init
-    ? paramsFromModel(readOnnxFile(o.init, 'init'), network.create().parameters(), `init ${o.init}`)
-    : undefined;
-  return Trainer.create({ ...common, init });
+  const init = o.init ? { model: readOnnxFile(o.init, 'init'), where: `init ${o.init}` } : undefined;
+  return aboutOption('init', () => Trainer.create({ ...common, init }));
 }
 
 /**
  * A cosine schedule anneals over the run's total steps: a resume whose epochs, max-steps or data give another
  * total would bend the curve mid-run, so it is refused. Constant and step schedules do not depend on the total.
  */
-function horizonError(o: RunOptions, t: Trainer, recorded: number | null): UsageError | null {
+function horizonError(o: StartedRun, t: Trainer, recorded: number | null): UsageError | null {
   if (o.config.schedule.kind !== 'cosine' || recorded === null || recorded === t.totalSteps) return null;
-  return new UsageError(
-    `resume ${o.out}: its cosine schedule spans ${recorded} steps; these epochs, max-steps and data give ${t.totalSteps}, which would bend the schedule mid-run; resume with the run's own epochs and max-steps`,
-  );
+  const steps = `its cosine schedule spans ${recorded} steps; these epochs, max-steps and data give ${t.totalSteps}`;
+  const fix = "which would bend the schedule mid-run; resume with the run's own epochs and max-steps";
+  return new UsageError(`resume ${o.out}: ${steps}, ${fix}`).about('resume');
 }
 
 /** Trains as `o` says and writes the run's directory; see the module comment for what is written when. */
-export async function train(o: RunOptions): Promise<TrainResult> {
+export async function train(options: RunOptions): Promise<TrainResult> {
+  const o = start(options);
   const network = o.network ?? networkByName(o.config.model);
   const trainer = await openTrainer(o, network);
   let created: string[] = [];
@@ -172,7 +198,7 @@ class RunDirectory {
   private readonly checkpoints: Checkpointer;
 
   constructor(
-    private readonly o: RunOptions,
+    private readonly o: StartedRun,
     private readonly t: Trainer,
   ) {
     // The checkpoint holds the metrics too; a resume rewrites metrics.json from it, without gaps or duplicates.
@@ -180,7 +206,7 @@ class RunDirectory {
     this.checkpoints = new Checkpointer(
       (bytes) => this.save(ARTIFACTS.checkpoint, bytes),
       o.checkpointEvery,
-      o.resume ? t.position.step : null,
+      o.resumed ? t.position.step : null,
       metrics,
     );
   }
@@ -200,8 +226,8 @@ class RunDirectory {
     await this.explained(
       async () => {
         this.save(ARTIFACTS.training, t.graph.bytes);
-        this.save(ARTIFACTS.eval, buildEvalModel(t.network));
-        if (!o.resume) this.checkpoints.save(t);
+        this.save(ARTIFACTS.eval, t.plan.eval());
+        if (!o.resumed) this.checkpoints.save(t);
         await t.fit([progressLog(o.report), this.checkpoints], o.signal);
         this.checkpoints.save(t);
       },
@@ -371,8 +397,8 @@ function ortVersion(): string {
 
 function inferenceMetadata(c: TrainConfig, final: EvalReport): Record<string, string> {
   return {
-    'ingraph.version': PACKAGE_VERSION,
-    'ingraph.training': JSON.stringify({
+    [METADATA.version]: PACKAGE_VERSION,
+    [METADATA.training]: JSON.stringify({
       optimizer: c.optimizer,
       lr: c.lr,
       momentum: c.momentum,
@@ -386,7 +412,7 @@ function inferenceMetadata(c: TrainConfig, final: EvalReport): Record<string, st
       augment: c.augment,
       ema: c.ema,
     }),
-    [ACCURACY_KEY]: String(final.accuracy),
-    [TEST_IMAGES_KEY]: String(final.total),
+    [METADATA.testAccuracy]: String(final.accuracy),
+    [METADATA.testImages]: String(final.total),
   };
 }

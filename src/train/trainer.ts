@@ -3,28 +3,23 @@
  * short (step, guard, advance, notify); what happens around it (logging, checkpoints, export, promotion) belongs to
  * observers and to the caller.
  */
-import {
-  buildFlatTrainingModel,
-  buildInferenceModel,
-  buildShardedTrainingModels,
-  buildTrainingModel,
-  TrainingGraph,
-} from '../artifacts/graphs';
 import { CheckpointState, checkpointMetadata, decodeCheckpoint } from '../artifacts/checkpoint';
 import { encodeCheckpoint, paramsFromModel } from '../artifacts/params-io';
 import { augmentBatch } from '../data/augment';
 import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit } from '../data/mnist';
-import { DivergedError, InterruptedError, UsageError } from '../errors';
+import { DivergedError, InterruptedError, OptionError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
-import { initParams, Params } from '../models/module';
+import { Params } from '../models/module';
 import { averagedParams, emaStart } from '../optim/ema';
 import { ParsedModel } from '../onnx/model';
+import { TrainingPlan } from '../plan';
+import { TrainingGraph } from '../plan/graphs';
 import { EvalReport, evaluate } from '../runtime/evaluate';
 import { learningRate } from '../runtime/schedule';
 import { EpChoice } from '../runtime/session';
 import { StepRunner } from '../runtime/step';
 import { gradientsFor, openTrainingSteps } from '../runtime/steps';
-import { EpochResult, frozenMatcher, LogEntry, makeOptimizer, Position, startOfEpoch, TrainConfig } from './config';
+import { EpochResult, LogEntry, Position, startOfEpoch, TrainConfig } from './config';
 
 /** Images (uint8, count·784, 1x28x28 each) and their labels (0..9). */
 export type Dataset = MnistSplit;
@@ -48,10 +43,16 @@ export interface TrainerOptions {
    * and kernels, results equal up to float rounding; default false.
    */
   flatStep?: boolean;
-  /** Initial weights by state_dict name; default: PyTorch's init from `config.seed`. */
-  init?: Params;
-  /** Continue a run from its verified checkpoint (`readCheckpoint`); its recorded state replaces `init`. */
-  resume?: ParsedModel;
+  /**
+   * Initial weights by state_dict name, or the ONNX file holding them (named `where` in errors); default: PyTorch's
+   * init from `config.seed`.
+   */
+  init?: Params | { model: ParsedModel; where: string };
+  /**
+   * Continue a run from its verified checkpoint (`readCheckpoint`), or from one whose state is decoded already (so a
+   * run decodes its checkpoint once); its recorded state replaces `init`.
+   */
+  resume?: ParsedModel | { checkpoint: ParsedModel; state: CheckpointState };
   /** How errors name the checkpoint (default "checkpoint"). */
   resumeWhere?: string;
 }
@@ -98,6 +99,12 @@ function runLength(c: TrainConfig, trainImages: number): RunLength {
   return { batchesPerEpoch, totalSteps, warmupSteps: Math.round(c.warmupEpochs * batchesPerEpoch) };
 }
 
+/** The weights a training starts from: `init` (values, or a file's initializers), else PyTorch's init from `seed`. */
+function initialParams(plan: TrainingPlan, init: TrainerOptions['init'], seed: number): Params {
+  if (init === undefined) return plan.initialParams(seed);
+  return init instanceof Map ? init : paramsFromModel(init.model, plan.params, init.where);
+}
+
 /** Batches of 250 keep the inception net's activations (and so the run's peak memory) well below what 1000 takes. */
 const EVAL_BATCH = 250;
 
@@ -121,16 +128,23 @@ export class Trainer {
   private order: { epoch: number; order: Uint32Array } | null = null;
   private released: { params: Params; states: Params } | null = null;
 
+  /** The network being trained. */
+  readonly network: Network;
+  /** The per-tensor training step: training_model.onnx, and the layout of checkpoints. */
+  readonly graph: TrainingGraph;
+
   private constructor(
-    readonly network: Network,
+    /** The training's plan: network, optimizer, layout and every graph form. */
+    readonly plan: TrainingPlan,
     readonly config: TrainConfig,
-    readonly graph: TrainingGraph,
     private readonly session: StepRunner,
     private readonly data: { train: Dataset; test: Dataset; ep?: EpChoice; threads?: number },
     /** The checkpoint state this trainer continues, when it resumed one. */
     readonly resumedFrom: CheckpointState | null,
     length: RunLength,
   ) {
+    this.network = plan.network;
+    this.graph = plan.step();
     this.pos = resumedFrom ? resumedFrom.position : startOfEpoch(0, 0);
     this.history = resumedFrom ? [...resumedFrom.epochs] : [];
     this.logged = resumedFrom ? [...resumedFrom.log] : [];
@@ -139,7 +153,7 @@ export class Trainer {
     this.labels = new BigInt64Array(config.batchSize);
   }
 
-  /** Builds the training graph and opens its session (which fails, e.g., for `ep: 'cuda'` without the provider). */
+  /** Plans the training, opens its session (which fails, e.g., for `ep: 'cuda'` without the provider). */
   static async create(o: TrainerOptions): Promise<Trainer> {
     const network = resolveNetwork(o.network);
     const c = o.config;
@@ -147,50 +161,31 @@ export class Trainer {
       throw new RangeError(`trainer: config.model "${c.model}" is not the network's name "${network.name}"`);
     if (o.train.count === 0) throw new RangeError('trainer: the training set is empty');
     const length = runLength(c, o.train.count);
-    if (length.warmupSteps >= length.totalSteps)
-      throw new UsageError(
-        `warm-up: ${c.warmupEpochs} epochs are ${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`,
-      );
-    const names = network
-      .create()
-      .parameters()
-      .map((p) => p.name);
-    const graphOptions = {
-      isFrozen: frozenMatcher(c.freeze, names),
+    if (length.warmupSteps >= length.totalSteps) {
+      const steps = `${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`;
+      throw new OptionError('warmupEpochs', c.warmupEpochs, `must be shorter than the run: ${steps}`);
+    }
+    const plan = new TrainingPlan({
+      network,
+      optimizer: c,
+      freeze: c.freeze,
       labelSmoothing: c.labelSmoothing,
       gradients: gradientsFor(o.ep ?? 'auto'),
-    };
-    const graph = buildTrainingModel(network, makeOptimizer(c), graphOptions);
+    });
+    const resume = o.resume && 'state' in o.resume ? o.resume : null;
+    const checkpoint = resume ? resume.checkpoint : (o.resume as ParsedModel | undefined);
     const where = o.resumeWhere ?? 'checkpoint';
-    const state = o.resume ? decodeCheckpoint(o.resume, where) : null;
-    const params = o.resume
-      ? paramsFromModel(o.resume, graph.params, where)
-      : (o.init ?? initParams(graph.params, c.seed));
-    const states = o.resume
-      ? paramsFromModel(o.resume, graph.states, where)
+    const state = resume ? resume.state : checkpoint ? decodeCheckpoint(checkpoint, where) : null;
+    const params = checkpoint ? paramsFromModel(checkpoint, plan.params, where) : initialParams(plan, o.init, c.seed);
+    const states = checkpoint
+      ? paramsFromModel(checkpoint, plan.states, where)
       : c.ema === null
         ? new Map<string, Float32Array>()
-        : emaStart(params, graph.trainable);
-    const graphs = {
-      step: graph,
-      flat: () => buildFlatTrainingModel(network, makeOptimizer(c), graphOptions),
-      sharded: (shards: number) => buildShardedTrainingModels(network, makeOptimizer(c), shards, graphOptions),
-    };
-    const session = await openTrainingSteps(graphs, params, states, {
-      ep: o.ep,
-      threads: o.threads,
-      maxBatch: c.batchSize,
-      flat: o.flatStep,
-    });
-    return new Trainer(
-      network,
-      c,
-      graph,
-      session,
-      { train: o.train, test: o.test, ep: o.ep, threads: o.threads },
-      state,
-      length,
-    );
+        : emaStart(params, plan.trainable);
+    const steps = { ep: o.ep, threads: o.threads, maxBatch: c.batchSize, flat: o.flatStep };
+    const session = await openTrainingSteps(plan, params, states, steps);
+    const data = { train: o.train, test: o.test, ep: o.ep, threads: o.threads };
+    return new Trainer(plan, c, session, data, state, length);
   }
 
   /** Images in the training and test sets. */
@@ -441,7 +436,7 @@ export class Trainer {
 
   /** The inference model of `modelParams()` (uint8 images in; logits, probabilities and label out). */
   exportModel(metadata: Record<string, string> = {}): Uint8Array {
-    return buildInferenceModel(this.network, this.modelParams(), metadata);
+    return this.plan.inference(this.modelParams(), metadata);
   }
 
   /**

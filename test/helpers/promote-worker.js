@@ -4,7 +4,8 @@
  */
 const { join } = require('path');
 const dist = join(__dirname, '..', '..', 'dist', 'src');
-const { promote, ACCURACY_KEY, TEST_IMAGES_KEY } = require(join(dist, 'runtime', 'promote'));
+const { promote } = require(join(dist, 'runtime', 'promote'));
+const { METADATA } = require(join(dist, 'run', 'metadata'));
 const { buildInferenceModel } = require(join(dist, 'artifacts', 'graphs'));
 const { createNet } = require(join(dist, 'models'));
 const { initParams } = require(join(dist, 'models', 'module'));
@@ -16,8 +17,8 @@ async function main() {
   for (let i = 0; i < Number(count); i++) {
     const accuracy = Math.round(Math.random() * 1000) / 1000;
     const model = buildInferenceModel('residual', params, {
-      [ACCURACY_KEY]: String(accuracy),
-      [TEST_IMAGES_KEY]: '1000',
+      [METADATA.testAccuracy]: String(accuracy),
+      [METADATA.testImages]: '1000',
       candidate: `${seed}.${i}`,
     });
     try {

@@ -1,9 +1,10 @@
 /**
- * The graphs ingraph emits for a network: the training step, the eval model (both with parameters as inputs) and
- * the exported inference model (parameters as initializers).
+ * The graph forms a training plan emits (plan/index.ts): the training step per tensor, over flat tensors, as a Loop
+ * of steps and split for data parallelism; the eval model (parameters as inputs) and the exported inference model
+ * (parameters as initializers). Each emitter takes the plan's parts, built once.
  */
 import { appendGradients, GradientOptions } from '../autodiff/gradients';
-import { NetworkRef, createNet, imagesInput, logitsOf, resolveNetwork } from '../models';
+import { imagesInput, logitsOf } from '../models';
 import { crossEntropy } from '../models/loss';
 import { countParams, Module, ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
@@ -12,6 +13,7 @@ import { OPSET, encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
 import { gradient, imageDims, INPUTS, OUTPUTS, updated } from '../onnx/signature';
+import { METADATA } from '../run/metadata';
 
 /** A training step graph and the specs of what it takes and updates. */
 export interface TrainingGraph {
@@ -48,7 +50,7 @@ export interface TrainingModelOptions {
 }
 
 /** What training graphs take: parameters, the trainable ones, and the optimizer's state. */
-interface TrainingSpecs {
+export interface TrainingSpecs {
   specs: ParamSpec[];
   trainable: StateSpec[];
   globalSpecs: StateSpec[];
@@ -61,13 +63,31 @@ interface TrainingInputs extends TrainingSpecs {
   states: Map<string, Tensor>;
 }
 
-function trainingSpecs(specs: ParamSpec[], optimizer: Optimizer, isFrozen: (name: string) => boolean): TrainingSpecs {
+/** The specs of a training over `specs` by `optimizer`, without the parameters `isFrozen` names. */
+export function trainingSpecs(
+  specs: ParamSpec[],
+  optimizer: Optimizer,
+  isFrozen: (name: string) => boolean,
+): TrainingSpecs {
   const trainable = specs.filter((s) => !isFrozen(s.name));
   if (trainable.length === 0) throw new RangeError('training: every parameter is frozen; nothing to train');
   const globalSpecs = optimizer.globalState();
   const stateSpecs = [...globalSpecs, ...trainable.flatMap((s) => optimizer.paramState(s.name, s.shape))];
   return { specs, trainable, globalSpecs, stateSpecs };
 }
+
+/** What every training graph form is emitted from: a plan's network, optimizer, specs and options, built once. */
+export interface PlanParts {
+  /** The network's name, for the graphs' names. */
+  name: string;
+  module: Module;
+  optimizer: Optimizer;
+  specs: TrainingSpecs;
+  options: TrainingModelOptions;
+}
+
+/** What the eval and inference models are emitted from: the network's name and module. */
+export type ForwardParts = Pick<PlanParts, 'name' | 'module'>;
 
 /** A step's loss and correct count, and the gradient of each trainable parameter by name. */
 interface LossAndGradients {
@@ -78,12 +98,19 @@ interface LossAndGradients {
 
 /** The batch's mean loss and correct count, and the gradients of the loss (times `scale`, when given) for `trainable`. */
 function lossAndGradients(
-  g: GraphBuilder, net: Module, batch: { images: Tensor; labels: Tensor }, params: Map<string, Tensor>, trainable: readonly StateSpec[], o: TrainingModelOptions, scale?: Tensor,
+  g: GraphBuilder,
+  p: PlanParts,
+  batch: { images: Tensor; labels: Tensor },
+  params: Map<string, Tensor>,
+  trainable: readonly StateSpec[],
+  scale?: Tensor,
 ): LossAndGradients {
-  const logits = logitsOf(g, net, batch.images, (s) => params.get(s.name) as Tensor, true);
-  const { loss, correct } = crossEntropy(g, logits, batch.labels, o.labelSmoothing ?? 0);
-  const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, trainable.map((s) => params.get(s.name) as Tensor), o.gradients);
-  return { loss, correct, grads: new Map(trainable.map((s) => [s.name, grads.get((params.get(s.name) as Tensor).name) as Tensor])) };
+  const tensorOf = (name: string) => params.get(name) as Tensor;
+  const logits = logitsOf(g, p.module, batch.images, (s) => tensorOf(s.name), true);
+  const { loss, correct } = crossEntropy(g, logits, batch.labels, p.options.labelSmoothing ?? 0);
+  const wrt = trainable.map((s) => tensorOf(s.name));
+  const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, wrt, p.options.gradients);
+  return { loss, correct, grads: new Map(trainable.map((s) => [s.name, grads.get(tensorOf(s.name).name) as Tensor])) };
 }
 
 /** The optimizer's updated tensors by input name (global state, then each parameter and its state), and params_sq_sum. */
@@ -93,18 +120,43 @@ interface Update {
 }
 
 /** The optimizer update of every trainable parameter from `grads`. */
-function appendUpdate(g: GraphBuilder, optimizer: Optimizer, lr: Tensor, inputs: TrainingInputs, grads: Map<string, Tensor>): Update {
+function appendUpdate(
+  g: GraphBuilder,
+  optimizer: Optimizer,
+  lr: Tensor,
+  inputs: TrainingInputs,
+  grads: Map<string, Tensor>,
+): Update {
   const stateInputs = inputs.states;
   return g.scope('optimizer', () => {
-    const global = optimizer.updateGlobal(g, new Map(inputs.globalSpecs.map((s) => [s.name, stateInputs.get(s.name) as Tensor])));
+    const global = optimizer.updateGlobal(
+      g,
+      new Map(inputs.globalSpecs.map((s) => [s.name, stateInputs.get(s.name) as Tensor])),
+    );
     const updatedTensors = new Map(global);
     const squares: Tensor[] = [];
     for (const s of inputs.trainable) {
-      const own = new Map(optimizer.paramState(s.name, s.shape).map((st) => [st.name, stateInputs.get(st.name) as Tensor]));
-      const step = optimizer.update(g, lr, s.name, inputs.params.get(s.name) as Tensor, grads.get(s.name) as Tensor, own, global);
+      const own = new Map(
+        optimizer.paramState(s.name, s.shape).map((st) => [st.name, stateInputs.get(st.name) as Tensor]),
+      );
+      const step = optimizer.update(
+        g,
+        lr,
+        s.name,
+        inputs.params.get(s.name) as Tensor,
+        grads.get(s.name) as Tensor,
+        own,
+        global,
+      );
       updatedTensors.set(s.name, step.param);
       for (const [name, t] of step.state) updatedTensors.set(name, t);
-      squares.push(g.reduceSum(g.mul(step.param, step.param), s.shape.map((_, i) => i), false));
+      squares.push(
+        g.reduceSum(
+          g.mul(step.param, step.param),
+          s.shape.map((_, i) => i),
+          false,
+        ),
+      );
     }
     // One scalar that is finite exactly when every updated parameter is: the host's divergence check reads it.
     return { updated: updatedTensors, paramsSqSum: squares.reduce((a, b) => g.add(a, b)) };
@@ -150,11 +202,20 @@ export interface FlatState {
  * optimizer's global state, and its per-parameter state over the flat tensor), and how each flat state maps to the
  * per-parameter ones.
  */
-function flatUpdate(specs: TrainingSpecs, optimizer: Optimizer): { flat: StateSpec; flatSpecs: TrainingSpecs; flatStates: FlatState[] } {
+function flatUpdate(
+  specs: TrainingSpecs,
+  optimizer: Optimizer,
+): { flat: StateSpec; flatSpecs: TrainingSpecs; flatStates: FlatState[] } {
   const flat: StateSpec = { name: FLAT.params, shape: [countParams(specs.trainable)] };
-  const flatSpecs = { ...specs, trainable: [flat], stateSpecs: [...specs.globalSpecs, ...optimizer.paramState(flat.name, flat.shape)] };
+  const flatSpecs = {
+    ...specs,
+    trainable: [flat],
+    stateSpecs: [...specs.globalSpecs, ...optimizer.paramState(flat.name, flat.shape)],
+  };
   const perParam = specs.trainable.map((s) => optimizer.paramState(s.name, s.shape));
-  const flatStates = optimizer.paramState(flat.name, flat.shape).map((f, j) => ({ name: f.name, parts: perParam.map((states) => states[j].name) }));
+  const flatStates = optimizer
+    .paramState(flat.name, flat.shape)
+    .map((f, j) => ({ name: f.name, parts: perParam.map((states) => states[j].name) }));
   return { flat, flatSpecs, flatStates };
 }
 
@@ -182,47 +243,61 @@ export interface ShardedTrainingGraphs {
   shards: number;
 }
 
+/** The graph inputs of a batch: uint8 images [N,C,H,W] and int64 labels [N]. */
+function batchInputs(g: GraphBuilder): { images: Tensor; labels: Tensor } {
+  return { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
+}
+
 /** The gradient and update graphs of data-parallel training over `shards` workers (see ShardedTrainingGraphs). */
-export function buildShardedTrainingModels(model: NetworkRef, optimizer: Optimizer, shards: number, o: TrainingModelOptions = {}): ShardedTrainingGraphs {
-  const net = createNet(model);
-  const specs = trainingSpecs(net.parameters(), optimizer, o.isFrozen ?? (() => false));
-  const name = resolveNetwork(model).name;
-  const g = new GraphBuilder();
-  const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
-  const scale = g.input(INPUTS.lossScale, 'float32', []);
-  const step = lossAndGradients(g, net, batch, floatInputs(g, specs.specs), specs.trainable, o, scale);
-  outputLoss(g, step);
-  for (const [param, t] of step.grads) g.output(t, gradient(param));
-  const gradientBytes = encodeModel(g, { graphName: `${name}_shard_gradients`, docString: `Gradients of one shard of a batch of the ${name} net.` });
-  const { flat, flatSpecs, flatStates } = flatUpdate(specs, optimizer);
+export function shardedGraphs(p: PlanParts, shards: number): ShardedTrainingGraphs {
+  const { flat, flatSpecs, flatStates } = flatUpdate(p.specs, p.optimizer);
   const u = new GraphBuilder();
   const lr = u.input(INPUTS.lr, 'float32', []);
   const inputs = { ...flatSpecs, params: floatInputs(u, [flat]), states: floatInputs(u, flatSpecs.stateSpecs) };
   // Adds, not a ReduceSum over a [K,P] stack: onnxruntime reduces the leading axis of such a stack far slower.
-  const sum = Array.from({ length: shards }, (_, k) => u.input(FLAT.grads(k), 'float32', flat.shape)).reduce((a, b) => u.add(a, b));
-  outputUpdate(u, appendUpdate(u, optimizer, lr, inputs, new Map([[flat.name, sum]])));
-  const update = encodeModel(u, { graphName: `${name}_update`, docString: `The ${optimizer.kind} update of the ${name} net from its shards' gradients.` });
-  return { gradient: gradientBytes, update, flatStates, shards };
+  const sum = Array.from({ length: shards }, (_, k) => u.input(FLAT.grads(k), 'float32', flat.shape)).reduce((a, b) =>
+    u.add(a, b),
+  );
+  outputUpdate(u, appendUpdate(u, p.optimizer, lr, inputs, new Map([[flat.name, sum]])));
+  const update = encodeModel(u, {
+    graphName: `${p.name}_update`,
+    docString: `The ${p.optimizer.kind} update of the ${p.name} net from its shards' gradients.`,
+  });
+  return { gradient: shardGradientGraph(p), update, flatStates, shards };
+}
+
+/** One shard's loss, correct count and gradients of loss_scale · loss (ShardedTrainingGraphs.gradient). */
+function shardGradientGraph(p: PlanParts): Uint8Array {
+  const g = new GraphBuilder();
+  const batch = batchInputs(g);
+  const scale = g.input(INPUTS.lossScale, 'float32', []);
+  const step = lossAndGradients(g, p, batch, floatInputs(g, p.specs.specs), p.specs.trainable, scale);
+  outputLoss(g, step);
+  for (const [param, t] of step.grads) g.output(t, gradient(param));
+  return encodeModel(g, {
+    graphName: `${p.name}_shard_gradients`,
+    docString: `Gradients of one shard of a batch of the ${p.name} net.`,
+  });
 }
 
 /**
  * One training step as an ONNX graph: forward, loss, backward and the optimizer update. Inputs: images, labels, lr,
  * every parameter and optimizer state; outputs: loss, correct, `updated.<name>` for each, params_sq_sum.
  */
-export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: TrainingModelOptions = {}): TrainingGraph {
+export function stepGraph(p: PlanParts): TrainingGraph {
   const g = new GraphBuilder();
-  const net = createNet(model);
-  const specs = trainingSpecs(net.parameters(), optimizer, o.isFrozen ?? (() => false));
-  const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
+  const batch = batchInputs(g);
   const lr = g.input(INPUTS.lr, 'float32', []);
-  const inputs = { ...specs, params: floatInputs(g, specs.specs), states: floatInputs(g, specs.stateSpecs) };
-  const step = lossAndGradients(g, net, batch, inputs.params, specs.trainable, o);
-  const update = appendUpdate(g, optimizer, lr, inputs, step.grads);
+  const inputs = { ...p.specs, params: floatInputs(g, p.specs.specs), states: floatInputs(g, p.specs.stateSpecs) };
+  const step = lossAndGradients(g, p, batch, inputs.params, p.specs.trainable);
+  const update = appendUpdate(g, p.optimizer, lr, inputs, step.grads);
   outputStep(g, step, update);
-  if (o.exposeGradients) for (const [name, t] of step.grads) g.output(t, gradient(name));
-  const name = resolveNetwork(model).name;
-  const bytes = encodeModel(g, { graphName: `${name}_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net.` });
-  return trainingGraph(bytes, specs);
+  if (p.options.exposeGradients) for (const [name, t] of step.grads) g.output(t, gradient(name));
+  const bytes = encodeModel(g, {
+    graphName: `${p.name}_training_step`,
+    docString: `One ${p.optimizer.kind} training step of the ${p.name} net.`,
+  });
+  return trainingGraph(bytes, p.specs);
 }
 
 /**
@@ -231,37 +306,31 @@ export function buildTrainingModel(model: NetworkRef, optimizer: Optimizer, o: T
  * optimizer updates the flat tensor and its flat state with a few kernels. Inputs: images, labels, lr, `flat.params`,
  * each frozen parameter, the optimizer's global state and its flat states; outputs: loss, correct,
  * `updated.<input>` for the flat parameters and every state, params_sq_sum. Fewer tensors in and out of every run
- * and fewer nodes than buildTrainingModel's step (residual net, SGD: 225 against 312), with the same arithmetic.
+ * and fewer nodes than the per-tensor step (residual net, SGD: 225 against 312), with the same arithmetic.
  */
-export function buildFlatTrainingModel(model: NetworkRef, optimizer: Optimizer, o: TrainingModelOptions = {}): FlatTrainingGraph {
+export function flatGraph(p: PlanParts): FlatTrainingGraph {
   const g = new GraphBuilder();
-  const net = createNet(model);
-  const specs = trainingSpecs(net.parameters(), optimizer, o.isFrozen ?? (() => false));
-  const { flat, flatSpecs, flatStates } = flatUpdate(specs, optimizer);
-  const batch = { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
+  const { flat, flatSpecs, flatStates } = flatUpdate(p.specs, p.optimizer);
+  const batch = batchInputs(g);
   const lr = g.input(INPUTS.lr, 'float32', []);
   const flatParams = g.input(flat.name, 'float32', flat.shape);
-  const frozen = frozenInputs(g, specs);
-  const step = flatStep(g, { net, specs, flatSpecs, optimizer, o }, batch, lr, flatParams, frozen, floatInputs(g, flatSpecs.stateSpecs));
+  const frozen = frozenInputs(g, p.specs);
+  const step = flatStep(g, p, flatSpecs, batch, lr, flatParams, frozen, floatInputs(g, flatSpecs.stateSpecs));
   outputStep(g, step, step);
-  const name = resolveNetwork(model).name;
-  const bytes = encodeModel(g, { graphName: `${name}_flat_training_step`, docString: `One ${optimizer.kind} training step of the ${name} net, over flat tensors.` });
-  return { ...trainingGraph(bytes, specs), flatStates };
+  const bytes = encodeModel(g, {
+    graphName: `${p.name}_flat_training_step`,
+    docString: `One ${p.optimizer.kind} training step of the ${p.name} net, over flat tensors.`,
+  });
+  return { ...trainingGraph(bytes, p.specs), flatStates };
 }
 
 /** Graph inputs for the parameters that are not trained. */
 function frozenInputs(g: GraphBuilder, specs: TrainingSpecs): Map<string, Tensor> {
   const trainable = new Set(specs.trainable.map((s) => s.name));
-  return floatInputs(g, specs.specs.filter((s) => !trainable.has(s.name)));
-}
-
-/** What a flat step is built from: the network, its specs per tensor and flat, the optimizer and the options. */
-interface FlatStepContext {
-  net: Module;
-  specs: TrainingSpecs;
-  flatSpecs: TrainingSpecs;
-  optimizer: Optimizer;
-  o: TrainingModelOptions;
+  return floatInputs(
+    g,
+    specs.specs.filter((s) => !trainable.has(s.name)),
+  );
 }
 
 /**
@@ -269,88 +338,117 @@ interface FlatStepContext {
  * gradients leave the backward pass concatenated, and the optimizer updates the flat tensor and its flat states.
  */
 function flatStep(
-  g: GraphBuilder, c: FlatStepContext, batch: { images: Tensor; labels: Tensor }, lr: Tensor, flatParams: Tensor, frozen: Map<string, Tensor>, states: Map<string, Tensor>,
+  g: GraphBuilder,
+  p: PlanParts,
+  flatSpecs: TrainingSpecs,
+  batch: { images: Tensor; labels: Tensor },
+  lr: Tensor,
+  flatParams: Tensor,
+  frozen: Map<string, Tensor>,
+  states: Map<string, Tensor>,
 ): LossAndGradients & Update {
   const params = new Map(frozen);
-  const parts = g.split(flatParams, 0, c.specs.trainable.map((s) => countParams([s])));
-  c.specs.trainable.forEach((s, i) => params.set(s.name, g.reshape(parts[i], s.shape)));
-  const step = lossAndGradients(g, c.net, batch, params, c.specs.trainable, c.o);
-  const flatGrad = g.concat(c.specs.trainable.map((s) => g.reshape(step.grads.get(s.name) as Tensor, [-1])), 0);
-  const flatName = c.flatSpecs.trainable[0].name;
-  const update = appendUpdate(g, c.optimizer, lr, { ...c.flatSpecs, params: new Map([[flatName, flatParams]]), states }, new Map([[flatName, flatGrad]]));
+  const trainable = p.specs.trainable;
+  const parts = g.split(
+    flatParams,
+    0,
+    trainable.map((s) => countParams([s])),
+  );
+  trainable.forEach((s, i) => params.set(s.name, g.reshape(parts[i], s.shape)));
+  const step = lossAndGradients(g, p, batch, params, trainable);
+  const flatGrad = g.concat(
+    trainable.map((s) => g.reshape(step.grads.get(s.name) as Tensor, [-1])),
+    0,
+  );
+  const flatName = flatSpecs.trainable[0].name;
+  const inputs = { ...flatSpecs, params: new Map([[flatName, flatParams]]), states };
+  const update = appendUpdate(g, p.optimizer, lr, inputs, new Map([[flatName, flatGrad]]));
   return { ...step, ...update };
 }
 
 /**
- * S training steps in one run: buildFlatTrainingModel's step as the body of a Loop over a stack of batches, so the
- * parameters and optimizer state cross into and out of the runtime once per S steps, not every step. Inputs:
- * images [S, N, 1, 28, 28], labels [S, N], lr [S] (one per step), and the flat step's parameters and states; outputs:
- * loss, correct and params_sq_sum of each step ([S]), and `updated.<input>` after the last step. The same arithmetic
- * as S runs of the flat step.
+ * S training steps in one run: the flat step as the body of a Loop over a stack of batches, so the parameters and
+ * optimizer state cross into and out of the runtime once per S steps, not every step. Inputs: images [S, N, C, H, W],
+ * labels [S, N], lr [S] (one per step), and the flat step's parameters and states; outputs: loss, correct and
+ * params_sq_sum of each step ([S]), and `updated.<input>` after the last step. The same arithmetic as S runs of the
+ * flat step.
  */
-export function buildLoopTrainingModel(model: NetworkRef, optimizer: Optimizer, o: TrainingModelOptions = {}): LoopTrainingGraph {
+export function loopGraph(p: PlanParts): LoopTrainingGraph {
   const g = new GraphBuilder();
-  const net = createNet(model);
-  const specs = trainingSpecs(net.parameters(), optimizer, o.isFrozen ?? (() => false));
-  const { flat, flatSpecs, flatStates } = flatUpdate(specs, optimizer);
+  const { flat, flatSpecs, flatStates } = flatUpdate(p.specs, p.optimizer);
   const images = g.input(INPUTS.images, 'uint8', ['S', ...imageDims('N')]);
   const labels = g.input(INPUTS.labels, 'int64', ['S', 'N']);
   const lrs = g.input(INPUTS.lr, 'float32', ['S']);
   const flatParams = g.input(flat.name, 'float32', flat.shape);
-  const frozen = frozenInputs(g, specs);
+  const frozen = frozenInputs(g, p.specs);
   const stateInputs = floatInputs(g, flatSpecs.stateSpecs);
   const carriedNames = [flat.name, ...stateInputs.keys()];
   const loop = g.loop(g.size(lrs), 'S', [flatParams, ...stateInputs.values()], (i, [params, ...states]) => {
     const batch = { images: g.gather(images, i, 0), labels: g.gather(labels, i, 0) };
     const stateMap = new Map(flatSpecs.stateSpecs.map((s, k) => [s.name, states[k]]));
-    const step = flatStep(g, { net, specs, flatSpecs, optimizer, o }, batch, g.gather(lrs, i, 0), params, frozen, stateMap);
-    return { carried: carriedNames.map((n) => step.updated.get(n) as Tensor), scans: [step.loss, step.correct, step.paramsSqSum] };
+    const step = flatStep(g, p, flatSpecs, batch, g.gather(lrs, i, 0), params, frozen, stateMap);
+    return {
+      carried: carriedNames.map((n) => step.updated.get(n) as Tensor),
+      scans: [step.loss, step.correct, step.paramsSqSum],
+    };
   });
   const [loss, correct, paramsSqSum] = loop.scans;
-  outputStep(g, { loss, correct }, { updated: new Map(carriedNames.map((n, k) => [n, loop.carried[k]])), paramsSqSum });
-  const name = resolveNetwork(model).name;
-  const bytes = encodeModel(g, { graphName: `${name}_loop_training_steps`, docString: `S ${optimizer.kind} training steps of the ${name} net in one run.` });
-  return { ...trainingGraph(bytes, specs), flatStates, loop: true };
+  const updatedTensors = new Map(carriedNames.map((n, k) => [n, loop.carried[k]]));
+  outputStep(g, { loss, correct }, { updated: updatedTensors, paramsSqSum });
+  const bytes = encodeModel(g, {
+    graphName: `${p.name}_loop_training_steps`,
+    docString: `S ${p.optimizer.kind} training steps of the ${p.name} net in one run.`,
+  });
+  return { ...trainingGraph(bytes, p.specs), flatStates, loop: true };
 }
 
 /** Forward pass and loss with parameters as inputs: outputs loss, correct and logits. */
-export function buildEvalModel(model: NetworkRef): Uint8Array {
+export function evalGraph(f: ForwardParts): Uint8Array {
   const g = new GraphBuilder();
-  const net = createNet(model);
-  const images = imagesInput(g);
-  const labels = g.input(INPUTS.labels, 'int64', ['N']);
-  const params = floatInputs(g, net.parameters());
-  const logits = logitsOf(g, net, images, (s) => params.get(s.name) as Tensor);
+  const { images, labels } = batchInputs(g);
+  const params = floatInputs(g, f.module.parameters());
+  const logits = logitsOf(g, f.module, images, (s) => params.get(s.name) as Tensor);
   outputLoss(g, crossEntropy(g, logits, labels));
   g.output(logits, OUTPUTS.logits);
-  const name = resolveNetwork(model).name;
-  return encodeModel(g, { graphName: `${name}_eval`, docString: `Forward pass and loss of the ${name} net.` });
+  return encodeModel(g, { graphName: `${f.name}_eval`, docString: `Forward pass and loss of the ${f.name} net.` });
 }
 
 /** The arithmetic of an inference model: float32, or float16 weights and activations (for GPUs). */
 export type Precision = 'float32' | 'float16';
 
 /**
- * The deployable model: uint8 images [N,1,28,28] in; logits, probabilities and label out; weights as initializers,
+ * The deployable model: uint8 images [N,C,H,W] in; logits, probabilities and label out; weights as initializers,
  * so any ONNX runtime loads it with no custom ops; written for `opset` (one of EXPORT_OPSETS, default 17). With
  * `float16` precision the weights are stored and the network runs in half precision (rounded to nearest even);
  * preprocessing, logits and probabilities stay float32.
  */
-export function buildInferenceModel(model: NetworkRef, params: Params, metadata: Record<string, string>, opset = OPSET, precision: Precision = 'float32'): Uint8Array {
+export function inferenceGraph(
+  f: ForwardParts,
+  params: Params,
+  metadata: Record<string, string>,
+  opset = OPSET,
+  precision: Precision = 'float32',
+): Uint8Array {
   const g = new GraphBuilder();
-  const net = createNet(model);
   const images = imagesInput(g);
   const half = precision === 'float16';
   const weights = new Map<string, Tensor>();
-  for (const s of net.parameters()) {
+  for (const s of f.module.parameters()) {
     const data = params.get(s.name);
     if (!data) throw new RangeError(`inference model: parameter "${s.name}" is missing`);
-    weights.set(s.name, half ? g.initializer(s.name, 'float16', s.shape, toHalf(data)) : g.initializer(s.name, 'float32', s.shape, data));
+    const w = half
+      ? g.initializer(s.name, 'float16', s.shape, toHalf(data))
+      : g.initializer(s.name, 'float32', s.shape, data);
+    weights.set(s.name, w);
   }
-  const logits = logitsOf(g, net, images, (s) => weights.get(s.name) as Tensor, false, half);
+  const logits = logitsOf(g, f.module, images, (s) => weights.get(s.name) as Tensor, false, half);
   g.output(logits, OUTPUTS.logits);
   g.output(g.softmax(logits, 1), OUTPUTS.probabilities);
   g.output(g.argMax(logits, 1, false), OUTPUTS.label);
-  const name = resolveNetwork(model).name;
-  return encodeModel(g, { graphName: `${name}_inference`, docString: `The ${name} net of ingraph, for MNIST digits.`, metadata: { 'ingraph.model': name, ...metadata }, opset });
+  return encodeModel(g, {
+    graphName: `${f.name}_inference`,
+    docString: `The ${f.name} net of ingraph, for MNIST digits.`,
+    metadata: { [METADATA.model]: f.name, ...metadata },
+    opset,
+  });
 }
