@@ -1,9 +1,9 @@
 /** Functions over model files, for scripts: export weights as an inference model, evaluate a model, inspect one. */
 import { writeFileAtomic } from './artifacts/files';
-import { buildInferenceModel, Precision } from './plan';
+import { ForwardPlan, Precision } from './plan';
 import { paramsFromModel, readModelBytes, readOnnxFile } from './artifacts/params-io';
 import { defaultMnistDir, MnistSplit, readSplit } from './data/mnist';
-import { NetworkRef, createNet } from './models';
+import { NetworkRef } from './models';
 import { Params } from './models/module';
 import { OPSET, parseModel } from './onnx/model';
 import { summarize } from './onnx/summary';
@@ -22,12 +22,12 @@ export function exportModel(
   opset = OPSET,
   precision: Precision = 'float32',
 ): string {
-  const specs = createNet(network).parameters();
+  const plan = new ForwardPlan(network);
   const params =
     typeof weights === 'string'
-      ? paramsFromModel(readOnnxFile(weights, 'weights'), specs, `weights ${weights}`)
+      ? paramsFromModel(readOnnxFile(weights, 'weights'), plan.params, `weights ${weights}`)
       : weights;
-  return writeFileAtomic(path, buildInferenceModel(network, params, metadata, opset, precision));
+  return writeFileAtomic(path, plan.inference(params, metadata, opset, precision));
 }
 
 /**

@@ -1,6 +1,6 @@
 /** The graph builder: build-time shape checks, serialisation round trip, deterministic bytes. */
 import { buildEvalModel, buildInferenceModel, buildTrainingModel } from '../src/plan';
-import { createNet } from '../src/models';
+import { resolveNetwork } from '../src/models';
 import { initParams } from '../src/models/module';
 import { GraphBuilder } from '../src/onnx/builder';
 import { encodeModel, parseModel, OPSET } from '../src/onnx/model';
@@ -87,7 +87,7 @@ describe('Loop', () => {
 
 describe('serialisation', () => {
   it('emit, serialise, parse: the same graph (opset 17, IR 8, nodes, initializers, inputs, outputs, metadata)', () => {
-    const params = initParams(createNet('residual').parameters(), 1);
+    const params = initParams(resolveNetwork('residual').create().parameters(), 1);
     const bytes = buildInferenceModel('residual', params, { note: 'x' });
     const m = parseModel(bytes);
     expect(m.irVersion).toBe(8); // the IR version of opset 17 (onnx/helper.py's VERSION_TABLE)

@@ -4,7 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { buildInferenceModel } from '../src/plan';
-import { createNet } from '../src/models';
+import { resolveNetwork } from '../src/models';
 import { initParams } from '../src/models/module';
 import { GraphBuilder } from '../src/onnx/builder';
 import { halfBits, toHalf } from '../src/onnx/half';
@@ -56,7 +56,7 @@ it("rounds to the nearest half, ties to even, like onnxruntime's Cast: normals, 
 });
 
 it('a float16 inference model: half the bytes, float32 outputs, the same labels as float32 within rounding', async () => {
-  const params = initParams(createNet('residual').parameters(), 3);
+  const params = initParams(resolveNetwork('residual').create().parameters(), 3);
   const float = buildInferenceModel('residual', params, {});
   const half = buildInferenceModel('residual', params, {}, 17, 'float16');
   expect(half.length).toBeLessThan(0.55 * float.length);
@@ -92,7 +92,8 @@ it('ingraph export --half writes it, says so, and inspect and eval read it', () 
   const info = JSON.parse(runCli(['inspect', out, '--json']).stdout);
   expect(info.metadata['ingraph.precision']).toBe('float16');
   expect(info.totalParameters).toBe(
-    createNet('residual')
+    resolveNetwork('residual')
+      .create()
       .parameters()
       .reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
   );

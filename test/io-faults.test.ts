@@ -80,8 +80,12 @@ function expectIoFault(r: CliResult, path: string, errno: string): void {
   expect(`ingraph: ${event.message}`).toBe(last);
 }
 
-/** Only complete files under final names: every model parses, the checkpoint verifies, the manifest's hashes hold. */
-function expectNothingTorn(dir: string): void {
+/**
+ * Only complete files under final names: every model parses, the checkpoint verifies, the manifest's hashes hold.
+ * The directory must exist unless `mayBeAbsent` (a run that failed before creating it).
+ */
+function expectNothingTorn(dir: string, mayBeAbsent = false): void {
+  expect(mayBeAbsent || existsSync(dir)).toBe(true);
   if (!existsSync(dir)) return;
   const files = listFiles(dir);
   expect(files.filter((f) => f.endsWith('.tmp') || f.endsWith('.lock'))).toEqual([]);
@@ -148,7 +152,7 @@ onTmpfs('a full disk at each file a run writes', () => {
       }
       const r = runCli(cases[name].atLastStep ? [...resumeArgs(out), '--json'] : ['train', ...base, '--out', out]);
       expectIoFault(r, join(out, name.split(' ')[0]), 'ENOSPC');
-      expectNothingTorn(out);
+      expectNothingTorn(out, true);
       if (name === '.ingraph.lock') {
         expect(listFiles(fs)).toEqual(['filler']); // a run that cannot start writes nothing
       } else {

@@ -1,7 +1,7 @@
 /** The seed's two networks: parameter names and counts, layer shapes, and values against the float64 reference. */
 import * as ort from 'onnxruntime-node';
 import { buildInferenceModel } from '../src/plan';
-import { createNet } from '../src/models';
+import { resolveNetwork } from '../src/models';
 import { InceptionA, InceptionNet } from '../src/models/inception';
 import { Forward, Module, ParamSpec, Params, countParams, initParams } from '../src/models/module';
 import { ResidualBlock, ResidualNet } from '../src/models/residual';
@@ -63,7 +63,7 @@ function asT64(params: Params, specs: { name: string; shape: number[] }[]): Map<
 
 describe('parameters', () => {
   it('inception net: 97,298 parameters named by the seed state_dict keys', () => {
-    const specs = createNet('inception').parameters();
+    const specs = resolveNetwork('inception').create().parameters();
     expect(countParams(specs)).toBe(97298);
     const names = specs.map((s) => s.name);
     expect(names).toEqual(
@@ -82,7 +82,7 @@ describe('parameters', () => {
   });
 
   it('residual net: 41,514 parameters, blocks named rblockN.convM', () => {
-    const specs = createNet('residual').parameters();
+    const specs = resolveNetwork('residual').create().parameters();
     expect(countParams(specs)).toBe(41514);
     expect(specs.map((s) => s.name)).toEqual([
       'conv1.weight',
@@ -103,7 +103,7 @@ describe('parameters', () => {
   });
 
   it('initialisation is PyTorch-like U(-1/sqrt(fan_in), 1/sqrt(fan_in)) and seeded', () => {
-    const specs = createNet('residual').parameters();
+    const specs = resolveNetwork('residual').create().parameters();
     const a = initParams(specs, 7);
     const b = initParams(specs, 7);
     const c = initParams(specs, 8);
@@ -212,7 +212,7 @@ describe('blocks against the float64 reference (forward values and sampled gradi
 
 describe('exported inference model against the float64 reference of the whole net', () => {
   it.each(['residual', 'inception'] as const)('%s net: logits, probabilities and label for 2 images', async (model) => {
-    const specs = createNet(model).parameters();
+    const specs = resolveNetwork(model).create().parameters();
     const params = initParams(specs, 3);
     const session = await ort.InferenceSession.create(buildInferenceModel(model, params, {}), { intraOpNumThreads: 1 });
     const images = Uint8Array.from({ length: 2 * 784 }, () => Math.floor(256 * rnd()));

@@ -17,7 +17,7 @@ import { withEma } from '../src/optim/ema';
 import { encodeCheckpoint } from '../src/artifacts/params-io';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { sgd } from '../src/optim/sgd';
-import { createNet } from '../src/models';
+import { resolveNetwork } from '../src/models';
 import { initParams } from '../src/models/module';
 import { runCli, tempDir } from './helpers/cli';
 
@@ -35,7 +35,7 @@ for f in sys.argv[1:]:
   it('passes every emitted graph and a checkpoint, which the onnx package reads back whole', () => {
     const dir = tempDir();
     expect(runCli(['graphs', '--out', dir]).code).toBe(0);
-    const specs = createNet('inception').parameters();
+    const specs = resolveNetwork('inception').create().parameters();
     const params = initParams(specs, 0);
     const states = new Map([...params].map(([k, v]) => [`optim.momentum_buffer.${k}`, v]));
     writeFileSync(

@@ -5,7 +5,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { encodeCheckpoint, readCheckpoint } from '../src/artifacts/params-io';
-import { createNet } from '../src/models';
+import { resolveNetwork } from '../src/models';
 import { initParams } from '../src/models/module';
 import { parseModel } from '../src/onnx/model';
 import { mnistSlice, runCli, startCli, tempDir, untilStep } from './helpers/cli';
@@ -187,7 +187,7 @@ describe('divergence guard', () => {
     for (const t of ck.initializers.values())
       expect([t.name, (t.data as Float32Array).every(Number.isFinite)]).toEqual([t.name, true]);
     if (Number(kept) === 0) {
-      const init = initParams(createNet('residual').parameters(), 0);
+      const init = initParams(resolveNetwork('residual').create().parameters(), 0);
       expect(
         Buffer.from((ck.initializers.get('fc.weight')?.data as Float32Array).buffer).equals(
           Buffer.from((init.get('fc.weight') as Float32Array).buffer),
@@ -250,7 +250,7 @@ describe('bad input: exit code 2, one line, the output directory unchanged', () 
   const noAccuracy = join(tempDir(), 'model.onnx');
   beforeAll(() => {
     expect(runCli(['train', ...base, '--max-steps', '1', '--out', otherRun]).code).toBe(0);
-    const specs = createNet('residual').parameters();
+    const specs = resolveNetwork('residual').create().parameters();
     writeFileSync(
       join(oldVersion, 'checkpoint.onnx'),
       encodeCheckpoint(specs, [], {

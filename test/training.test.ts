@@ -1,8 +1,8 @@
 /** `ingraph train` end to end on small slices of MNIST: it learns, writes its artifacts, resumes, freezes. */
-import { readFileSync } from 'fs';
-import { join } from 'path';
+import { existsSync, readFileSync } from 'fs';
+import { dirname, join } from 'path';
 import { sha256 } from '../src/artifacts/files';
-import { createNet } from '../src/models';
+import { resolveNetwork } from '../src/models';
 import { initParams } from '../src/models/module';
 import { parseModel } from '../src/onnx/model';
 import { mnistSlice, runCli, tempDir } from './helpers/cli';
@@ -20,7 +20,8 @@ function events(stdout: string): Record<string, unknown>[] {
 function params(file: string): Map<string, Float32Array> {
   const m = parseModel(readFileSync(file));
   return new Map(
-    createNet('residual')
+    resolveNetwork('residual')
+      .create()
       .parameters()
       .map((s) => [s.name, m.initializers.get(s.name)?.data as Float32Array]),
   );
@@ -157,7 +158,7 @@ describe('freeze', () => {
       out,
     ]);
     expect(r.code).toBe(0);
-    const init = initParams(createNet('residual').parameters(), 5);
+    const init = initParams(resolveNetwork('residual').create().parameters(), 5);
     for (const [name, v] of params(join(out, 'inference.onnx'))) {
       const same = Buffer.from(v.buffer).equals(Buffer.from((init.get(name) as Float32Array).buffer));
       expect([name, same]).toEqual([name, name.startsWith('conv1.') || name.startsWith('rblock1.')]);
@@ -201,9 +202,14 @@ describe('execution providers', () => {
   it('--ep cuda without the CUDA provider: one line saying why and where to read how to install it, exit 2', () => {
     const out = tempDir();
     const r = runCli(['train', ...base, '--max-steps', '1', '--ep', 'cuda', '--out', out]);
-    if (r.code === 0) return; // a machine with the CUDA provider installed: nothing to refuse
+    const provider = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', 'linux', 'x64');
+    if (existsSync(join(provider, 'libonnxruntime_providers_cuda.so'))) {
+      // A machine with the CUDA provider: the run must train on it, not fall back to the CPU.
+      expect([r.code, /^execution provider: cuda$/m.test(r.stdout)]).toEqual([0, true]);
+      return;
+    }
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^ingraph: --ep cuda: .*see README section "GPU"/);
+    expect(r.stderr).toMatch(/^ingraph: --ep cuda: .*see docs\/gpu\.md/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 

@@ -17,7 +17,8 @@ import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/artifacts/files';
 import { appendGradients } from '../src/autodiff/gradients';
-import { createNet, imagesInput, logitsOf, NetworkName } from '../src/models';
+import { imagesInput, logitsOf, NetworkName } from '../src/models';
+import { ForwardPlan } from '../src/plan';
 import { GraphBuilder, Node } from '../src/onnx/builder';
 import { encodeModel } from '../src/onnx/model';
 import { numel, Tensor } from '../src/onnx/tensor';
@@ -47,7 +48,7 @@ function convLayers(net: NetworkName, batch: number): ConvLayer[] {
   const params = new Set<string>();
   logitsOf(
     g,
-    createNet(net),
+    new ForwardPlan(net).module,
     imagesInput(g, batch),
     (s) => {
       params.add(s.name);

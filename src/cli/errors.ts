@@ -16,7 +16,7 @@ export function exitCodeOf(e: unknown): number {
 }
 
 export const GPU_HELP =
-  'see README section "GPU": in node_modules/onnxruntime-node run `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install` (needs CUDA 12 and cuDNN 9)';
+  'see docs/gpu.md: in node_modules/onnxruntime-node run `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install` (needs CUDA 12 and cuDNN 9)';
 
 /** The one line the CLI prints for a typed error (after "ingraph: "). */
 export function cliMessage(e: IngraphError): string {

@@ -1,10 +1,9 @@
 import { resolve } from 'path';
-import { buildInferenceModel } from '../plan';
+import { ForwardPlan } from '../plan';
 import { writeFileAtomic } from '../artifacts/files';
 import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
 import { UsageError } from '../errors';
-import { NETWORKS, createNet, isNetworkName } from '../models';
-import { initParams } from '../models/module';
+import { networkByName } from '../models';
 import { EXPORT_OPSETS, OPSET } from '../onnx/model';
 import { quantizeInt8 } from '../artifacts/quantize';
 import { checkTritonName, TritonOptions, writeTritonRepository } from '../artifacts/triton';
@@ -52,8 +51,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   });
   if (values.help) return (void console.log(EXPORT_HELP), 0);
   const model = requireFlag('export', '--model', values.model as string | undefined);
-  if (!isNetworkName(model))
-    throw new UsageError(`--model ${model}: must be one of ${Object.keys(NETWORKS).join(', ')}`);
+  const network = networkByName(model);
   const format = choiceFlag('--format', values.format as string | undefined, ['onnx', 'triton'] as const, 'onnx');
   const outFlag = requireFlag('export', '--out', values.out as string | undefined);
   const triton = format === 'triton' ? tritonOptions(values, model) : null;
@@ -65,10 +63,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const calibration = quantizeOptions(values, opset);
   const half = !!values.half;
   if (half && calibration) throw new UsageError('--half and --quantize: choose one');
-  const specs = createNet(model).parameters();
+  const plan = new ForwardPlan(network);
   const init = values.init as string | undefined;
   const source = init ? readOnnxFile(init, 'init') : null;
-  const params = source ? paramsFromModel(source, specs, `--init ${init}`) : initParams(specs, seed);
+  const params = source ? paramsFromModel(source, plan.params, `--init ${init}`) : plan.initialParams(seed);
   const origin = init ? `weights from ${init}` : `initial weights (seed ${seed})`;
   const meta: Record<string, string> = { [METADATA.weights]: origin };
   // The same weights keep the test accuracy recorded with them (an exported model's; checkpoints record none); an int8
@@ -77,7 +75,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   if (!calibration && !half)
     for (const key of [METADATA.testAccuracy, METADATA.testImages])
       if (source?.metadata[key]) meta[key] = source.metadata[key];
-  const built = buildInferenceModel(model, params, meta, opset, half ? 'float16' : 'float32');
+  const built = plan.inference(params, meta, opset, half ? 'float16' : 'float32');
   const bytes = calibration ? await quantizeInt8(built, { images: calibration }) : built;
   const what = `${model} net${calibration ? `, int8 calibrated on ${calibration.count} training images` : ''}${half ? ', float16' : ''}, ${origin}, opset ${opset}`;
   if (triton) {

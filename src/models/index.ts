@@ -50,10 +50,6 @@ export function resolveNetwork(ref: NetworkRef): Network {
   return typeof ref === 'string' ? NETWORKS[ref] : ref;
 }
 
-export function createNet(ref: NetworkRef): Module {
-  return resolveNetwork(ref).create();
-}
-
 /** MNIST normalisation in-graph, exactly as torchvision's ToTensor + Normalize((0.1307,), (0.3081,)). */
 export const MNIST_MEAN = 0.1307;
 export const MNIST_STD = 0.3081;

@@ -37,18 +37,46 @@ export interface PlanOptions extends TrainingModelOptions {
   freeze?: readonly string[];
 }
 
-/** A network's training, planned once; see the module comment. */
-export class TrainingPlan {
+/** A network's forward pass, built once: its parameters, initial weights, eval model and inference model. */
+export class ForwardPlan {
   readonly network: Network;
   /** The root module: its parameters carry their state_dict names. */
   readonly module: Module;
+
+  constructor(network: NetworkRef) {
+    this.network = resolveNetwork(network);
+    this.module = this.network.create();
+  }
+
+  /** Every parameter, in the module's order. */
+  get params(): ParamSpec[] {
+    return this.module.parameters();
+  }
+
+  /** PyTorch's default initial weights from `seed`. */
+  initialParams(seed: number): Params {
+    return initParams(this.params, seed);
+  }
+
+  /** The forward pass and loss with parameters as inputs. */
+  eval(): Uint8Array {
+    return evalGraph({ name: this.network.name, module: this.module });
+  }
+
+  /** The deployable model of `params` (see `buildInferenceModel`). */
+  inference(params: Params, metadata: Record<string, string> = {}, opset = OPSET, precision?: Precision): Uint8Array {
+    return inferenceGraph({ name: this.network.name, module: this.module }, params, metadata, opset, precision);
+  }
+}
+
+/** A network's training, planned once; see the module comment. */
+export class TrainingPlan extends ForwardPlan {
   readonly optimizer: Optimizer;
   private readonly parts: PlanParts;
   private perTensorStep: TrainingGraph | null = null;
 
   constructor(o: PlanOptions) {
-    this.network = resolveNetwork(o.network);
-    this.module = this.network.create();
+    super(o.network);
     this.optimizer = 'update' in o.optimizer ? o.optimizer : optimizerFor(o.optimizer);
     const params = this.module.parameters();
     const byPrefix = frozenMatcher(
@@ -59,11 +87,6 @@ export class TrainingPlan {
     const options = { exposeGradients: o.exposeGradients, labelSmoothing: o.labelSmoothing, gradients: o.gradients };
     const specs = trainingSpecs(params, this.optimizer, isFrozen);
     this.parts = { name: this.network.name, module: this.module, optimizer: this.optimizer, specs, options };
-  }
-
-  /** Every parameter, in the module's order. */
-  get params(): ParamSpec[] {
-    return this.parts.specs.specs;
   }
 
   /** The names of the parameters that train, in the module's order. */
@@ -79,11 +102,6 @@ export class TrainingPlan {
   /** The gradient formulations the training graphs use. */
   get gradients(): GradientOptions | undefined {
     return this.parts.options.gradients;
-  }
-
-  /** PyTorch's default initial weights from `seed`. */
-  initialParams(seed: number): Params {
-    return initParams(this.params, seed);
   }
 
   /** The training step with an input and an output per parameter and state (emitted once, then kept). */
@@ -104,16 +122,6 @@ export class TrainingPlan {
   /** Several flat steps per run: a Loop over stacked batches. */
   loop(): LoopTrainingGraph {
     return loopGraph(this.parts);
-  }
-
-  /** The forward pass and loss with parameters as inputs. */
-  eval(): Uint8Array {
-    return evalGraph(this.parts);
-  }
-
-  /** The deployable model of `params` (see `buildInferenceModel`). */
-  inference(params: Params, metadata: Record<string, string> = {}, opset = OPSET, precision?: Precision): Uint8Array {
-    return inferenceGraph(this.parts, params, metadata, opset, precision);
   }
 }
 
@@ -170,8 +178,7 @@ export function buildShardedTrainingModels(
 
 /** Forward pass and loss with parameters as inputs: outputs loss, correct and logits. */
 export function buildEvalModel(model: NetworkRef): Uint8Array {
-  const network = resolveNetwork(model);
-  return evalGraph({ name: network.name, module: network.create() });
+  return new ForwardPlan(model).eval();
 }
 
 /**
@@ -187,8 +194,7 @@ export function buildInferenceModel(
   opset = OPSET,
   precision: Precision = 'float32',
 ): Uint8Array {
-  const network = resolveNetwork(model);
-  return inferenceGraph({ name: network.name, module: network.create() }, params, metadata, opset, precision);
+  return new ForwardPlan(model).inference(params, metadata, opset, precision);
 }
 
 export type {
