@@ -6,17 +6,16 @@ const { join } = require('path');
 const dist = join(__dirname, '..', '..', 'dist', 'src');
 const { promote } = require(join(dist, 'runtime', 'promote'));
 const { METADATA } = require(join(dist, 'run', 'metadata'));
-const { buildInferenceModel } = require(join(dist, 'artifacts', 'graphs'));
-const { createNet } = require(join(dist, 'models'));
-const { initParams } = require(join(dist, 'models', 'module'));
+const { ForwardPlan } = require(join(dist, 'plan'));
 const { PromotionRefusedError } = require(join(dist, 'errors'));
 
 async function main() {
   const [target, count, seed] = process.argv.slice(2);
-  const params = initParams(createNet('residual').parameters(), Number(seed));
+  const plan = new ForwardPlan('residual');
+  const params = plan.initialParams(Number(seed));
   for (let i = 0; i < Number(count); i++) {
     const accuracy = Math.round(Math.random() * 1000) / 1000;
-    const model = buildInferenceModel('residual', params, {
+    const model = plan.inference(params, {
       [METADATA.testAccuracy]: String(accuracy),
       [METADATA.testImages]: '1000',
       candidate: `${seed}.${i}`,
