@@ -2,7 +2,7 @@
 import { writeFileAtomic } from './artifacts/files';
 import { ForwardPlan, Precision } from './plan';
 import { paramsFromModel, readModelBytes, readOnnxFile } from './artifacts/params-io';
-import { defaultMnistDir, MnistSplit, readSplit } from './data/mnist';
+import { defaultMnistDir, Dataset, readDataset } from './data/mnist';
 import { NetworkRef } from './models';
 import { Params } from './models/module';
 import { OPSET, parseModel } from './onnx/model';
@@ -36,13 +36,13 @@ export function exportModel(
  */
 export async function evaluateModel(
   model: string | Uint8Array,
-  data?: MnistSplit,
+  data?: Dataset,
   options: EvaluateOptions = {},
 ): Promise<EvalReport> {
   const where = typeof model === 'string' ? model : 'model';
   const bytes = typeof model === 'string' ? readModelBytes(model, 'model') : model;
-  parseModel(bytes, where);
-  return evaluate(bytes, where, data ?? readSplit(defaultMnistDir(), 'test'), options);
+  const parsed = parseModel(bytes, where);
+  return evaluate(bytes, where, data ?? readDataset(defaultMnistDir(), 'test'), { ...options, parsed });
 }
 
 /** A summary of the ONNX file at `path`: inputs, outputs, ops by count, parameters, optimizer state, metadata. */

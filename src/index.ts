@@ -64,33 +64,29 @@ export type {
 } from './plan';
 
 // Data
-export {
-  datasetFromArrays,
-  defaultMnistDir,
-  readIdxImages,
-  readIdxLabels,
-  readSplit as readDataset,
-} from './data/mnist';
+export { datasetFromArrays, defaultMnistDir, readIdxImages, readIdxLabels, readDataset } from './data/mnist';
 export { readCsv } from './data/csv';
 export { AUGMENTATIONS, AUGMENT_RANGES, augmentBatch, batchRng, drawWarp, warpImage } from './data/augment';
 export type { AugmentKind, Warp } from './data/augment';
 export { Rng } from './data/rng';
-export type { Dataset } from './train/trainer';
+export type { Dataset } from './data/mnist';
 
 // Training
 export { Trainer } from './train/trainer';
 export type { EpochEvent, StepEvent, TrainObserver, TrainerOptions } from './train/trainer';
-export { trainConfig } from './train/config';
-export type { EpochResult, LogEntry, Position, TrainConfig } from './train/config';
+export { resumeConfig, trainConfig } from './config';
+export type { EpochResult, LogEntry, Position, TrainConfig } from './options';
 export { learningRate } from './runtime/schedule';
 export type { Schedule, ScheduleKind } from './runtime/schedule';
 export { Checkpointer, progressLog } from './train/observers';
 export type { Reporter } from './train/observers';
-export { ARTIFACTS, REPRODUCIBILITY, train } from './train/run';
+export { train } from './train/run';
+export { ARTIFACTS, REPRODUCIBILITY, existingRun } from './run/layout';
 export type { RunOptions, TrainResult } from './train/run';
 
 // Model files: checkpoints, export, evaluation, inspection, promotion
-export { readCheckpoint, readOnnxFile } from './artifacts/params-io';
+export { readOnnxFile } from './artifacts/params-io';
+export { readCheckpoint } from './run/checkpoint';
 export { exportModel, evaluateModel, inspectModel } from './api';
 export { evaluate } from './runtime/evaluate';
 export type { EvalReport, EvaluateOptions, Mistake } from './runtime/evaluate';
@@ -107,8 +103,8 @@ export type { TritonOptions } from './artifacts/triton';
 
 // Reports
 export { evaluationReport, runReport, writeTensorboard } from './report';
-export { evaluationRecord, readRun, RECORD_FILES } from './report/records';
-export type { EvaluationRecord, ManifestRecord, MetricsRecord, MistakeRecord, RunRecord } from './report/records';
+export { evaluationRecord, readRun, RECORD_FILES } from './run/records';
+export type { EvaluationRecord, ManifestRecord, MetricsRecord, MistakeRecord, RunRecord } from './run/records';
 
 // Errors
 export {

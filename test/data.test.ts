@@ -2,7 +2,7 @@
 import { createHash } from 'crypto';
 import { readFileSync } from 'fs';
 import { join } from 'path';
-import { defaultMnistDir, epochOrder, fillBatch, readSplit } from '../src/data/mnist';
+import { defaultMnistDir, epochOrder, fillBatch, readDataset } from '../src/data/mnist';
 import { rawLabels } from './helpers/cli';
 
 describe('MNIST', () => {
@@ -14,8 +14,8 @@ describe('MNIST', () => {
         .digest('hex');
     expect(md5('train-images-idx3-ubyte')).toBe('6bbc9ace898e44ae57da46a324031adb');
     expect(md5('t10k-images-idx3-ubyte')).toBe('2646ac647ad5339dbf082846283269ea');
-    const train = readSplit(dir, 'train');
-    const test = readSplit(dir, 'test');
+    const train = readDataset(dir, 'train');
+    const test = readDataset(dir, 'test');
     expect([train.count, test.count]).toEqual([60000, 10000]);
     expect(Array.from(test.labels.subarray(0, 10))).toEqual(Array.from(rawLabels(dir).subarray(0, 10)));
   });

@@ -20,7 +20,7 @@ import {
 import { join } from 'path';
 import { onnx } from 'onnx-proto';
 import { sha256 } from '../src/artifacts/files';
-import { readCheckpoint } from '../src/artifacts/params-io';
+import { readCheckpoint } from '../src/run/checkpoint';
 import { parseModel } from '../src/onnx/model';
 import { CLI, CliResult, Running, mnistSlice, runCli, startCli, tempDir, untilStep } from './helpers/cli';
 import { listFiles, pages, PAGE, remount, tmpfs, tmpfsProbe, unmountAll } from './helpers/faults';

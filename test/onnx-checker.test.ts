@@ -14,7 +14,7 @@ import {
   buildTrainingModel,
 } from '../src/plan';
 import { withEma } from '../src/optim/ema';
-import { encodeCheckpoint } from '../src/artifacts/params-io';
+import { encodeCheckpoint } from '../src/run/checkpoint';
 import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { sgd } from '../src/optim/sgd';
 import { resolveNetwork } from '../src/models';

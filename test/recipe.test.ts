@@ -13,8 +13,8 @@ import { GraphBuilder } from '../src/onnx/builder';
 import { Tensor } from '../src/onnx/tensor';
 import { parseModel } from '../src/onnx/model';
 import { learningRate } from '../src/runtime/schedule';
-import { readSplit } from '../src/data/mnist';
-import { trainConfig } from '../src/train/config';
+import { readDataset } from '../src/data/mnist';
+import { trainConfig } from '../src/config';
 import { Trainer } from '../src/train/trainer';
 import { relErrAt, runGraph } from './helpers/graph-check';
 import { MNIST_DIR, mnistSlice, rawImages, runCli, tempDir } from './helpers/cli';
@@ -163,7 +163,7 @@ describe('moving average of the weights', () => {
     'with %i thread(s), flat step %s: after each step, the average equals d·average + (1-d)·weights, in float64',
     async (threads, flatStep) => {
       const decay = 0.8;
-      const [train, test] = [readSplit(MNIST_DIR, 'train', 128), readSplit(MNIST_DIR, 'test', 32)];
+      const [train, test] = [readDataset(MNIST_DIR, 'train', 128), readDataset(MNIST_DIR, 'test', 32)];
       const config = trainConfig('residual', { ema: decay, batchSize: 32, momentum: 0.9, freeze: ['conv1'] });
       const trainer = await Trainer.create({ network: 'residual', config, train, test, ep: 'cpu', threads, flatStep });
       try {

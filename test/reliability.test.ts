@@ -4,7 +4,7 @@
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { encodeCheckpoint, readCheckpoint } from '../src/artifacts/params-io';
+import { encodeCheckpoint, readCheckpoint } from '../src/run/checkpoint';
 import { resolveNetwork } from '../src/models';
 import { initParams } from '../src/models/module';
 import { parseModel } from '../src/onnx/model';
@@ -145,6 +145,25 @@ describe('crash safety', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(snapshot(dir)).toEqual(before);
     }
+  });
+
+  it('a re-sealed checkpoint whose batch order (ingraph.rng) disagrees with its config is refused', () => {
+    const dir = tempDir();
+    cpSync(reference, dir, { recursive: true });
+    const path = join(dir, 'checkpoint.onnx');
+    const ck = readCheckpoint(path, 'test');
+    const specs = [...ck.initializers.values()].map((t) => ({ name: t.name, shape: t.shape, fanIn: 1 }));
+    const values = new Map([...ck.initializers.values()].map((t) => [t.name, t.data as Float32Array]));
+    const seed = JSON.parse(ck.metadata['ingraph.config']).seed as number;
+    const metadata = { ...ck.metadata, 'ingraph.rng': JSON.stringify({ seed: seed + 1, shuffle: true, epoch: 0 }) };
+    writeFileSync(path, encodeCheckpoint(specs, [], { params: values, states: values, metadata }));
+    const r = runCli(['train', '--resume', dir]);
+    expect([r.code, r.stderr]).toEqual([
+      2,
+      expect.stringMatching(
+        /^ingraph: --resume .*: its batch order \(ingraph\.rng .*\) disagrees with its config and position\n$/,
+      ),
+    ]);
   });
 });
 

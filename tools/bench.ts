@@ -24,7 +24,7 @@ import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/artifacts/files';
 import { TrainingPlan } from '../src/plan';
 import { quantizeInt8 } from '../src/artifacts/quantize';
-import { defaultMnistDir, readSplit } from '../src/data/mnist';
+import { defaultMnistDir, readDataset } from '../src/data/mnist';
 import { NetworkName } from '../src/models';
 import { SEED_OPTIMIZER } from '../src/optim';
 import { parseModel } from '../src/onnx/model';
@@ -56,7 +56,7 @@ interface Options {
 }
 
 function batches(n: number, batch: number) {
-  const train = readSplit(defaultMnistDir(), 'train', batch * n);
+  const train = readDataset(defaultMnistDir(), 'train', batch * n);
   return { images: train.images, labels: BigInt64Array.from(train.labels, (l) => BigInt(l)) };
 }
 
@@ -173,7 +173,7 @@ async function ortImagesPerSecond(
         Float32Array.from({ length: batch * 784 }, (_, i) => Math.sin(i)),
         [batch, 1, 28, 28],
       )
-    : new ort.Tensor('uint8', readSplit(defaultMnistDir(), 'test', batch).images, [batch, 1, 28, 28]);
+    : new ort.Tensor('uint8', readDataset(defaultMnistDir(), 'test', batch).images, [batch, 1, 28, 28]);
   await session.run({ [name]: x });
   const runs = Math.ceil(images / batch);
   const t0 = process.hrtime.bigint();
@@ -184,7 +184,7 @@ async function ortImagesPerSecond(
 
 /** The int8 export (`export --quantize int8`, calibrated on 1,000 training images) against the float one, alternated. */
 async function int8Bench(model: Uint8Array, o: Options) {
-  const quantized = await quantizeInt8(model, { images: readSplit(defaultMnistDir(), 'train', 1000) });
+  const quantized = await quantizeInt8(model, { images: readDataset(defaultMnistDir(), 'train', 1000) });
   const at = { float1000: [] as number[], int81000: [] as number[], float1: [] as number[], int81: [] as number[] };
   for (let r = 0; r < o.repeats; r++) {
     at.float1000.push(await ortImagesPerSecond(model, o.threads));

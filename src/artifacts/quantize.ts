@@ -6,7 +6,7 @@
  */
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { MnistSplit } from '../data/mnist';
+import { Dataset } from '../data/mnist';
 import { parseModel, StoredTensor } from '../onnx/model';
 import { IMAGE_SIZE, INPUTS, imageDims } from '../onnx/signature';
 import { openSession } from '../runtime/session';
@@ -21,7 +21,7 @@ export type Calibration = 'minmax';
 /** How to quantize (recorded in the model's metadata). */
 export interface QuantizeOptions {
   /** Calibration images (uint8, N·784). */
-  images: MnistSplit;
+  images: Dataset;
   method?: Calibration;
 }
 
@@ -49,7 +49,7 @@ function activations(g: onnx.IGraphProto): string[] {
 }
 
 /** Min and max of each tensor over the calibration images, from a copy of the model that also outputs them. */
-async function calibrate(model: onnx.ModelProto, tensors: string[], images: MnistSplit): Promise<Map<string, Range>> {
+async function calibrate(model: onnx.ModelProto, tensors: string[], images: Dataset): Promise<Map<string, Range>> {
   const probe = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
   const graph = probe.graph as onnx.GraphProto;
   for (const name of tensors)

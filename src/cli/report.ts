@@ -1,8 +1,8 @@
 import { join, resolve } from 'path';
 import { writeFileAtomic } from '../artifacts/files';
 import { runReport, writeTensorboard } from '../report';
-import { readRun } from '../report/records';
-import { ARTIFACTS } from '../train/run';
+import { readRun } from '../run/records';
+import { ARTIFACTS } from '../run/layout';
 import { UsageError } from '../errors';
 import { parse } from './args';
 import { checkWritableDir, checkWritableFile } from './output';

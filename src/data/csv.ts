@@ -5,12 +5,12 @@
 import { readFileSync } from 'fs';
 import { IMAGE_SIZE } from '../onnx/signature';
 import { DataError } from './data-error';
-import type { MnistSplit } from './mnist';
+import type { Dataset } from './mnist';
 
 const FIELDS = 1 + IMAGE_SIZE;
 
 /** A dataset from a CSV file of `label,pixel0..pixel783` rows (an optional header line is skipped). */
-export function readCsv(path: string): MnistSplit {
+export function readCsv(path: string): Dataset {
   const buf = readFileSync(path);
   let pos = 0;
   let line = 1;

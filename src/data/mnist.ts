@@ -13,7 +13,8 @@ import { Rng, permutation } from './rng';
 
 export { IMAGE_SIZE };
 
-export interface MnistSplit {
+/** Images (uint8, count·784, 1x28x28 each) and their labels (0..9), in memory. */
+export interface Dataset {
   /** uint8 pixels, count·784. */
   images: Uint8Array;
   labels: Uint8Array;
@@ -95,7 +96,7 @@ export function readIdxLabels(path: string): Uint8Array {
  * Fashion-MNIST are distributed), or a CSV per split (`train.csv`/`test.csv` or `mnist_train.csv`/`mnist_test.csv`,
  * rows `label,pixel0..pixel783`). `limit` keeps the first examples.
  */
-export function readSplit(dir: string, split: keyof typeof FILES, limit?: number): MnistSplit {
+export function readDataset(dir: string, split: keyof typeof FILES, limit?: number): Dataset {
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     throw new DataError(`${dir}: not a directory of MNIST IDX files`);
   const csv = [`${split}.csv`, `mnist_${split}.csv`].map((f) => join(dir, f)).find((f) => existsSync(f));
@@ -106,12 +107,12 @@ export function readSplit(dir: string, split: keyof typeof FILES, limit?: number
 }
 
 /** The first `n` examples of `data` (all of them when it holds fewer), as a view. */
-export function firstOf(data: MnistSplit, n: number): MnistSplit {
+export function firstOf(data: Dataset, n: number): Dataset {
   const count = Math.min(n, data.count);
   return { images: data.images.subarray(0, count * IMAGE_SIZE), labels: data.labels.subarray(0, count), count };
 }
 
-function readIdxPair(imagesPath: string, labelsPath: string): MnistSplit {
+function readIdxPair(imagesPath: string, labelsPath: string): Dataset {
   const { data, count } = readIdxImages(imagesPath);
   const labels = readIdxLabels(labelsPath);
   if (labels.length !== count)
@@ -120,7 +121,7 @@ function readIdxPair(imagesPath: string, labelsPath: string): MnistSplit {
 }
 
 /** A dataset from arrays in memory: `images` holds count·784 pixel values 0..255, `labels` count labels 0..9. */
-export function datasetFromArrays(images: ArrayLike<number>, labels: ArrayLike<number>): MnistSplit {
+export function datasetFromArrays(images: ArrayLike<number>, labels: ArrayLike<number>): Dataset {
   const count = labels.length;
   if (images.length !== count * IMAGE_SIZE)
     throw new DataError(
@@ -146,7 +147,7 @@ export function epochOrder(count: number, seed: number, epoch: number, shuffle: 
 
 /** Copies the examples `order[start..start+n)` into preallocated batch buffers; returns the batch size. */
 export function fillBatch(
-  split: MnistSplit,
+  split: Dataset,
   order: Uint32Array,
   start: number,
   batchSize: number,

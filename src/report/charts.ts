@@ -3,7 +3,7 @@
  * report stays a static file whose pictures need no script to appear.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { EpochResult, LogEntry } from '../train/config';
+import { EpochResult, LogEntry } from '../options';
 
 /** A run's curves, under the name that tells it apart in an overlay. */
 export interface Curves {

@@ -6,7 +6,7 @@ import { basename } from 'path';
 import { PACKAGE_VERSION } from '../version';
 import { accuracyChart, confusionChart, Curves, lossChart, lrChart, perClassChart, renderSvg } from './charts';
 import { grayPngUrl } from './png';
-import { EvaluationRecord, MistakeRecord, RunRecord } from './records';
+import { EvaluationRecord, MistakeRecord, RunRecord } from '../run/records';
 
 /** What a report shows. */
 export interface ReportInput {

@@ -3,7 +3,7 @@ import { basename, join, resolve } from 'path';
 import { makeDir, writeFileAtomic } from '../artifacts/files';
 import { renderReport } from './html';
 import { aboutOption } from '../errors';
-import { EvaluationRecord, readRun, RunRecord } from './records';
+import { EvaluationRecord, readRun, RunRecord } from '../run/records';
 import { TENSORBOARD_FILE, tensorboardEvents } from './tensorboard';
 
 /** A run given by its directory is read (and checked) here; one already read is taken as it is. */

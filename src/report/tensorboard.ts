@@ -5,7 +5,7 @@
  * `epoch_*` scalars.
  */
 import * as protobuf from 'protobufjs';
-import { MetricsRecord } from './records';
+import { MetricsRecord } from '../run/records';
 
 /** The protos, from event.proto and summary.proto: only the fields written here, with their official numbers. */
 const root = protobuf.Root.fromJSON({

@@ -1,6 +1,6 @@
 /** The evaluator: runs an exported inference model on MNIST test images and scores it. */
 import * as ort from 'onnxruntime-node';
-import { MnistSplit } from '../data/mnist';
+import { Dataset } from '../data/mnist';
 import { IMAGE_SIZE, INPUTS, OUTPUTS, imageDims } from '../onnx/signature';
 import { InterruptedError, UsageError } from '../errors';
 import { ParsedModel, parseModel } from '../onnx/model';
@@ -51,13 +51,16 @@ export function checkInferenceSignature(m: ParsedModel, where: string): void {
 }
 
 /** Images start..start+n of `data` as the `images` input. */
-function batchOf(data: MnistSplit, start: number, n: number): ort.Tensor {
+function batchOf(data: Dataset, start: number, n: number): ort.Tensor {
   return new ort.Tensor(
     'uint8',
     data.images.subarray(start * IMAGE_SIZE, (start + n) * IMAGE_SIZE),
     imageDims(n) as number[],
   );
 }
+
+/** Images per run of an evaluation, unless told otherwise. */
+export const EVAL_BATCH_SIZE = 1000;
 
 /** Provider, threads, batch size and an abort signal of an evaluation. */
 export interface EvaluateOptions {
@@ -66,6 +69,8 @@ export interface EvaluateOptions {
   batchSize?: number;
   /** Aborted (reason: the signal's name), the evaluation stops between batches with an InterruptedError. */
   signal?: AbortSignal;
+  /** The model, parsed already by the caller (so it is parsed once); default: parsed here. */
+  parsed?: ParsedModel;
   /** Keep this many misclassified images, the most confident first (default 0). */
   mistakes?: number;
 }
@@ -88,11 +93,11 @@ function mostConfident(mistakes: Mistake[], keep: number): Mistake[] {
 export async function evaluate(
   bytes: Uint8Array,
   where: string,
-  data: MnistSplit,
+  data: Dataset,
   o: EvaluateOptions = {},
 ): Promise<EvalReport> {
-  checkInferenceSignature(parseModel(bytes, where), where);
-  const batchSize = o.batchSize ?? 1000;
+  checkInferenceSignature(o.parsed ?? parseModel(bytes, where), where);
+  const batchSize = o.batchSize ?? EVAL_BATCH_SIZE;
   const opened = await openSession(bytes, { ep: o.ep, threads: o.threads });
   const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
   let correct = 0;

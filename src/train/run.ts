@@ -10,21 +10,24 @@ import { join, resolve } from 'path';
 import { makeDir, removeCreatedDirs, writeFileAtomic, writeFileIfChanged } from '../artifacts/files';
 import { quantizeInt8 } from '../artifacts/quantize';
 import { acquireLock, Lock } from '../artifacts/lock';
-import { CheckpointState, decodeCheckpoint } from '../artifacts/checkpoint';
-import { readCheckpoint, readOnnxFile } from '../artifacts/params-io';
-import { firstOf, readSplit } from '../data/mnist';
+import { CheckpointState, decodeCheckpoint, readCheckpoint } from '../run/checkpoint';
+import { readOnnxFile } from '../artifacts/params-io';
+import { firstOf, readDataset } from '../data/mnist';
 import { aboutOption, DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { Network, networkByName } from '../models';
 import { ParsedModel } from '../onnx/model';
 import { runReport, writeTensorboard } from '../report';
-import { evaluationRecord, MISTAKES_SHOWN, readRun, RECORD_FILES, recordJson } from '../report/records';
+import { evaluationRecord, ManifestRecord, manifestJson, MISTAKES_SHOWN, recordJson, RunRecord } from '../run/records';
+import { ARTIFACTS, existingRun, REPRODUCIBILITY } from '../run/layout';
 import { EvalReport } from '../runtime/evaluate';
 import { PromotionPlan, PromotionResult, promote } from '../runtime/promote';
 import { EpChoice } from '../runtime/session';
 import { PACKAGE_VERSION } from '../version';
-import { EpochResult, resumeConfig, TrainConfig } from './config';
+import { resumeConfig } from '../config';
+import { EpochResult, TrainConfig } from '../options';
 import { Checkpointer, progressLog, Reporter } from './observers';
-import { Dataset, Trainer } from './trainer';
+import { Trainer } from './trainer';
+import { Dataset } from '../data/mnist';
 import { METADATA } from '../run/metadata';
 
 /** A run on disk: its config, data, directory, starting point, provider, checkpoints, promotion, reporting. */
@@ -75,41 +78,6 @@ export interface TrainResult {
   promotion: PromotionResult | null;
 }
 
-/** The files a run writes into its directory. */
-export const ARTIFACTS = {
-  training: 'training_model.onnx',
-  eval: 'eval_model.onnx',
-  checkpoint: 'checkpoint.onnx',
-  inference: 'inference.onnx',
-  int8: 'inference.int8.onnx',
-  metrics: RECORD_FILES.metrics,
-  evaluation: RECORD_FILES.evaluation,
-  manifest: RECORD_FILES.manifest,
-  report: 'report.html',
-} as const;
-
-/** What two runs with the same inputs share, bit for bit; written into every manifest. */
-export const REPRODUCIBILITY = {
-  identical: [
-    'training_model.onnx',
-    'eval_model.onnx',
-    'checkpoint.onnx',
-    'inference.onnx',
-    'metrics.json',
-    'evaluation.json',
-  ],
-  given:
-    'the same ingraph and onnxruntime versions, seed, data, options and thread count, on the CPU execution provider',
-  notCovered:
-    'runs with different thread counts (the batch splits into other shards, sums round differently), on CUDA (non-deterministic kernels), or with threads unset (all cores) on machines with different core counts; manifest.json and report.html themselves (host, times, speeds)',
-};
-
-/** The files of an earlier run; a run that does not resume refuses a directory holding them. */
-export function existingRun(out: string): string | null {
-  const found = [ARTIFACTS.checkpoint, ARTIFACTS.manifest].find((f) => existsSync(join(out, f)));
-  return found ? join(out, found) : null;
-}
-
 /** A run's options once its config is known: the given one, or the resumed checkpoint's. */
 interface StartedRun extends RunOptions {
   config: TrainConfig;
@@ -120,8 +88,8 @@ interface StartedRun extends RunOptions {
 function datasets(o: StartedRun): { train: Dataset; test: Dataset } {
   if (typeof o.data !== 'string') return o.data;
   return {
-    train: readSplit(o.data, 'train', o.config.trainLimit ?? undefined),
-    test: readSplit(o.data, 'test', o.config.testLimit ?? undefined),
+    train: readDataset(o.data, 'train', o.config.trainLimit ?? undefined),
+    test: readDataset(o.data, 'test', o.config.testLimit ?? undefined),
   };
 }
 
@@ -292,17 +260,25 @@ class RunDirectory {
     // The recorded accuracy goes into the model's metadata, so deployment tooling can compare models by it.
     const inference = t.exportModel(inferenceMetadata(o.config, final));
     this.save(ARTIFACTS.inference, inference);
-    this.save(ARTIFACTS.evaluation, recordJson(evaluationRecord(final, t.testData, ARTIFACTS.inference)));
+    const evaluation = evaluationRecord(final, t.testData, ARTIFACTS.inference);
+    this.save(ARTIFACTS.evaluation, recordJson(evaluation));
     const int8 = o.quantize ? await this.int8(inference, o.quantize.calibrationImages) : null;
-    writeFileAtomic(join(o.out, ARTIFACTS.manifest), `${JSON.stringify(this.manifest(final, int8), null, 2)}\n`);
-    const run = readRun(resolve(o.out), `run ${o.out}`);
+    const manifest = this.manifest(final, int8);
+    writeFileAtomic(join(o.out, ARTIFACTS.manifest), manifestJson(manifest));
+    // The report renders from the records in memory: the same records the files above hold.
+    const run: RunRecord = {
+      dir: resolve(o.out),
+      manifest,
+      metrics: { log: [...t.log], epochs: [...t.epochs] },
+      evaluation,
+    };
     writeFileAtomic(join(o.out, ARTIFACTS.report), await runReport(run));
     if (o.tensorboard) writeTensorboard(run, o.tensorboard);
     return { final, inference };
   }
 
   /** inference.int8.onnx: the export quantized, calibrated on the first `n` training images, scored on the test set. */
-  private async int8(inference: Uint8Array, n: number): Promise<Record<string, number>> {
+  private async int8(inference: Uint8Array, n: number): Promise<NonNullable<ManifestRecord['int8']>> {
     const { o, t } = this;
     const images = firstOf(t.trainData, n);
     const bytes = await quantizeInt8(inference, { images });
@@ -315,7 +291,7 @@ class RunDirectory {
     return { accuracy: r.accuracy, correct: r.correct, total: r.total, calibrationImages: images.count };
   }
 
-  private manifest(final: EvalReport, int8: Record<string, number> | null): Record<string, unknown> {
+  private manifest(final: EvalReport, int8: ManifestRecord['int8'] | null): ManifestRecord {
     const { o, t } = this;
     return {
       ingraph: PACKAGE_VERSION,
@@ -324,12 +300,11 @@ class RunDirectory {
       config: o.config,
       steps: t.position.step,
       ep: t.ep,
-      epochs: t.epochs,
+      epochs: [...t.epochs],
       final: { accuracy: final.accuracy, correct: final.correct, total: final.total },
       ...(int8 ? { int8 } : {}),
       files: Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { sha256: hash }])),
       reproducibility: REPRODUCIBILITY,
-      // Outside the hashed files: when, where and how fast this process ran.
       host: {
         finishedAt: new Date().toISOString(),
         hostname: hostname(),

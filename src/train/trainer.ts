@@ -3,10 +3,10 @@
  * short (step, guard, advance, notify); what happens around it (logging, checkpoints, export, promotion) belongs to
  * observers and to the caller.
  */
-import { CheckpointState, checkpointMetadata, decodeCheckpoint } from '../artifacts/checkpoint';
-import { encodeCheckpoint, paramsFromModel } from '../artifacts/params-io';
+import { CheckpointState, checkpointMetadata, decodeCheckpoint, encodeCheckpoint } from '../run/checkpoint';
+import { paramsFromModel } from '../artifacts/params-io';
 import { augmentBatch } from '../data/augment';
-import { epochOrder, fillBatch, IMAGE_SIZE, MnistSplit } from '../data/mnist';
+import { epochOrder, fillBatch, IMAGE_SIZE, Dataset } from '../data/mnist';
 import { DivergedError, InterruptedError, OptionError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
 import { Params } from '../models/module';
@@ -19,10 +19,7 @@ import { learningRate } from '../runtime/schedule';
 import { EpChoice } from '../runtime/session';
 import { StepRunner } from '../runtime/step';
 import { gradientsFor, openTrainingSteps } from '../runtime/steps';
-import { EpochResult, LogEntry, Position, startOfEpoch, TrainConfig } from './config';
-
-/** Images (uint8, count·784, 1x28x28 each) and their labels (0..9). */
-export type Dataset = MnistSplit;
+import { EpochResult, LogEntry, Position, startOfEpoch, TrainConfig } from '../options';
 
 /** What a Trainer trains, on what, where; and where it starts from. */
 export interface TrainerOptions {

@@ -7,10 +7,11 @@
 import { existsSync, statSync } from 'fs';
 import { join } from 'path';
 import { readFileChecked, sha256 } from '../artifacts/files';
-import { IMAGE_SIZE, MnistSplit } from '../data/mnist';
+import { IMAGE_SIZE, Dataset } from '../data/mnist';
 import { UsageError } from '../errors';
+import { ARTIFACTS, REPRODUCIBILITY } from './layout';
 import { EvalReport, Mistake } from '../runtime/evaluate';
-import { EpochResult, LogEntry, TrainConfig } from '../train/config';
+import { EpochResult, LogEntry, TrainConfig } from '../options';
 
 /** metrics.json: the whole record of a run's training, resumed parts included. */
 export interface MetricsRecord {
@@ -47,7 +48,7 @@ export function recordJson(record: object): string {
 export const MISTAKES_SHOWN = 48;
 
 /** The record of `r`, the evaluation of `model` on `data` (which holds the mistakes' pixels). */
-export function evaluationRecord(r: EvalReport, data: MnistSplit, model: string): EvaluationRecord {
+export function evaluationRecord(r: EvalReport, data: Dataset, model: string): EvaluationRecord {
   const pixels = (i: number) =>
     Buffer.from(data.images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE)).toString('base64');
   const { accuracy, correct, total, perClass, confusion } = r;
@@ -62,7 +63,7 @@ export function evaluationRecord(r: EvalReport, data: MnistSplit, model: string)
   };
 }
 
-/** The fields of manifest.json a report uses. */
+/** manifest.json: what a finished run was, what it scored, the hash of every file, and where it ran. */
 export interface ManifestRecord {
   ingraph: string;
   onnxruntime: string;
@@ -70,10 +71,13 @@ export interface ManifestRecord {
   config: TrainConfig;
   steps: number;
   ep: string;
+  epochs: EpochResult[];
   final: { accuracy: number; correct: number; total: number };
   /** Where the run quantized its export (RunOptions.quantize): the int8 model's test accuracy. */
   int8?: { accuracy: number; correct: number; total: number; calibrationImages: number };
   files: Record<string, { sha256: string }>;
+  reproducibility: typeof REPRODUCIBILITY;
+  /** Outside the hashed files: when, where and how fast this process ran. */
   host: {
     finishedAt: string;
     hostname: string;
@@ -97,10 +101,15 @@ export interface RunRecord {
 
 /** The names of the files a report reads from a run. */
 export const RECORD_FILES = {
-  manifest: 'manifest.json',
-  metrics: 'metrics.json',
-  evaluation: 'evaluation.json',
+  manifest: ARTIFACTS.manifest,
+  metrics: ARTIFACTS.metrics,
+  evaluation: ARTIFACTS.evaluation,
 } as const;
+
+/** manifest.json's text: indented JSON, as `JSON.stringify` lays it out. */
+export function manifestJson(m: ManifestRecord): string {
+  return `${JSON.stringify(m, null, 2)}\n`;
+}
 
 const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 

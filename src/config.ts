@@ -2,11 +2,8 @@
  * A run's configuration from the option schema (src/options.ts): the defaults, the validation and the resume rules,
  * all derived from it. Errors are OptionErrors naming the option.
  */
-import { OptionError, UsageError } from '../errors';
-import { CONFIG_OPTIONS, defaultOf, OptionSpec, optionNamed, rangeProblem, TrainConfig, valueAt } from '../options';
-
-export type { EpochResult, LogEntry, Position, TrainConfig } from '../options';
-export { startOfEpoch } from '../options';
+import { OptionError, UsageError } from './errors';
+import { CONFIG_OPTIONS, defaultOf, OptionSpec, optionNamed, rangeProblem, TrainConfig, valueAt } from './options';
 
 /** Sets the value at an option's path ("schedule.kind") of a config under construction. */
 function setAt(c: Record<string, unknown>, path: string, value: unknown): void {
