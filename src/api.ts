@@ -1,7 +1,7 @@
 /** Functions over model files, for scripts: export weights as an inference model, evaluate a model, inspect one. */
-import { writeFileAtomic } from './artifacts/files';
+import { writeFileAtomic } from './io/files';
 import { ForwardPlan, Precision } from './plan';
-import { paramsFromModel, readModelBytes, readOnnxFile } from './artifacts/params-io';
+import { paramsFromModel, readModelBytes, readOnnxFile } from './io/params-io';
 import { defaultMnistDir, Dataset, readDataset } from './data/mnist';
 import { NetworkRef } from './models';
 import { Params } from './models/module';

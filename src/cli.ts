@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `ingraph` command: exit 0 on success, the typed error's code on a known failure (src/errors.ts), 1 on an internal one. */
-import { describeErrno } from './artifacts/files';
+import { describeErrno } from './io/files';
 import { cliMessage, exitCodeOf } from './cli/errors';
 import { IngraphError, UsageError } from './errors';
 import { evalCommand, EVAL_HELP } from './cli/eval';

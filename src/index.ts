@@ -44,7 +44,7 @@ export { TrainingPlan, frozenMatcher } from './plan';
 export type { PlanOptions } from './plan';
 export { SEED_OPTIMIZER, optimizerFor } from './optim';
 export type { OptimizerConfig } from './optim';
-export { METADATA } from './run/metadata';
+export { METADATA } from './metadata';
 export { TRAIN_OPTIONS, flagOf } from './options';
 export type { OptionSpec } from './options';
 export {
@@ -85,21 +85,21 @@ export { ARTIFACTS, REPRODUCIBILITY, existingRun } from './run/layout';
 export type { RunOptions, TrainResult } from './train/run';
 
 // Model files: checkpoints, export, evaluation, inspection, promotion
-export { readOnnxFile } from './artifacts/params-io';
+export { readOnnxFile } from './io/params-io';
 export { readCheckpoint } from './run/checkpoint';
 export { exportModel, evaluateModel, inspectModel } from './api';
 export { evaluate } from './runtime/evaluate';
 export type { EvalReport, EvaluateOptions, Mistake } from './runtime/evaluate';
-export { promote } from './runtime/promote';
-export type { PromoteOptions, PromotionPlan, PromotionResult } from './runtime/promote';
+export { promote } from './run/promote';
+export type { PromoteOptions, PromotionPlan, PromotionResult } from './run/promote';
 export type { EpChoice } from './runtime/session';
 export { gradientsFor } from './runtime/steps';
 
 // Serving: int8 models, Triton repositories
-export { quantizeInt8 } from './artifacts/quantize';
-export type { Calibration, QuantizeOptions } from './artifacts/quantize';
-export { tritonConfig, writeTritonRepository } from './artifacts/triton';
-export type { TritonOptions } from './artifacts/triton';
+export { quantizeInt8 } from './deploy/quantize';
+export type { Calibration, QuantizeOptions } from './deploy/quantize';
+export { tritonConfig, writeTritonRepository } from './deploy/triton';
+export type { TritonOptions } from './deploy/triton';
 
 // Reports
 export { evaluationReport, runReport, writeTensorboard } from './report';

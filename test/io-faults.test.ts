@@ -19,7 +19,7 @@ import {
 } from 'fs';
 import { join } from 'path';
 import { onnx } from 'onnx-proto';
-import { sha256 } from '../src/artifacts/files';
+import { sha256 } from '../src/io/files';
 import { readCheckpoint } from '../src/run/checkpoint';
 import { parseModel } from '../src/onnx/model';
 import { CLI, CliResult, Running, mnistSlice, runCli, startCli, tempDir, untilStep } from './helpers/cli';

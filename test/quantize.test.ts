@@ -7,7 +7,7 @@ import { spawnSync } from 'child_process';
 import { readdirSync, readFileSync, statSync } from 'fs';
 import { join } from 'path';
 import * as ort from 'onnxruntime-node';
-import { sha256 } from '../src/artifacts/files';
+import { sha256 } from '../src/io/files';
 import { parseModel } from '../src/onnx/model';
 import { mnistSlice, rawImages, rawLabels, ROOT, runCli, tempDir } from './helpers/cli';
 

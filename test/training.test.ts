@@ -1,7 +1,7 @@
 /** `ingraph train` end to end on small slices of MNIST: it learns, writes its artifacts, resumes, freezes. */
 import { existsSync, readFileSync } from 'fs';
 import { dirname, join } from 'path';
-import { sha256 } from '../src/artifacts/files';
+import { sha256 } from '../src/io/files';
 import { resolveNetwork } from '../src/models';
 import { initParams } from '../src/models/module';
 import { parseModel } from '../src/onnx/model';

@@ -15,7 +15,7 @@ import { spawnSync } from 'child_process';
 import { join } from 'path';
 import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
-import { writeFileAtomic } from '../src/artifacts/files';
+import { writeFileAtomic } from '../src/io/files';
 import { appendGradients } from '../src/autodiff/gradients';
 import { imagesInput, logitsOf, NetworkName } from '../src/models';
 import { ForwardPlan } from '../src/plan';

@@ -10,7 +10,7 @@ import { mkdtempSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { parseArgs } from 'util';
-import { writeFileAtomic } from '../src/artifacts/files';
+import { writeFileAtomic } from '../src/io/files';
 import { NetworkName } from '../src/models';
 import { CliEvent, runCliEvents } from './cli-run';
 import { RECIPES } from './recipe-flags';

@@ -1,9 +1,9 @@
 import { defaultMnistDir, readDataset } from '../data/mnist';
-import { readModelBytes } from '../artifacts/params-io';
+import { readModelBytes } from '../io/params-io';
 import { parseModel } from '../onnx/model';
 import { EP_CHOICES } from '../runtime/session';
 import { EVAL_BATCH_SIZE, EvalReport, evaluate, formatReport } from '../runtime/evaluate';
-import { writeFileAtomic, sha256 } from '../artifacts/files';
+import { writeFileAtomic, sha256 } from '../io/files';
 import { evaluationReport } from '../report';
 import { evaluationRecord, MISTAKES_SHOWN } from '../run/records';
 import { checkWritableFile } from './output';

@@ -1,16 +1,16 @@
 import { resolve } from 'path';
 import { ForwardPlan } from '../plan';
-import { writeFileAtomic } from '../artifacts/files';
-import { paramsFromModel, readOnnxFile } from '../artifacts/params-io';
+import { writeFileAtomic } from '../io/files';
+import { paramsFromModel, readOnnxFile } from '../io/params-io';
 import { UsageError } from '../errors';
 import { networkByName } from '../models';
 import { EXPORT_OPSETS, OPSET } from '../onnx/model';
-import { quantizeInt8 } from '../artifacts/quantize';
-import { checkTritonName, TritonOptions, writeTritonRepository } from '../artifacts/triton';
+import { quantizeInt8 } from '../deploy/quantize';
+import { checkTritonName, TritonOptions, writeTritonRepository } from '../deploy/triton';
 import { defaultMnistDir, Dataset, readDataset } from '../data/mnist';
 import { choiceFlag, intFlag, onlyWith, parse, Parsed, quantizeFlags, requireFlag } from './args';
 import { checkWritableDir, checkWritableFile } from './output';
-import { METADATA } from '../run/metadata';
+import { METADATA } from '../metadata';
 
 export const EXPORT_HELP = `usage: ingraph export --model inception|residual [--init FILE] [--seed N] [--opset N] [--format onnx|triton]
                      [--quantize int8 [--calibrate N] | --half] --out PATH

@@ -1,9 +1,9 @@
 import { join } from 'path';
-import { makeDir, writeFileAtomic } from '../artifacts/files';
+import { makeDir, writeFileAtomic } from '../io/files';
 import { NETWORKS, NetworkName } from '../models';
 import { SEED_OPTIMIZER } from '../optim';
 import { TrainingPlan } from '../plan';
-import { METADATA } from '../run/metadata';
+import { METADATA } from '../metadata';
 import { gradientsFor } from '../runtime/steps';
 import { parse } from './args';
 import { checkWritableDir } from './output';

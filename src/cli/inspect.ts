@@ -1,5 +1,5 @@
-import { readFileChecked } from '../artifacts/files';
-import { MAX_MODEL_BYTES } from '../artifacts/params-io';
+import { readFileChecked } from '../io/files';
+import { MAX_MODEL_BYTES } from '../io/params-io';
 import { parseModel } from '../onnx/model';
 import { ParamRow, summarize } from '../onnx/summary';
 import { parse } from './args';

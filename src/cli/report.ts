@@ -1,5 +1,5 @@
 import { join, resolve } from 'path';
-import { writeFileAtomic } from '../artifacts/files';
+import { writeFileAtomic } from '../io/files';
 import { runReport, writeTensorboard } from '../report';
 import { readRun } from '../run/records';
 import { ARTIFACTS } from '../run/layout';

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'fs';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'http';
 import { AddressInfo } from 'net';
 import { dirname, join } from 'path';
-import { readModelBytes } from '../artifacts/params-io';
+import { readModelBytes } from '../io/params-io';
 import { UsageError } from '../errors';
 import { PROJECT_ROOT } from '../version';
 import { intFlag, parse } from './args';

@@ -1,11 +1,11 @@
 import { join, resolve } from 'path';
-import { checkUnlocked } from '../artifacts/lock';
+import { checkUnlocked } from '../io/lock';
 import { defaultMnistDir } from '../data/mnist';
 import { IngraphError, UsageError } from '../errors';
 import { cliMessage, exitCodeOf } from './errors';
 import { networkByName } from '../models';
 import { CONFIG_OPTIONS, EpChoice, OptionSpec, TRAIN_OPTIONS } from '../options';
-import { deployedModel, PromotionPlan } from '../runtime/promote';
+import { deployedModel, PromotionPlan } from '../run/promote';
 import { trainConfig } from '../config';
 import { TrainConfig } from '../options';
 import { Reporter } from '../train/observers';

@@ -13,7 +13,7 @@ import { OPSET, encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
 import { gradient, imageDims, INPUTS, OUTPUTS, updated } from '../onnx/signature';
-import { METADATA } from '../run/metadata';
+import { METADATA } from '../metadata';
 
 /** A training step graph and the specs of what it takes and updates. */
 export interface TrainingGraph {

@@ -1,6 +1,6 @@
 /** Reports: a run's (optionally against a second run) and a model's evaluation, as self-contained HTML. */
 import { basename, join, resolve } from 'path';
-import { makeDir, writeFileAtomic } from '../artifacts/files';
+import { makeDir, writeFileAtomic } from '../io/files';
 import { renderReport } from './html';
 import { aboutOption } from '../errors';
 import { EvaluationRecord, readRun, RunRecord } from '../run/records';

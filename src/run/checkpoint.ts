@@ -4,7 +4,7 @@
  * every logged loss, the schedule's horizon, the batch order's generator state and a checksum of all of it.
  */
 import { createHash } from 'crypto';
-import { readOnnxFile } from '../artifacts/params-io';
+import { readOnnxFile } from '../io/params-io';
 import { ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
 import { encodeModel, ParsedModel } from '../onnx/model';
@@ -13,7 +13,7 @@ import { UsageError } from '../errors';
 import { trainConfig } from '../config';
 import { EpochResult, LogEntry, Position, TrainConfig } from '../options';
 import { PACKAGE_VERSION } from '../version';
-import { METADATA } from '../run/metadata';
+import { METADATA } from '../metadata';
 
 /** What a checkpoint records besides the tensors. */
 export interface CheckpointState {

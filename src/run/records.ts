@@ -6,7 +6,7 @@
  */
 import { existsSync, statSync } from 'fs';
 import { join } from 'path';
-import { readFileChecked, sha256 } from '../artifacts/files';
+import { readFileChecked, sha256 } from '../io/files';
 import { IMAGE_SIZE, Dataset } from '../data/mnist';
 import { UsageError } from '../errors';
 import { ARTIFACTS, REPRODUCIBILITY } from './layout';

@@ -7,11 +7,11 @@
 import { existsSync, readFileSync } from 'fs';
 import { cpus, hostname } from 'os';
 import { join, resolve } from 'path';
-import { makeDir, removeCreatedDirs, writeFileAtomic, writeFileIfChanged } from '../artifacts/files';
-import { quantizeInt8 } from '../artifacts/quantize';
-import { acquireLock, Lock } from '../artifacts/lock';
+import { makeDir, removeCreatedDirs, writeFileAtomic, writeFileIfChanged } from '../io/files';
+import { quantizeInt8 } from '../deploy/quantize';
+import { acquireLock, Lock } from '../io/lock';
 import { CheckpointState, decodeCheckpoint, readCheckpoint } from '../run/checkpoint';
-import { readOnnxFile } from '../artifacts/params-io';
+import { readOnnxFile } from '../io/params-io';
 import { firstOf, readDataset } from '../data/mnist';
 import { aboutOption, DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { Network, networkByName } from '../models';
@@ -20,7 +20,7 @@ import { runReport, writeTensorboard } from '../report';
 import { evaluationRecord, ManifestRecord, manifestJson, MISTAKES_SHOWN, recordJson, RunRecord } from '../run/records';
 import { ARTIFACTS, existingRun, REPRODUCIBILITY } from '../run/layout';
 import { EvalReport } from '../runtime/evaluate';
-import { PromotionPlan, PromotionResult, promote } from '../runtime/promote';
+import { PromotionPlan, PromotionResult, promote } from '../run/promote';
 import { EpChoice } from '../runtime/session';
 import { PACKAGE_VERSION } from '../version';
 import { resumeConfig } from '../config';
@@ -28,7 +28,7 @@ import { EpochResult, TrainConfig } from '../options';
 import { Checkpointer, progressLog, Reporter } from './observers';
 import { Trainer } from './trainer';
 import { Dataset } from '../data/mnist';
-import { METADATA } from '../run/metadata';
+import { METADATA } from '../metadata';
 
 /** A run on disk: its config, data, directory, starting point, provider, checkpoints, promotion, reporting. */
 export interface RunOptions {

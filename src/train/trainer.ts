@@ -4,7 +4,7 @@
  * observers and to the caller.
  */
 import { CheckpointState, checkpointMetadata, decodeCheckpoint, encodeCheckpoint } from '../run/checkpoint';
-import { paramsFromModel } from '../artifacts/params-io';
+import { paramsFromModel } from '../io/params-io';
 import { augmentBatch } from '../data/augment';
 import { epochOrder, fillBatch, IMAGE_SIZE, Dataset } from '../data/mnist';
 import { DivergedError, InterruptedError, OptionError } from '../errors';

@@ -4,8 +4,8 @@
  */
 const { join } = require('path');
 const dist = join(__dirname, '..', '..', 'dist', 'src');
-const { promote } = require(join(dist, 'runtime', 'promote'));
-const { METADATA } = require(join(dist, 'run', 'metadata'));
+const { promote } = require(join(dist, 'run', 'promote'));
+const { METADATA } = require(join(dist, 'metadata'));
 const { ForwardPlan } = require(join(dist, 'plan'));
 const { PromotionRefusedError } = require(join(dist, 'errors'));
 

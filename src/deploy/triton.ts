@@ -6,7 +6,7 @@
 import { join } from 'path';
 import { UsageError } from '../errors';
 import { ParsedModel, parseModel, ValueSummary } from '../onnx/model';
-import { makeDir, writeFileAtomic } from './files';
+import { makeDir, writeFileAtomic } from '../io/files';
 
 /** How Triton serves the model. */
 export interface TritonOptions {

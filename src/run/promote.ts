@@ -5,10 +5,10 @@
 import { existsSync } from 'fs';
 import { dirname, join } from 'path';
 import { IoError, PromotionRefusedError, UsageError } from '../errors';
-import { appendLine, sha256, writeFileAtomic } from '../artifacts/files';
-import { acquireLockWaiting } from '../artifacts/lock';
-import { readOnnxFile } from '../artifacts/params-io';
-import { METADATA } from '../run/metadata';
+import { appendLine, sha256, writeFileAtomic } from '../io/files';
+import { acquireLockWaiting } from '../io/lock';
+import { readOnnxFile } from '../io/params-io';
+import { METADATA } from '../metadata';
 
 /** Where to promote to, and how much lower an accuracy may be and still replace the deployed one. */
 export interface PromotionPlan {

@@ -10,7 +10,7 @@ import { Dataset } from '../data/mnist';
 import { parseModel, StoredTensor } from '../onnx/model';
 import { IMAGE_SIZE, INPUTS, imageDims } from '../onnx/signature';
 import { openSession } from '../runtime/session';
-import { METADATA } from '../run/metadata';
+import { METADATA } from '../metadata';
 
 /** Ops whose inputs and outputs are quantized (onnxruntime 1.30's CPU provider has int8 forms of each). */
 const QUANTIZED_OPS = new Set(['Conv', 'Gemm', 'MaxPool', 'AveragePool', 'Relu', 'Add', 'Concat', 'Flatten', 'Pad']);
