@@ -153,7 +153,9 @@ export interface TextOption extends OptionBase {
 export type OptionSpec = IntOption | NumberOption | ChoiceOption | SwitchOption | TextOption;
 
 const config = { scope: 'config' } as const;
-const run = { scope: 'run', resumable: true } as const;
+/** What an option of how and where a command runs (not of the config) has: any resume may change it. */
+export const RUN_OPTION = { scope: 'run', resumable: true } as const;
+const run = RUN_OPTION;
 
 /** The options of a training run, in `--help` order; the config's are in TrainConfig's key order (checkpoints record it). */
 export const TRAIN_OPTIONS: readonly OptionSpec[] = [
@@ -519,6 +521,12 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
 /** The option named `name` (API name), if the schema has one. */
 export function optionNamed(name: string): OptionSpec | undefined {
   return TRAIN_OPTIONS.find((o) => o.name === name);
+}
+
+/** The schema's default of the option named `name` (lr and weight decay: SGD's). */
+export function defaultValue(name: string): unknown {
+  const spec = optionNamed(name);
+  return spec ? defaultOf(spec, 'sgd') : undefined;
 }
 
 /** The CLI flag of an option or run-option name: the schema's, else the name itself (already a flag's spelling). */

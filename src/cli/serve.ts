@@ -9,16 +9,50 @@ import { dirname, join } from 'path';
 import { readModelBytes } from '../io/params-io';
 import { UsageError } from '../errors';
 import { PROJECT_ROOT } from '../version';
-import { intFlag, parse } from './args';
+import { OptionSpec, RUN_OPTION as run } from '../options';
+import { optionsHelp, parseCommand } from './options';
 import { exportTrained, trainingFiles } from './browser-training';
 
-export const SERVE_HELP = `usage: ingraph serve [--port N] [--host ADDRESS] [--model-file FILE]
+/** The flags of `ingraph serve`. */
+export const SERVE_OPTIONS: readonly OptionSpec[] = [
+  {
+    ...run,
+    name: 'port',
+    flag: 'port',
+    kind: 'int',
+    default: 8080,
+    min: 0,
+    max: 65535,
+    arg: 'N',
+    doc: 'the port; 0 picks a free one',
+  },
+  {
+    ...run,
+    name: 'host',
+    flag: 'host',
+    kind: 'text',
+    default: '127.0.0.1',
+    arg: 'ADDRESS',
+    doc: 'the address to bind',
+  },
+  {
+    ...run,
+    name: 'model-file',
+    flag: 'model-file',
+    kind: 'text',
+    default: null,
+    arg: 'FILE',
+    doc: 'an inference model the page loads at once',
+  },
+];
 
-Serves the browser page on http://127.0.0.1:N/ (default port 8080; --port 0 picks a free one): draw a digit and see
-the label and the ten probabilities of an exported model, run by onnxruntime-web in the browser (wasm). The page
-loads FILE when given one; any exported inference.onnx can also be dropped onto it. Needs the onnxruntime-web
-package (a dev dependency of ingraph: \`npm install onnxruntime-web\` where ingraph is a dependency). Stops on
-SIGINT/SIGTERM. Binds 127.0.0.1 unless --host says otherwise.`;
+export const SERVE_HELP = `usage: ingraph serve [flags]
+
+Serves the browser page on http://127.0.0.1:N/: draw a digit and see the label and the ten probabilities of an
+exported model, run by onnxruntime-web in the browser (wasm). Any exported inference.onnx can also be dropped onto
+it. Needs the onnxruntime-web package (a dev dependency of ingraph: \`npm install onnxruntime-web\` where ingraph is
+a dependency). Stops on SIGINT/SIGTERM.
+${optionsHelp(SERVE_OPTIONS)}`;
 
 const PAGE_FILES = ['index.html', 'app.js', 'style.css'];
 const TYPES: Record<string, string> = {
@@ -94,15 +128,11 @@ function serveFile(find: (path: string) => Buffer | Uint8Array | string | null) 
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parse('serve', argv, {
-    port: { type: 'string' },
-    host: { type: 'string' },
-    'model-file': { type: 'string' },
-  });
-  if (values.help) return (void console.log(SERVE_HELP), 0);
-  const port = intFlag('--port', values.port as string | undefined, 8080, 0, 65535);
-  const host = (values.host as string | undefined) ?? '127.0.0.1';
-  const modelFile = values['model-file'] as string | undefined;
+  const flags = parseCommand('serve', argv, SERVE_OPTIONS);
+  if (flags.help) return (void console.log(SERVE_HELP), 0);
+  const port = flags.value<number>('port');
+  const host = flags.value<string>('host');
+  const modelFile = flags.value<string | null>('model-file');
   const model = modelFile ? readModelBytes(modelFile, 'model-file') : null;
   const server = createServer(handler(resolver(model)));
   await listen(server, port, host);

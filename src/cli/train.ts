@@ -4,10 +4,9 @@ import { defaultMnistDir } from '../data/mnist';
 import { IngraphError, UsageError } from '../errors';
 import { cliMessage, exitCodeOf } from './errors';
 import { networkByName } from '../models';
-import { CONFIG_OPTIONS, EpChoice, OptionSpec, TRAIN_OPTIONS } from '../options';
+import { CONFIG_OPTIONS, defaultValue, EpChoice, OptionSpec, TRAIN_OPTIONS, TrainConfig } from '../options';
 import { deployedModel, PromotionPlan } from '../run/promote';
 import { trainConfig } from '../config';
-import { TrainConfig } from '../options';
 import { Reporter } from '../train/observers';
 import { RunOptions, train } from '../train/run';
 import { onlyWith, parse } from './args';
@@ -33,7 +32,7 @@ function configOverrides(given: Map<string, unknown>): Partial<TrainConfig> {
 
 /** A new run's config: the schema's defaults and the flags given; the model checked against the built-in nets. */
 function newConfig(given: Map<string, unknown>): TrainConfig {
-  const { model = 'inception', ...rest } = configOverrides(given);
+  const { model = defaultValue('model') as string, ...rest } = configOverrides(given);
   return trainConfig(networkByName(model).name, rest);
 }
 
@@ -118,7 +117,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
 /** The value of the run option `name`: the flag's, else the schema's default. */
 function valueOf<T>(given: Map<string, unknown>, name: string): T {
-  return (given.has(name) ? given.get(name) : TRAIN_OPTIONS.find((o) => o.name === name)?.default) as T;
+  return (given.has(name) ? given.get(name) : defaultValue(name)) as T;
 }
 
 /** Every flag checked and turned into the run's options (the rest is checked in train() before it writes anything). */

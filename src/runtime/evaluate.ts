@@ -89,6 +89,37 @@ function mostConfident(mistakes: Mistake[], keep: number): Mistake[] {
   return mistakes.sort((a, b) => b.probability - a.probability || a.index - b.index).slice(0, keep);
 }
 
+/** The running scores of an evaluation: the confusion matrix, the correct count and the mistakes kept. */
+class Tally {
+  readonly confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+  correct = 0;
+  readonly mistakes: Mistake[] = [];
+
+  constructor(private readonly keepMistakes: boolean) {}
+
+  /** Scores the `n` logits rows of the images from `start` of `data`. */
+  add(logits: Float32Array, data: Dataset, start: number, n: number): void {
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      for (let k = 1; k < 10; k++) if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;
+      const truth = data.labels[start + i];
+      this.confusion[truth][best]++;
+      if (best === truth) this.correct++;
+      else if (this.keepMistakes) {
+        const probability = probabilityOf(logits, i * 10, best);
+        this.mistakes.push({ index: start + i, label: truth, predicted: best, probability });
+      }
+    }
+  }
+
+  perClass(): EvalReport['perClass'] {
+    return this.confusion.map((row, label) => {
+      const total = row.reduce((a, b) => a + b, 0);
+      return { label, correct: row[label], total, accuracy: total ? row[label] / total : 0 };
+    });
+  }
+}
+
 /** Scores the inference model `bytes` (named `where` in errors) on `data`: accuracy, per class, confusion, speed. */
 export async function evaluate(
   bytes: Uint8Array,
@@ -99,52 +130,33 @@ export async function evaluate(
   checkInferenceSignature(o.parsed ?? parseModel(bytes, where), where);
   const batchSize = o.batchSize ?? EVAL_BATCH_SIZE;
   const opened = await openSession(bytes, { ep: o.ep, threads: o.threads });
-  const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
-  let correct = 0;
-  const mistakes: Mistake[] = [];
+  const run = async (start: number, n: number) =>
+    (await opened.session.run({ [INPUTS.images]: batchOf(data, start, n) }, [OUTPUTS.logits]))[OUTPUTS.logits]
+      .data as Float32Array;
+  const tally = new Tally(!!o.mistakes);
   let seconds: number;
   try {
     // One untimed run first: onnxruntime allocates and prepacks weights on the first run.
-    const warm = Math.min(batchSize, data.count);
-    if (warm > 0) await opened.session.run({ [INPUTS.images]: batchOf(data, 0, warm) }, [OUTPUTS.logits]);
+    if (data.count > 0) await run(0, Math.min(batchSize, data.count));
     const start = process.hrtime.bigint();
     for (let s = 0; s < data.count; s += batchSize) {
       if (o.signal?.aborted)
         throw new InterruptedError(o.signal.reason as NodeJS.Signals, `stopped in the evaluation of ${where}`);
       const n = Math.min(batchSize, data.count - s);
-      const out = await opened.session.run({ [INPUTS.images]: batchOf(data, s, n) }, [OUTPUTS.logits]);
-      const logits = out[OUTPUTS.logits].data as Float32Array;
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        for (let k = 1; k < 10; k++) if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;
-        const truth = data.labels[s + i];
-        confusion[truth][best]++;
-        if (best === truth) correct++;
-        else if (o.mistakes)
-          mistakes.push({
-            index: s + i,
-            label: truth,
-            predicted: best,
-            probability: probabilityOf(logits, i * 10, best),
-          });
-      }
+      tally.add(await run(s, n), data, s, n);
     }
     seconds = Number(process.hrtime.bigint() - start) / 1e9;
   } finally {
     await opened.session.release();
   }
-  const perClass = confusion.map((row, label) => {
-    const total = row.reduce((a, b) => a + b, 0);
-    return { label, correct: row[label], total, accuracy: total ? row[label] / total : 0 };
-  });
   return {
     model: where,
-    accuracy: data.count ? correct / data.count : 0,
-    correct,
+    accuracy: data.count ? tally.correct / data.count : 0,
+    correct: tally.correct,
     total: data.count,
-    perClass,
-    confusion,
-    mistakes: mostConfident(mistakes, o.mistakes ?? 0),
+    perClass: tally.perClass(),
+    confusion: tally.confusion,
+    mistakes: mostConfident(tally.mistakes, o.mistakes ?? 0),
     imagesPerSecond: data.count / seconds,
     seconds,
     batchSize,
@@ -153,6 +165,7 @@ export async function evaluate(
   };
 }
 
+/** The report as `ingraph eval` prints it: accuracy, speed, per class, the confusion matrix. */
 export function formatReport(r: EvalReport): string {
   const lines = [
     `model: ${r.model}`,
