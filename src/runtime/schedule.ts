@@ -1,14 +1,8 @@
 /** Learning-rate schedules, evaluated on the host each step and fed to the graph's `lr` input. */
-export type ScheduleKind = 'constant' | 'step' | 'cosine';
-export const SCHEDULES: readonly ScheduleKind[] = ['constant', 'step', 'cosine'];
+import { Schedule } from '../options';
 
-/** A learning-rate schedule: constant, step (PyTorch StepLR by epochs) or cosine (annealed to 0 over the run). */
-export interface Schedule {
-  kind: ScheduleKind;
-  /** step: multiply by gamma every stepEpochs epochs (PyTorch StepLR). */
-  gamma: number;
-  stepEpochs: number;
-}
+export type { Schedule, ScheduleKind } from '../options';
+export { SCHEDULES } from '../options';
 
 /**
  * lr for global step `step` (0-based) in epoch `epoch`, of `totalSteps` in the run. The first `warmupSteps` steps

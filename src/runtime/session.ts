@@ -4,9 +4,10 @@ import { dirname, join } from 'path';
 import * as ort from 'onnxruntime-node';
 import { UsageError } from '../errors';
 
-/** The execution provider: 'cpu', 'cuda', or 'auto' (CUDA where its provider loads, else CPU). */
-export type EpChoice = 'cpu' | 'cuda' | 'auto';
-export const EP_CHOICES: readonly EpChoice[] = ['cpu', 'cuda', 'auto'];
+import { EpChoice } from '../options';
+
+export type { EpChoice } from '../options';
+export { EP_CHOICES } from '../options';
 
 export interface SessionOptions {
   ep?: EpChoice;
