@@ -86,7 +86,8 @@ export type { RunOptions, TrainResult } from './train/run';
 
 // Model files: checkpoints, export, evaluation, inspection, promotion
 export { readOnnxFile } from './io/params-io';
-export { readCheckpoint } from './run/checkpoint';
+export { decodeCheckpoint, readCheckpoint } from './run/checkpoint';
+export type { CheckpointState } from './run/checkpoint';
 export { exportModel, evaluateModel, inspectModel } from './api';
 export { evaluate } from './runtime/evaluate';
 export type { EvalReport, EvaluateOptions, Mistake } from './runtime/evaluate';

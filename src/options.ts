@@ -9,10 +9,12 @@
  * affine: rotation, scale and sub-pixel translation.
  */
 export type AugmentKind = 'none' | 'shift' | 'affine';
+/** Every augmentation kind. */
 export const AUGMENTATIONS: readonly AugmentKind[] = ['none', 'shift', 'affine'];
 
 /** Learning-rate schedules (runtime/schedule.ts). */
 export type ScheduleKind = 'constant' | 'step' | 'cosine';
+/** Every schedule kind. */
 export const SCHEDULES: readonly ScheduleKind[] = ['constant', 'step', 'cosine'];
 
 /** A learning-rate schedule: constant, step (PyTorch StepLR by epochs) or cosine (annealed to 0 over the run). */
@@ -25,6 +27,7 @@ export interface Schedule {
 
 /** Execution providers a run or an evaluation may ask for; auto: CUDA where its provider loads, else the CPU. */
 export type EpChoice = 'cpu' | 'cuda' | 'auto';
+/** Every execution-provider choice. */
 export const EP_CHOICES: readonly EpChoice[] = ['cpu', 'cuda', 'auto'];
 
 /** Everything that decides a run's result (with the data and the network); recorded in every checkpoint. */
