@@ -103,8 +103,10 @@ function factsSection(runs: readonly RunRecord[], names: string[]): string {
     ],
     [
       'threads',
-      (r) =>
-        `${r.manifest.host.threads ?? 'all cores'}${r.manifest.host.workers && r.manifest.host.workers > 1 ? ` (${r.manifest.host.workers} data-parallel workers)` : ''}`,
+      ({ manifest: { host } }) => {
+        const workers = host.workers && host.workers > 1 ? ` (${host.workers} data-parallel workers)` : '';
+        return `${host.threads ?? 'all cores'}${workers}`;
+      },
     ],
     ['peak memory', (r) => `${Math.round(r.manifest.host.peakRssMB)} MB`],
     [
