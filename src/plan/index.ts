@@ -5,7 +5,6 @@
  * step runners, `ingraph graphs`, the browser page's endpoint and the benchmarks all take a plan: nothing else builds
  * a network or an optimizer.
  */
-import { GradientOptions } from '../autodiff/gradients';
 import { OptionError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
 import { initParams, Module, ParamSpec, Params } from '../models/module';
@@ -97,11 +96,6 @@ export class TrainingPlan extends ForwardPlan {
   /** The optimizer's state tensors: its global state, then each trainable parameter's. */
   get states(): StateSpec[] {
     return this.parts.specs.stateSpecs;
-  }
-
-  /** The gradient formulations the training graphs use. */
-  get gradients(): GradientOptions | undefined {
-    return this.parts.options.gradients;
   }
 
   /** The training step with an input and an output per parameter and state (emitted once, then kept). */
