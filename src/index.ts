@@ -42,7 +42,7 @@ export { averagedParams, emaName, withEma } from './optim/ema';
 export type { Optimizer } from './optim/optimizer';
 export { TrainingPlan, frozenMatcher } from './plan';
 export type { PlanOptions } from './plan';
-export { SEED_OPTIMIZER, optimizerFor } from './optim';
+export { optimizerFor } from './optim';
 export type { OptimizerConfig } from './optim';
 export { METADATA } from './metadata';
 export { TRAIN_OPTIONS, flagOf } from './options';

@@ -26,7 +26,7 @@ import { TrainingPlan } from '../src/plan';
 import { quantizeInt8 } from '../src/deploy/quantize';
 import { defaultMnistDir, readDataset } from '../src/data/mnist';
 import { NetworkName } from '../src/models';
-import { SEED_OPTIMIZER } from '../src/optim';
+import { trainConfig } from '../src/config';
 import { parseModel } from '../src/onnx/model';
 import { openSession } from '../src/runtime/session';
 import { TrainingStep } from '../src/runtime/step';
@@ -63,7 +63,7 @@ function batches(n: number, batch: number) {
 /** The training every ingraph run plans: the seed's SGD, with the gradient formulations of `o`'s provider and flags. */
 function benchPlan(net: NetworkName, o: Options): TrainingPlan {
   const gradients = { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient };
-  return new TrainingPlan({ network: net, optimizer: SEED_OPTIMIZER, gradients });
+  return new TrainingPlan({ network: net, optimizer: trainConfig(net), gradients });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { join } from 'path';
 import { makeDir, writeFileAtomic } from '../io/files';
 import { NETWORKS, NetworkName } from '../models';
-import { SEED_OPTIMIZER } from '../optim';
+import { trainConfig } from '../config';
 import { TrainingPlan } from '../plan';
 import { METADATA } from '../metadata';
 import { gradientsFor } from '../runtime/steps';
@@ -27,8 +27,9 @@ export function graphsCommand(argv: string[]): number {
   makeDir('out', out);
   for (const model of Object.keys(NETWORKS) as NetworkName[]) {
     // The seed's recipe, as `ingraph train` plans it on the CPU and on CUDA.
-    const plan = new TrainingPlan({ network: model, optimizer: SEED_OPTIMIZER });
-    const cuda = new TrainingPlan({ network: model, optimizer: SEED_OPTIMIZER, gradients: gradientsFor('cuda') });
+    const recipe = trainConfig(model);
+    const plan = new TrainingPlan({ network: model, optimizer: recipe });
+    const cuda = new TrainingPlan({ network: model, optimizer: recipe, gradients: gradientsFor('cuda') });
     const files: [string, Uint8Array][] = [
       [`${model}.inference.onnx`, plan.inference(plan.initialParams(0), { [METADATA.weights]: 'initial (seed 0)' })],
       [`${model}.training.onnx`, plan.step().bytes],

@@ -14,9 +14,6 @@ export interface OptimizerConfig {
   ema: number | null;
 }
 
-/** The seed's optimizer: SGD, momentum 0.5, no weight decay, no average. */
-export const SEED_OPTIMIZER: OptimizerConfig = { optimizer: 'sgd', momentum: 0.5, weightDecay: 0, ema: null };
-
 /** The optimizer of `c`: SGD (PyTorch semantics) or AdamW (PyTorch's betas and eps), with its EMA where it has one. */
 export function optimizerFor(c: OptimizerConfig): Optimizer {
   const inner =

@@ -85,43 +85,44 @@ interface StartedRun extends RunOptions {
   resumed: { checkpoint: ParsedModel; state: CheckpointState } | null;
 }
 
-function datasets(o: StartedRun): { train: Dataset; test: Dataset } {
-  if (typeof o.data !== 'string') return o.data;
+function datasets(run: StartedRun): { train: Dataset; test: Dataset } {
+  if (typeof run.data !== 'string') return run.data;
   return {
-    train: readDataset(o.data, 'train', o.config.trainLimit ?? undefined),
-    test: readDataset(o.data, 'test', o.config.testLimit ?? undefined),
+    train: readDataset(run.data, 'train', run.config.trainLimit ?? undefined),
+    test: readDataset(run.data, 'test', run.config.testLimit ?? undefined),
   };
 }
 
 /** The run's config and checkpoint: a new run's own, or the checkpoint in `out` (read and decoded once). */
-function start(o: RunOptions): StartedRun {
-  if (!o.resume) {
-    if (!o.config) throw new TypeError('train: a new run needs `config` (trainConfig)');
-    const earlier = existingRun(o.out);
-    if (earlier) throw new UsageError(`out ${o.out}: holds an earlier run (${earlier})`).about('out').resumable(o.out);
-    return { ...o, config: o.config, resumed: null };
+function start(run: RunOptions): StartedRun {
+  if (!run.resume) {
+    if (!run.config) throw new TypeError('train: a new run needs `config` (trainConfig)');
+    const earlier = existingRun(run.out);
+    if (earlier)
+      throw new UsageError(`out ${run.out}: holds an earlier run (${earlier})`).about('out').resumable(run.out);
+    return { ...run, config: run.config, resumed: null };
   }
-  if (o.init)
+  if (run.init)
     throw new UsageError("init cannot change on resume (the run's weights are in its checkpoint)").about('init');
-  const path = join(o.out, ARTIFACTS.checkpoint);
-  if (!existsSync(path)) throw new UsageError(`resume ${o.out}: no ${ARTIFACTS.checkpoint} there`).about('resume');
+  const path = join(run.out, ARTIFACTS.checkpoint);
+  if (!existsSync(path)) throw new UsageError(`resume ${run.out}: no ${ARTIFACTS.checkpoint} there`).about('resume');
   const checkpoint = readCheckpoint(path, 'resume');
-  const state = aboutOption('resume', () => decodeCheckpoint(checkpoint, `resume ${o.out}`));
-  return { ...o, config: resumeConfig(state.config, o.resume.overrides ?? {}), resumed: { checkpoint, state } };
+  const state = aboutOption('resume', () => decodeCheckpoint(checkpoint, `resume ${run.out}`));
+  return { ...run, config: resumeConfig(state.config, run.resume.overrides ?? {}), resumed: { checkpoint, state } };
 }
 
-async function openTrainer(o: StartedRun, network: Network): Promise<Trainer> {
-  const common = { network, config: o.config, ...datasets(o), ep: o.ep, threads: o.threads ?? undefined };
-  if (o.resumed) {
-    const trainer = await Trainer.create({ ...common, resume: o.resumed, resumeWhere: `resume ${o.out}` });
-    const stretched = horizonError(o, trainer, o.resumed.state.horizon);
+async function openTrainer(run: StartedRun, network: Network): Promise<Trainer> {
+  const common = { network, config: run.config, ...datasets(run), ep: run.ep, threads: run.threads ?? undefined };
+  if (run.resumed) {
+    const trainer = await Trainer.create({ ...common, resume: run.resumed, resumeWhere: `resume ${run.out}` });
+    const stretched = horizonError(run, trainer, run.resumed.state.horizon);
     if (stretched) {
       await trainer.release();
       throw stretched;
     }
     return trainer;
   }
-  const init = o.init ? { model: readOnnxFile(o.init, 'init'), where: `init ${o.init}` } : undefined;
+  const init = run.init ? { model: readOnnxFile(run.init, 'init'), where: `init ${run.init}` } : undefined;
   return aboutOption('init', () => Trainer.create({ ...common, init }));
 }
 
@@ -129,30 +130,30 @@ async function openTrainer(o: StartedRun, network: Network): Promise<Trainer> {
  * A cosine schedule anneals over the run's total steps: a resume whose epochs, max-steps or data give another
  * total would bend the curve mid-run, so it is refused. Constant and step schedules do not depend on the total.
  */
-function horizonError(o: StartedRun, t: Trainer, recorded: number | null): UsageError | null {
-  if (o.config.schedule.kind !== 'cosine' || recorded === null || recorded === t.totalSteps) return null;
-  const steps = `its cosine schedule spans ${recorded} steps; these epochs, max-steps and data give ${t.totalSteps}`;
+function horizonError(run: StartedRun, trainer: Trainer, recorded: number | null): UsageError | null {
+  if (run.config.schedule.kind !== 'cosine' || recorded === null || recorded === trainer.totalSteps) return null;
+  const steps = `its cosine schedule spans ${recorded} steps; these epochs, max-steps and data give ${trainer.totalSteps}`;
   const fix = "which would bend the schedule mid-run; resume with the run's own epochs and max-steps";
-  return new UsageError(`resume ${o.out}: ${steps}, ${fix}`).about('resume');
+  return new UsageError(`resume ${run.out}: ${steps}, ${fix}`).about('resume');
 }
 
-/** Trains as `o` says and writes the run's directory; see the module comment for what is written when. */
+/** Trains as `options` say and writes the run's directory; see the module comment for what is written when. */
 export async function train(options: RunOptions): Promise<TrainResult> {
-  const o = start(options);
-  const network = o.network ?? networkByName(o.config.model);
-  const trainer = await openTrainer(o, network);
+  const run = start(options);
+  const network = run.network ?? networkByName(run.config.model);
+  const trainer = await openTrainer(run, network);
   let created: string[] = [];
   let lock: Lock;
   try {
-    created = makeDir('out', o.out);
-    lock = acquireLock(o.out, (text) => o.report.line(text));
+    created = makeDir('out', run.out);
+    lock = acquireLock(run.out, (text) => run.report.line(text));
   } catch (e) {
     await trainer.release();
     removeCreatedDirs(created);
     throw e;
   }
   try {
-    return await new RunDirectory(o, trainer).run();
+    return await new RunDirectory(run, trainer).write();
   } finally {
     await trainer.release();
     lock.release();
@@ -166,60 +167,69 @@ class RunDirectory {
   private readonly checkpoints: Checkpointer;
 
   constructor(
-    private readonly o: StartedRun,
-    private readonly t: Trainer,
+    private readonly run: StartedRun,
+    private readonly trainer: Trainer,
   ) {
     // The checkpoint holds the metrics too; a resume rewrites metrics.json from it, without gaps or duplicates.
-    const metrics = () => this.save(ARTIFACTS.metrics, recordJson({ log: t.log, epochs: t.epochs }));
+    const metrics = () => this.save(ARTIFACTS.metrics, recordJson({ log: trainer.log, epochs: trainer.epochs }));
     this.checkpoints = new Checkpointer(
       (bytes) => this.save(ARTIFACTS.checkpoint, bytes),
-      o.checkpointEvery,
-      o.resumed ? t.position.step : null,
+      run.checkpointEvery,
+      run.resumed ? trainer.position.step : null,
       metrics,
     );
   }
 
-  async run(): Promise<TrainResult> {
-    const { o, t } = this;
-    o.report.line(`execution provider: ${t.ep}${t.epNote ? ` (${t.epNote})` : ''}`);
-    o.report.event({
+  async write(): Promise<TrainResult> {
+    const { run, trainer } = this;
+    run.report.line(`execution provider: ${trainer.ep}${trainer.epNote ? ` (${trainer.epNote})` : ''}`);
+    run.report.event({
       type: 'start',
-      model: t.network.name,
-      ep: t.ep,
-      out: o.out,
-      trainImages: t.trainImages,
-      testImages: t.testImages,
-      resumedAtStep: t.position.step,
+      model: trainer.network.name,
+      ep: trainer.ep,
+      out: run.out,
+      trainImages: trainer.trainImages,
+      testImages: trainer.testImages,
+      resumedAtStep: trainer.position.step,
     });
     await this.explained(
       async () => {
-        this.save(ARTIFACTS.training, t.graph.bytes);
-        this.save(ARTIFACTS.eval, t.plan.eval());
-        if (!o.resumed) this.checkpoints.save(t);
-        await t.fit([progressLog(o.report), this.checkpoints], o.signal);
-        this.checkpoints.save(t);
+        this.save(ARTIFACTS.training, trainer.graph.bytes);
+        this.save(ARTIFACTS.eval, trainer.plan.eval());
+        if (!run.resumed) this.checkpoints.save(trainer);
+        await trainer.fit([progressLog(run.report), this.checkpoints], run.signal);
+        this.checkpoints.save(trainer);
       },
-      (e) => new InterruptedError(e.signal, `${e.message.replace(/^\w+: /, '')}, checkpoint written`).resumable(o.out),
+      (e) =>
+        new InterruptedError(e.signal, `${e.message.replace(/^\w+: /, '')}, checkpoint written`).resumable(run.out),
     );
     const { final, inference } = await this.explained(
       () => this.finish(),
       (e) =>
         new InterruptedError(
           e.signal,
-          `stopped after training (step ${t.position.step}), before the export; the final checkpoint is written`,
-        ).resumable(o.out),
+          `stopped after training (step ${trainer.position.step}), before the export; the final checkpoint is written`,
+        ).resumable(run.out),
     );
-    const speed = t.speed();
+    const speed = trainer.speed();
     if (speed.stepsPerSecond !== null && speed.imagesPerSecond !== null) {
-      o.report.line(
-        `training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${t.ep})`,
+      run.report.line(
+        `training speed: ${speed.stepsPerSecond.toFixed(1)} steps/s, ${Math.round(speed.imagesPerSecond)} images/s (${trainer.ep})`,
       );
     }
-    o.report.line(
-      `final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${o.out}`,
+    run.report.line(
+      `final test accuracy: ${(100 * final.accuracy).toFixed(2)}% (${final.correct}/${final.total}); artifacts in ${run.out}`,
     );
     const promotion = await this.promote(inference, final);
-    return { out: o.out, files: this.files, epochs: [...t.epochs], final, steps: t.position.step, ep: t.ep, promotion };
+    return {
+      out: run.out,
+      files: this.files,
+      epochs: [...trainer.epochs],
+      final,
+      steps: trainer.position.step,
+      ep: trainer.ep,
+      promotion,
+    };
   }
 
   /** Errors of a stage told with what they leave: the last complete checkpoint, and how to continue. */
@@ -230,23 +240,23 @@ class RunDirectory {
     try {
       return await stage();
     } catch (e) {
-      const kept = this.checkpoints.step !== null && existsSync(join(this.o.out, ARTIFACTS.checkpoint));
+      const kept = this.checkpoints.step !== null && existsSync(join(this.run.out, ARTIFACTS.checkpoint));
       if (e instanceof InterruptedError) throw interrupted(e);
       if (e instanceof DivergedError)
         throw new DivergedError(
-          `${e.message}; the last good checkpoint (step ${this.checkpoints.step ?? 0}) is kept in ${this.o.out}`,
+          `${e.message}; the last good checkpoint (step ${this.checkpoints.step ?? 0}) is kept in ${this.run.out}`,
         );
       if (!(e instanceof IoError)) throw e;
       const next = kept
         ? `the last complete checkpoint (step ${this.checkpoints.step}) is kept`
         : 'no checkpoint of this run remains: once fixed, run it again';
       const error = new IoError(`${e.message}; ${next}`, e.path, e.errno);
-      throw kept ? error.resumable(this.o.out) : error;
+      throw kept ? error.resumable(this.run.out) : error;
     }
   }
 
   private save(name: string, bytes: Uint8Array | string): void {
-    this.files[name] = writeFileIfChanged(join(this.o.out, name), bytes);
+    this.files[name] = writeFileIfChanged(join(this.run.out, name), bytes);
   }
 
   /**
@@ -254,53 +264,53 @@ class RunDirectory {
    * so a signal here stops the run and resuming it does this stage again.
    */
   private async finish(): Promise<{ final: EvalReport; inference: Uint8Array }> {
-    const { o, t } = this;
-    await t.release();
-    const final = await t.evaluate(o.signal, join(o.out, ARTIFACTS.inference), MISTAKES_SHOWN);
+    const { run, trainer } = this;
+    await trainer.release();
+    const final = await trainer.evaluate(run.signal, join(run.out, ARTIFACTS.inference), MISTAKES_SHOWN);
     // The recorded accuracy goes into the model's metadata, so deployment tooling can compare models by it.
-    const inference = t.exportModel(inferenceMetadata(o.config, final));
+    const inference = trainer.exportModel(inferenceMetadata(run.config, final));
     this.save(ARTIFACTS.inference, inference);
-    const evaluation = evaluationRecord(final, t.testData, ARTIFACTS.inference);
+    const evaluation = evaluationRecord(final, trainer.testData, ARTIFACTS.inference);
     this.save(ARTIFACTS.evaluation, recordJson(evaluation));
-    const int8 = o.quantize ? await this.int8(inference, o.quantize.calibrationImages) : null;
+    const int8 = run.quantize ? await this.int8(inference, run.quantize.calibrationImages) : null;
     const manifest = this.manifest(final, int8);
-    writeFileAtomic(join(o.out, ARTIFACTS.manifest), manifestJson(manifest));
+    writeFileAtomic(join(run.out, ARTIFACTS.manifest), manifestJson(manifest));
     // The report renders from the records in memory: the same records the files above hold.
-    const run: RunRecord = {
-      dir: resolve(o.out),
+    const record: RunRecord = {
+      dir: resolve(run.out),
       manifest,
-      metrics: { log: [...t.log], epochs: [...t.epochs] },
+      metrics: { log: [...trainer.log], epochs: [...trainer.epochs] },
       evaluation,
     };
-    writeFileAtomic(join(o.out, ARTIFACTS.report), await runReport(run));
-    if (o.tensorboard) writeTensorboard(run, o.tensorboard);
+    writeFileAtomic(join(run.out, ARTIFACTS.report), await runReport(record));
+    if (run.tensorboard) writeTensorboard(record, run.tensorboard);
     return { final, inference };
   }
 
   /** inference.int8.onnx: the export quantized, calibrated on the first `n` training images, scored on the test set. */
   private async int8(inference: Uint8Array, n: number): Promise<NonNullable<ManifestRecord['int8']>> {
-    const { o, t } = this;
-    const images = firstOf(t.trainData, n);
+    const { run, trainer } = this;
+    const images = firstOf(trainer.trainData, n);
     const bytes = await quantizeInt8(inference, { images });
-    const path = join(o.out, ARTIFACTS.int8);
-    const r = await t.evaluate(o.signal, path, 0, bytes);
+    const path = join(run.out, ARTIFACTS.int8);
+    const r = await trainer.evaluate(run.signal, path, 0, bytes);
     this.save(ARTIFACTS.int8, bytes);
-    o.report.line(
+    run.report.line(
       `int8 export: test accuracy ${(100 * r.accuracy).toFixed(2)}% (${r.correct}/${r.total}), ${bytes.length} bytes, in ${path}`,
     );
     return { accuracy: r.accuracy, correct: r.correct, total: r.total, calibrationImages: images.count };
   }
 
   private manifest(final: EvalReport, int8: ManifestRecord['int8'] | null): ManifestRecord {
-    const { o, t } = this;
+    const { run, trainer } = this;
     return {
       ingraph: PACKAGE_VERSION,
       onnxruntime: ortVersion(),
-      model: t.network.name,
-      config: o.config,
-      steps: t.position.step,
-      ep: t.ep,
-      epochs: [...t.epochs],
+      model: trainer.network.name,
+      config: run.config,
+      steps: trainer.position.step,
+      ep: trainer.ep,
+      epochs: [...trainer.epochs],
       final: { accuracy: final.accuracy, correct: final.correct, total: final.total },
       ...(int8 ? { int8 } : {}),
       files: Object.fromEntries(Object.entries(this.files).map(([name, hash]) => [name, { sha256: hash }])),
@@ -310,15 +320,15 @@ class RunDirectory {
         hostname: hostname(),
         cpus: cpus().length,
         node: process.version,
-        threads: o.threads,
-        workers: t.parallelism,
+        threads: run.threads,
+        workers: trainer.parallelism,
         ...this.speed(),
       },
     };
   }
 
   private speed() {
-    const s = this.t.speed();
+    const s = this.trainer.speed();
     return {
       stepsPerSecond: s.stepsPerSecond,
       imagesPerSecond: s.imagesPerSecond,
@@ -328,16 +338,16 @@ class RunDirectory {
 
   /** Promotion, then the `done` event (also when promotion is refused: the run itself is complete). */
   private async promote(inference: Uint8Array, final: EvalReport): Promise<PromotionResult | null> {
-    const { o, t } = this;
+    const { run, trainer } = this;
     const paths = Object.fromEntries(
-      Object.entries(this.files).map(([name, hash]) => [name, { path: join(o.out, name), sha256: hash }]),
+      Object.entries(this.files).map(([name, hash]) => [name, { path: join(run.out, name), sha256: hash }]),
     );
     const done = (promotion: PromotionResult | 'refused' | null) =>
-      o.report.event({
+      run.report.event({
         type: 'done',
-        out: o.out,
-        steps: t.position.step,
-        ep: t.ep,
+        out: run.out,
+        steps: trainer.position.step,
+        ep: trainer.ep,
         ...this.speed(),
         accuracy: final.accuracy,
         correct: final.correct,
@@ -345,19 +355,19 @@ class RunDirectory {
         files: paths,
         promotion,
       });
-    const plan = o.promote;
+    const plan = run.promote;
     if (!plan) return (void done(null), null);
     let promotion: PromotionResult;
     try {
-      promotion = await promote(plan, join(o.out, ARTIFACTS.inference), inference, final.accuracy, final.total, {
-        warn: (text) => o.report.line(text),
-        signal: o.signal,
+      promotion = await promote(plan, join(run.out, ARTIFACTS.inference), inference, final.accuracy, final.total, {
+        warn: (text) => run.report.line(text),
+        signal: run.signal,
       });
     } catch (e) {
       if (e instanceof PromotionRefusedError) done('refused');
       throw e;
     }
-    o.report.line(
+    run.report.line(
       `promoted to ${plan.target} (test accuracy ${(100 * final.accuracy).toFixed(2)}%${promotion.previousAccuracy === null ? '' : `, was ${(100 * promotion.previousAccuracy).toFixed(2)}%`})`,
     );
     done(promotion);

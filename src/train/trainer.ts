@@ -151,38 +151,40 @@ export class Trainer {
   }
 
   /** Plans the training, opens its session (which fails, e.g., for `ep: 'cuda'` without the provider). */
-  static async create(o: TrainerOptions): Promise<Trainer> {
-    const network = resolveNetwork(o.network);
-    const c = o.config;
-    if (c.model !== network.name)
-      throw new RangeError(`trainer: config.model "${c.model}" is not the network's name "${network.name}"`);
-    if (o.train.count === 0) throw new RangeError('trainer: the training set is empty');
-    const length = runLength(c, o.train.count);
+  static async create(options: TrainerOptions): Promise<Trainer> {
+    const network = resolveNetwork(options.network);
+    const config = options.config;
+    if (config.model !== network.name)
+      throw new RangeError(`trainer: config.model "${config.model}" is not the network's name "${network.name}"`);
+    if (options.train.count === 0) throw new RangeError('trainer: the training set is empty');
+    const length = runLength(config, options.train.count);
     if (length.warmupSteps >= length.totalSteps) {
       const steps = `${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`;
-      throw new OptionError('warmupEpochs', c.warmupEpochs, `must be shorter than the run: ${steps}`);
+      throw new OptionError('warmupEpochs', config.warmupEpochs, `must be shorter than the run: ${steps}`);
     }
     const plan = new TrainingPlan({
       network,
-      optimizer: c,
-      freeze: c.freeze,
-      labelSmoothing: c.labelSmoothing,
-      gradients: gradientsFor(o.ep ?? 'auto'),
+      optimizer: config,
+      freeze: config.freeze,
+      labelSmoothing: config.labelSmoothing,
+      gradients: gradientsFor(options.ep ?? 'auto'),
     });
-    const resume = o.resume && 'state' in o.resume ? o.resume : null;
-    const checkpoint = resume ? resume.checkpoint : (o.resume as ParsedModel | undefined);
-    const where = o.resumeWhere ?? 'checkpoint';
+    const resume = options.resume && 'state' in options.resume ? options.resume : null;
+    const checkpoint = resume ? resume.checkpoint : (options.resume as ParsedModel | undefined);
+    const where = options.resumeWhere ?? 'checkpoint';
     const state = resume ? resume.state : checkpoint ? decodeCheckpoint(checkpoint, where) : null;
-    const params = checkpoint ? paramsFromModel(checkpoint, plan.params, where) : initialParams(plan, o.init, c.seed);
+    const params = checkpoint
+      ? paramsFromModel(checkpoint, plan.params, where)
+      : initialParams(plan, options.init, config.seed);
     const states = checkpoint
       ? paramsFromModel(checkpoint, plan.states, where)
-      : c.ema === null
+      : config.ema === null
         ? new Map<string, Float32Array>()
         : emaStart(params, plan.trainable);
-    const steps = { ep: o.ep, threads: o.threads, maxBatch: c.batchSize, flat: o.flatStep };
+    const steps = { ep: options.ep, threads: options.threads, maxBatch: config.batchSize, flat: options.flatStep };
     const session = await openTrainingSteps(plan, params, states, steps);
-    const data = { train: o.train, test: o.test, ep: o.ep, threads: o.threads };
-    return new Trainer(plan, c, session, data, state, length);
+    const data = { train: options.train, test: options.test, ep: options.ep, threads: options.threads };
+    return new Trainer(plan, config, session, data, state, length);
   }
 
   /** Images in the training and test sets. */
