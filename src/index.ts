@@ -19,7 +19,10 @@
  */
 
 // Networks and the module toolkit
-export { CLASSES, IMAGE_SHAPE, NETWORKS, defineNetwork, networkByName } from './models';
+export { NETWORKS, defineNetwork, networkByName } from './models';
+export type { NetworkShape } from './models';
+export { MNIST_SIGNATURE, describeSignature, imageShape, pixelsPerImage } from './signature';
+export type { ImageSignature } from './signature';
 export type { Network, NetworkName, NetworkRef } from './models';
 export { Conv2d, Forward, Linear, Module, countParams, initParams } from './models/module';
 export type { ParamSpec, Params } from './models/module';

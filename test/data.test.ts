@@ -34,6 +34,8 @@ describe('MNIST', () => {
       images: Uint8Array.from({ length: 3 * 784 }, (_, i) => Math.floor(i / 784)),
       labels: Uint8Array.of(7, 8, 9),
       count: 3,
+      shape: [1, 28, 28] as const,
+      classes: 10,
     };
     const images = new Uint8Array(2 * 784);
     const labels = new BigInt64Array(2);

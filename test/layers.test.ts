@@ -8,7 +8,7 @@ import { ROOT } from './helpers/cli';
 
 /** The layers, lowest first; a module is in the layer of its top folder (or its own name at the top of src/). */
 const LAYERS = [
-  ['errors', 'version', 'options', 'metadata', 'config'],
+  ['errors', 'version', 'options', 'metadata', 'signature', 'config'],
   ['onnx'],
   ['autodiff', 'data'],
   ['models', 'optim'],

@@ -46,14 +46,16 @@ type Times = Record<Part, number | null>;
 function convLayers(net: NetworkName, batch: number): ConvLayer[] {
   const g = new GraphBuilder();
   const params = new Set<string>();
+  const plan = new ForwardPlan(net);
   logitsOf(
     g,
-    new ForwardPlan(net).module,
-    imagesInput(g, batch),
+    plan.module,
+    imagesInput(g, plan.signature, batch),
     (s) => {
       params.add(s.name);
       return g.input(s.name, 'float32', s.shape);
     },
+    plan.signature,
     true,
   );
   const dependsOnParams = new Set(params);

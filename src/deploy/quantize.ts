@@ -6,9 +6,9 @@
  */
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { Dataset } from '../data/mnist';
+import { imageSize, Dataset } from '../data/mnist';
 import { parseModel, StoredTensor } from '../onnx/model';
-import { IMAGE_SIZE, INPUTS, imageDims } from '../onnx/signature';
+import { INPUTS } from '../onnx/signature';
 import { openSession } from '../runtime/session';
 import { METADATA } from '../metadata';
 
@@ -20,7 +20,7 @@ export type Calibration = 'minmax';
 
 /** How to quantize (recorded in the model's metadata). */
 export interface QuantizeOptions {
-  /** Calibration images (uint8, N·784). */
+  /** Calibration images (uint8, N·C·H·W). */
   images: Dataset;
   method?: Calibration;
 }
@@ -59,11 +59,8 @@ async function calibrate(model: onnx.ModelProto, tensors: string[], images: Data
   try {
     for (let s = 0; s < images.count; s += 250) {
       const n = Math.min(250, images.count - s);
-      const batch = new ort.Tensor(
-        'uint8',
-        images.images.subarray(s * IMAGE_SIZE, (s + n) * IMAGE_SIZE),
-        imageDims(n) as number[],
-      );
+      const size = imageSize(images);
+      const batch = new ort.Tensor('uint8', images.images.subarray(s * size, (s + n) * size), [n, ...images.shape]);
       const out = await session.run({ [INPUTS.images]: batch }, tensors);
       for (const t of tensors) {
         const r = ranges.get(t) as Range;

@@ -1,6 +1,7 @@
 /** The seed's GoogLeNet-style network: two InceptionA blocks (97,298 parameters). */
 import { Tensor } from '../onnx/tensor';
-import { Conv2d, Forward, Linear, Module } from './module';
+import { ImageSignature, imageShape, MNIST_SIGNATURE } from '../signature';
+import { Conv2d, flatFeatures, Forward, Linear, Module } from './module';
 
 /** The seed's InceptionA block: four branches concatenated to 88 channels, no activation inside. */
 export class InceptionA extends Module {
@@ -36,20 +37,38 @@ export class InceptionA extends Module {
   }
 }
 
-/** The seed's inception net: conv1, InceptionA(10), conv2, InceptionA(20), fc (97,298 parameters). */
+/**
+ * The seed's inception net: conv1, InceptionA(10), conv2, InceptionA(20), fc; on MNIST 97,298 parameters (fc takes
+ * 88·4·4 = 1408, found as the seed found it). On other images conv1 takes their channels, fc their features and gives
+ * their classes.
+ */
 export class InceptionNet extends Module {
-  conv1 = this.add('conv1', new Conv2d(1, 10, 5));
-  conv2 = this.add('conv2', new Conv2d(88, 20, 5));
-  incep1 = this.add('incep1', new InceptionA(10));
-  incep2 = this.add('incep2', new InceptionA(20));
-  fc = this.add('fc', new Linear(1408, 10));
+  readonly conv1: Conv2d;
+  readonly conv2: Conv2d;
+  readonly incep1: InceptionA;
+  readonly incep2: InceptionA;
+  readonly fc: Linear;
 
-  forward(f: Forward, x: Tensor): Tensor {
+  constructor(s: ImageSignature = MNIST_SIGNATURE, fcInputs?: number) {
+    super();
+    this.conv1 = this.add('conv1', new Conv2d(s.channels, 10, 5));
+    this.conv2 = this.add('conv2', new Conv2d(88, 20, 5));
+    this.incep1 = this.add('incep1', new InceptionA(10));
+    this.incep2 = this.add('incep2', new InceptionA(20));
+    const inputs = fcInputs ?? flatFeatures('inception', imageShape(s), () => new InceptionNet(s, 1));
+    this.fc = this.add('fc', new Linear(inputs, s.classes));
+  }
+
+  /** Everything before fc: the flattened features. */
+  features(f: Forward, x: Tensor): Tensor {
     x = f.relu(f.maxPool2d(this.conv1.forward(f, x), 2));
     x = this.incep1.forward(f, x);
     x = f.relu(f.maxPool2d(this.conv2.forward(f, x), 2));
     x = this.incep2.forward(f, x);
-    x = f.flatten(x);
-    return this.fc.forward(f, x);
+    return f.flatten(x);
+  }
+
+  forward(f: Forward, x: Tensor): Tensor {
+    return this.fc.forward(f, this.features(f, x));
   }
 }

@@ -1,7 +1,8 @@
 /** The networks by name, and the graphs every artifact shares: preprocessing and the forward pass. */
-import { OptionError } from '../errors';
+import { OptionError, UsageError } from '../errors';
 import { GraphBuilder } from '../onnx/builder';
-import { CLASSES, IMAGE_SHAPE, INPUTS, imageDims } from '../onnx/signature';
+import { INPUTS } from '../onnx/signature';
+import { describeSignature, ImageSignature, imageDims, imageShape, MNIST_SIGNATURE } from '../signature';
 import { Tensor } from '../onnx/tensor';
 import { InceptionNet } from './inception';
 import { Forward, Module, ParamSpec } from './module';
@@ -9,25 +10,56 @@ import { ResidualNet } from './residual';
 
 /**
  * A network ingraph can train in-graph, export and evaluate: a name (recorded in every artifact) and a factory of
- * its root module. Its forward takes the normalised images [N,1,28,28] and returns logits [N,10].
+ * its root module for an image signature. Its forward takes the normalised images [N,C,H,W] and returns logits
+ * [N,K].
  */
 export interface Network {
   readonly name: string;
-  /** A fresh root module whose parameters carry their full state_dict names. */
-  create(): Module;
+  /** A fresh root module for `signature` (default MNIST's) whose parameters carry their full state_dict names. */
+  create(signature?: ImageSignature): Module;
 }
 
-/** A Network from a name and a factory of its root module (e.g. `() => new LeNet5()`). */
-export function defineNetwork(name: string, factory: () => Module): Network {
+/** What a network written for one shape takes: its input [C,H,W] and class count. */
+export interface NetworkShape {
+  input: readonly [number, number, number];
+  classes: number;
+}
+
+/**
+ * A Network from a name and a factory of its root module, given the signature (e.g. `() => new LeNet5()`, or
+ * `(s) => new MyNet(s.channels, s.classes)`). `takes` states the one shape a network is written for (default
+ * MNIST's 1x28x28 images in 10 classes, when the factory takes no signature); other data is then refused.
+ */
+export function defineNetwork(
+  name: string,
+  factory: (signature: ImageSignature) => Module,
+  takes?: NetworkShape,
+): Network {
   if (!/^[A-Za-z][\w.-]*$/.test(name))
     throw new RangeError(`network name "${name}": use letters, digits, '_', '.', '-'`);
-  return { name, create: () => factory().bindNames() };
+  const fixed =
+    takes ?? (factory.length === 0 ? { input: imageShape(MNIST_SIGNATURE), classes: MNIST_SIGNATURE.classes } : null);
+  return {
+    name,
+    create: (signature = MNIST_SIGNATURE) => {
+      if (fixed && !fits(fixed, signature)) {
+        const wants = `${fixed.input.join('x')} images in ${fixed.classes} classes`;
+        throw new UsageError(`network ${name}: takes ${wants}, not ${describeSignature(signature)}`).about('model');
+      }
+      return factory(signature).bindNames();
+    },
+  };
 }
 
-/** The seed's two networks. */
+function fits(shape: NetworkShape, s: ImageSignature): boolean {
+  const [c, h, w] = shape.input;
+  return c === s.channels && h === s.height && w === s.width && shape.classes === s.classes;
+}
+
+/** The seed's two networks, on any image signature. */
 export const NETWORKS = {
-  inception: defineNetwork('inception', () => new InceptionNet()),
-  residual: defineNetwork('residual', () => new ResidualNet()),
+  inception: defineNetwork('inception', (s) => new InceptionNet(s)),
+  residual: defineNetwork('residual', (s) => new ResidualNet(s)),
 } as const;
 
 /** The names of the built-in networks. */
@@ -50,42 +82,45 @@ export function resolveNetwork(ref: NetworkRef): Network {
   return typeof ref === 'string' ? NETWORKS[ref] : ref;
 }
 
-/** MNIST normalisation in-graph, exactly as torchvision's ToTensor + Normalize((0.1307,), (0.3081,)). */
-export const MNIST_MEAN = 0.1307;
-export const MNIST_STD = 0.3081;
-
-export { CLASSES, IMAGE_SHAPE };
-
-export function imagesInput(g: GraphBuilder, batch: string | number = 'N'): Tensor {
-  return g.input(INPUTS.images, 'uint8', imageDims(batch));
+/** The graph input of a batch of uint8 images of `signature`. */
+export function imagesInput(g: GraphBuilder, signature: ImageSignature, batch: string | number = 'N'): Tensor {
+  return g.input(INPUTS.images, 'uint8', imageDims(signature, batch));
 }
 
-export function preprocess(g: GraphBuilder, images: Tensor): Tensor {
+/** A per-channel constant [1,C,1,1], or a scalar where one value serves every channel. */
+function perChannel(g: GraphBuilder, values: readonly number[]): Tensor {
+  return values.length === 1 ? g.scalar(values[0]) : g.constant([...values], [1, values.length, 1, 1], 'float32');
+}
+
+/** Normalisation in-graph, exactly as torchvision's ToTensor + Normalize(mean, std). */
+export function preprocess(g: GraphBuilder, images: Tensor, signature: ImageSignature): Tensor {
   return g.scope('preprocess', () => {
     const x = g.div(g.cast(images, 'float32'), g.scalar(255));
-    return g.div(g.sub(x, g.scalar(MNIST_MEAN)), g.scalar(MNIST_STD));
+    return g.div(g.sub(x, perChannel(g, signature.mean)), perChannel(g, signature.std));
   });
 }
 
 /**
- * Logits of `net` for uint8 `images`, parameters supplied by `bind`; a network must return [N,10]. With `float16`,
- * the network runs on half-precision activations (its parameters must be float16 too) between float32 preprocessing
- * and float32 logits.
+ * Logits of `net` for uint8 `images` of `signature`, parameters supplied by `bind`; a network must return [N,K].
+ * With `float16`, the network runs on half-precision activations (its parameters must be float16 too) between
+ * float32 preprocessing and float32 logits.
  */
 export function logitsOf(
   g: GraphBuilder,
   net: Module,
   images: Tensor,
   bind: (s: ParamSpec) => Tensor,
+  signature: ImageSignature,
   training = false,
   float16 = false,
 ): Tensor {
-  const x = preprocess(g, images);
+  const x = preprocess(g, images, signature);
   const out = net.forward(new Forward(g, bind, training), float16 ? g.cast(x, 'float16') : x);
   const logits = float16 ? g.cast(out, 'float32') : out;
-  if (logits.shape.length !== 2 || logits.shape[1] !== CLASSES) {
+  const classes = signature.classes;
+  if (logits.shape.length !== 2 || logits.shape[1] !== classes) {
     throw new RangeError(
-      `network ${net.constructor.name}: forward returned shape [${logits.shape}], expected logits [N,${CLASSES}]`,
+      `network ${net.constructor.name}: forward returned shape [${logits.shape}], expected logits [N,${classes}]`,
     );
   }
   return logits;

@@ -5,6 +5,7 @@
  */
 import { GraphBuilder } from '../onnx/builder';
 import { numel, Tensor } from '../onnx/tensor';
+import { UsageError } from '../errors';
 import { Rng } from '../data/rng';
 
 /** A parameter: its state_dict name, shape and the fan-in of its default initialisation. */
@@ -159,4 +160,27 @@ export function initParams(specs: readonly ParamSpec[], seed: number): Params {
 /** The number of scalars in `specs`. */
 export function countParams(specs: readonly { shape: readonly number[] }[]): number {
   return specs.reduce((n, s) => n + numel(s.shape), 0);
+}
+
+/**
+ * The features a network's `fc` layer takes, found as the seed found 1408: by shape inference over its feature
+ * layers, here on a scratch graph. `features` runs those layers of a throwaway instance whose parameters are bound
+ * to their state_dict names, so an input too small for a layer is refused with one line naming it.
+ */
+export function flatFeatures(
+  name: string,
+  input: readonly [number, number, number],
+  instance: () => Module & { features(f: Forward, x: Tensor): Tensor },
+): number {
+  const net = instance().bindNames();
+  const g = new GraphBuilder();
+  const f = new Forward(g, (spec) => g.input(spec.name, 'float32', spec.shape));
+  let shape: readonly (number | string)[];
+  try {
+    shape = net.features(f, g.input('images', 'float32', [1, ...input])).shape;
+  } catch (e) {
+    const problem = (e as Error).message;
+    throw new UsageError(`network ${name}: ${input.join('x')} images are too small for its layers (${problem})`);
+  }
+  return numel(shape.slice(1));
 }

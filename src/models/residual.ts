@@ -1,6 +1,7 @@
 /** The seed's ResNet-style network: two ResidualBlocks (41,514 parameters), its listing's typos fixed. */
 import { Tensor } from '../onnx/tensor';
-import { Conv2d, Forward, Linear, Module } from './module';
+import { ImageSignature, imageShape, MNIST_SIGNATURE } from '../signature';
+import { Conv2d, flatFeatures, Forward, Linear, Module } from './module';
 
 /** The seed's ResidualBlock: y = relu(conv1(x)); out = relu(x + conv2(y)). */
 export class ResidualBlock extends Module {
@@ -20,20 +21,37 @@ export class ResidualBlock extends Module {
   }
 }
 
-/** The seed's residual net: conv1, ResidualBlock(16), conv2, ResidualBlock(32), fc (41,514 parameters). */
+/**
+ * The seed's residual net: conv1, ResidualBlock(16), conv2, ResidualBlock(32), fc; on MNIST 41,514 parameters (fc
+ * takes 32·4·4 = 512). On other images conv1 takes their channels, fc their features and gives their classes.
+ */
 export class ResidualNet extends Module {
-  conv1 = this.add('conv1', new Conv2d(1, 16, 5));
-  conv2 = this.add('conv2', new Conv2d(16, 32, 5));
-  rblock1 = this.add('rblock1', new ResidualBlock(16));
-  rblock2 = this.add('rblock2', new ResidualBlock(32));
-  fc = this.add('fc', new Linear(512, 10));
+  readonly conv1: Conv2d;
+  readonly conv2: Conv2d;
+  readonly rblock1: ResidualBlock;
+  readonly rblock2: ResidualBlock;
+  readonly fc: Linear;
 
-  forward(f: Forward, x: Tensor): Tensor {
+  constructor(s: ImageSignature = MNIST_SIGNATURE, fcInputs?: number) {
+    super();
+    this.conv1 = this.add('conv1', new Conv2d(s.channels, 16, 5));
+    this.conv2 = this.add('conv2', new Conv2d(16, 32, 5));
+    this.rblock1 = this.add('rblock1', new ResidualBlock(16));
+    this.rblock2 = this.add('rblock2', new ResidualBlock(32));
+    const inputs = fcInputs ?? flatFeatures('residual', imageShape(s), () => new ResidualNet(s, 1));
+    this.fc = this.add('fc', new Linear(inputs, s.classes));
+  }
+
+  /** Everything before fc: the flattened features. */
+  features(f: Forward, x: Tensor): Tensor {
     x = f.relu(f.maxPool2d(this.conv1.forward(f, x), 2));
     x = this.rblock1.forward(f, x);
     x = f.relu(f.maxPool2d(this.conv2.forward(f, x), 2));
     x = this.rblock2.forward(f, x);
-    x = f.flatten(x);
-    return this.fc.forward(f, x);
+    return f.flatten(x);
+  }
+
+  forward(f: Forward, x: Tensor): Tensor {
+    return this.fc.forward(f, this.features(f, x));
   }
 }

@@ -624,7 +624,9 @@ export class GraphBuilder {
     const oh = convOut(h, kh, pads[0], pads[2], strides[0], dilations[0]);
     const ow = convOut(wd, kw, pads[1], pads[3], strides[1], dilations[1]);
     if (oh < 1 || ow < 1)
-      throw new RangeError(`Conv: kernel ${kh}x${kw} is larger than padded input ${formatShape(x.shape)}`);
+      throw new RangeError(
+        `Conv: W "${w.name}" ${kh}x${kw} kernel is larger than its padded input ${formatShape(x.shape)}`,
+      );
     return this.one(
       'Conv',
       bias ? [x, w, bias] : [x, w],
@@ -851,7 +853,12 @@ function poolShape(op: string, x: Tensor, o: PoolOptions): Shape {
     throw new RangeError(`${op}: kernel and strides need 2 values, pads 4`);
   if (p[0] >= o.kernel[0] || p[1] >= o.kernel[1])
     throw new RangeError(`${op}: pads ${formatShape(p)} must be smaller than kernel ${formatShape(o.kernel)}`);
-  return [n, c, convOut(h, o.kernel[0], p[0], p[2], s[0], 1), convOut(w, o.kernel[1], p[1], p[3], s[1], 1)];
+  const out: Shape = [n, c, convOut(h, o.kernel[0], p[0], p[2], s[0], 1), convOut(w, o.kernel[1], p[1], p[3], s[1], 1)];
+  if ((out[2] as number) < 1 || (out[3] as number) < 1)
+    throw new RangeError(
+      `${op}: X "${x.name}" ${formatShape(x.shape)} is smaller than its ${formatShape(o.kernel)} kernel`,
+    );
+  return out;
 }
 
 function poolAttrs(o: PoolOptions): Record<string, Attr> {

@@ -12,12 +12,15 @@ import { toHalf } from '../onnx/half';
 import { OPSET, encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
-import { gradient, imageDims, INPUTS, OUTPUTS, updated } from '../onnx/signature';
+import { gradient, INPUTS, OUTPUTS, updated } from '../onnx/signature';
+import { describeSignature, ImageSignature, imageDims, imageShape, isMnist } from '../signature';
 import { METADATA } from '../metadata';
 
 /** A training step graph and the specs of what it takes and updates. */
 export interface TrainingGraph {
   bytes: Uint8Array;
+  /** [C, H, W] of the images it takes. */
+  imageShape: [number, number, number];
   params: ParamSpec[];
   trainable: string[];
   states: StateSpec[];
@@ -81,13 +84,14 @@ export interface PlanParts {
   /** The network's name, for the graphs' names. */
   name: string;
   module: Module;
+  signature: ImageSignature;
   optimizer: Optimizer;
   specs: TrainingSpecs;
   options: TrainingModelOptions;
 }
 
 /** What the eval and inference models are emitted from: the network's name and module. */
-export type ForwardParts = Pick<PlanParts, 'name' | 'module'>;
+export type ForwardParts = Pick<PlanParts, 'name' | 'module' | 'signature'>;
 
 /** A step's loss and correct count, and the gradient of each trainable parameter by name. */
 interface LossAndGradients {
@@ -106,7 +110,7 @@ function lossAndGradients(
   scale?: Tensor,
 ): LossAndGradients {
   const tensorOf = (name: string) => params.get(name) as Tensor;
-  const logits = logitsOf(g, p.module, batch.images, (s) => tensorOf(s.name), true);
+  const logits = logitsOf(g, p.module, batch.images, (s) => tensorOf(s.name), p.signature, true);
   const { loss, correct } = crossEntropy(g, logits, batch.labels, p.options.labelSmoothing ?? 0);
   const wrt = trainable.map((s) => tensorOf(s.name));
   const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, wrt, p.options.gradients);
@@ -182,8 +186,10 @@ function outputStep(g: GraphBuilder, step: { loss: Tensor; correct: Tensor }, up
 }
 
 /** What a training graph of `specs` takes and updates, beside its bytes. */
-function trainingGraph(bytes: Uint8Array, specs: TrainingSpecs): TrainingGraph {
-  return { bytes, params: specs.specs, trainable: specs.trainable.map((s) => s.name), states: specs.stateSpecs };
+function trainingGraph(bytes: Uint8Array, p: PlanParts): TrainingGraph {
+  const { specs } = p;
+  const trainable = specs.trainable.map((s) => s.name);
+  return { bytes, imageShape: imageShape(p.signature), params: specs.specs, trainable, states: specs.stateSpecs };
 }
 
 /** A float graph input for each spec, by name. */
@@ -244,8 +250,8 @@ export interface ShardedTrainingGraphs {
 }
 
 /** The graph inputs of a batch: uint8 images [N,C,H,W] and int64 labels [N]. */
-function batchInputs(g: GraphBuilder): { images: Tensor; labels: Tensor } {
-  return { images: imagesInput(g), labels: g.input(INPUTS.labels, 'int64', ['N']) };
+function batchInputs(g: GraphBuilder, signature: ImageSignature): { images: Tensor; labels: Tensor } {
+  return { images: imagesInput(g, signature), labels: g.input(INPUTS.labels, 'int64', ['N']) };
 }
 
 /** The gradient and update graphs of data-parallel training over `shards` workers (see ShardedTrainingGraphs). */
@@ -269,7 +275,7 @@ export function shardedGraphs(p: PlanParts, shards: number): ShardedTrainingGrap
 /** One shard's loss, correct count and gradients of loss_scale · loss (ShardedTrainingGraphs.gradient). */
 function shardGradientGraph(p: PlanParts): Uint8Array {
   const g = new GraphBuilder();
-  const batch = batchInputs(g);
+  const batch = batchInputs(g, p.signature);
   const scale = g.input(INPUTS.lossScale, 'float32', []);
   const step = lossAndGradients(g, p, batch, floatInputs(g, p.specs.specs), p.specs.trainable, scale);
   outputLoss(g, step);
@@ -286,7 +292,7 @@ function shardGradientGraph(p: PlanParts): Uint8Array {
  */
 export function stepGraph(p: PlanParts): TrainingGraph {
   const g = new GraphBuilder();
-  const batch = batchInputs(g);
+  const batch = batchInputs(g, p.signature);
   const lr = g.input(INPUTS.lr, 'float32', []);
   const inputs = { ...p.specs, params: floatInputs(g, p.specs.specs), states: floatInputs(g, p.specs.stateSpecs) };
   const step = lossAndGradients(g, p, batch, inputs.params, p.specs.trainable);
@@ -297,7 +303,7 @@ export function stepGraph(p: PlanParts): TrainingGraph {
     graphName: `${p.name}_training_step`,
     docString: `One ${p.optimizer.kind} training step of the ${p.name} net.`,
   });
-  return trainingGraph(bytes, p.specs);
+  return trainingGraph(bytes, p);
 }
 
 /**
@@ -311,7 +317,7 @@ export function stepGraph(p: PlanParts): TrainingGraph {
 export function flatGraph(p: PlanParts): FlatTrainingGraph {
   const g = new GraphBuilder();
   const { flat, flatSpecs, flatStates } = flatUpdate(p.specs, p.optimizer);
-  const batch = batchInputs(g);
+  const batch = batchInputs(g, p.signature);
   const lr = g.input(INPUTS.lr, 'float32', []);
   const flatParams = g.input(flat.name, 'float32', flat.shape);
   const frozen = frozenInputs(g, p.specs);
@@ -321,7 +327,7 @@ export function flatGraph(p: PlanParts): FlatTrainingGraph {
     graphName: `${p.name}_flat_training_step`,
     docString: `One ${p.optimizer.kind} training step of the ${p.name} net, over flat tensors.`,
   });
-  return { ...trainingGraph(bytes, p.specs), flatStates };
+  return { ...trainingGraph(bytes, p), flatStates };
 }
 
 /** Graph inputs for the parameters that are not trained. */
@@ -376,7 +382,7 @@ function flatStep(
 export function loopGraph(p: PlanParts): LoopTrainingGraph {
   const g = new GraphBuilder();
   const { flat, flatSpecs, flatStates } = flatUpdate(p.specs, p.optimizer);
-  const images = g.input(INPUTS.images, 'uint8', ['S', ...imageDims('N')]);
+  const images = g.input(INPUTS.images, 'uint8', ['S', ...imageDims(p.signature, 'N')]);
   const labels = g.input(INPUTS.labels, 'int64', ['S', 'N']);
   const lrs = g.input(INPUTS.lr, 'float32', ['S']);
   const flatParams = g.input(flat.name, 'float32', flat.shape);
@@ -399,15 +405,15 @@ export function loopGraph(p: PlanParts): LoopTrainingGraph {
     graphName: `${p.name}_loop_training_steps`,
     docString: `S ${p.optimizer.kind} training steps of the ${p.name} net in one run.`,
   });
-  return { ...trainingGraph(bytes, p.specs), flatStates, loop: true };
+  return { ...trainingGraph(bytes, p), flatStates, loop: true };
 }
 
 /** Forward pass and loss with parameters as inputs: outputs loss, correct and logits. */
 export function evalGraph(f: ForwardParts): Uint8Array {
   const g = new GraphBuilder();
-  const { images, labels } = batchInputs(g);
+  const { images, labels } = batchInputs(g, f.signature);
   const params = floatInputs(g, f.module.parameters());
-  const logits = logitsOf(g, f.module, images, (s) => params.get(s.name) as Tensor);
+  const logits = logitsOf(g, f.module, images, (s) => params.get(s.name) as Tensor, f.signature);
   outputLoss(g, crossEntropy(g, logits, labels));
   g.output(logits, OUTPUTS.logits);
   return encodeModel(g, { graphName: `${f.name}_eval`, docString: `Forward pass and loss of the ${f.name} net.` });
@@ -430,7 +436,7 @@ export function inferenceGraph(
   precision: Precision = 'float32',
 ): Uint8Array {
   const g = new GraphBuilder();
-  const images = imagesInput(g);
+  const images = imagesInput(g, f.signature);
   const half = precision === 'float16';
   const weights = new Map<string, Tensor>();
   for (const s of f.module.parameters()) {
@@ -441,13 +447,13 @@ export function inferenceGraph(
       : g.initializer(s.name, 'float32', s.shape, data);
     weights.set(s.name, w);
   }
-  const logits = logitsOf(g, f.module, images, (s) => weights.get(s.name) as Tensor, false, half);
+  const logits = logitsOf(g, f.module, images, (s) => weights.get(s.name) as Tensor, f.signature, false, half);
   g.output(logits, OUTPUTS.logits);
   g.output(g.softmax(logits, 1), OUTPUTS.probabilities);
   g.output(g.argMax(logits, 1, false), OUTPUTS.label);
   return encodeModel(g, {
     graphName: `${f.name}_inference`,
-    docString: `The ${f.name} net of ingraph, for MNIST digits.`,
+    docString: `The ${f.name} net of ingraph, for ${isMnist(f.signature) ? 'MNIST digits' : describeSignature(f.signature)}.`,
     metadata: { [METADATA.model]: f.name, ...metadata },
     opset,
   });

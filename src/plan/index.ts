@@ -9,6 +9,7 @@ import { OptionError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
 import { initParams, Module, ParamSpec, Params } from '../models/module';
 import { OPSET } from '../onnx/model';
+import { ImageSignature, MNIST_SIGNATURE } from '../signature';
 import { optimizerFor, OptimizerConfig } from '../optim';
 import { Optimizer, StateSpec } from '../optim/optimizer';
 import {
@@ -18,6 +19,7 @@ import {
   inferenceGraph,
   LoopTrainingGraph,
   loopGraph,
+  ForwardParts,
   PlanParts,
   Precision,
   ShardedTrainingGraphs,
@@ -34,6 +36,8 @@ export interface PlanOptions extends TrainingModelOptions {
   optimizer: Optimizer | OptimizerConfig;
   /** Parameters named by these prefixes (or PREFIX.*) are not trained; each must name one. Beside `isFrozen`. */
   freeze?: readonly string[];
+  /** The images and classes (default MNIST's). */
+  signature?: ImageSignature;
 }
 
 /** A network's forward pass, built once: its parameters, initial weights, eval model and inference model. */
@@ -42,9 +46,13 @@ export class ForwardPlan {
   /** The root module: its parameters carry their state_dict names. */
   readonly module: Module;
 
-  constructor(network: NetworkRef) {
+  constructor(
+    network: NetworkRef,
+    /** The images the network takes and the classes it gives (default MNIST's). */
+    readonly signature: ImageSignature = MNIST_SIGNATURE,
+  ) {
     this.network = resolveNetwork(network);
-    this.module = this.network.create();
+    this.module = this.network.create(signature);
   }
 
   /** Every parameter, in the module's order. */
@@ -59,12 +67,16 @@ export class ForwardPlan {
 
   /** The forward pass and loss with parameters as inputs. */
   eval(): Uint8Array {
-    return evalGraph({ name: this.network.name, module: this.module });
+    return evalGraph(this.forwardParts());
   }
 
   /** The deployable model of `params` (see `buildInferenceModel`). */
   inference(params: Params, metadata: Record<string, string> = {}, opset = OPSET, precision?: Precision): Uint8Array {
-    return inferenceGraph({ name: this.network.name, module: this.module }, params, metadata, opset, precision);
+    return inferenceGraph(this.forwardParts(), params, metadata, opset, precision);
+  }
+
+  private forwardParts(): ForwardParts {
+    return { name: this.network.name, module: this.module, signature: this.signature };
   }
 }
 
@@ -75,7 +87,7 @@ export class TrainingPlan extends ForwardPlan {
   private perTensorStep: TrainingGraph | null = null;
 
   constructor(o: PlanOptions) {
-    super(o.network);
+    super(o.network, o.signature);
     this.optimizer = 'update' in o.optimizer ? o.optimizer : optimizerFor(o.optimizer);
     const params = this.module.parameters();
     const byPrefix = frozenMatcher(
@@ -85,7 +97,8 @@ export class TrainingPlan extends ForwardPlan {
     const isFrozen = (name: string) => byPrefix(name) || (o.isFrozen?.(name) ?? false);
     const options = { exposeGradients: o.exposeGradients, labelSmoothing: o.labelSmoothing, gradients: o.gradients };
     const specs = trainingSpecs(params, this.optimizer, isFrozen);
-    this.parts = { name: this.network.name, module: this.module, optimizer: this.optimizer, specs, options };
+    const { name } = this.network;
+    this.parts = { name, module: this.module, signature: this.signature, optimizer: this.optimizer, specs, options };
   }
 
   /** The names of the parameters that train, in the module's order. */

@@ -7,7 +7,8 @@
 import { existsSync, statSync } from 'fs';
 import { join } from 'path';
 import { readFileChecked, sha256 } from '../io/files';
-import { IMAGE_SIZE, Dataset } from '../data/mnist';
+import { Dataset, imageSize } from '../data/mnist';
+import { imageShape, MNIST_SIGNATURE } from '../signature';
 import { UsageError } from '../errors';
 import { ARTIFACTS, REPRODUCIBILITY } from './layout';
 import { EvalReport, Mistake } from '../runtime/evaluate';
@@ -19,7 +20,7 @@ export interface MetricsRecord {
   epochs: EpochResult[];
 }
 
-/** A mistake with its image: base64 of the 784 uint8 pixels. */
+/** A mistake with its image: base64 of its C·H·W uint8 pixels. */
 export interface MistakeRecord extends Mistake {
   pixels: string;
 }
@@ -33,6 +34,13 @@ export interface EvaluationRecord {
   perClass: EvalReport['perClass'];
   confusion: number[][];
   mistakes: MistakeRecord[];
+  /** [C, H, W] of the mistakes' images, where they are not MNIST's 1x28x28 (which older records all are). */
+  imageShape?: [number, number, number];
+}
+
+/** The images' shape of an evaluation record. */
+export function recordImageShape(r: Pick<EvaluationRecord, 'imageShape'>): [number, number, number] {
+  return r.imageShape ?? imageShape(MNIST_SIGNATURE);
 }
 
 /** JSON with one line per top-level field and per element of a top-level array: compact, and diffs line by line. */
@@ -49,8 +57,9 @@ export const MISTAKES_SHOWN = 48;
 
 /** The record of `r`, the evaluation of `model` on `data` (which holds the mistakes' pixels). */
 export function evaluationRecord(r: EvalReport, data: Dataset, model: string): EvaluationRecord {
-  const pixels = (i: number) =>
-    Buffer.from(data.images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE)).toString('base64');
+  const size = imageSize(data);
+  const pixels = (i: number) => Buffer.from(data.images.subarray(i * size, (i + 1) * size)).toString('base64');
+  const mnist = data.shape.every((d, i) => d === imageShape(MNIST_SIGNATURE)[i]);
   const { accuracy, correct, total, perClass, confusion } = r;
   return {
     model,
@@ -60,6 +69,7 @@ export function evaluationRecord(r: EvalReport, data: Dataset, model: string): E
     perClass,
     confusion,
     mistakes: r.mistakes.map((m) => ({ ...m, pixels: pixels(m.index) })),
+    ...(mnist ? {} : { imageShape: [...data.shape] }),
   };
 }
 
@@ -129,7 +139,7 @@ function check(ok: boolean, where: string, what: string): void {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
 const allFinite = (o: Record<string, unknown>, keys: readonly string[]) => keys.every((k) => finite(o[k]));
-const isLabel = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 10;
+const isLabel = (v: unknown, classes: number) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < classes;
 
 function checkManifest(m: unknown, where: string): ManifestRecord {
   check(
@@ -180,28 +190,29 @@ export function checkEvaluation(e: unknown, where: string): EvaluationRecord {
     'not an evaluation record',
   );
   const r = e as EvaluationRecord;
-  const square =
-    Array.isArray(r.confusion) &&
-    r.confusion.length === 10 &&
-    r.confusion.every((row) => Array.isArray(row) && row.length === 10 && row.every(finite));
-  check(square, where, 'the confusion matrix is not 10x10 numbers');
+  const k = Array.isArray(r.confusion) ? r.confusion.length : 0;
+  const square = k > 0 && r.confusion.every((row) => Array.isArray(row) && row.length === k && row.every(finite));
+  check(square, where, 'the confusion matrix is not a square of numbers');
   check(
-    r.perClass.length === 10 &&
+    r.perClass.length === k &&
       r.perClass.every(
         (c) => isObject(c) && allFinite(c as unknown as Record<string, unknown>, ['label', 'accuracy', 'total']),
       ),
     where,
-    'perClass is not 10 classes',
+    `perClass is not ${k} classes`,
   );
+  const shape = recordImageShape(r);
+  check(shape.length === 3 && shape.every((d) => Number.isInteger(d) && d > 0), where, 'imageShape is not [C,H,W]');
+  const size = shape[0] * shape[1] * shape[2];
   r.mistakes.forEach((m, i) => {
     const ok =
       isObject(m) &&
-      isLabel(m.label) &&
-      isLabel(m.predicted) &&
+      isLabel(m.label, k) &&
+      isLabel(m.predicted, k) &&
       finite(m.probability) &&
       typeof m.pixels === 'string' &&
-      Buffer.from(m.pixels, 'base64').length === IMAGE_SIZE;
-    check(ok, where, `mistake ${i} is not {label, predicted, probability, pixels (${IMAGE_SIZE} bytes)}`);
+      Buffer.from(m.pixels, 'base64').length === size;
+    check(ok, where, `mistake ${i} is not {label, predicted, probability, pixels (${size} bytes)}`);
   });
   return r;
 }

@@ -1,7 +1,7 @@
-/** The evaluator: runs an exported inference model on MNIST test images and scores it. */
+/** The evaluator: runs an exported inference model on test images (MNIST's by default) and scores it. */
 import * as ort from 'onnxruntime-node';
-import { Dataset } from '../data/mnist';
-import { IMAGE_SIZE, INPUTS, OUTPUTS, imageDims } from '../onnx/signature';
+import { Dataset, imageSize } from '../data/mnist';
+import { INPUTS, OUTPUTS } from '../onnx/signature';
 import { InterruptedError, UsageError } from '../errors';
 import { ParsedModel, parseModel } from '../onnx/model';
 import { EpChoice, openSession } from './session';
@@ -32,8 +32,15 @@ export interface Mistake {
   probability: number;
 }
 
-/** Refuses a model that does not take uint8 images [N,1,28,28] and give logits [N,10]. */
-export function checkInferenceSignature(m: ParsedModel, where: string): void {
+/**
+ * Refuses a model that does not take uint8 images [N,C,H,W] of `data`'s shape and give logits [N,K] for at least
+ * its classes; returns K.
+ */
+export function checkInferenceSignature(
+  m: ParsedModel,
+  where: string,
+  data: Pick<Dataset, 'shape' | 'classes'>,
+): number {
   const input = m.inputs.find((i) => i.name === INPUTS.images);
   if (m.inputs.length !== 1 || !input) {
     throw new UsageError(
@@ -41,22 +48,23 @@ export function checkInferenceSignature(m: ParsedModel, where: string): void {
     );
   }
   const [, c, h, w] = input.shape;
-  if (input.dtype !== 'uint8' || input.shape.length !== 4 || c !== 1 || h !== 28 || w !== 28) {
-    throw new UsageError(`${where}: input "images" is ${input.dtype} [${input.shape}], expected uint8 [N,1,28,28]`);
+  const [dc, dh, dw] = data.shape;
+  if (input.dtype !== 'uint8' || input.shape.length !== 4 || c !== dc || h !== dh || w !== dw) {
+    const expected = `uint8 [N,${data.shape.join(',')}]`;
+    throw new UsageError(`${where}: input "images" is ${input.dtype} [${input.shape}], expected ${expected}`);
   }
   const logits = m.outputs.find((o) => o.name === OUTPUTS.logits);
-  if (!logits || logits.shape.length !== 2 || logits.shape[1] !== 10) {
-    throw new UsageError(`${where}: expected an output "logits" of shape [N,10]`);
+  const classes = logits?.shape[1];
+  if (!logits || logits.shape.length !== 2 || typeof classes !== 'number' || classes < data.classes) {
+    throw new UsageError(`${where}: expected an output "logits" of shape [N,${data.classes}]`);
   }
+  return classes;
 }
 
 /** Images start..start+n of `data` as the `images` input. */
 function batchOf(data: Dataset, start: number, n: number): ort.Tensor {
-  return new ort.Tensor(
-    'uint8',
-    data.images.subarray(start * IMAGE_SIZE, (start + n) * IMAGE_SIZE),
-    imageDims(n) as number[],
-  );
+  const size = imageSize(data);
+  return new ort.Tensor('uint8', data.images.subarray(start * size, (start + n) * size), [n, ...data.shape]);
 }
 
 /** Images per run of an evaluation, unless told otherwise. */
@@ -75,12 +83,12 @@ export interface EvaluateOptions {
   mistakes?: number;
 }
 
-/** The softmax probability of class `k` of the logits at `offset`. */
-function probabilityOf(logits: Float32Array, offset: number, k: number): number {
+/** The softmax probability of class `k` of the `classes` logits at `offset`. */
+function probabilityOf(logits: Float32Array, offset: number, classes: number, k: number): number {
   let max = -Infinity;
-  for (let j = 0; j < 10; j++) max = Math.max(max, logits[offset + j]);
+  for (let j = 0; j < classes; j++) max = Math.max(max, logits[offset + j]);
   let sum = 0;
-  for (let j = 0; j < 10; j++) sum += Math.exp(logits[offset + j] - max);
+  for (let j = 0; j < classes; j++) sum += Math.exp(logits[offset + j] - max);
   return Math.exp(logits[offset + k] - max) / sum;
 }
 
@@ -91,22 +99,28 @@ function mostConfident(mistakes: Mistake[], keep: number): Mistake[] {
 
 /** The running scores of an evaluation: the confusion matrix, the correct count and the mistakes kept. */
 class Tally {
-  readonly confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+  readonly confusion: number[][];
   correct = 0;
   readonly mistakes: Mistake[] = [];
 
-  constructor(private readonly keepMistakes: boolean) {}
+  constructor(
+    private readonly classes: number,
+    private readonly keepMistakes: boolean,
+  ) {
+    this.confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  }
 
   /** Scores the `n` logits rows of the images from `start` of `data`. */
   add(logits: Float32Array, data: Dataset, start: number, n: number): void {
+    const k = this.classes;
     for (let i = 0; i < n; i++) {
       let best = 0;
-      for (let k = 1; k < 10; k++) if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;
+      for (let j = 1; j < k; j++) if (logits[i * k + j] > logits[i * k + best]) best = j;
       const truth = data.labels[start + i];
       this.confusion[truth][best]++;
       if (best === truth) this.correct++;
       else if (this.keepMistakes) {
-        const probability = probabilityOf(logits, i * 10, best);
+        const probability = probabilityOf(logits, i * k, k, best);
         this.mistakes.push({ index: start + i, label: truth, predicted: best, probability });
       }
     }
@@ -127,13 +141,13 @@ export async function evaluate(
   data: Dataset,
   o: EvaluateOptions = {},
 ): Promise<EvalReport> {
-  checkInferenceSignature(o.parsed ?? parseModel(bytes, where), where);
+  const classes = checkInferenceSignature(o.parsed ?? parseModel(bytes, where), where, data);
   const batchSize = o.batchSize ?? EVAL_BATCH_SIZE;
   const opened = await openSession(bytes, { ep: o.ep, threads: o.threads });
   const run = async (start: number, n: number) =>
     (await opened.session.run({ [INPUTS.images]: batchOf(data, start, n) }, [OUTPUTS.logits]))[OUTPUTS.logits]
       .data as Float32Array;
-  const tally = new Tally(!!o.mistakes);
+  const tally = new Tally(classes, !!o.mistakes);
   let seconds: number;
   try {
     // One untimed run first: onnxruntime allocates and prepacks weights on the first run.
@@ -175,7 +189,7 @@ export function formatReport(r: EvalReport): string {
     'per class:   ' + r.perClass.map((c) => `${c.label}: ${(100 * c.accuracy).toFixed(1)}%`).join('  '),
     '',
     'confusion (rows: true label, columns: predicted)',
-    '      ' + Array.from({ length: 10 }, (_, k) => String(k).padStart(5)).join(''),
+    '      ' + r.confusion.map((_, k) => String(k).padStart(5)).join(''),
     ...r.confusion.map((row, t) => String(t).padStart(5) + ' ' + row.map((v) => String(v).padStart(5)).join('')),
   ];
   return lines.join('\n');

@@ -10,7 +10,8 @@ import { Worker } from 'worker_threads';
 import * as ort from 'onnxruntime-node';
 import { FLAT, ShardedTrainingGraphs, TrainingGraph } from '../plan/graphs';
 import { countParams, Params } from '../models/module';
-import { gradient, IMAGE_SHAPE, IMAGE_SIZE, INPUTS, OUTPUTS, updated } from '../onnx/signature';
+import { gradient, INPUTS, OUTPUTS, updated } from '../onnx/signature';
+import { numel } from '../onnx/tensor';
 import { openSession, OpenedSession } from './session';
 import { flatSlots, flatStateLayout, Slot, StateLayout, StepResult, StepRunner, tensorOf } from './step';
 
@@ -151,6 +152,9 @@ export class ParallelTrainingStep implements StepRunner {
   private readonly stateLayout: StateLayout;
   private released = false;
 
+  /** Pixel values of one image. */
+  private readonly imageSize: number;
+
   private constructor(
     private readonly update: OpenedSession,
     private readonly workers: GradientWorker[],
@@ -162,6 +166,7 @@ export class ParallelTrainingStep implements StepRunner {
     readonly note: string | undefined,
     states: Params,
   ) {
+    this.imageSize = numel(graph.imageShape);
     const trainable = slots.slice(0, graph.trainable.length);
     const p = countParams(trainable);
     this.grads = workers.map(() => new Float32Array(p));
@@ -195,7 +200,7 @@ export class ParallelTrainingStep implements StepRunner {
     const gradSlots = slots.slice(0, trainable.size);
     const buffers = {
       params: new SharedArrayBuffer(4 * countParams(slots)),
-      images: new SharedArrayBuffer(maxBatch * IMAGE_SIZE),
+      images: new SharedArrayBuffer(maxBatch * numel(graph.imageShape)),
       labels: new SharedArrayBuffer(8 * maxBatch),
     };
     const shared = {
@@ -219,7 +224,7 @@ export class ParallelTrainingStep implements StepRunner {
       paramSlots: slots,
       gradSlots: gradSlots.map((s) => ({ ...s, output: gradient(s.name) })),
       names,
-      imageShape: [...IMAGE_SHAPE],
+      imageShape: [...graph.imageShape],
     });
     const started = await Promise.allSettled(
       Array.from({ length: sharded.shards }, () => GradientWorker.start(data())),
@@ -240,7 +245,7 @@ export class ParallelTrainingStep implements StepRunner {
   }
 
   async run(images: Uint8Array, labels: BigInt64Array, n: number, lr: number): Promise<StepResult> {
-    this.shared.images.set(images.subarray(0, n * IMAGE_SIZE));
+    this.shared.images.set(images.subarray(0, n * this.imageSize));
     this.shared.labels.set(labels.subarray(0, n));
     const shards = shardsOf(n, this.workers.length);
     const results = await Promise.all(shards.map((s, k) => this.workers[k].run(s.start, s.n, s.n / n)));

@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import { FLAT, FlatState, FlatTrainingGraph, LoopTrainingGraph, TrainingGraph } from '../plan/graphs';
 import { StateSpec } from '../optim/optimizer';
-import { IMAGE_SIZE, INPUTS, OUTPUTS, imageDims, updated } from '../onnx/signature';
+import { INPUTS, OUTPUTS, updated } from '../onnx/signature';
 import { countParams, Params } from '../models/module';
 import { numel } from '../onnx/tensor';
 import { OpenedSession, SessionOptions, openSession } from './session';
@@ -24,7 +24,7 @@ export interface StepRunner {
   readonly note?: string;
   /** Worker threads that share each batch (1: one session runs the whole step). */
   readonly parallelism: number;
-  /** Runs one step on `n` images (uint8, n·IMAGE_SIZE) and labels; returns the batch's mean loss and correct count. */
+  /** Runs one step on `n` images (uint8, n·C·H·W) and labels; returns the batch's mean loss and correct count. */
   run(images: Uint8Array, labels: BigInt64Array, n: number, lr: number): Promise<StepResult>;
   /** Copies of the current parameters and optimizer state. */
   params(): Params;
@@ -200,7 +200,8 @@ export class TrainingStep implements StepRunner {
     // The input tensors wrap the caller's batch buffers; they are made anew only when the buffers or n change.
     const current = this.feeds[INPUTS.images];
     if (!current || current.dims[0] !== n || this.batchImages !== images || this.batchLabels !== labels) {
-      this.feeds[INPUTS.images] = new ort.Tensor('uint8', images.subarray(0, n * IMAGE_SIZE), imageDims(n) as number[]);
+      const [c, h, w] = this.graph.imageShape;
+      this.feeds[INPUTS.images] = new ort.Tensor('uint8', images.subarray(0, n * c * h * w), [n, c, h, w]);
       this.feeds[INPUTS.labels] = new ort.Tensor('int64', labels.subarray(0, n), [n]);
       this.batchImages = images;
       this.batchLabels = labels;
@@ -215,10 +216,8 @@ export class TrainingStep implements StepRunner {
   async runSteps(images: Uint8Array, labels: BigInt64Array, n: number, lrs: readonly number[]): Promise<StepResult[]> {
     if (!isLoop(this.graph)) throw new TypeError('training step: runSteps needs a graph from buildLoopTrainingModel');
     const s = lrs.length;
-    this.feeds[INPUTS.images] = new ort.Tensor('uint8', images.subarray(0, s * n * IMAGE_SIZE), [
-      s,
-      ...imageDims(n),
-    ] as number[]);
+    const [c, h, w] = this.graph.imageShape;
+    this.feeds[INPUTS.images] = new ort.Tensor('uint8', images.subarray(0, s * n * c * h * w), [s, n, c, h, w]);
     this.feeds[INPUTS.labels] = new ort.Tensor('int64', labels.subarray(0, s * n), [s, n]);
     this.feeds[INPUTS.lr] = new ort.Tensor('float32', Float32Array.from(lrs), [s]);
     return this.runOnce();

@@ -6,8 +6,10 @@
 import { CheckpointState, checkpointMetadata, decodeCheckpoint, encodeCheckpoint } from '../run/checkpoint';
 import { paramsFromModel } from '../io/params-io';
 import { augmentBatch } from '../data/augment';
-import { epochOrder, fillBatch, IMAGE_SIZE, Dataset } from '../data/mnist';
-import { DivergedError, InterruptedError, OptionError } from '../errors';
+import { epochOrder, fillBatch, Dataset } from '../data/mnist';
+import { signatureOf } from '../data/signature';
+import { describeSignature, ImageSignature, imageShape, pixelsPerImage } from '../signature';
+import { DivergedError, InterruptedError, OptionError, UsageError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
 import { Params } from '../models/module';
 import { averagedParams, emaStart } from '../optim/ema';
@@ -29,6 +31,8 @@ export interface TrainerOptions {
   train: Dataset;
   /** Scored after every epoch. */
   test: Dataset;
+  /** The images and classes the network takes; default: the training set's (`signatureOf`). */
+  signature?: ImageSignature;
   ep?: EpChoice;
   /**
    * Cores to use (default: all). On the CPU, N > 1 splits every batch over N worker threads with one session each
@@ -96,6 +100,15 @@ function runLength(c: TrainConfig, trainImages: number): RunLength {
   return { batchesPerEpoch, totalSteps, warmupSteps: Math.round(c.warmupEpochs * batchesPerEpoch) };
 }
 
+/** Refuses a test set whose images or classes are not those the model takes. */
+function checkTestData(test: Dataset, s: ImageSignature): void {
+  const [c, h, w] = test.shape;
+  if (c !== s.channels || h !== s.height || w !== s.width || test.classes > s.classes) {
+    const what = `${test.shape.join('x')} images in ${test.classes} classes`;
+    throw new UsageError(`data: the test set has ${what}; the model takes ${describeSignature(s)}`).about('data');
+  }
+}
+
 /** The weights a training starts from: `init` (values, or a file's initializers), else PyTorch's init from `seed`. */
 function initialParams(plan: TrainingPlan, init: TrainerOptions['init'], seed: number): Params {
   if (init === undefined) return plan.initialParams(seed);
@@ -146,7 +159,7 @@ export class Trainer {
     this.history = resumedFrom ? [...resumedFrom.epochs] : [];
     this.logged = resumedFrom ? [...resumedFrom.log] : [];
     ({ batchesPerEpoch: this.batchesPerEpoch, totalSteps: this.totalSteps, warmupSteps: this.warmupSteps } = length);
-    this.images = new Uint8Array(config.batchSize * IMAGE_SIZE);
+    this.images = new Uint8Array(config.batchSize * pixelsPerImage(plan.signature));
     this.labels = new BigInt64Array(config.batchSize);
   }
 
@@ -157,6 +170,8 @@ export class Trainer {
     if (config.model !== network.name)
       throw new RangeError(`trainer: config.model "${config.model}" is not the network's name "${network.name}"`);
     if (options.train.count === 0) throw new RangeError('trainer: the training set is empty');
+    const signature = options.signature ?? signatureOf(options.train);
+    checkTestData(options.test, signature);
     const length = runLength(config, options.train.count);
     if (length.warmupSteps >= length.totalSteps) {
       const steps = `${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`;
@@ -164,6 +179,7 @@ export class Trainer {
     }
     const plan = new TrainingPlan({
       network,
+      signature,
       optimizer: config,
       freeze: config.freeze,
       labelSmoothing: config.labelSmoothing,
@@ -268,7 +284,8 @@ export class Trainer {
       this.images,
       this.labels,
     );
-    augmentBatch(c.augment, this.images, n, { seed: c.seed, epoch: pos.epoch, batch: pos.batch });
+    const at = { seed: c.seed, epoch: pos.epoch, batch: pos.batch };
+    augmentBatch(c.augment, this.images, n, at, imageShape(this.plan.signature));
     const lr = this.lr();
     const t0 = process.hrtime.bigint();
     const r = await this.session.run(this.images, this.labels, n, lr);
