@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'fs';
 import { dirname, join } from 'path';
 import { gunzipSync } from 'zlib';
+import { cifarLayout, readCifar } from './cifar';
 import { readCsv } from './csv';
 import { imageShape, MNIST_SIGNATURE } from '../signature';
 import { DataError } from './data-error';
@@ -105,13 +106,15 @@ export function readIdxLabels(path: string): Uint8Array {
 }
 
 /**
- * The training or test split of a data directory: the four IDX files (plain or gzip-compressed, as MNIST and
- * Fashion-MNIST are distributed), or a CSV per split (`train.csv`/`test.csv` or `mnist_train.csv`/`mnist_test.csv`,
+ * The training or test split of a data directory: CIFAR-10 or CIFAR-100 binary files (data/cifar.ts), the four IDX
+ * files (plain or gzip-compressed, as MNIST and Fashion-MNIST are distributed), or a CSV per split (`train.csv`/`test.csv` or `mnist_train.csv`/`mnist_test.csv`,
  * rows `label,pixel0..pixel783`). `limit` keeps the first examples.
  */
 export function readDataset(dir: string, split: keyof typeof FILES, limit?: number): Dataset {
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     throw new DataError(`${dir}: not a directory of MNIST IDX files`);
+  const cifar = cifarLayout(dir);
+  if (cifar) return limit === undefined ? readCifar(dir, cifar, split) : firstOf(readCifar(dir, cifar, split), limit);
   const csv = [`${split}.csv`, `mnist_${split}.csv`].map((f) => join(dir, f)).find((f) => existsSync(f));
   const imagesPath = plainOrGz(join(dir, FILES[split].images));
   const full =

@@ -1,0 +1,153 @@
+/**
+ * Other images than MNIST's: CIFAR-10 binary files (small synthetic ones, written here) read as numpy decodes them,
+ * both seed networks trained on 3x32x32 images in 10 classes through the CLI, the export scored, and bad files
+ * refused with one line naming them.
+ */
+import { spawnSync } from 'child_process';
+import { createHash } from 'crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'fs';
+import { join } from 'path';
+import { readDataset } from '../src/data/mnist';
+import { ForwardPlan } from '../src/plan';
+import { parseModel } from '../src/onnx/model';
+import { runCli, tempDir } from './helpers/cli';
+
+const NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+const RECORD = 1 + 3072;
+
+/** `count` CIFAR-10 records: label i mod 10; each class a colour, brighter in the upper half, with noise. */
+function records(count: number, seed: number): Buffer {
+  const buf = Buffer.alloc(count * RECORD);
+  let state = seed;
+  const noise = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) >>> 24) % 32;
+  for (let i = 0; i < count; i++) {
+    const label = i % 10;
+    buf[i * RECORD] = label;
+    for (let c = 0; c < 3; c++)
+      for (let p = 0; p < 1024; p++) {
+        const base = ((label * (c + 3) * 37) % 160) + (p < 512 ? 60 : 0);
+        buf[i * RECORD + 1 + c * 1024 + p] = base + noise();
+      }
+  }
+  return buf;
+}
+
+/** A CIFAR-10 directory: five training batches of `perBatch` records, a test batch of `test`, the class names. */
+function cifarDir(perBatch: number, test: number): string {
+  const dir = tempDir('ingraph-cifar-');
+  for (let k = 1; k <= 5; k++) writeFileSync(join(dir, `data_batch_${k}.bin`), records(perBatch, k));
+  writeFileSync(join(dir, 'test_batch.bin'), records(test, 99));
+  writeFileSync(join(dir, 'batches.meta.txt'), `${NAMES.join('\n')}\n\n`);
+  return dir;
+}
+
+/** SHA-256 of the training split's pixels then labels, decoded by numpy (an independent reader of the format). */
+function numpyDigest(dir: string): string {
+  const script = `
+import hashlib, sys, numpy as np
+files = [f"{sys.argv[1]}/data_batch_{k}.bin" for k in range(1, 6)]
+r = np.concatenate([np.fromfile(f, dtype=np.uint8).reshape(-1, 3073) for f in files])
+h = hashlib.sha256(); h.update(r[:, 1:].tobytes()); h.update(r[:, 0].tobytes()); print(h.hexdigest())`;
+  const r = spawnSync('python3', ['-c', script, dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return r.stdout.trim();
+}
+
+const data = cifarDir(40, 30);
+
+describe('CIFAR-10 binary files', () => {
+  it('read image for image and label for label as numpy decodes them, with the class names', () => {
+    const train = readDataset(data, 'train');
+    const ours = createHash('sha256').update(train.images).update(train.labels).digest('hex');
+    expect([train.count, train.shape, train.classes, train.classNames]).toEqual([200, [3, 32, 32], 10, NAMES]);
+    expect(ours).toBe(numpyDigest(data));
+  });
+
+  it('give the seed networks their inputs, fc sizes and classes by shape inference', () => {
+    const signature = {
+      channels: 3,
+      height: 32,
+      width: 32,
+      classes: 10,
+      mean: [0.5, 0.5, 0.5],
+      std: [0.25, 0.25, 0.25],
+    };
+    const fc = (net: 'residual' | 'inception') =>
+      new ForwardPlan(net, signature).params
+        .filter((p) => p.name.startsWith('fc.') || p.name === 'conv1.weight')
+        .map((p) => p.shape);
+    // 32 → conv 5 → 28 → pool → 14 → conv 5 → 10 → pool → 5: residual 32·5·5, inception 88·5·5.
+    expect(fc('residual')).toEqual([[16, 3, 5, 5], [10, 800], [10]]);
+    expect(fc('inception')).toEqual([[10, 3, 5, 5], [10, 2200], [10]]);
+  });
+
+  it('an input too small for a layer is refused, naming the layer', () => {
+    const tiny = { channels: 1, height: 8, width: 8, classes: 2, mean: [0.5], std: [0.5] };
+    expect(() => new ForwardPlan('residual', tiny)).toThrow(
+      /^network residual: 1x8x8 images are too small for its layers \(Conv: W "conv2\.weight" 5x5 kernel is larger/,
+    );
+  });
+
+  it.each(['residual', 'inception'])(
+    'train the %s net; its export takes 3x32x32 images and scores the test batch',
+    (net) => {
+      const out = join(tempDir(), 'run');
+      const r = runCli([
+        'train',
+        '--model',
+        net,
+        '--data',
+        data,
+        '--max-steps',
+        '6',
+        '--batch-size',
+        '16',
+        '--threads',
+        '2',
+        '--out',
+        out,
+      ]);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      const model = parseModel(readFileSync(join(out, 'inference.onnx')), 'inference.onnx');
+      expect(model.inputs[0].shape).toEqual(['N', 3, 32, 32]);
+      expect(model.outputs.find((o) => o.name === 'logits')?.shape).toEqual(['N', 10]);
+      const evaluation = JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8'));
+      expect([evaluation.total, evaluation.confusion.length, evaluation.imageShape]).toEqual([30, 10, [3, 32, 32]]);
+      expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('data:image/png;base64,');
+      const scored = runCli(['eval', '--model-file', join(out, 'inference.onnx'), '--data', data, '--json']);
+      expect([scored.code, JSON.parse(scored.stdout).total]).toEqual([0, 30]);
+    },
+  );
+
+  it.each([
+    [
+      'a file that is not a whole number of records',
+      (dir: string) => writeFileSync(join(dir, 'data_batch_3.bin'), records(3, 3).subarray(0, 2 * RECORD + 7)),
+      /data_batch_3\.bin: 6153 bytes, not a whole number of CIFAR-10 records of 3073 bytes/,
+    ],
+    [
+      'a label beyond the classes',
+      (dir: string) => {
+        const b = records(3, 4);
+        b[RECORD] = 10;
+        writeFileSync(join(dir, 'data_batch_4.bin'), b);
+      },
+      /data_batch_4\.bin: record 1 has label 10, beyond CIFAR-10's 10 classes/,
+    ],
+    [
+      'an empty batch',
+      (dir: string) => writeFileSync(join(dir, 'data_batch_5.bin'), ''),
+      /data_batch_5\.bin: 0 bytes, not a whole number of CIFAR-10 records/,
+    ],
+  ] as const)('%s: one line naming the file, exit 2, nothing written', (_, damage, message) => {
+    const dir = cifarDir(4, 4);
+    damage(dir);
+    const parent = tempDir();
+    const r = runCli(['train', '--data', dir, '--max-steps', '1', '--out', join(parent, 'run')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+    expect(readdirSync(parent)).toEqual([]);
+    expect(existsSync(join(parent, 'run'))).toBe(false);
+  });
+});
