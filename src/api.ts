@@ -1,6 +1,7 @@
 /** Functions over model files, for scripts: export weights as an inference model, evaluate a model, inspect one. */
 import { writeFileAtomic } from './io/files';
 import { ForwardPlan, Precision } from './plan';
+import { ImageSignature, signatureFromMetadata } from './signature';
 import { paramsFromModel, readModelBytes, readOnnxFile } from './io/params-io';
 import { defaultMnistDir, Dataset, readDataset } from './data/mnist';
 import { NetworkRef } from './models';
@@ -12,7 +13,8 @@ import { EvalReport, EvaluateOptions, evaluate } from './runtime/evaluate';
 /**
  * Writes the inference model of `network` to `path` (complete or not at all) and returns its SHA-256. `weights` are
  * parameters by state_dict name, or the path of an ONNX file that holds them (an exported model or a checkpoint);
- * `opset` is one of EXPORT_OPSETS (11 to 17); `precision` float16 stores and runs the network in half precision.
+ * `opset` is one of EXPORT_OPSETS (11 to 17); `precision` float16 stores and runs the network in half precision;
+ * `signature` the images and classes (default: what the weights' file records, else MNIST's).
  */
 export function exportModel(
   network: NetworkRef,
@@ -21,12 +23,12 @@ export function exportModel(
   metadata: Record<string, string> = {},
   opset = OPSET,
   precision: Precision = 'float32',
+  signature?: ImageSignature,
 ): string {
-  const plan = new ForwardPlan(network);
-  const params =
-    typeof weights === 'string'
-      ? paramsFromModel(readOnnxFile(weights, 'weights'), plan.params, `weights ${weights}`)
-      : weights;
+  const source = typeof weights === 'string' ? readOnnxFile(weights, 'weights') : null;
+  const recorded = source ? signatureFromMetadata(source.metadata, `weights ${weights as string}`) : undefined;
+  const plan = new ForwardPlan(network, signature ?? recorded);
+  const params = source ? paramsFromModel(source, plan.params, `weights ${weights as string}`) : (weights as Params);
   return writeFileAtomic(path, plan.inference(params, metadata, opset, precision));
 }
 

@@ -9,6 +9,8 @@ export const METADATA = {
   version: 'ingraph.version',
   /** The network's name. */
   model: 'ingraph.model',
+  /** The image signature (shape, normalisation, classes and their names) as JSON, where it is not MNIST's. */
+  signature: 'ingraph.signature',
   /** A checkpoint's TrainConfig, as JSON. */
   config: 'ingraph.config',
   /** A checkpoint's Position, as JSON. */

@@ -4,6 +4,9 @@
  * decides it (or an imported model); every graph, reader, evaluator and report follows it. A leaf module.
  */
 
+import { UsageError } from './errors';
+import { METADATA } from './metadata';
+
 /** The images a model takes and the classes it gives. */
 export interface ImageSignature {
   channels: number;
@@ -59,4 +62,29 @@ export function isMnist(s: ImageSignature): boolean {
     same(s.mean, m.mean) &&
     same(s.std, m.std)
   );
+}
+
+/**
+ * The metadata that records `s` in an ONNX file: none for MNIST's (every file before signatures existed is MNIST's,
+ * so the default job's files stay as they were), else `ingraph.signature`.
+ */
+export function signatureMetadata(s: ImageSignature): Record<string, string> {
+  return isMnist(s) && !s.classNames ? {} : { [METADATA.signature]: JSON.stringify(s) };
+}
+
+/** The signature an ONNX file's metadata records (MNIST's where it records none); `where` names the file in errors. */
+export function signatureFromMetadata(metadata: Record<string, string>, where: string): ImageSignature {
+  const text = metadata[METADATA.signature];
+  if (text === undefined) return MNIST_SIGNATURE;
+  let s: ImageSignature;
+  try {
+    s = JSON.parse(text) as ImageSignature;
+  } catch (e) {
+    throw new UsageError(`${where}: unreadable ${METADATA.signature} (${(e as Error).message})`);
+  }
+  const positive = (n: unknown) => Number.isInteger(n) && (n as number) > 0;
+  const perChannel = (v: unknown) => Array.isArray(v) && (v.length === 1 || v.length === s.channels);
+  const ok = [s.channels, s.height, s.width, s.classes].every(positive) && perChannel(s.mean) && perChannel(s.std);
+  if (!ok) throw new UsageError(`${where}: ${METADATA.signature} is not an image signature (${text.slice(0, 80)})`);
+  return s;
 }

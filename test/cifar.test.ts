@@ -10,7 +10,7 @@ import { join } from 'path';
 import { readDataset } from '../src/data/mnist';
 import { ForwardPlan } from '../src/plan';
 import { parseModel } from '../src/onnx/model';
-import { runCli, tempDir } from './helpers/cli';
+import { mnistSlice, runCli, tempDir } from './helpers/cli';
 
 const NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const RECORD = 1 + 3072;
@@ -115,9 +115,29 @@ describe('CIFAR-10 binary files', () => {
       expect([evaluation.total, evaluation.confusion.length, evaluation.imageShape]).toEqual([30, 10, [3, 32, 32]]);
       expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('data:image/png;base64,');
       const scored = runCli(['eval', '--model-file', join(out, 'inference.onnx'), '--data', data, '--json']);
-      expect([scored.code, JSON.parse(scored.stdout).total]).toEqual([0, 30]);
+      const report = JSON.parse(scored.stdout);
+      const names = [report.perClass[0].name, report.perClass[9].name];
+      expect([scored.code, report.total, names]).toEqual([0, 30, ['airplane', 'truck']]);
     },
   );
+
+  it('records the signature: export --init rebuilds the model from it, a resume keeps it, other data is refused', () => {
+    const out = join(tempDir(), 'run');
+    const args = ['--data', data, '--model', 'residual', '--batch-size', '16', '--threads', '2'];
+    expect(runCli(['train', ...args, '--max-steps', '3', '--out', out]).code).toBe(0);
+    const meta = parseModel(readFileSync(join(out, 'inference.onnx')), 'inference.onnx').metadata;
+    const recorded = JSON.parse(meta['ingraph.signature']);
+    const shape = [recorded.channels, recorded.height, recorded.width, recorded.classes, recorded.mean.length];
+    expect([shape, recorded.classNames]).toEqual([[3, 32, 32, 10, 3], NAMES]);
+    const exported = join(tempDir(), 'again.onnx');
+    const e = runCli(['export', '--model', 'residual', '--init', join(out, 'checkpoint.onnx'), '--out', exported]);
+    expect([e.code, parseModel(readFileSync(exported), 'again').inputs[0].shape]).toEqual([0, ['N', 3, 32, 32]]);
+    const mnist = runCli(['train', '--resume', out, '--data', mnistSlice(64, 32), '--max-steps', '4']);
+    const refused =
+      /^ingraph: --data: the training set has 1x28x28 images in 10 classes; the model takes 3x32x32 images/;
+    expect([mnist.code, mnist.stderr]).toEqual([2, expect.stringMatching(refused)]);
+    expect(runCli(['train', '--resume', out, '--data', data, '--max-steps', '5', '--threads', '2']).code).toBe(0);
+  });
 
   it.each([
     [

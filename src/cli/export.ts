@@ -1,5 +1,6 @@
 import { resolve } from 'path';
 import { ForwardPlan } from '../plan';
+import { signatureFromMetadata } from '../signature';
 import { writeFileAtomic } from '../io/files';
 import { paramsFromModel, readOnnxFile } from '../io/params-io';
 import { UsageError } from '../errors';
@@ -138,9 +139,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const calibration = quantizeOptions(flags, opset);
   const half = flags.value<boolean>('half');
   if (half && calibration) throw new UsageError('--half and --quantize: choose one');
-  const plan = new ForwardPlan(network);
   const init = flags.value<string | null>('init');
   const source = init ? readOnnxFile(init, 'init') : null;
+  // The weights' own images and classes: what the run that trained them recorded (MNIST's where none is).
+  const plan = new ForwardPlan(network, source ? signatureFromMetadata(source.metadata, `--init ${init}`) : undefined);
   const params = source ? paramsFromModel(source, plan.params, `--init ${init}`) : plan.initialParams(seed);
   const origin = init ? `weights from ${init}` : `initial weights (seed ${seed})`;
   const meta: Record<string, string> = { [METADATA.weights]: origin };

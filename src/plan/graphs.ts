@@ -13,7 +13,7 @@ import { OPSET, encodeModel } from '../onnx/model';
 import { Tensor } from '../onnx/tensor';
 import { Optimizer, StateSpec } from '../optim/optimizer';
 import { gradient, INPUTS, OUTPUTS, updated } from '../onnx/signature';
-import { describeSignature, ImageSignature, imageDims, imageShape, isMnist } from '../signature';
+import { describeSignature, ImageSignature, imageDims, imageShape, isMnist, signatureMetadata } from '../signature';
 import { METADATA } from '../metadata';
 
 /** A training step graph and the specs of what it takes and updates. */
@@ -454,7 +454,7 @@ export function inferenceGraph(
   return encodeModel(g, {
     graphName: `${f.name}_inference`,
     docString: `The ${f.name} net of ingraph, for ${isMnist(f.signature) ? 'MNIST digits' : describeSignature(f.signature)}.`,
-    metadata: { [METADATA.model]: f.name, ...metadata },
+    metadata: { [METADATA.model]: f.name, ...signatureMetadata(f.signature), ...metadata },
     opset,
   });
 }

@@ -10,6 +10,7 @@ import { GraphBuilder } from '../onnx/builder';
 import { encodeModel, ParsedModel } from '../onnx/model';
 import { OPTIM_PREFIX, StateSpec } from '../optim/optimizer';
 import { UsageError } from '../errors';
+import { ImageSignature, signatureFromMetadata, signatureMetadata } from '../signature';
 import { trainConfig } from '../config';
 import { EpochResult, LogEntry, Position, TrainConfig } from '../options';
 import { PACKAGE_VERSION } from '../version';
@@ -24,6 +25,8 @@ export interface CheckpointState {
   log: LogEntry[];
   /** Total steps of the run the schedule was computed for; null in checkpoints that predate it. */
   horizon: number | null;
+  /** The images and classes the run trains on (MNIST's in checkpoints that record none). */
+  signature: ImageSignature;
 }
 
 export function checkpointMetadata(s: CheckpointState): Record<string, string> {
@@ -38,6 +41,7 @@ export function checkpointMetadata(s: CheckpointState): Record<string, string> {
     [METADATA.epochs]: JSON.stringify(s.epochs),
     [METADATA.log]: JSON.stringify(s.log),
     ...(s.horizon === null ? {} : { [METADATA.horizon]: String(s.horizon) }),
+    ...signatureMetadata(s.signature),
   };
 }
 
@@ -87,6 +91,7 @@ function decodeState(meta: Record<string, string>, where: string): CheckpointSta
       epochs: JSON.parse(meta[METADATA.epochs]) as EpochResult[],
       log: JSON.parse(meta[METADATA.log] ?? '[]') as LogEntry[],
       horizon: horizon === undefined ? null : Number(horizon),
+      signature: signatureFromMetadata(meta, where),
     };
   } catch (e) {
     throw new UsageError(`${where}: unreadable checkpoint metadata (${(e as Error).message})`);

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'fs';
 import { join } from 'path';
 import { readFileChecked, sha256 } from '../io/files';
 import { Dataset, imageSize } from '../data/mnist';
-import { imageShape, MNIST_SIGNATURE } from '../signature';
+import { ImageSignature, imageShape, MNIST_SIGNATURE } from '../signature';
 import { UsageError } from '../errors';
 import { ARTIFACTS, REPRODUCIBILITY } from './layout';
 import { EvalReport, Mistake } from '../runtime/evaluate';
@@ -81,6 +81,8 @@ export interface ManifestRecord {
   config: TrainConfig;
   steps: number;
   ep: string;
+  /** The images and classes the run trained on. */
+  signature?: ImageSignature;
   epochs: EpochResult[];
   final: { accuracy: number; correct: number; total: number };
   /** Where the run quantized its export (RunOptions.quantize): the int8 model's test accuracy. */

@@ -5,6 +5,7 @@ import { INPUTS, OUTPUTS } from '../onnx/signature';
 import { InterruptedError, UsageError } from '../errors';
 import { ParsedModel, parseModel } from '../onnx/model';
 import { EpChoice, openSession } from './session';
+import { signatureFromMetadata } from '../signature';
 
 /** An evaluation's results. */
 export interface EvalReport {
@@ -12,7 +13,8 @@ export interface EvalReport {
   accuracy: number;
   correct: number;
   total: number;
-  perClass: { label: number; correct: number; total: number; accuracy: number }[];
+  /** Each class's score; `name` where the model records its classes' names. */
+  perClass: { label: number; name?: string; correct: number; total: number; accuracy: number }[];
   /** confusion[true][predicted] */
   confusion: number[][];
   /** The most confident mistakes, up to `EvaluateOptions.mistakes` of them. */
@@ -126,10 +128,11 @@ class Tally {
     }
   }
 
-  perClass(): EvalReport['perClass'] {
+  perClass(names?: readonly string[]): EvalReport['perClass'] {
     return this.confusion.map((row, label) => {
       const total = row.reduce((a, b) => a + b, 0);
-      return { label, correct: row[label], total, accuracy: total ? row[label] / total : 0 };
+      const name = names?.[label] === undefined ? {} : { name: names[label] };
+      return { label, ...name, correct: row[label], total, accuracy: total ? row[label] / total : 0 };
     });
   }
 }
@@ -141,7 +144,9 @@ export async function evaluate(
   data: Dataset,
   o: EvaluateOptions = {},
 ): Promise<EvalReport> {
-  const classes = checkInferenceSignature(o.parsed ?? parseModel(bytes, where), where, data);
+  const parsed = o.parsed ?? parseModel(bytes, where);
+  const classes = checkInferenceSignature(parsed, where, data);
+  const names = signatureFromMetadata(parsed.metadata, where).classNames;
   const batchSize = o.batchSize ?? EVAL_BATCH_SIZE;
   const opened = await openSession(bytes, { ep: o.ep, threads: o.threads });
   const run = async (start: number, n: number) =>
@@ -168,7 +173,7 @@ export async function evaluate(
     accuracy: data.count ? tally.correct / data.count : 0,
     correct: tally.correct,
     total: data.count,
-    perClass: tally.perClass(),
+    perClass: tally.perClass(names),
     confusion: tally.confusion,
     mistakes: mostConfident(tally.mistakes, o.mistakes ?? 0),
     imagesPerSecond: data.count / seconds,
@@ -186,7 +191,7 @@ export function formatReport(r: EvalReport): string {
     `accuracy on ${r.total} test images: ${(100 * r.accuracy).toFixed(2)}% (${r.correct}/${r.total})`,
     `speed: ${Math.round(r.imagesPerSecond)} images/s (batch ${r.batchSize}, ${r.ep} execution provider${r.epNote ? `; ${r.epNote}` : ''})`,
     '',
-    'per class:   ' + r.perClass.map((c) => `${c.label}: ${(100 * c.accuracy).toFixed(1)}%`).join('  '),
+    'per class:   ' + r.perClass.map((c) => `${c.name ?? c.label}: ${(100 * c.accuracy).toFixed(1)}%`).join('  '),
     '',
     'confusion (rows: true label, columns: predicted)',
     '      ' + r.confusion.map((_, k) => String(k).padStart(5)).join(''),

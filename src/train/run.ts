@@ -310,6 +310,7 @@ class RunDirectory {
       config: run.config,
       steps: trainer.position.step,
       ep: trainer.ep,
+      signature: trainer.plan.signature,
       epochs: [...trainer.epochs],
       final: { accuracy: final.accuracy, correct: final.correct, total: final.total },
       ...(int8 ? { int8 } : {}),

@@ -100,12 +100,12 @@ function runLength(c: TrainConfig, trainImages: number): RunLength {
   return { batchesPerEpoch, totalSteps, warmupSteps: Math.round(c.warmupEpochs * batchesPerEpoch) };
 }
 
-/** Refuses a test set whose images or classes are not those the model takes. */
-function checkTestData(test: Dataset, s: ImageSignature): void {
-  const [c, h, w] = test.shape;
-  if (c !== s.channels || h !== s.height || w !== s.width || test.classes > s.classes) {
-    const what = `${test.shape.join('x')} images in ${test.classes} classes`;
-    throw new UsageError(`data: the test set has ${what}; the model takes ${describeSignature(s)}`).about('data');
+/** Refuses a data set whose images or classes are not those the model takes. */
+function checkData(data: Dataset, which: string, s: ImageSignature): void {
+  const [c, h, w] = data.shape;
+  if (c !== s.channels || h !== s.height || w !== s.width || data.classes > s.classes) {
+    const what = `${data.shape.join('x')} images in ${data.classes} classes`;
+    throw new UsageError(`data: the ${which} set has ${what}; the model takes ${describeSignature(s)}`).about('data');
   }
 }
 
@@ -170,8 +170,14 @@ export class Trainer {
     if (config.model !== network.name)
       throw new RangeError(`trainer: config.model "${config.model}" is not the network's name "${network.name}"`);
     if (options.train.count === 0) throw new RangeError('trainer: the training set is empty');
-    const signature = options.signature ?? signatureOf(options.train);
-    checkTestData(options.test, signature);
+    const resume = options.resume && 'state' in options.resume ? options.resume : null;
+    const checkpoint = resume ? resume.checkpoint : (options.resume as ParsedModel | undefined);
+    const where = options.resumeWhere ?? 'checkpoint';
+    const state = resume ? resume.state : checkpoint ? decodeCheckpoint(checkpoint, where) : null;
+    // A resumed run keeps the signature it started with (its normalisation above all); its data must fit it.
+    const signature = options.signature ?? state?.signature ?? signatureOf(options.train);
+    checkData(options.train, 'training', signature);
+    checkData(options.test, 'test', signature);
     const length = runLength(config, options.train.count);
     if (length.warmupSteps >= length.totalSteps) {
       const steps = `${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`;
@@ -185,10 +191,6 @@ export class Trainer {
       labelSmoothing: config.labelSmoothing,
       gradients: gradientsFor(options.ep ?? 'auto'),
     });
-    const resume = options.resume && 'state' in options.resume ? options.resume : null;
-    const checkpoint = resume ? resume.checkpoint : (options.resume as ParsedModel | undefined);
-    const where = options.resumeWhere ?? 'checkpoint';
-    const state = resume ? resume.state : checkpoint ? decodeCheckpoint(checkpoint, where) : null;
     const params = checkpoint
       ? paramsFromModel(checkpoint, plan.params, where)
       : initialParams(plan, options.init, config.seed);
@@ -431,6 +433,7 @@ export class Trainer {
       epochs: this.history,
       log: this.logged,
       horizon: this.totalSteps,
+      signature: this.plan.signature,
     };
   }
 
