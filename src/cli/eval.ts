@@ -1,4 +1,4 @@
-import { defaultMnistDir, readDataset } from '../data/mnist';
+import { defaultMnistDir, loadDataset } from '../data/mnist';
 import { readModelBytes } from '../io/params-io';
 import { parseModel } from '../onnx/model';
 import { EpChoice, optionNamed, OptionSpec, RUN_OPTION as run } from '../options';
@@ -81,7 +81,13 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const bytes = readModelBytes(file, 'model-file');
   const parsed = parseModel(bytes, `--model-file ${file}`);
   const limit = flags.value<number | null>('limit') ?? undefined;
-  const data = readDataset(flags.value<string | null>('data') ?? defaultMnistDir(), 'test', limit);
+  // An image folder's test images become what the model takes: its channels and size.
+  const [, c, h, w] = parsed.inputs[0]?.shape ?? [];
+  const folder =
+    typeof c === 'number' && typeof h === 'number' && typeof w === 'number'
+      ? { channels: c as 1 | 3, resize: [h, w] as const }
+      : {};
+  const data = await loadDataset(flags.value<string | null>('data') ?? defaultMnistDir(), 'test', limit, folder);
   const result = await evaluate(bytes, file, data, {
     ep: flags.value<EpChoice>('ep'),
     threads: flags.value<number | null>('threads') ?? undefined,

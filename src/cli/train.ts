@@ -1,6 +1,7 @@
 import { join, resolve } from 'path';
 import { checkUnlocked } from '../io/lock';
 import { defaultMnistDir } from '../data/mnist';
+import { FolderOptions } from '../data/folder';
 import { IngraphError, UsageError } from '../errors';
 import { cliMessage, exitCodeOf } from './errors';
 import { networkByName } from '../models';
@@ -115,6 +116,21 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
 }
 
+/** An image folder's `--channels` and `--resize HxW`. */
+export function folderOptions(given: Map<string, unknown>): FolderOptions {
+  const channels = given.get('channels') as string | undefined;
+  const resize = given.get('resize') as string | undefined;
+  const size = resize === undefined ? null : /^(\d+)x(\d+)$/.exec(resize);
+  if (size === null && resize !== undefined) throw new UsageError(`--resize ${resize}: not HxW, e.g. 32x32`);
+  const [height, width] = size ? [Number(size[1]), Number(size[2])] : [0, 0];
+  if (size && !(height > 0 && width > 0 && height <= 4096 && width <= 4096))
+    throw new UsageError(`--resize ${resize}: each side must be 1 to 4096`);
+  return {
+    ...(channels === undefined ? {} : { channels: Number(channels) as 1 | 3 }),
+    ...(size ? { resize: [height, width] as const } : {}),
+  };
+}
+
 /** The value of the run option `name`: the flag's, else the schema's default. */
 function valueOf<T>(given: Map<string, unknown>, name: string): T {
   return (given.has(name) ? given.get(name) : defaultValue(name)) as T;
@@ -136,6 +152,7 @@ function runOptions(values: Values): Omit<RunOptions, 'report'> {
   return {
     config,
     data: valueOf<string | null>(given, 'data') ?? defaultMnistDir(),
+    folder: folderOptions(given),
     out,
     init: valueOf<string | null>(given, 'init'),
     resume: resumeDir === undefined ? null : { overrides: configOverrides(given) },

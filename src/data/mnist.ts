@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'fs';
 import { dirname, join } from 'path';
 import { gunzipSync } from 'zlib';
 import { cifarLayout, readCifar } from './cifar';
+import { FolderOptions, isImageFolder, readImageFolder } from './folder';
 import { readCsv } from './csv';
 import { imageShape, MNIST_SIGNATURE } from '../signature';
 import { DataError } from './data-error';
@@ -120,6 +121,21 @@ export function readDataset(dir: string, split: keyof typeof FILES, limit?: numb
   const full =
     csv && !existsSync(imagesPath) ? readCsv(csv) : readIdxPair(imagesPath, plainOrGz(join(dir, FILES[split].labels)));
   return limit === undefined ? full : firstOf(full, limit);
+}
+
+/**
+ * `readDataset`, and image folders too (`DIR/train/<class>/*`, `DIR/test/<class>/*`: data/folder.ts), whose decoding
+ * is asynchronous; `folder` says how their images become one shape.
+ */
+export async function loadDataset(
+  dir: string,
+  split: keyof typeof FILES,
+  limit?: number,
+  folder: FolderOptions = {},
+): Promise<Dataset> {
+  if (existsSync(dir) && statSync(dir).isDirectory() && isImageFolder(dir))
+    return readImageFolder(dir, split, folder, limit);
+  return readDataset(dir, split, limit);
 }
 
 /** The first `n` examples of `data` (all of them when it holds fewer), as a view. */

@@ -12,7 +12,8 @@ import { quantizeInt8 } from '../deploy/quantize';
 import { acquireLock, Lock } from '../io/lock';
 import { CheckpointState, decodeCheckpoint, readCheckpoint } from '../run/checkpoint';
 import { readOnnxFile } from '../io/params-io';
-import { firstOf, readDataset } from '../data/mnist';
+import { firstOf, loadDataset } from '../data/mnist';
+import { FolderOptions } from '../data/folder';
 import { aboutOption, DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { Network, networkByName } from '../models';
 import { ParsedModel } from '../onnx/model';
@@ -34,8 +35,10 @@ import { METADATA } from '../metadata';
 export interface RunOptions {
   /** A new run's config (`trainConfig`); required unless resuming, when the checkpoint's is used. */
   config?: TrainConfig;
-  /** A directory of the four MNIST IDX files, or the data itself. */
+  /** A data directory (MNIST IDX or CSV files, CIFAR binary files, an image folder), or the data itself. */
   data: string | { train: Dataset; test: Dataset };
+  /** How an image folder's images become one shape (channels, size). */
+  folder?: FolderOptions;
   /** A custom network; default: the built-in one named by `config.model`. */
   network?: Network;
   out: string;
@@ -85,11 +88,11 @@ interface StartedRun extends RunOptions {
   resumed: { checkpoint: ParsedModel; state: CheckpointState } | null;
 }
 
-function datasets(run: StartedRun): { train: Dataset; test: Dataset } {
+async function datasets(run: StartedRun): Promise<{ train: Dataset; test: Dataset }> {
   if (typeof run.data !== 'string') return run.data;
   return {
-    train: readDataset(run.data, 'train', run.config.trainLimit ?? undefined),
-    test: readDataset(run.data, 'test', run.config.testLimit ?? undefined),
+    train: await loadDataset(run.data, 'train', run.config.trainLimit ?? undefined, run.folder),
+    test: await loadDataset(run.data, 'test', run.config.testLimit ?? undefined, run.folder),
   };
 }
 
@@ -112,7 +115,13 @@ function start(run: RunOptions): StartedRun {
 }
 
 async function openTrainer(run: StartedRun, network: Network): Promise<Trainer> {
-  const common = { network, config: run.config, ...datasets(run), ep: run.ep, threads: run.threads ?? undefined };
+  const common = {
+    network,
+    config: run.config,
+    ...(await datasets(run)),
+    ep: run.ep,
+    threads: run.threads ?? undefined,
+  };
   if (run.resumed) {
     const trainer = await Trainer.create({ ...common, resume: run.resumed, resumeWhere: `resume ${run.out}` });
     const stretched = horizonError(run, trainer, run.resumed.state.horizon);
