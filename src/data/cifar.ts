@@ -4,7 +4,7 @@
  * (`train.bin`, `test.bin`; records of a coarse and a fine label byte then the pixels; the fine labels are the
  * classes, named in `fine_label_names.txt`). Every file is checked: a whole number of records, labels in range.
  */
-import { existsSync, readFileSync } from 'fs';
+import { existsSync, readFileSync, statSync } from 'fs';
 import { join } from 'path';
 import { DataError } from './data-error';
 import type { Dataset } from './mnist';
@@ -59,41 +59,39 @@ function classNames(dir: string, layout: Layout): string[] | null {
   return names;
 }
 
-/** The records of one file, validated: a whole number of them, each label below the class count. */
-function readRecords(path: string, layout: Layout): { pixels: Uint8Array[]; labels: Uint8Array } {
+/** The number of records of one file, from its size: a whole number of them. */
+function recordCount(path: string, layout: Layout): number {
   if (!existsSync(path)) throw new DataError(`${path}: no such file (a ${layout.name} directory holds it)`);
+  const bytes = statSync(path).size;
+  const record = layout.labelBytes + PIXELS;
+  if (bytes === 0 || bytes % record !== 0)
+    throw new DataError(`${path}: ${bytes} bytes, not a whole number of ${layout.name} records of ${record} bytes`);
+  return bytes / record;
+}
+
+/** Copies the records of one file into `images` and `labels` from record `at`, each label checked. */
+function readRecords(path: string, layout: Layout, images: Uint8Array, labels: Uint8Array, at: number): number {
   const buf = readFileSync(path);
   const record = layout.labelBytes + PIXELS;
-  if (buf.length === 0 || buf.length % record !== 0)
-    throw new DataError(
-      `${path}: ${buf.length} bytes, not a whole number of ${layout.name} records of ${record} bytes`,
-    );
   const count = buf.length / record;
-  const labels = new Uint8Array(count);
-  const pixels: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
-    const at = i * record;
-    const label = buf[at + layout.classByte];
+    const label = buf[i * record + layout.classByte];
     if (label >= layout.classes)
       throw new DataError(`${path}: record ${i} has label ${label}, beyond ${layout.name}'s ${layout.classes} classes`);
-    labels[i] = label;
-    pixels.push(buf.subarray(at + layout.labelBytes, at + record));
+    labels[at + i] = label;
+    images.set(buf.subarray(i * record + layout.labelBytes, (i + 1) * record), (at + i) * PIXELS);
   }
-  return { pixels, labels };
+  return count;
 }
 
 /** The training or test split of a CIFAR directory, its files read in order. */
 export function readCifar(dir: string, layout: Layout, split: 'train' | 'test'): Dataset {
-  const parts = layout.files[split].map((f) => readRecords(join(dir, f), layout));
-  const count = parts.reduce((n, p) => n + p.labels.length, 0);
+  // Sized from the files first, so memory holds the pixels once and one file at a time beside them.
+  const paths = layout.files[split].map((f) => join(dir, f));
+  const count = paths.reduce((n, p) => n + recordCount(p, layout), 0);
   const images = new Uint8Array(count * PIXELS);
   const labels = new Uint8Array(count);
-  let i = 0;
-  for (const part of parts) {
-    part.pixels.forEach((p, k) => images.set(p, (i + k) * PIXELS));
-    labels.set(part.labels, i);
-    i += part.labels.length;
-  }
+  paths.reduce((at, p) => at + readRecords(p, layout, images, labels, at), 0);
   const names = classNames(dir, layout);
   return { images, labels, count, shape: SHAPE, classes: layout.classes, ...(names ? { classNames: names } : {}) };
 }
