@@ -10,6 +10,10 @@ import { join } from 'path';
 import { readDataset } from '../src/data/mnist';
 import { ForwardPlan } from '../src/plan';
 import { parseModel } from '../src/onnx/model';
+import * as ort from 'onnxruntime-node';
+import { imagesInput, preprocess } from '../src/models';
+import { GraphBuilder } from '../src/onnx/builder';
+import { runGraph } from './helpers/graph-check';
 import { mnistSlice, runCli, tempDir } from './helpers/cli';
 
 const NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
@@ -169,5 +173,34 @@ describe('CIFAR-10 binary files', () => {
     expect(r.stderr).toMatch(message);
     expect(readdirSync(parent)).toEqual([]);
     expect(existsSync(join(parent, 'run'))).toBe(false);
+  });
+});
+
+describe('--mean and --std', () => {
+  it('normalise as given, recorded in the export; a count that fits no channels is refused', () => {
+    const out = join(tempDir(), 'run');
+    const args = ['train', '--model', 'residual', '--data', data, '--max-steps', '2', '--threads', '2'];
+    expect(runCli([...args, '--mean', '0.49,0.48,0.45', '--std', '0.25', '--out', out]).code).toBe(0);
+    const recorded = JSON.parse(
+      parseModel(readFileSync(join(out, 'inference.onnx')), 'x').metadata['ingraph.signature'],
+    );
+    expect([recorded.mean, recorded.std]).toEqual([[0.49, 0.48, 0.45], [0.25]]);
+    const bad = runCli([...args, '--mean', '0.5,0.5', '--std', '0.2', '--out', join(tempDir(), 'never')]);
+    expect([bad.code, bad.stderr]).toEqual([2, 'ingraph: --mean 0.5,0.5: needs 1 or 3 values (one per channel)\n']);
+    const alone = runCli([...args, '--std', '0.2', '--out', join(tempDir(), 'never')]);
+    expect([alone.code, alone.stderr]).toEqual([2, 'ingraph: --std: needs --mean too\n']);
+  });
+});
+
+describe('in-graph normalisation', () => {
+  it("is torchvision's ToTensor then Normalize(mean, std), per channel", async () => {
+    const s = { channels: 3, height: 1, width: 2, classes: 2, mean: [0.1, 0.2, 0.3], std: [0.5, 0.25, 0.125] };
+    const g = new GraphBuilder();
+    g.output(preprocess(g, imagesInput(g, s), s), 'x');
+    const pixels = Uint8Array.of(0, 255, 51, 102, 204, 153);
+    const out = await runGraph(g, { images: new ort.Tensor('uint8', pixels, [1, 3, 1, 2]) });
+    const expected = Array.from(pixels, (p, i) => (p / 255 - s.mean[i >> 1]) / s.std[i >> 1]);
+    const got = Array.from(out.x.data as Float32Array);
+    got.forEach((v, i) => expect(Math.abs(v - expected[i])).toBeLessThan(1e-6));
   });
 });

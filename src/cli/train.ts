@@ -116,8 +116,23 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
 }
 
+/** `--mean M[,M,M]` and `--std S[,S,S]`, given together; undefined without them. */
+function normalisation(given: Map<string, unknown>): { mean: number[]; std: number[] } | undefined {
+  const [mean, std] = (['mean', 'std'] as const).map((name) => {
+    const text = given.get(name) as string | undefined;
+    if (text === undefined) return undefined;
+    const values = text.split(',').map(Number);
+    if (text.trim() === '' || !values.every(Number.isFinite))
+      throw new UsageError(`--${name} ${text}: not numbers, e.g. 0.5 or 0.49,0.48,0.45`);
+    return values;
+  });
+  if ((mean === undefined) !== (std === undefined))
+    throw new UsageError(`--${mean ? 'mean' : 'std'}: needs --${mean ? 'std' : 'mean'} too`);
+  return mean && std ? { mean, std } : undefined;
+}
+
 /** An image folder's `--channels` and `--resize HxW`. */
-export function folderOptions(given: Map<string, unknown>): FolderOptions {
+function folderOptions(given: Map<string, unknown>): FolderOptions {
   const channels = given.get('channels') as string | undefined;
   const resize = given.get('resize') as string | undefined;
   const size = resize === undefined ? null : /^(\d+)x(\d+)$/.exec(resize);
@@ -153,6 +168,7 @@ function runOptions(values: Values): Omit<RunOptions, 'report'> {
     config,
     data: valueOf<string | null>(given, 'data') ?? defaultMnistDir(),
     folder: folderOptions(given),
+    normalise: normalisation(given),
     out,
     init: valueOf<string | null>(given, 'init'),
     resume: resumeDir === undefined ? null : { overrides: configOverrides(given) },

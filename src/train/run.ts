@@ -39,6 +39,8 @@ export interface RunOptions {
   data: string | { train: Dataset; test: Dataset };
   /** How an image folder's images become one shape (channels, size). */
   folder?: FolderOptions;
+  /** The images' normalisation (Normalize's mean and std on the [0, 1] scale); default: the data's. */
+  normalise?: { mean: readonly number[]; std: readonly number[] };
   /** A custom network; default: the built-in one named by `config.model`. */
   network?: Network;
   out: string;
@@ -121,6 +123,7 @@ async function openTrainer(run: StartedRun, network: Network): Promise<Trainer> 
     ...(await datasets(run)),
     ep: run.ep,
     threads: run.threads ?? undefined,
+    normalise: run.normalise,
   };
   if (run.resumed) {
     const trainer = await Trainer.create({ ...common, resume: run.resumed, resumeWhere: `resume ${run.out}` });

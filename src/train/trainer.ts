@@ -33,6 +33,8 @@ export interface TrainerOptions {
   test: Dataset;
   /** The images and classes the network takes; default: the training set's (`signatureOf`). */
   signature?: ImageSignature;
+  /** The normalisation of the images (each one value, or one per channel); default: the signature's. */
+  normalise?: { mean: readonly number[]; std: readonly number[] };
   ep?: EpChoice;
   /**
    * Cores to use (default: all). On the CPU, N > 1 splits every batch over N worker threads with one session each
@@ -98,6 +100,23 @@ function runLength(c: TrainConfig, trainImages: number): RunLength {
   const batchesPerEpoch = Math.ceil(trainImages / c.batchSize);
   const totalSteps = Math.min(c.epochs * batchesPerEpoch, c.maxSteps ?? Infinity);
   return { batchesPerEpoch, totalSteps, warmupSteps: Math.round(c.warmupEpochs * batchesPerEpoch) };
+}
+
+/** `s` with the normalisation `n`, each list one value or one per channel, every std positive. */
+function normalised(s: ImageSignature, n: { mean: readonly number[]; std: readonly number[] }): ImageSignature {
+  for (const [name, values] of Object.entries<readonly number[]>(n)) {
+    if (values.length !== 1 && values.length !== s.channels)
+      throw new OptionError(
+        name,
+        values,
+        s.channels === 1
+          ? 'needs 1 value (the images have 1 channel)'
+          : `needs 1 or ${s.channels} values (one per channel)`,
+      );
+    if (!values.every((v) => Number.isFinite(v) && (name === 'mean' || v > 0)))
+      throw new OptionError(name, values, name === 'mean' ? 'not finite numbers' : 'must be positive numbers');
+  }
+  return { ...s, mean: [...n.mean], std: [...n.std] };
 }
 
 /** Refuses a data set whose images or classes are not those the model takes. */
@@ -175,7 +194,8 @@ export class Trainer {
     const where = options.resumeWhere ?? 'checkpoint';
     const state = resume ? resume.state : checkpoint ? decodeCheckpoint(checkpoint, where) : null;
     // A resumed run keeps the signature it started with (its normalisation above all); its data must fit it.
-    const signature = options.signature ?? state?.signature ?? signatureOf(options.train);
+    const derived = options.signature ?? state?.signature ?? signatureOf(options.train);
+    const signature = options.normalise ? normalised(derived, options.normalise) : derived;
     checkData(options.train, 'training', signature);
     checkData(options.test, 'test', signature);
     const length = runLength(config, options.train.count);
