@@ -67,8 +67,18 @@ export type {
 } from './plan';
 
 // Data
-export { datasetFromArrays, defaultMnistDir, readIdxImages, readIdxLabels, readDataset } from './data/mnist';
+export {
+  datasetFromArrays,
+  defaultMnistDir,
+  readIdxImages,
+  readIdxLabels,
+  loadDataset,
+  readDataset,
+} from './data/mnist';
 export { readCsv } from './data/csv';
+export { signatureOf, channelStats } from './data/signature';
+export { readImageFolder } from './data/folder';
+export type { FolderOptions } from './data/folder';
 export { AUGMENTATIONS, AUGMENT_RANGES, augmentBatch, batchRng, drawWarp, warpImage } from './data/augment';
 export type { AugmentKind, Warp } from './data/augment';
 export { Rng } from './data/rng';
