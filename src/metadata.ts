@@ -23,6 +23,8 @@ export const METADATA = {
   horizon: 'ingraph.horizon',
   /** A checkpoint's logged losses, as JSON. */
   log: 'ingraph.log',
+  /** The fingerprint of a checkpoint's training set (its size and a hash of its labels and pixels), as JSON. */
+  data: 'ingraph.data',
   /** SHA-256 of a checkpoint's tensors and other metadata. */
   checksum: 'ingraph.sha256',
   /** An exported model's training recipe, as JSON. */

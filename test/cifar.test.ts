@@ -204,3 +204,17 @@ describe('in-graph normalisation', () => {
     got.forEach((v, i) => expect(Math.abs(v - expected[i])).toBeLessThan(1e-6));
   });
 });
+
+describe('the training set a run started with', () => {
+  it('is fingerprinted in the checkpoint: a resume on other data is refused, on the same data it continues', () => {
+    const out = join(tempDir(), 'run');
+    const first = mnistSlice(64, 32);
+    const base = ['--model', 'residual', '--threads', '2', '--batch-size', '16', '--lr-schedule', 'constant'];
+    expect(runCli(['train', ...base, '--data', first, '--max-steps', '2', '--out', out]).code).toBe(0);
+    const other = runCli(['train', '--resume', out, '--data', mnistSlice(80, 32), '--max-steps', '4']);
+    const refused =
+      /^ingraph: --data: not the training set the run started with \(64 images, sha256 [0-9a-f]{12}; this is 80 images/;
+    expect([other.code, other.stderr]).toEqual([2, expect.stringMatching(refused)]);
+    expect(runCli(['train', '--resume', out, '--data', first, '--max-steps', '4']).code).toBe(0);
+  });
+});

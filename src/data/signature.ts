@@ -1,4 +1,5 @@
 /** The signature of a training set: its images' shape, its classes, and the normalisation a model of it uses. */
+import { createHash } from 'crypto';
 import { ImageSignature, imageShape, MNIST_SIGNATURE } from '../signature';
 import { Dataset, imageSize } from './mnist';
 
@@ -42,4 +43,16 @@ export function signatureOf(train: Dataset): ImageSignature {
   if (mnistShaped(train)) return { ...MNIST_SIGNATURE, ...names };
   const [channels, height, width] = train.shape;
   return { channels, height, width, classes: train.classes, ...channelStats(train), ...names };
+}
+
+/** What tells two training sets apart: the image count and a SHA-256 of the labels and pixels. */
+export interface DataFingerprint {
+  count: number;
+  sha256: string;
+}
+
+/** The fingerprint of `data` (computed once per run: a hash over its bytes, ~0.1 s for MNIST's training set). */
+export function fingerprintOf(data: Dataset): DataFingerprint {
+  const sha256 = createHash('sha256').update(data.labels).update(data.images).digest('hex');
+  return { count: data.count, sha256 };
 }

@@ -4,6 +4,7 @@
  * every logged loss, the schedule's horizon, the batch order's generator state and a checksum of all of it.
  */
 import { createHash } from 'crypto';
+import { DataFingerprint } from '../data/signature';
 import { readOnnxFile } from '../io/params-io';
 import { ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
@@ -27,6 +28,8 @@ export interface CheckpointState {
   horizon: number | null;
   /** The images and classes the run trains on (MNIST's in checkpoints that record none). */
   signature: ImageSignature;
+  /** The training set's fingerprint; null in checkpoints that predate it. */
+  data: DataFingerprint | null;
 }
 
 export function checkpointMetadata(s: CheckpointState): Record<string, string> {
@@ -42,6 +45,7 @@ export function checkpointMetadata(s: CheckpointState): Record<string, string> {
     [METADATA.log]: JSON.stringify(s.log),
     ...(s.horizon === null ? {} : { [METADATA.horizon]: String(s.horizon) }),
     ...signatureMetadata(s.signature),
+    ...(s.data === null ? {} : { [METADATA.data]: JSON.stringify(s.data) }),
   };
 }
 
@@ -92,6 +96,7 @@ function decodeState(meta: Record<string, string>, where: string): CheckpointSta
       log: JSON.parse(meta[METADATA.log] ?? '[]') as LogEntry[],
       horizon: horizon === undefined ? null : Number(horizon),
       signature: signatureFromMetadata(meta, where),
+      data: meta[METADATA.data] === undefined ? null : (JSON.parse(meta[METADATA.data]) as DataFingerprint),
     };
   } catch (e) {
     throw new UsageError(`${where}: unreadable checkpoint metadata (${(e as Error).message})`);

@@ -7,7 +7,7 @@ import { CheckpointState, checkpointMetadata, decodeCheckpoint, encodeCheckpoint
 import { paramsFromModel } from '../io/params-io';
 import { augmentBatch } from '../data/augment';
 import { epochOrder, fillBatch, Dataset } from '../data/mnist';
-import { signatureOf } from '../data/signature';
+import { DataFingerprint, fingerprintOf, signatureOf } from '../data/signature';
 import { describeSignature, ImageSignature, imageShape, pixelsPerImage } from '../signature';
 import { DivergedError, InterruptedError, OptionError, UsageError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
@@ -171,6 +171,8 @@ export class Trainer {
     /** The checkpoint state this trainer continues, when it resumed one. */
     readonly resumedFrom: CheckpointState | null,
     length: RunLength,
+    /** The training set's fingerprint, recorded in every checkpoint. */
+    private readonly fingerprint: DataFingerprint,
   ) {
     this.network = plan.network;
     this.graph = plan.step();
@@ -198,6 +200,14 @@ export class Trainer {
     const signature = options.normalise ? normalised(derived, options.normalise) : derived;
     checkData(options.train, 'training', signature);
     checkData(options.test, 'test', signature);
+    const fingerprint = fingerprintOf(options.train);
+    if (state?.data && (state.data.count !== fingerprint.count || state.data.sha256 !== fingerprint.sha256)) {
+      const theirs = `${state.data.count} images, sha256 ${state.data.sha256.slice(0, 12)}`;
+      const ours = `${fingerprint.count} images, sha256 ${fingerprint.sha256.slice(0, 12)}`;
+      throw new UsageError(`data: not the training set the run started with (${theirs}; this is ${ours})`).about(
+        'data',
+      );
+    }
     const length = runLength(config, options.train.count);
     if (length.warmupSteps >= length.totalSteps) {
       const steps = `${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`;
@@ -222,7 +232,7 @@ export class Trainer {
     const steps = { ep: options.ep, threads: options.threads, maxBatch: config.batchSize, flat: options.flatStep };
     const session = await openTrainingSteps(plan, params, states, steps);
     const data = { train: options.train, test: options.test, ep: options.ep, threads: options.threads };
-    return new Trainer(plan, config, session, data, state, length);
+    return new Trainer(plan, config, session, data, state, length, fingerprint);
   }
 
   /** Images in the training and test sets. */
@@ -454,6 +464,7 @@ export class Trainer {
       log: this.logged,
       horizon: this.totalSteps,
       signature: this.plan.signature,
+      data: this.fingerprint,
     };
   }
 
