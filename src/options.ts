@@ -6,11 +6,12 @@
 
 /**
  * Random warps of each training image (data/augment.ts). none: images as they are; shift: whole-pixel translation;
- * affine: rotation, scale and sub-pixel translation.
+ * affine: rotation, scale and sub-pixel translation; +flip (or flip alone): a horizontal flip of half the images, for
+ * natural images (torchvision's RandomHorizontalFlip).
  */
-export type AugmentKind = 'none' | 'shift' | 'affine';
+export type AugmentKind = 'none' | 'shift' | 'affine' | 'flip' | 'shift+flip' | 'affine+flip';
 /** Every augmentation kind. */
-export const AUGMENTATIONS: readonly AugmentKind[] = ['none', 'shift', 'affine'];
+export const AUGMENTATIONS: readonly AugmentKind[] = ['none', 'shift', 'affine', 'flip', 'shift+flip', 'affine+flip'];
 
 /** Learning-rate schedules (runtime/schedule.ts). */
 export type ScheduleKind = 'constant' | 'step' | 'cosine';
@@ -305,8 +306,8 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
     default: 'none',
     choices: AUGMENTATIONS,
     resumable: false,
-    arg: 'none|shift|affine',
-    doc: 'random warps of each training image; shift moves it up to 2 pixels each way,\naffine also rotates (up to 10 degrees) and scales (0.9-1.1), bilinear',
+    arg: 'none|shift|affine|flip|shift+flip|affine+flip',
+    doc: 'random warps of each training image; shift moves it up to 2 pixels each way,\naffine also rotates (up to 10 degrees) and scales (0.9-1.1), bilinear; +flip (or flip) also\nmirrors half the images left to right, for natural images',
   },
   {
     ...config,

@@ -7,6 +7,7 @@ import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
+import { augmentBatch } from '../src/data/augment';
 import { readDataset } from '../src/data/mnist';
 import { ForwardPlan } from '../src/plan';
 import { parseModel } from '../src/onnx/model';
@@ -216,5 +217,34 @@ describe('the training set a run started with', () => {
       /^ingraph: --data: not the training set the run started with \(64 images, sha256 [0-9a-f]{12}; this is 80 images/;
     expect([other.code, other.stderr]).toEqual([2, expect.stringMatching(refused)]);
     expect(runCli(['train', '--resume', out, '--data', first, '--max-steps', '4']).code).toBe(0);
+  });
+});
+
+describe('--augment flip', () => {
+  it('mirrors about half the images left to right, every channel alike, the same for the same (seed, epoch, batch)', () => {
+    const shape = [3, 2, 4] as const;
+    const n = 400;
+    const original = Uint8Array.from({ length: n * 24 }, (_, i) => (i * 7) % 251);
+    const run = () => {
+      const images = Uint8Array.from(original);
+      augmentBatch('flip', images, n, { seed: 3, epoch: 1, batch: 2 }, shape);
+      return images;
+    };
+    const images = run();
+    expect(Buffer.from(run()).equals(Buffer.from(images))).toBe(true);
+    let flipped = 0;
+    for (let i = 0; i < n; i++) {
+      const rows = (a: Uint8Array) =>
+        Array.from({ length: 6 }, (_, r) => Array.from(a.subarray(i * 24 + r * 4, i * 24 + r * 4 + 4)));
+      const mine = rows(images);
+      const source = rows(original);
+      const equal = (x: number[], y: number[]) => x.every((v, k) => v === y[k]);
+      const mirrored = source.every((row, r) => equal([...row].reverse(), mine[r]));
+      const same = source.every((row, r) => equal(row, mine[r]));
+      expect(mirrored !== same).toBe(true);
+      if (mirrored) flipped++;
+    }
+    expect(flipped / n).toBeGreaterThan(0.4);
+    expect(flipped / n).toBeLessThan(0.6);
   });
 });

@@ -33,7 +33,7 @@ export interface Warp {
 const MNIST_PLANE: readonly [number, number] = [MNIST_SIGNATURE.height, MNIST_SIGNATURE.width];
 
 /** Draws one image's warp for `kind`. */
-export function drawWarp(kind: Exclude<AugmentKind, 'none'>, rng: Rng): Warp {
+export function drawWarp(kind: 'shift' | 'affine', rng: Rng): Warp {
   const r = AUGMENT_RANGES;
   if (kind === 'shift')
     return {
@@ -109,7 +109,8 @@ function mix(x: number): number {
 
 /**
  * Warps the first `n` images ([C,H,W], default MNIST's) of a batch buffer in place, each by its own draw from the
- * batch's generator (`batchRng` of its seed, epoch and batch), the same warp for each of its channels.
+ * batch's generator (`batchRng` of its seed, epoch and batch), the same warp for each of its channels; with a flip
+ * kind, one more draw per image mirrors half of them left to right.
  */
 export function augmentBatch(
   kind: AugmentKind,
@@ -121,15 +122,21 @@ export function augmentBatch(
   if (kind === 'none') return;
   const [channels, height, width] = shape;
   const plane = height * width;
+  const warpKind = kind === 'flip' ? null : kind.startsWith('shift') ? 'shift' : 'affine';
+  const flips = kind.endsWith('flip');
   const rng = batchRng(at.seed, at.epoch, at.batch);
   const original = new Uint8Array(plane);
   const padded = new Float32Array((height + 2) * (width + 2));
   for (let i = 0; i < n; i++) {
-    const warp = drawWarp(kind, rng);
+    const warp = warpKind ? drawWarp(warpKind, rng) : null;
+    const flip = flips && rng.below(2) === 1;
     for (let c = 0; c < channels; c++) {
       const image = images.subarray((i * channels + c) * plane, (i * channels + c + 1) * plane);
-      original.set(image);
-      warpImage(original, image, warp, padded, [height, width]);
+      if (warp) {
+        original.set(image);
+        warpImage(original, image, warp, padded, [height, width]);
+      }
+      if (flip) for (let y = 0; y < height; y++) image.subarray(y * width, (y + 1) * width).reverse();
     }
   }
 }
