@@ -283,7 +283,7 @@ describe('the recipe flags', () => {
     [
       'an unknown augmentation',
       ['--augment', 'rotate'],
-      /^ingraph: --augment rotate: must be one of none, shift, affine, flip, shift+flip, affine+flip$/,
+      /^ingraph: --augment rotate: must be one of none, shift, affine, flip, shift\+flip, affine\+flip$/,
     ],
     [
       'a value starting with a dash',
