@@ -50,9 +50,11 @@ async function trainingSection(runs: readonly RunRecord[], names: string[]): Pro
   return `<h2>Training</h2><div class="row"><div>${parts[0]}${parts[1]}</div>${parts[2]}</div>`;
 }
 
-function digit(m: MistakeRecord, shape: readonly [number, number, number]): string {
-  const src = imagePngUrl(new Uint8Array(Buffer.from(m.pixels, 'base64')), shape);
-  const caption = `true ${m.label} → ${m.predicted} <span class="muted">${(100 * m.probability).toFixed(0)}%</span>`;
+function digit(m: MistakeRecord, e: EvaluationRecord): string {
+  const src = imagePngUrl(new Uint8Array(Buffer.from(m.pixels, 'base64')), recordImageShape(e));
+  const name = (k: number) => escapeHtml(e.classNames?.[k] ?? String(k));
+  const probability = `<span class="muted">${(100 * m.probability).toFixed(0)}%</span>`;
+  const caption = `true ${name(m.label)} → ${name(m.predicted)} ${probability}`;
   return `<figure data-label="${m.label}" data-predicted="${m.predicted}" data-index="${m.index}"><img alt="test image ${m.index}" src="${src}"><figcaption>${caption}</figcaption></figure>`;
 }
 
@@ -62,7 +64,7 @@ async function evaluationSection(e: EvaluationRecord): Promise<string> {
     figure('Accuracy per class', renderSvg(perClassChart(e.perClass))),
   ]);
   const mistakes = e.mistakes.length
-    ? `<div class="digits">${e.mistakes.map((m) => digit(m, recordImageShape(e))).join('')}</div>`
+    ? `<div class="digits">${e.mistakes.map((m) => digit(m, e)).join('')}</div>`
     : '<p class="muted">No misclassified images.</p>';
   return `<h2>Evaluation: ${escapeHtml(e.model)}</h2>
 <p>Test accuracy <b>${percent(e.accuracy)}</b> (${e.correct} of ${e.total} images).</p>

@@ -36,6 +36,8 @@ export interface EvaluationRecord {
   mistakes: MistakeRecord[];
   /** [C, H, W] of the mistakes' images, where they are not MNIST's 1x28x28 (which older records all are). */
   imageShape?: [number, number, number];
+  /** The classes' names, where the data names them. */
+  classNames?: string[];
 }
 
 /** The images' shape of an evaluation record. */
@@ -70,6 +72,7 @@ export function evaluationRecord(r: EvalReport, data: Dataset, model: string): E
     confusion,
     mistakes: r.mistakes.map((m) => ({ ...m, pixels: pixels(m.index) })),
     ...(mnist ? {} : { imageShape: [...data.shape] }),
+    ...(data.classNames ? { classNames: [...data.classNames] } : {}),
   };
 }
 
