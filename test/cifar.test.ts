@@ -9,7 +9,11 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { augmentBatch } from '../src/data/augment';
 import { readDataset } from '../src/data/mnist';
-import { ForwardPlan } from '../src/plan';
+import { ForwardPlan, TrainingPlan } from '../src/plan';
+import { sgd } from '../src/optim/sgd';
+import { numel } from '../src/onnx/tensor';
+import { TrainingStep } from '../src/runtime/step';
+import { loadTorchFixture, relError } from './helpers/torch-fixture';
 import { parseModel } from '../src/onnx/model';
 import * as ort from 'onnxruntime-node';
 import { imagesInput, preprocess } from '../src/models';
@@ -246,5 +250,52 @@ describe('--augment flip', () => {
     }
     expect(flipped / n).toBeGreaterThan(0.4);
     expect(flipped / n).toBeLessThan(0.6);
+  });
+});
+
+describe('the residual net on 3x32x32 images in 10 classes against PyTorch in float64', () => {
+  it('one SGD step: loss and every gradient; two steps: every parameter (tools/make_torch_cifar_fixture.py)', async () => {
+    const fx = loadTorchFixture('residual', 'cifar');
+    const { mean, std } = JSON.parse(
+      readFileSync(join(__dirname, 'fixtures', 'torch_step_residual_cifar.json'), 'utf8'),
+    );
+    const signature = { channels: 3, height: 32, width: 32, classes: 10, mean, std };
+    const plan = new TrainingPlan({
+      network: 'residual',
+      signature,
+      optimizer: sgd({ momentum: 0.5, weightDecay: 0 }),
+      exposeGradients: true,
+    });
+    const graph = plan.step();
+    const init = new Map(graph.params.map((p) => [p.name, fx.get(`init/${p.name}`)]));
+    const B = fx.batch;
+    const images = fx.images();
+    const labels = fx.labels();
+    const feeds: Record<string, ort.Tensor> = {
+      images: new ort.Tensor('uint8', images.slice(0, B * 3072), [B, 3, 32, 32]),
+      labels: new ort.Tensor('int64', labels.slice(0, B), [B]),
+      lr: new ort.Tensor('float32', Float32Array.of(fx.config.lr), []),
+    };
+    for (const p of graph.params) feeds[p.name] = new ort.Tensor('float32', init.get(p.name) as Float32Array, p.shape);
+    for (const s of graph.states) feeds[s.name] = new ort.Tensor('float32', new Float32Array(numel(s.shape)), s.shape);
+    const step = await TrainingStep.open(graph, init, new Map(), { ep: 'cpu', threads: 1 });
+    const out = await step.opened.session.run(feeds);
+    expect(Math.abs((out.loss.data as Float32Array)[0] - fx.losses[0]) / fx.losses[0]).toBeLessThan(1e-5);
+    for (const p of graph.params)
+      expect([p.name, relError(out[`grad.${p.name}`].data as Float32Array, fx.get(`grad1/${p.name}`)) < 1e-4]).toEqual([
+        p.name,
+        true,
+      ]);
+    for (let k = 0; k < 2; k++) {
+      const r = await step.run(images.subarray(k * B * 3072), labels.subarray(k * B), B, fx.config.lr);
+      expect(Math.abs(r.loss - fx.losses[k]) / fx.losses[k]).toBeLessThan(1e-5);
+    }
+    const params = step.params();
+    for (const p of graph.params)
+      expect([p.name, relError(params.get(p.name) as Float32Array, fx.get(`param2/${p.name}`)) < 1e-4]).toEqual([
+        p.name,
+        true,
+      ]);
+    await step.release();
   });
 });
