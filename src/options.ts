@@ -413,6 +413,15 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
   },
   {
     ...run,
+    name: 'imageShape',
+    flag: 'image-shape',
+    kind: 'text',
+    default: null,
+    arg: 'C,H,W',
+    doc: "a CSV file's images (rows label,pixel...; default 1,28,28 with labels 0..9)",
+  },
+  {
+    ...run,
     name: 'mean',
     flag: 'mean',
     kind: 'text',

@@ -299,3 +299,54 @@ describe('the residual net on 3x32x32 images in 10 classes against PyTorch in fl
     await step.release();
   });
 });
+
+describe('CSV files of other images', () => {
+  it('--image-shape C,H,W reads rows of C·H·W pixels, the classes from the labels; a row of another length is named', () => {
+    const dir = tempDir('ingraph-csv-');
+    const row = (label: number, seed: number) =>
+      [label, ...Array.from({ length: 3 * 16 * 16 }, (_, i) => (i * 31 + seed * 17 + label * 80) % 256)].join(',');
+    const rows = (n: number) => Array.from({ length: n }, (_, i) => row(i % 3, i)).join('\n');
+    writeFileSync(join(dir, 'train.csv'), `label,pixels\n${rows(24)}\n`);
+    writeFileSync(join(dir, 'test.csv'), `${rows(9)}\n`);
+    const train = readDataset(dir, 'train', undefined, [3, 16, 16]);
+    expect([train.count, train.shape, train.classes, train.images[16 * 16]]).toEqual([
+      24,
+      [3, 16, 16],
+      3,
+      (256 * 31) % 256,
+    ]);
+    const out = join(tempDir(), 'run');
+    const r = runCli([
+      'train',
+      '--model',
+      'residual',
+      '--data',
+      dir,
+      '--image-shape',
+      '3,16,16',
+      '--max-steps',
+      '2',
+      '--threads',
+      '2',
+      '--out',
+      out,
+    ]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(parseModel(readFileSync(join(out, 'inference.onnx')), 'x').inputs[0].shape).toEqual(['N', 3, 16, 16]);
+    const wrong = runCli([
+      'train',
+      '--data',
+      dir,
+      '--image-shape',
+      '3,16,15',
+      '--max-steps',
+      '1',
+      '--out',
+      join(tempDir(), 'never'),
+    ]);
+    expect([wrong.code, wrong.stderr]).toEqual([
+      2,
+      expect.stringMatching(/train\.csv:2: more than 721 columns \(a label and 720 pixels\)/),
+    ]);
+  });
+});

@@ -8,6 +8,7 @@ import { evaluationReport } from '../report';
 import { evaluationRecord, MISTAKES_SHOWN } from '../run/records';
 import { checkWritableFile } from './output';
 import { optionsHelp, parseCommand } from './options';
+import { imageShape, MNIST_SIGNATURE } from '../signature';
 
 /** The flags of `ingraph eval`. */
 export const EVAL_OPTIONS: readonly OptionSpec[] = [
@@ -81,12 +82,13 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const bytes = readModelBytes(file, 'model-file');
   const parsed = parseModel(bytes, `--model-file ${file}`);
   const limit = flags.value<number | null>('limit') ?? undefined;
-  // An image folder's test images become what the model takes: its channels and size.
+  // The test images become what the model takes: an image folder's channels and size, a CSV file's rows.
   const [, c, h, w] = parsed.inputs[0]?.shape ?? [];
-  const folder =
-    typeof c === 'number' && typeof h === 'number' && typeof w === 'number'
-      ? { channels: c as 1 | 3, resize: [h, w] as const }
-      : {};
+  const sized = typeof c === 'number' && typeof h === 'number' && typeof w === 'number';
+  const mnist = sized && [c, h, w].every((d, i) => d === imageShape(MNIST_SIGNATURE)[i]);
+  const folder = sized
+    ? { channels: c as 1 | 3, resize: [h, w] as const, ...(mnist ? {} : { csvShape: [c, h, w] as const }) }
+    : {};
   const data = await loadDataset(flags.value<string | null>('data') ?? defaultMnistDir(), 'test', limit, folder);
   const result = await evaluate(bytes, file, data, {
     ep: flags.value<EpChoice>('ep'),

@@ -1,7 +1,6 @@
 import { join, resolve } from 'path';
 import { checkUnlocked } from '../io/lock';
-import { defaultMnistDir } from '../data/mnist';
-import { FolderOptions } from '../data/folder';
+import { DataOptions, defaultMnistDir } from '../data/mnist';
 import { IngraphError, UsageError } from '../errors';
 import { cliMessage, exitCodeOf } from './errors';
 import { networkByName } from '../models';
@@ -131,8 +130,8 @@ function normalisation(given: Map<string, unknown>): { mean: number[]; std: numb
   return mean && std ? { mean, std } : undefined;
 }
 
-/** An image folder's `--channels` and `--resize HxW`. */
-function folderOptions(given: Map<string, unknown>): FolderOptions {
+/** An image folder's `--channels` and `--resize HxW`, a CSV file's `--image-shape C,H,W`. */
+function folderOptions(given: Map<string, unknown>): DataOptions {
   const channels = given.get('channels') as string | undefined;
   const resize = given.get('resize') as string | undefined;
   const size = resize === undefined ? null : /^(\d+)x(\d+)$/.exec(resize);
@@ -140,9 +139,14 @@ function folderOptions(given: Map<string, unknown>): FolderOptions {
   const [height, width] = size ? [Number(size[1]), Number(size[2])] : [0, 0];
   if (size && !(height > 0 && width > 0 && height <= 4096 && width <= 4096))
     throw new UsageError(`--resize ${resize}: each side must be 1 to 4096`);
+  const shapeText = given.get('imageShape') as string | undefined;
+  const shape = shapeText === undefined ? undefined : shapeText.split(',').map(Number);
+  if (shape && !(shape.length === 3 && shape.every((d) => Number.isInteger(d) && d > 0 && d <= 4096)))
+    throw new UsageError(`--image-shape ${shapeText}: not C,H,W, e.g. 3,32,32`);
   return {
     ...(channels === undefined ? {} : { channels: Number(channels) as 1 | 3 }),
     ...(size ? { resize: [height, width] as const } : {}),
+    ...(shape ? { csvShape: shape as [number, number, number] } : {}),
   };
 }
 

@@ -111,7 +111,12 @@ export function readIdxLabels(path: string): Uint8Array {
  * files (plain or gzip-compressed, as MNIST and Fashion-MNIST are distributed), or a CSV per split (`train.csv`/`test.csv` or `mnist_train.csv`/`mnist_test.csv`,
  * rows `label,pixel0..pixel783`). `limit` keeps the first examples.
  */
-export function readDataset(dir: string, split: keyof typeof FILES, limit?: number): Dataset {
+export function readDataset(
+  dir: string,
+  split: keyof typeof FILES,
+  limit?: number,
+  csvShape?: readonly [number, number, number],
+): Dataset {
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     throw new DataError(`${dir}: not a directory of MNIST IDX files`);
   const cifar = cifarLayout(dir);
@@ -119,23 +124,31 @@ export function readDataset(dir: string, split: keyof typeof FILES, limit?: numb
   const csv = [`${split}.csv`, `mnist_${split}.csv`].map((f) => join(dir, f)).find((f) => existsSync(f));
   const imagesPath = plainOrGz(join(dir, FILES[split].images));
   const full =
-    csv && !existsSync(imagesPath) ? readCsv(csv) : readIdxPair(imagesPath, plainOrGz(join(dir, FILES[split].labels)));
+    csv && !existsSync(imagesPath)
+      ? readCsv(csv, csvShape)
+      : readIdxPair(imagesPath, plainOrGz(join(dir, FILES[split].labels)));
   return limit === undefined ? full : firstOf(full, limit);
+}
+
+/** How a data directory's images are read: an image folder's channels and size, a CSV file's image shape. */
+export interface DataOptions extends FolderOptions {
+  /** [C, H, W] of a CSV file's rows (default MNIST's 1x28x28, labels 0..9). */
+  csvShape?: readonly [number, number, number];
 }
 
 /**
  * `readDataset`, and image folders too (`DIR/train/<class>/*`, `DIR/test/<class>/*`: data/folder.ts), whose decoding
- * is asynchronous; `folder` says how their images become one shape.
+ * is asynchronous; `options` says how images become one shape.
  */
 export async function loadDataset(
   dir: string,
   split: keyof typeof FILES,
   limit?: number,
-  folder: FolderOptions = {},
+  options: DataOptions = {},
 ): Promise<Dataset> {
   if (existsSync(dir) && statSync(dir).isDirectory() && isImageFolder(dir))
-    return readImageFolder(dir, split, folder, limit);
-  return readDataset(dir, split, limit);
+    return readImageFolder(dir, split, options, limit);
+  return readDataset(dir, split, limit, options.csvShape);
 }
 
 /** The first `n` examples of `data` (all of them when it holds fewer), as a view. */

@@ -12,8 +12,7 @@ import { quantizeInt8 } from '../deploy/quantize';
 import { acquireLock, Lock } from '../io/lock';
 import { CheckpointState, decodeCheckpoint, readCheckpoint } from '../run/checkpoint';
 import { readOnnxFile } from '../io/params-io';
-import { firstOf, loadDataset } from '../data/mnist';
-import { FolderOptions } from '../data/folder';
+import { DataOptions, firstOf, loadDataset } from '../data/mnist';
 import { aboutOption, DivergedError, InterruptedError, IoError, PromotionRefusedError, UsageError } from '../errors';
 import { Network, networkByName } from '../models';
 import { ParsedModel } from '../onnx/model';
@@ -37,8 +36,8 @@ export interface RunOptions {
   config?: TrainConfig;
   /** A data directory (MNIST IDX or CSV files, CIFAR binary files, an image folder), or the data itself. */
   data: string | { train: Dataset; test: Dataset };
-  /** How an image folder's images become one shape (channels, size). */
-  folder?: FolderOptions;
+  /** How the data's images become one shape: an image folder's channels and size, a CSV file's image shape. */
+  folder?: DataOptions;
   /** The images' normalisation (Normalize's mean and std on the [0, 1] scale); default: the data's. */
   normalise?: { mean: readonly number[]; std: readonly number[] };
   /** A custom network; default: the built-in one named by `config.model`. */
