@@ -13,11 +13,10 @@ import os
 import sys
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_torch_fixtures import ResidualBlock  # noqa: E402  the seed's block, as the MNIST fixtures use it
+from make_torch_fixtures import ResidualNet, tensor_writer  # noqa: E402  the seed's net, as the MNIST fixtures use it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, 'test', 'fixtures')
@@ -25,32 +24,11 @@ BATCH, STEPS = 16, 2
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
 
 
-class ResidualNet(nn.Module):
-    """The seed's residual net on 3x32x32 images: conv1 takes 3 channels, fc 32·5·5 = 800 features."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, kernel_size=5)
-        self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
-        self.rblock1 = ResidualBlock(16)
-        self.rblock2 = ResidualBlock(32)
-        self.mp = nn.MaxPool2d(2)
-        self.fc = nn.Linear(800, 10)
-
-    def forward(self, x):
-        n = x.size(0)
-        x = F.relu(self.mp(self.conv1(x)))
-        x = self.rblock1(x)
-        x = F.relu(self.mp(self.conv2(x)))
-        x = self.rblock2(x)
-        return self.fc(x.view(n, -1))
-
-
 def main():
     torch.manual_seed(0)
     images = torch.randint(0, 256, (BATCH * STEPS, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (BATCH * STEPS,), dtype=torch.int64)
-    model = ResidualNet()
+    model = ResidualNet(in_channels=3, features=32 * 5 * 5)
     # The weights as float32 (what ingraph stores), then the arithmetic in float64.
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model = model.double()
@@ -62,12 +40,7 @@ def main():
     index = {'config': {'optimizer': 'sgd', 'lr': 0.01, 'momentum': 0.5, 'weightDecay': 0.0}, 'batch': BATCH,
              'mean': MEAN, 'std': STD, 'tensors': {}}
 
-    def put(key, t, dtype='float32'):
-        t = t.detach().contiguous()
-        raw = t.numpy().astype('<f4').tobytes() if dtype == 'float32' else bytes(t.numpy().astype('uint8').tobytes())
-        index['tensors'][key] = {'offset': len(blobs), 'shape': list(t.shape), 'dtype': dtype}
-        blobs.extend(raw)
-        blobs.extend(b'\0' * ((-len(blobs)) % 8))
+    put = tensor_writer(blobs, index)
 
     put('images', images, 'uint8')
     put('labels', labels.to(torch.uint8), 'uint8')

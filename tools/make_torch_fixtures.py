@@ -73,14 +73,16 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualNet(nn.Module):
-    def __init__(self):
+    """The seed's residual net; on other images conv1 takes their channels and fc their features."""
+
+    def __init__(self, in_channels=1, features=512):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, kernel_size=5)
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=5)
         self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
         self.rblock1 = ResidualBlock(16)
         self.rblock2 = ResidualBlock(32)
         self.mp = nn.MaxPool2d(2)
-        self.fc = nn.Linear(512, 10)
+        self.fc = nn.Linear(features, 10)
 
     def forward(self, x):
         n = x.size(0)
@@ -89,6 +91,19 @@ class ResidualNet(nn.Module):
         x = F.relu(self.mp(self.conv2(x)))
         x = self.rblock2(x)
         return self.fc(x.view(n, -1))
+
+
+def tensor_writer(blobs, index):
+    """put(key, tensor, dtype): appends a tensor's little-endian bytes to `blobs`, 8-aligned, indexed in `index`."""
+
+    def put(key, t, dtype='float32'):
+        t = t.detach().contiguous()
+        raw = t.numpy().astype('<f4').tobytes() if dtype == 'float32' else bytes(t.numpy().astype('uint8').tobytes())
+        index['tensors'][key] = {'offset': len(blobs), 'shape': list(t.shape), 'dtype': dtype}
+        blobs.extend(raw)
+        blobs.extend(b'\0' * ((-len(blobs)) % 8))
+
+    return put
 
 
 def read_idx(name, header):
@@ -117,13 +132,7 @@ def main():
                 config = {'optimizer': 'adamw', 'lr': 1e-3, 'weightDecay': 0.01}
             blobs = bytearray()
             index = {'config': config, 'batch': BATCH, 'tensors': {}}
-
-            def put(key, t, dtype='float32'):
-                t = t.detach().contiguous()
-                raw = t.numpy().astype('<f4').tobytes() if dtype == 'float32' else bytes(t.numpy().astype('uint8').tobytes())
-                index['tensors'][key] = {'offset': len(blobs), 'shape': list(t.shape), 'dtype': dtype}
-                blobs.extend(raw)
-                blobs.extend(b'\0' * ((-len(blobs)) % 8))
+            put = tensor_writer(blobs, index)
 
             put('images', torch.tensor(list(images), dtype=torch.uint8).view(-1, 1, 28, 28), 'uint8')
             put('labels', y_all.to(torch.uint8), 'uint8')
