@@ -376,3 +376,14 @@ describe('ingraph eval --report', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 });
+
+describe('the report of a run that stopped before its first log line and epoch', () => {
+  it('says so instead of drawing empty charts (an empty chart rendered at 1.8e308 pixels and blanked the page)', () => {
+    const out = join(tempDir(), 'run');
+    expect(runCli(['train', '--model', 'residual', '--data', data, '--max-steps', '2', '--out', out]).code).toBe(0);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html).not.toContain('e+308');
+    expect(html).toContain('No epoch ended in this run.');
+    expect(html).toContain('No loss was logged: the run stopped before its first log line.');
+  });
+});

@@ -40,12 +40,26 @@ async function figure(title: string, svg: Promise<string>): Promise<string> {
   return `<div class="chart"><h3>${escapeHtml(title)}</h3>${await svg}</div>`;
 }
 
+/** A chart of `points` points, or a line saying there is nothing to draw (an empty chart renders at no size). */
+async function chartOrNote(title: string, points: number, spec: () => ReturnType<typeof lossChart>, none: string) {
+  if (points > 0) return figure(title, renderSvg(spec()));
+  return `<div class="chart"><h3>${escapeHtml(title)}</h3><p class="muted">${escapeHtml(none)}</p></div>`;
+}
+
 async function trainingSection(runs: readonly RunRecord[], names: string[]): Promise<string> {
   const curves: Curves[] = runs.map((r, i) => ({ run: names[i], log: r.metrics.log, epochs: r.metrics.epochs }));
+  const logged = curves.reduce((n, c) => n + c.log.length, 0);
+  const epochs = curves.reduce((n, c) => n + c.epochs.length, 0);
+  const noLog = 'No loss was logged: the run stopped before its first log line.';
   const parts = await Promise.all([
-    figure('Training loss: the mean of the steps since the previous log line', renderSvg(lossChart(curves))),
-    figure('Learning rate', renderSvg(lrChart(curves))),
-    figure('Accuracy after each epoch', renderSvg(accuracyChart(curves))),
+    chartOrNote(
+      'Training loss: the mean of the steps since the previous log line',
+      logged,
+      () => lossChart(curves),
+      noLog,
+    ),
+    chartOrNote('Learning rate', logged, () => lrChart(curves), noLog),
+    chartOrNote('Accuracy after each epoch', epochs, () => accuracyChart(curves), 'No epoch ended in this run.'),
   ]);
   return `<h2>Training</h2><div class="row"><div>${parts[0]}${parts[1]}</div>${parts[2]}</div>`;
 }
