@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the chart specs are read as plain JSON */
 /**
  * Other images than MNIST's: CIFAR-10 binary files (small synthetic ones, written here) read as numpy decodes them,
  * both seed networks trained on 3x32x32 images in 10 classes through the CLI, the export scored, and bad files
@@ -8,6 +9,7 @@ import { createHash } from 'crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { augmentBatch } from '../src/data/augment';
+import { confusionChart, perClassChart } from '../src/report/charts';
 import { readDataset } from '../src/data/mnist';
 import { ForwardPlan, TrainingPlan } from '../src/plan';
 import { sgd } from '../src/optim/sgd';
@@ -348,5 +350,25 @@ describe('CSV files of other images', () => {
       2,
       expect.stringMatching(/train\.csv:2: more than 721 columns \(a label and 720 pixels\)/),
     ]);
+  });
+});
+
+describe('report charts for many named classes', () => {
+  it('name the classes on both axes in their order, widen with the class count and drop the cell numbers past 20', () => {
+    const names = Array.from({ length: 100 }, (_, k) => `c${k}`);
+    const confusion = names.map((_, t) => names.map((_, p) => (t === p ? 1 : 0)));
+    const spec = confusionChart(confusion, names) as unknown as Record<string, any>;
+    expect([
+      spec.width >= 900,
+      spec.layer.length,
+      spec.encoding.x.sort.slice(0, 3),
+      spec.encoding.y.axis.labelAngle,
+    ]).toEqual([true, 1, ['c0', 'c1', 'c2'], 0]);
+    const ten = confusionChart(confusion.slice(0, 10).map((r) => r.slice(0, 10))) as unknown as Record<string, any>;
+    expect([ten.width, ten.layer.length, ten.encoding.x.sort]).toEqual([330, 2, undefined]);
+    const bars = perClassChart(
+      names.map((name, label) => ({ label, name, accuracy: 0.5, total: 3 })),
+    ) as unknown as Record<string, any>;
+    expect([bars.width >= 900, bars.data.values[7].label, bars.layer.length]).toEqual([true, 'c7', 1]);
   });
 });

@@ -93,16 +93,40 @@ export function accuracyChart(curves: readonly Curves[]): TopLevelSpec {
   };
 }
 
-/** The confusion matrix as a heatmap (square root colour scale, so small counts off the diagonal still show). */
-export function confusionChart(confusion: readonly (readonly number[])[]): TopLevelSpec {
-  const values = confusion.flatMap((row, truth) => row.map((count, predicted) => ({ truth, predicted, count })));
+/** How a chart labels K classes: by name where they have names, smaller and turned where there are many. */
+function classAxis(classes: number, names?: readonly string[]) {
+  const many = classes > 20;
+  const order = Array.from({ length: classes }, (_, k) => names?.[k] ?? String(k));
+  const axis = { labelAngle: names || many ? -90 : 0, ...(many ? { labelFontSize: 8 } : {}) };
+  return { order, axis, side: Math.max(330, classes * (many ? 9 : 33)), many };
+}
+
+/**
+ * The confusion matrix as a heatmap (square root colour scale, so small counts off the diagonal still show), its
+ * classes named where `names` are given; counts are written in the cells up to 20 classes.
+ */
+export function confusionChart(confusion: readonly (readonly number[])[], names?: readonly string[]): TopLevelSpec {
+  const k = classAxis(confusion.length, names);
+  const label = (i: number) => (names ? k.order[i] : i);
+  const values = confusion.flatMap((row, t) =>
+    row.map((count, p) => ({ truth: label(t), predicted: label(p), count })),
+  );
   const max = Math.max(1, ...values.map((v) => v.count));
-  const axis = (title: string) => ({ type: 'ordinal', title, axis: { labelAngle: 0 } });
+  // Names read across on the rows, turned on the columns.
+  const axis = (title: string, across: boolean) => ({
+    type: 'ordinal',
+    title,
+    axis: across ? { ...k.axis, labelAngle: 0 } : k.axis,
+    ...(names ? { sort: k.order } : {}),
+  });
   return {
-    width: 330,
-    height: 330,
+    width: k.side,
+    height: k.side,
     data: { values },
-    encoding: { x: { field: 'predicted', ...axis('predicted label') }, y: { field: 'truth', ...axis('true label') } },
+    encoding: {
+      x: { field: 'predicted', ...axis('predicted label', false) },
+      y: { field: 'truth', ...axis('true label', true) },
+    },
     layer: [
       {
         mark: 'rect',
@@ -110,35 +134,47 @@ export function confusionChart(confusion: readonly (readonly number[])[]): TopLe
           color: { field: 'count', type: 'quantitative', scale: { type: 'sqrt', scheme: 'blues' }, title: 'images' },
         },
       },
-      {
-        mark: { type: 'text', fontSize: 10 },
-        encoding: {
-          text: { field: 'count', type: 'quantitative' },
-          color: { condition: { test: `datum.count > ${max / 3}`, value: 'white' }, value: 'black' },
-          opacity: { condition: { test: 'datum.count == 0', value: 0 }, value: 1 },
-        },
-      },
+      ...(k.many
+        ? []
+        : [
+            {
+              mark: { type: 'text', fontSize: 10 },
+              encoding: {
+                text: { field: 'count', type: 'quantitative' },
+                color: { condition: { test: `datum.count > ${max / 3}`, value: 'white' }, value: 'black' },
+                opacity: { condition: { test: 'datum.count == 0', value: 0 }, value: 1 },
+              },
+            },
+          ]),
     ],
   } as TopLevelSpec;
 }
 
-/** Accuracy of each true label. */
-export function perClassChart(perClass: readonly { label: number; accuracy: number; total: number }[]): TopLevelSpec {
-  const values = perClass.map((c) => ({ label: c.label, accuracy: 100 * c.accuracy, total: c.total }));
+/** Accuracy of each true label, named where the classes have names; values written on the bars up to 20 classes. */
+export function perClassChart(
+  perClass: readonly { label: number; name?: string; accuracy: number; total: number }[],
+): TopLevelSpec {
+  const names = perClass.every((c) => c.name !== undefined) ? perClass.map((c) => c.name as string) : undefined;
+  const k = classAxis(perClass.length, names);
+  const values = perClass.map((c) => ({ label: c.name ?? c.label, accuracy: 100 * c.accuracy, total: c.total }));
   return {
-    width: 330,
+    width: k.side,
     height: 200,
     data: { values },
     encoding: {
-      x: { field: 'label', type: 'ordinal', title: 'true label', axis: { labelAngle: 0 } },
+      x: { field: 'label', type: 'ordinal', title: 'true label', axis: k.axis, ...(names ? { sort: k.order } : {}) },
       y: { field: 'accuracy', type: 'quantitative', title: 'accuracy (%)', scale: { domain: [0, 100] } },
     },
     layer: [
       { mark: { type: 'bar', color: '#4c78a8' } },
-      {
-        mark: { type: 'text', dy: -6, fontSize: 10 },
-        encoding: { text: { field: 'accuracy', type: 'quantitative', format: '.1f' } },
-      },
+      ...(k.many
+        ? []
+        : [
+            {
+              mark: { type: 'text', dy: -6, fontSize: 10 },
+              encoding: { text: { field: 'accuracy', type: 'quantitative', format: '.1f' } },
+            },
+          ]),
     ],
-  };
+  } as TopLevelSpec;
 }

@@ -74,7 +74,10 @@ function digit(m: MistakeRecord, e: EvaluationRecord): string {
 
 async function evaluationSection(e: EvaluationRecord): Promise<string> {
   const [confusion, perClass] = await Promise.all([
-    figure('Confusion matrix (rows: true label, columns: predicted)', renderSvg(confusionChart(e.confusion))),
+    figure(
+      'Confusion matrix (rows: true label, columns: predicted)',
+      renderSvg(confusionChart(e.confusion, e.classNames)),
+    ),
     figure('Accuracy per class', renderSvg(perClassChart(e.perClass))),
   ]);
   const mistakes = e.mistakes.length
