@@ -46,11 +46,6 @@ function png(pixels: Uint8Array, width: number, height: number, channels: 1 | 3)
   ]);
 }
 
-/** `grayPng` as a data URL. */
-export function grayPngUrl(pixels: Uint8Array, width: number, height: number): string {
-  return `data:image/png;base64,${grayPng(pixels, width, height).toString('base64')}`;
-}
-
 /** An image of C = 1 (grey) or 3 (RGB) channel planes as a PNG data URL. */
 export function imagePngUrl(pixels: Uint8Array, [c, h, w]: readonly [number, number, number]): string {
   const bytes = c === 3 ? rgbPng(pixels, w, h) : grayPng(pixels.subarray(0, h * w), w, h);
