@@ -8,7 +8,7 @@ import { paramsFromModel } from '../io/params-io';
 import { augmentBatch } from '../data/augment';
 import { epochOrder, fillBatch, Dataset } from '../data/mnist';
 import { DataFingerprint, fingerprintOf, signatureOf } from '../data/signature';
-import { describeSignature, ImageSignature, imageShape, pixelsPerImage } from '../signature';
+import { describeSignature, ImageSignature, pixelsPerImage } from '../signature';
 import { DivergedError, InterruptedError, OptionError, UsageError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
 import { Params } from '../models/module';
@@ -317,7 +317,7 @@ export class Trainer {
       this.labels,
     );
     const at = { seed: c.seed, epoch: pos.epoch, batch: pos.batch };
-    augmentBatch(c.augment, this.images, n, at, imageShape(this.plan.signature));
+    augmentBatch(c.augment, this.images, n, at, this.data.train.shape);
     const lr = this.lr();
     const t0 = process.hrtime.bigint();
     const r = await this.session.run(this.images, this.labels, n, lr);
