@@ -21,7 +21,7 @@ import * as ort from 'onnxruntime-node';
 import { imagesInput, preprocess } from '../src/models';
 import { GraphBuilder } from '../src/onnx/builder';
 import { runGraph } from './helpers/graph-check';
-import { mnistSlice, runCli, tempDir } from './helpers/cli';
+import { exportedModel, mnistSlice, runCli, tempDir } from './helpers/cli';
 
 const NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const RECORD = 1 + 3072;
@@ -119,9 +119,10 @@ describe('CIFAR-10 binary files', () => {
         out,
       ]);
       expect([r.code, r.stderr]).toEqual([0, '']);
-      const model = parseModel(readFileSync(join(out, 'inference.onnx')), 'inference.onnx');
-      expect(model.inputs[0].shape).toEqual(['N', 3, 32, 32]);
-      expect(model.outputs.find((o) => o.name === 'logits')?.shape).toEqual(['N', 10]);
+      expect(exportedModel(out).shapes).toEqual([
+        ['N', 3, 32, 32],
+        ['N', 10],
+      ]);
       const evaluation = JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8'));
       expect([evaluation.total, evaluation.confusion.length, evaluation.imageShape]).toEqual([30, 10, [3, 32, 32]]);
       expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('data:image/png;base64,');
@@ -136,7 +137,7 @@ describe('CIFAR-10 binary files', () => {
     const out = join(tempDir(), 'run');
     const args = ['--data', data, '--model', 'residual', '--batch-size', '16', '--threads', '2'];
     expect(runCli(['train', ...args, '--max-steps', '3', '--out', out]).code).toBe(0);
-    const meta = parseModel(readFileSync(join(out, 'inference.onnx')), 'inference.onnx').metadata;
+    const meta = exportedModel(out).metadata;
     const recorded = JSON.parse(meta['ingraph.signature']);
     const shape = [recorded.channels, recorded.height, recorded.width, recorded.classes, recorded.mean.length];
     expect([shape, recorded.classNames]).toEqual([[3, 32, 32, 10, 3], NAMES]);
@@ -188,9 +189,7 @@ describe('--mean and --std', () => {
     const out = join(tempDir(), 'run');
     const args = ['train', '--model', 'residual', '--data', data, '--max-steps', '2', '--threads', '2'];
     expect(runCli([...args, '--mean', '0.49,0.48,0.45', '--std', '0.25', '--out', out]).code).toBe(0);
-    const recorded = JSON.parse(
-      parseModel(readFileSync(join(out, 'inference.onnx')), 'x').metadata['ingraph.signature'],
-    );
+    const recorded = JSON.parse(exportedModel(out).metadata['ingraph.signature']);
     expect([recorded.mean, recorded.std]).toEqual([[0.49, 0.48, 0.45], [0.25]]);
     const bad = runCli([...args, '--mean', '0.5,0.5', '--std', '0.2', '--out', join(tempDir(), 'never')]);
     expect([bad.code, bad.stderr]).toEqual([2, 'ingraph: --mean 0.5,0.5: needs 1 or 3 values (one per channel)\n']);
@@ -334,7 +333,7 @@ describe('CSV files of other images', () => {
       out,
     ]);
     expect([r.code, r.stderr]).toEqual([0, '']);
-    expect(parseModel(readFileSync(join(out, 'inference.onnx')), 'x').inputs[0].shape).toEqual(['N', 3, 16, 16]);
+    expect(exportedModel(out).shapes[0]).toEqual(['N', 3, 16, 16]);
     const wrong = runCli([
       'train',
       '--data',

@@ -3,6 +3,8 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { ParsedModel, parseModel } from '../../src/onnx/model';
+import { Dim } from '../../src/onnx/tensor';
 
 export const ROOT = join(__dirname, '..', '..');
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -84,4 +86,10 @@ export async function untilStep(run: Running, step: number): Promise<void> {
         .map((l) => JSON.parse(l).step as number),
     );
   while (!exited && seen() < step) await new Promise((r) => setTimeout(r, 2));
+}
+
+/** The exported model of the run in `out` (its inference.onnx), and its images and logits shapes. */
+export function exportedModel(out: string): ParsedModel & { shapes: [Dim[], Dim[] | undefined] } {
+  const model = parseModel(readFileSync(join(out, 'inference.onnx')), join(out, 'inference.onnx'));
+  return { ...model, shapes: [model.inputs[0].shape, model.outputs.find((o) => o.name === 'logits')?.shape] };
 }
