@@ -22,35 +22,7 @@ import { imagesInput, preprocess } from '../src/models';
 import { GraphBuilder } from '../src/onnx/builder';
 import { runGraph } from './helpers/graph-check';
 import { exportedModel, mnistSlice, runCli, tempDir } from './helpers/cli';
-
-const NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
-const RECORD = 1 + 3072;
-
-/** `count` CIFAR-10 records: label i mod 10; each class a colour, brighter in the upper half, with noise. */
-function records(count: number, seed: number): Buffer {
-  const buf = Buffer.alloc(count * RECORD);
-  let state = seed;
-  const noise = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) >>> 24) % 32;
-  for (let i = 0; i < count; i++) {
-    const label = i % 10;
-    buf[i * RECORD] = label;
-    for (let c = 0; c < 3; c++)
-      for (let p = 0; p < 1024; p++) {
-        const base = ((label * (c + 3) * 37) % 160) + (p < 512 ? 60 : 0);
-        buf[i * RECORD + 1 + c * 1024 + p] = base + noise();
-      }
-  }
-  return buf;
-}
-
-/** A CIFAR-10 directory: five training batches of `perBatch` records, a test batch of `test`, the class names. */
-function cifarDir(perBatch: number, test: number): string {
-  const dir = tempDir('ingraph-cifar-');
-  for (let k = 1; k <= 5; k++) writeFileSync(join(dir, `data_batch_${k}.bin`), records(perBatch, k));
-  writeFileSync(join(dir, 'test_batch.bin'), records(test, 99));
-  writeFileSync(join(dir, 'batches.meta.txt'), `${NAMES.join('\n')}\n\n`);
-  return dir;
-}
+import { CIFAR_NAMES as NAMES, CIFAR_RECORD as RECORD, cifarDir, cifarRecords as records } from './helpers/cifar';
 
 /** SHA-256 of the training split's pixels then labels, decoded by numpy (an independent reader of the format). */
 function numpyDigest(dir: string): string {

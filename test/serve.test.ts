@@ -2,7 +2,7 @@
  * `ingraph serve` and the browser page, in Debian's headless Chromium (playwright-core): a test digit drawn on the
  * canvas gets the label a trained model gives it; a file that is not a model, and a model with the wrong input, get
  * a clear message; the residual net's training graph trains in the page with a falling loss, and the model it
- * exports scores the same in Node; the server answers only its own files and stops on SIGTERM. Screenshots land in
+ * exports scores the same in Node; a model of RGB images classifies a chosen PNG as onnxruntime-node does; the server answers only its own files and stops on SIGTERM. Screenshots land in
  * artifacts/screenshots/. Skipped, with a warning, without /usr/bin/chromium.
  */
 import { spawn } from 'child_process';
@@ -10,7 +10,10 @@ import { existsSync, mkdirSync, writeFileSync } from 'fs';
 import { get, request } from 'http';
 import { join } from 'path';
 import { GraphBuilder, Trainer, defaultMnistDir, encodeModel, evaluateModel, readDataset, trainConfig } from 'ingraph';
+import * as ort from 'onnxruntime-node';
+import { PNG } from 'pngjs';
 import { CHROMIUM, launchChromium } from './helpers/browser';
+import { CIFAR_NAMES, cifarDir } from './helpers/cifar';
 import { CLI, MNIST_DIR, ROOT, rawImages, rawLabels, tempDir } from './helpers/cli';
 
 const hasChromium = existsSync(CHROMIUM);
@@ -122,7 +125,7 @@ describe('ingraph serve', () => {
       await page.setInputFiles('#file', wrongInput);
       await page.waitForFunction(() => /wrong-input/.test(document.getElementById('status')?.textContent ?? ''));
       expect(await page.textContent('#status')).toMatch(
-        /^wrong-input\.onnx: expected an input "images" \(uint8 \[N,1,28,28\]\) and an output "probabilities"; found inputs pixels/,
+        /^wrong-input\.onnx: expected an input "images" \(uint8 \[N,C,H,W\]\) and an output "probabilities" \(\[N,K\]\); found inputs pixels/,
       );
       await page.screenshot({ path: join(SHOTS, 'page-bad-model.png') });
 
@@ -155,6 +158,58 @@ describe('ingraph serve', () => {
       await download.saveAs(trained);
       const report = await evaluateModel(trained, readDataset(MNIST_DIR, 'test', 500));
       expect(Math.abs(report.accuracy - run.accuracy)).toBeLessThanOrEqual(0.004); // the same model, scored in Node
+    } finally {
+      await browser.close();
+      expect(await server.stop()).toBe(0);
+    }
+  });
+});
+
+(hasChromium ? describe : describe.skip)('the browser page with a model of RGB images', () => {
+  it('hides the drawing pad, classifies a chosen image file by class name, as onnxruntime-node does', async () => {
+    const data = cifarDir(8, 4);
+    const test = readDataset(data, 'test');
+    const trainer = await Trainer.create({
+      network: 'residual',
+      config: trainConfig('residual', { maxSteps: 6 }),
+      train: readDataset(data, 'train'),
+      test,
+      threads: 1,
+    });
+    await trainer.fit();
+    const dir = tempDir();
+    const model = join(dir, 'inference.onnx');
+    writeFileSync(model, trainer.exportModel());
+    await trainer.release();
+    // Test image 3 (a cat) as a 32x32 RGB PNG: the page decodes it at its own size, so its pixels are the file's.
+    const planes = test.images.subarray(3 * 3072, 4 * 3072);
+    const png = new PNG({ width: 32, height: 32, colorType: 2 });
+    for (let i = 0; i < 1024; i++) png.data.set([planes[i], planes[1024 + i], planes[2048 + i], 255], 4 * i);
+    const picture = join(dir, 'cat.png');
+    writeFileSync(picture, PNG.sync.write(png, { colorType: 2 }));
+    const session = await ort.InferenceSession.create(model);
+    const out = await session.run({ images: new ort.Tensor('uint8', Uint8Array.from(planes), [1, 3, 32, 32]) });
+    const expected = Array.from(out.probabilities.data as Float32Array);
+    await session.release();
+
+    const server = await startServer(['--model-file', model]);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      await page.goto(server.url);
+      await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('model:'));
+      expect(await page.textContent('#status')).toMatch(/3x32x32 RGB, 10 classes\)$/);
+      expect(await page.isVisible('#pad')).toBe(false);
+      await page.setInputFiles('#image', picture);
+      await page.waitForFunction(() => (window as unknown as { classified?: string }).classified === 'cat.png');
+      const probs = await page.evaluate(() => (window as unknown as { lastProbabilities: number[] }).lastProbabilities);
+      expect(probs).toHaveLength(10);
+      for (let k = 0; k < 10; k++) expect(Math.abs(probs[k] - expected[k])).toBeLessThan(1e-4);
+      const best = expected.indexOf(Math.max(...expected));
+      expect(await page.textContent('#label')).toBe(CIFAR_NAMES[best]);
+      expect(await page.locator('#bars .name').allTextContents()).toEqual(CIFAR_NAMES);
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: join(SHOTS, 'page-rgb.png') });
     } finally {
       await browser.close();
       expect(await server.stop()).toBe(0);

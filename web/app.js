@@ -1,16 +1,24 @@
-// The page: draw a digit, see the label and the ten probabilities of an exported ingraph model (onnxruntime-web,
-// wasm). A model comes from the server (`ingraph serve --model-file`) or is dropped onto the page.
+// The page: classify with an exported ingraph model (onnxruntime-web: WebGPU where the browser has an adapter, else
+// wasm). A model of MNIST's shape (1x28x28 grey) gets the drawing pad; any model classifies a chosen or dropped
+// image file, resized to its input. A model comes from the server (`ingraph serve --model-file`) or is dropped onto
+// the page.
 'use strict';
 
 const pad = document.getElementById('pad');
 const ctx = pad.getContext('2d', { willReadFrequently: true });
 const status = document.getElementById('status');
-let session = null;
+/** The open model: its session, input [C, H, W], class count and names; null until one loads. */
+let model = null;
+/** What the classifier looks at: 'pad' (the drawing) or an image file's pixels. */
+let subject = 'pad';
 
 function say(text, error = false) {
   status.textContent = text;
   status.className = error ? 'error' : '';
 }
+
+/** Whether the model takes MNIST's images, so that a drawn digit is something it can classify. */
+const takesDigits = (m) => m.channels === 1 && m.height === 28 && m.width === 28;
 
 /** The drawing as MNIST sees a digit: 28x28 uint8, white on black, the ink's bounding box centred in 20x20. */
 function toImage() {
@@ -36,8 +44,35 @@ function toImage() {
       box.h * scale,
     );
   }
-  const rgba = s.getImageData(0, 0, 28, 28).data;
-  return Uint8Array.from({ length: 784 }, (_, i) => rgba[4 * i]);
+  return planes(s.getImageData(0, 0, 28, 28).data, 1);
+}
+
+/**
+ * RGBA pixels as the model's uint8 channel planes (C, H, W): RGB as they are, grey as luma (Rec. 709 weights, as
+ * libvips' grey conversion that `ingraph train` uses on image folders).
+ */
+function planes(rgba, channels) {
+  const n = rgba.length / 4;
+  const out = new Uint8Array(channels * n);
+  for (let i = 0; i < n; i++) {
+    const [r, g, b] = [rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]];
+    if (channels === 1) out[i] = Math.round(0.2126 * r + 0.7152 * g + 0.0722 * b);
+    else [out[i], out[n + i], out[2 * n + i]] = [r, g, b];
+  }
+  return out;
+}
+
+/** An image file decoded and resized to the model's H x W (no colour management: the file's own values). */
+async function imagePixels(file, m) {
+  const bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const canvas = document.getElementById('preview');
+  [canvas.width, canvas.height] = [m.width, m.height];
+  const c = canvas.getContext('2d', { willReadFrequently: true });
+  c.imageSmoothingEnabled = true;
+  c.imageSmoothingQuality = 'high';
+  c.drawImage(bitmap, 0, 0, m.width, m.height);
+  bitmap.close();
+  return planes(c.getImageData(0, 0, m.width, m.height).data, m.channels);
 }
 
 function inkBox() {
@@ -52,19 +87,34 @@ function inkBox() {
   return x1 < 0 ? null : { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
 }
 
+/** At most this many bars: every class up to ten, else the ten likeliest. */
+const MAX_BARS = 10;
+
 async function classify() {
-  if (!session) return;
-  const out = await session.run({ images: new ort.Tensor('uint8', toImage(), [1, 1, 28, 28]) });
+  if (!model) return;
+  const m = model;
+  const pixels = subject === 'pad' ? (takesDigits(m) ? toImage() : null) : subject;
+  const blank = subject === 'pad' && !inkBox();
+  if (!pixels) return;
+  const out = await m.session.run({ images: new ort.Tensor('uint8', pixels, [1, m.channels, m.height, m.width]) });
   const probs = Array.from(out.probabilities.data);
+  window.lastProbabilities = probs;
+  const order = probs.map((_, k) => k);
+  if (probs.length > MAX_BARS) order.sort((a, b) => probs[b] - probs[a]).splice(MAX_BARS);
   const best = probs.indexOf(Math.max(...probs));
-  document.getElementById('label').textContent = inkBox() ? String(best) : '?';
-  document.getElementById('bars').innerHTML = probs
+  document.getElementById('label').textContent = blank ? '?' : m.names[best];
+  document.getElementById('label').classList.toggle('word', m.names[best].length > 2);
+  const bars = document.getElementById('bars');
+  bars.style.setProperty('--name-width', `${Math.max(...order.map((k) => m.names[k].length))}ch`);
+  bars.innerHTML = order
     .map(
-      (p, k) =>
-        `<li><span class="name">${k}</span><span class="bar" style="width:${Math.round(240 * p)}px"></span><span class="p">${(100 * p).toFixed(1)}%</span></li>`,
+      (k) =>
+        `<li><span class="name">${escapeHtml(m.names[k])}</span><span class="bar" style="width:${Math.round(240 * probs[k])}px"></span><span class="p">${(100 * probs[k]).toFixed(1)}%</span></li>`,
     )
     .join('');
 }
+
+const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** Whether the browser has a WebGPU adapter; classification runs there when it does, else in wasm. */
 let webGpu = null;
@@ -73,9 +123,72 @@ async function hasWebGpu() {
   return webGpu;
 }
 
+/**
+ * The entries of an ONNX file's metadata_props (ModelProto field 14), read by walking the top-level protobuf fields:
+ * onnxruntime-web does not expose them, and the class names live there (`ingraph.signature`).
+ */
+function metadataProps(bytes) {
+  let at = 0;
+  const varint = (end) => {
+    let [v, scale] = [0, 1];
+    while (at < end) {
+      const b = bytes[at++];
+      v += (b & 0x7f) * scale;
+      scale *= 128;
+      if (b < 0x80) return v;
+    }
+    throw new Error('truncated');
+  };
+  const fields = (end, visit) => {
+    while (at < end) {
+      const tag = varint(end);
+      const wire = tag % 8;
+      if (wire === 0) varint(end);
+      else if (wire === 1 || wire === 5) at += wire === 1 ? 8 : 4;
+      else if (wire === 2) {
+        const length = varint(end);
+        const next = at + length;
+        visit(Math.floor(tag / 8), at, next);
+        at = next;
+      } else throw new Error(`wire type ${wire}`);
+    }
+  };
+  const text = (start, end) => new TextDecoder().decode(bytes.subarray(start, end));
+  const props = {};
+  try {
+    fields(bytes.length, (field, start, end) => {
+      if (field !== 14) return;
+      const entry = {};
+      fields(end, (f, s, e) => (entry[f] = text(s, e)));
+      if (entry[1] !== undefined) props[entry[1]] = entry[2] ?? '';
+    });
+  } catch {
+    return {}; // the session opened the file, so only the metadata is unreadable: go without names
+  }
+  return props;
+}
+
+/** The model's input shape and classes, from its input and output metadata; names from `ingraph.signature`. */
+function describe(s, bytes) {
+  const input = s.inputMetadata.find((i) => i.name === 'images');
+  const output = s.outputMetadata.find((o) => o.name === 'probabilities');
+  const dims = input && input.isTensor && input.type === 'uint8' ? input.shape : [];
+  const [, channels, height, width] = dims;
+  const classes = output && output.isTensor ? output.shape[1] : undefined;
+  if (dims.length !== 4 || ![channels, height, width, classes].every((d) => Number.isInteger(d) && d > 0)) return null;
+  let names;
+  try {
+    names = JSON.parse(metadataProps(bytes)['ingraph.signature'] ?? '{}').classNames;
+  } catch {
+    names = undefined;
+  }
+  if (!Array.isArray(names) || names.length !== classes) names = Array.from({ length: classes }, (_, k) => String(k));
+  return { session: s, channels, height, width, classes, names: names.map(String) };
+}
+
 /** Opens a model, refusing with a clear message what is not an ingraph-style inference model. */
 async function load(bytes, name) {
-  const kept = session ? ' (the previous model is still in use)' : '';
+  const kept = model ? ' (the previous model is still in use)' : '';
   let s;
   try {
     s = await ort.InferenceSession.create(bytes, {
@@ -84,15 +197,46 @@ async function load(bytes, name) {
   } catch (e) {
     return say(`${name}: not an ONNX model this page can run (${String(e.message || e).split('\n')[0]})${kept}`, true);
   }
-  if (!s.inputNames.includes('images') || !s.outputNames.includes('probabilities')) {
+  const m = describe(s, bytes);
+  if (!m) {
+    await s.release();
     return say(
-      `${name}: expected an input "images" (uint8 [N,1,28,28]) and an output "probabilities"; found inputs ${s.inputNames.join(', ')} and outputs ${s.outputNames.join(', ')}${kept}`,
+      `${name}: expected an input "images" (uint8 [N,C,H,W]) and an output "probabilities" ([N,K]); found inputs ${s.inputNames.join(', ')} and outputs ${s.outputNames.join(', ')}${kept}`,
       true,
     );
   }
-  session = s;
-  say(`model: ${name} (${(await hasWebGpu()) ? 'WebGPU' : 'wasm'})`);
+  if (model) await model.session.release();
+  model = m;
+  subject = 'pad';
+  const digits = takesDigits(m);
+  document.getElementById('drawing').hidden = !digits;
+  document.getElementById('picture').hidden = digits;
+  document.getElementById('preview').getContext('2d').clearRect(0, 0, 1e4, 1e4);
+  document.getElementById('label').textContent = '?';
+  document.getElementById('bars').innerHTML = '';
+  const shape = `${m.channels}x${m.height}x${m.width} ${m.channels === 1 ? 'grey' : 'RGB'}, ${m.classes} classes`;
+  say(`model: ${name} (${(await hasWebGpu()) ? 'WebGPU' : 'wasm'}; ${shape})`);
   await classify();
+}
+
+/** An image file to classify: decoded, resized to the model's input and shown as the model sees it. */
+async function classifyFile(file) {
+  if (!model) return say(`${file.name}: load a model first`, true);
+  try {
+    subject = await imagePixels(file, model);
+  } catch {
+    return say(`${file.name}: not an image this browser can decode`, true);
+  }
+  document.getElementById('picture').hidden = false;
+  document.getElementById('picture-name').textContent = file.name;
+  await classify();
+  window.classified = file.name;
+}
+
+/** A chosen or dropped file: a model (.onnx) opens, anything else is classified as an image. */
+async function openFile(file) {
+  if (/\.onnx$/i.test(file.name)) await load(new Uint8Array(await file.arrayBuffer()), file.name);
+  else await classifyFile(file);
 }
 
 function draw(e) {
@@ -106,6 +250,7 @@ function draw(e) {
 let drawing = false;
 pad.addEventListener('pointerdown', (e) => {
   drawing = true;
+  subject = 'pad';
   draw(e);
 });
 pad.addEventListener('pointermove', (e) => drawing && draw(e));
@@ -117,12 +262,15 @@ window.addEventListener('pointerup', () => {
 });
 document.getElementById('clear').addEventListener('click', () => {
   ctx.clearRect(0, 0, pad.width, pad.height);
+  subject = 'pad';
   classify();
 });
-document.getElementById('file').addEventListener('change', async (e) => {
-  const f = e.target.files[0];
-  if (f) await load(new Uint8Array(await f.arrayBuffer()), f.name);
-});
+for (const id of ['file', 'image']) {
+  document.getElementById(id).addEventListener('change', async (e) => {
+    const f = e.target.files[0];
+    if (f) await openFile(f);
+  });
+}
 document.addEventListener('dragover', (e) => {
   e.preventDefault();
   document.body.classList.add('dragging');
@@ -132,7 +280,7 @@ document.addEventListener('drop', async (e) => {
   e.preventDefault();
   document.body.classList.remove('dragging');
   const f = e.dataTransfer.files[0];
-  if (f) await load(new Uint8Array(await f.arrayBuffer()), f.name);
+  if (f) await openFile(f);
 });
 
 // ---- training in the browser ----

@@ -48,9 +48,10 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
 
 export const SERVE_HELP = `usage: ingraph serve [flags]
 
-Serves the browser page on http://127.0.0.1:N/: draw a digit and see the label and the ten probabilities of an
-exported model, run by onnxruntime-web in the browser (wasm). Any exported inference.onnx can also be dropped onto
-it. Needs the onnxruntime-web package (a dev dependency of ingraph: \`npm install onnxruntime-web\` where ingraph is
+Serves the browser page on http://127.0.0.1:N/: draw a digit (a model of MNIST's 1x28x28 grey images) or choose an
+image file (any model: resized to its input) and see the label and the probabilities of an exported model, by
+class name, run by onnxruntime-web in the browser (WebGPU where the browser has an adapter, else wasm). Any exported
+inference.onnx can also be dropped onto it. Needs the onnxruntime-web package (a dev dependency of ingraph: \`npm install onnxruntime-web\` where ingraph is
 a dependency). Stops on SIGINT/SIGTERM.
 ${optionsHelp(SERVE_OPTIONS)}`;
 
