@@ -24,7 +24,7 @@ import {
 import { LeNet5, lenet5 } from '../examples/lenet5';
 import { gradCheck, relErrAt } from './helpers/graph-check';
 import * as R from './helpers/reference';
-import { mnistSlice, runCli, tempDir } from './helpers/cli';
+import { exportedModel, mnistSlice, runCli, tempDir } from './helpers/cli';
 
 const rnd = R.seeded(5);
 const data = mnistSlice(320, 100);
@@ -174,6 +174,33 @@ describe('data formats', () => {
         join(tempDir(), 'run'),
       ]).code,
     ).toBe(0);
+  });
+
+  it('IDX labels beyond 9 (EMNIST letters, 1..26) give 27 classes; a test label beyond them is refused', () => {
+    const idx = (magic: number, dims: number[], body: Uint8Array) => {
+      const head = Buffer.alloc(4 + 4 * dims.length);
+      head.writeUInt32BE(magic, 0);
+      dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+      return gzipSync(Buffer.concat([head, body]));
+    };
+    const dir = tempDir();
+    const write = (prefix: string, n: number, top: number) => {
+      const labels = Uint8Array.from({ length: n }, (_, i) => 1 + (i % top));
+      const images = Uint8Array.from({ length: n * 784 }, (_, p) => (labels[Math.floor(p / 784)] * 9 + p) % 256);
+      writeFileSync(join(dir, `${prefix}-images-idx3-ubyte.gz`), idx(0x803, [n, 28, 28], images));
+      writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte.gz`), idx(0x801, [n], labels));
+    };
+    write('train', 52, 26);
+    write('t10k', 26, 26);
+    const [train, test] = [readDataset(dir, 'train'), readDataset(dir, 'test')];
+    expect([train.classes, test.classes, train.labels[25], test.labels[0]]).toEqual([27, 27, 26, 1]);
+    const out = join(tempDir(), 'run');
+    expect(runCli(['train', '--model', 'residual', '--data', dir, '--max-steps', '1', '--out', out]).code).toBe(0);
+    expect(exportedModel(out).shapes[1]).toEqual(['N', 27]);
+    write('t10k', 30, 30);
+    expect(() => readDataset(dir, 'test')).toThrow(
+      /t10k-labels-idx1-ubyte\.gz: label 27 at index 26 is out of range 0\.\.26 \(the classes of .*train-labels-idx1-ubyte\.gz\)/,
+    );
   });
 
   it('CSV of label,pixel0..pixel783 (with a header, CRLF lines) reads the same as IDX', () => {

@@ -85,7 +85,7 @@ export function readIdxImages(path: string): { data: Uint8Array; count: number; 
   return { data: new Uint8Array(buf.buffer, buf.byteOffset + 16, count * rows * cols), count, shape: [1, rows, cols] };
 }
 
-/** Labels of an IDX file (magic 0x801), each below MNIST's class count; plain or gzip-compressed. */
+/** Labels of an IDX file (magic 0x801), plain or gzip-compressed. */
 export function readIdxLabels(path: string): Uint8Array {
   const buf = readDataFile(path);
   if (buf.length < 8) throw new DataError(`${path}: too short for an IDX label header (${buf.length} bytes)`);
@@ -99,11 +99,15 @@ export function readIdxLabels(path: string): Uint8Array {
     throw new DataError(
       `${path}: ${buf.length} bytes, expected ${8 + count} for ${count} labels (truncated or padded)`,
     );
-  const labels = new Uint8Array(buf.buffer, buf.byteOffset + 8, count);
-  const top = MNIST_LAYOUT.classes - 1;
-  const bad = labels.findIndex((l) => l > top);
-  if (bad >= 0) throw new DataError(`${path}: label ${labels[bad]} at index ${bad} is out of range 0..${top}`);
-  return labels;
+  return new Uint8Array(buf.buffer, buf.byteOffset + 8, count);
+}
+
+/**
+ * The classes an IDX data set's labels index: at least MNIST's 10 (its family: Fashion-MNIST, KMNIST, digits whose
+ * slice lacks a 9), more where the training labels go beyond 9 (EMNIST's letters, balanced and byclass splits).
+ */
+function idxClasses(trainLabels: Uint8Array): number {
+  return Math.max(MNIST_LAYOUT.classes, trainLabels.reduce((m, l) => Math.max(m, l), 0) + 1);
 }
 
 /**
@@ -126,7 +130,7 @@ export function readDataset(
   const full =
     csv && !existsSync(imagesPath)
       ? readCsv(csv, csvShape)
-      : readIdxPair(imagesPath, plainOrGz(join(dir, FILES[split].labels)));
+      : readIdxPair(imagesPath, plainOrGz(join(dir, FILES[split].labels)), plainOrGz(join(dir, FILES.train.labels)));
   return limit === undefined ? full : firstOf(full, limit);
 }
 
@@ -162,12 +166,20 @@ export function firstOf(data: Dataset, n: number): Dataset {
   };
 }
 
-function readIdxPair(imagesPath: string, labelsPath: string): Dataset {
+/** An IDX split; its classes are the training labels' (`trainLabelsPath`), which the test labels must stay within. */
+function readIdxPair(imagesPath: string, labelsPath: string, trainLabelsPath: string): Dataset {
   const { data, count, shape } = readIdxImages(imagesPath);
   const labels = readIdxLabels(labelsPath);
+  const own = labelsPath === trainLabelsPath || !existsSync(trainLabelsPath);
+  const classes = idxClasses(own ? labels : readIdxLabels(trainLabelsPath));
+  const bad = labels.findIndex((l) => l >= classes);
+  if (bad >= 0) {
+    const range = `out of range 0..${classes - 1} (the classes of ${trainLabelsPath})`;
+    throw new DataError(`${labelsPath}: label ${labels[bad]} at index ${bad} is ${range}`);
+  }
   if (labels.length !== count)
     throw new DataError(`${labelsPath}: ${labels.length} labels for ${count} images in ${imagesPath}`);
-  return { images: data, labels, count, shape, classes: MNIST_LAYOUT.classes };
+  return { images: data, labels, count, shape, classes };
 }
 
 /**
