@@ -3,7 +3,7 @@
  * pixel for pixel as independent pure-JS decoders (pngjs, jpeg-js) read them, a network trained on them through the
  * CLI and its export scored, and every kind of bad folder refused with one line naming what is wrong.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
@@ -57,8 +57,10 @@ beforeAll(async () => {
 
 describe('image folders', () => {
   it('read class by class, files sorted, as pngjs (exactly) and jpeg-js (within 4 levels on average) decode them', async () => {
-    const train = await readImageFolder(data, 'train');
+    const decoded: number[] = [];
+    const train = await readImageFolder(data, 'train', { onDecoded: (done, total) => decoded.push(done / total) });
     expect([train.count, train.shape, train.classes, train.classNames]).toEqual([40, [3, SIDE, SIDE], 5, CLASSES]);
+    expect(decoded).toEqual(Array.from({ length: 40 }, (_, i) => (i + 1) / 40)); // what the progress bar draws
     expect([...train.labels.subarray(0, 9)]).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
     const size = 3 * SIDE * SIDE;
     CLASSES.forEach((name, k) => {
@@ -98,6 +100,14 @@ describe('image folders', () => {
     const scored = runCli(['eval', '--model-file', join(out, 'inference.onnx'), '--data', data, '--json']);
     const report = JSON.parse(scored.stdout);
     expect([scored.code, report.total, report.perClass.map((c: { name: string }) => c.name)]).toEqual([0, 40, CLASSES]);
+    // Its weights cannot start a run on MNIST: refused in those words, before anything is written.
+    const other = join(tempDir(), 'mnist');
+    const init = runCli(['train', '--model', 'residual', '--init', join(out, 'inference.onnx'), '--out', other]);
+    expect([init.code, init.stderr.trim().split('\n')]).toEqual([
+      2,
+      [expect.stringMatching(/--init .*: a model of 3x20x20 images in 5 classes; the data has 1x28x28 images in 10/)],
+    ]);
+    expect(existsSync(other)).toBe(false);
   });
 
   it('--channels 1 makes them grey; --resize takes images of mixed sizes', async () => {
@@ -116,6 +126,15 @@ describe('image folders', () => {
       2,
       expect.stringMatching(/img001\.png: 24x24, not 20x20 as .*; images of mixed sizes need the resize option/),
     ]);
+    // A resume reads the folder as its checkpoint records (grey, 16x16): no --channels or --resize again.
+    const out = join(tempDir(), 'grey');
+    const first = ['--data', dir, '--batch-size', '4', '--out', out];
+    const started = runCli(['train', ...first, '--channels', '1', '--resize', '16x16', '--max-steps', '1']);
+    expect([started.code, started.stderr]).toEqual([0, '']);
+    const resumed = runCli(['train', '--resume', out, '--data', dir, '--max-steps', '2']);
+    expect([resumed.code, resumed.stderr]).toEqual([0, '']);
+    expect(exportedModel(out).shapes[0]).toEqual(['N', 1, 16, 16]);
+    expect(JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')).steps).toBe(2);
   });
 
   it.each([

@@ -77,14 +77,21 @@ function reporter(json: boolean): Reporter {
     },
     progress(epoch, batch, batches, loss) {
       if (!bar || (batch % 10 !== 0 && batch !== batches)) return;
-      const width = 30;
-      const filled = Math.round((width * batch) / batches);
-      process.stderr.write(
-        `\r\x1b[Kepoch ${epoch + 1} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${batch}/${batches} loss ${loss.toFixed(3)}`,
-      );
-      drawn = true;
+      draw(`epoch ${epoch + 1}`, batch, batches, ` loss ${loss.toFixed(3)}`);
+    },
+    loading(split, done, total) {
+      if (bar && (done === total || done % Math.ceil(total / 100) === 0)) draw(`decoding ${split} images`, done, total);
     },
   };
+
+  function draw(what: string, done: number, total: number, after = ''): void {
+    const width = 30;
+    const filled = Math.round((width * done) / total);
+    process.stderr.write(
+      `\r\x1b[K${what} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${after}`,
+    );
+    drawn = true;
+  }
 }
 
 function timestamp(): string {

@@ -20,6 +20,8 @@ export interface FolderOptions {
   channels?: 1 | 3;
   /** Every image resized to this [height, width]; default: they must all have one size. */
   resize?: readonly [number, number];
+  /** Called as images are decoded (`done` of `total`), for a progress bar: a large folder takes a while. */
+  onDecoded?: (done: number, total: number) => void;
 }
 
 /** Whether `dir` is an image folder: it has `train` and `test` sub-directories, each holding class directories. */
@@ -135,7 +137,11 @@ export async function readImageFolder(
   }
   const size = shape[0] * shape[1] * shape[2];
   const images = new Uint8Array(files.length * size);
-  await eachLimited(files, 16, async (f, i) => images.set(await decode(f.path, shape), i * size));
+  let done = 0;
+  await eachLimited(files, 16, async (f, i) => {
+    images.set(await decode(f.path, shape), i * size);
+    o.onDecoded?.(++done, files.length);
+  });
   const labels = Uint8Array.from(files, (f) => f.label);
   return { images, labels, count: files.length, shape, classes: classes.length, classNames: classes };
 }

@@ -9,6 +9,8 @@ export interface Reporter {
   event(e: Record<string, unknown>): void;
   /** Progress within an epoch, for a TTY progress bar. */
   progress(epoch: number, batch: number, batches: number, loss: number): void;
+  /** Images decoded so far while a split of an image folder loads, for a TTY progress bar. */
+  loading?(split: 'train' | 'test', done: number, total: number): void;
 }
 
 /**

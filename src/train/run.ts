@@ -29,6 +29,7 @@ import { Checkpointer, progressLog, Reporter } from './observers';
 import { Trainer } from './trainer';
 import { Dataset } from '../data/mnist';
 import { METADATA } from '../metadata';
+import { imageShape, isMnist } from '../signature';
 
 /** A run on disk: its config, data, directory, starting point, provider, checkpoints, promotion, reporting. */
 export interface RunOptions {
@@ -91,10 +92,28 @@ interface StartedRun extends RunOptions {
 
 async function datasets(run: StartedRun): Promise<{ train: Dataset; test: Dataset }> {
   if (typeof run.data !== 'string') return run.data;
+  const shaping = (split: 'train' | 'test'): DataOptions => ({
+    ...resumedShaping(run),
+    ...run.folder,
+    onDecoded: (done, total) => run.report.loading?.(split, done, total),
+  });
   return {
-    train: await loadDataset(run.data, 'train', run.config.trainLimit ?? undefined, run.folder),
-    test: await loadDataset(run.data, 'test', run.config.testLimit ?? undefined, run.folder),
+    train: await loadDataset(run.data, 'train', run.config.trainLimit ?? undefined, shaping('train')),
+    test: await loadDataset(run.data, 'test', run.config.testLimit ?? undefined, shaping('test')),
   };
+}
+
+/**
+ * How a resumed run reads its data unless told otherwise: as the images its checkpoint records (an image folder's
+ * channels and size, a CSV file's shape), so a resume needs no `channels`/`resize`/`imageShape` again. A resize to
+ * the images' own size changes no pixel (sharp), and a mismatch is still caught by the data's fingerprint.
+ */
+function resumedShaping(run: StartedRun): DataOptions {
+  if (!run.resumed) return {};
+  const s = run.resumed.state.signature;
+  const channels: DataOptions = s.channels === 1 || s.channels === 3 ? { channels: s.channels } : {};
+  const csv = isMnist(s) ? {} : { csvShape: imageShape(s) };
+  return { ...channels, resize: [s.height, s.width], ...csv };
 }
 
 /** The run's config and checkpoint: a new run's own, or the checkpoint in `out` (read and decoded once). */

@@ -8,8 +8,9 @@ import { paramsFromModel } from '../io/params-io';
 import { augmentBatch } from '../data/augment';
 import { epochOrder, fillBatch, Dataset } from '../data/mnist';
 import { DataFingerprint, fingerprintOf, signatureOf } from '../data/signature';
-import { describeSignature, ImageSignature, pixelsPerImage } from '../signature';
-import { DivergedError, InterruptedError, OptionError, UsageError } from '../errors';
+import { describeSignature, ImageSignature, imageShape, pixelsPerImage, signatureFromMetadata } from '../signature';
+import { METADATA } from '../metadata';
+import { aboutOption, DivergedError, InterruptedError, OptionError, UsageError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
 import { Params } from '../models/module';
 import { averagedParams, emaStart } from '../optim/ema';
@@ -131,7 +132,25 @@ function checkData(data: Dataset, which: string, s: ImageSignature): void {
 /** The weights a training starts from: `init` (values, or a file's initializers), else PyTorch's init from `seed`. */
 function initialParams(plan: TrainingPlan, init: TrainerOptions['init'], seed: number): Params {
   if (init === undefined) return plan.initialParams(seed);
-  return init instanceof Map ? init : paramsFromModel(init.model, plan.params, init.where);
+  if (init instanceof Map) return init;
+  return aboutOption('init', () => {
+    checkInitSignature(init.model, init.where, plan.signature);
+    return paramsFromModel(init.model, plan.params, init.where);
+  });
+}
+
+/**
+ * Refuses an ingraph file (checkpoint or export) made for other images or classes than the data's, in those words
+ * rather than as the first parameter whose shape differs. Files from elsewhere record no signature: their
+ * parameters' shapes are checked as they are.
+ */
+function checkInitSignature(model: ParsedModel, where: string, data: ImageSignature): void {
+  if (model.metadata[METADATA.version] === undefined) return;
+  const theirs = signatureFromMetadata(model.metadata, where);
+  const [a, b] = [imageShape(theirs).join('x'), imageShape(data).join('x')];
+  if (a === b && theirs.classes === data.classes) return;
+  const says = `a model of ${describeSignature(theirs)}; the data has ${describeSignature(data)}`;
+  throw new UsageError(`${where}: ${says}`);
 }
 
 /** Batches of 250 keep the inception net's activations (and so the run's peak memory) well below what 1000 takes. */
