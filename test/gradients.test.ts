@@ -63,6 +63,23 @@ describe('gradient rules against finite differences', () => {
     }
   });
 
+  it.each([
+    ['grouped (2 groups of 2 channels)', [2, 4, 5, 5], [6, 2, 3, 3], [1, 1, 1, 1], [1, 1], 2, [1, 1]],
+    ['depthwise 3x3 stride 2 pad 1', [2, 3, 7, 7], [3, 1, 3, 3], [1, 1, 1, 1], [2, 2], 3, [1, 1]],
+    ['depthwise, 2 filters a channel, dilation 2', [1, 2, 8, 8], [4, 1, 3, 3], [2, 2, 2, 2], [1, 1], 2, [2, 2]],
+    ['dilation 2, stride 2', [1, 2, 9, 9], [3, 2, 3, 3], [1, 1, 1, 1], [2, 2], 1, [2, 2]],
+  ])('Conv %s: dX, dW, dB', async (_, xs, ws, pads, strides, group, dilations) => {
+    await check(
+      [
+        { name: 'x', value: rand(xs) },
+        { name: 'w', value: rand(ws, 0.5) },
+        { name: 'b', value: rand([ws[0]]) },
+      ],
+      (g, [x, w, b]) => g.conv(x, w, b, { pads, strides, group, dilations }),
+      ([x, w, b]) => R.conv2d(x, w, b, pads, strides, group, dilations),
+    );
+  });
+
   it.each(['unpool', 'scatter'] as const)(
     'MaxPool 2x2 stride 2 and 3x3 stride 3 (windows that tile the input), by %s',
     async (maxPoolGradient) => {

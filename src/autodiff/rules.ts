@@ -130,10 +130,6 @@ function maxPoolGradByPhases(g: GraphBuilder, x: Tensor, y: Tensor, dy: Tensor, 
  */
 function convWeightGrad(g: GraphBuilder, x: Tensor, w: Tensor, dy: Tensor, n: Node): Tensor {
   const group = intAttr(n, 'group', 1);
-  if (group !== 1)
-    throw new RangeError(
-      `Conv gradient: node "${n.name}" has group=${group}; only group=1 weight gradients are implemented`,
-    );
   const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
   const strides = ints(n.attrs.strides, [1, 1]);
   const dil = ints(n.attrs.dilations, [1, 1]);
@@ -143,7 +139,7 @@ function convWeightGrad(g: GraphBuilder, x: Tensor, w: Tensor, dy: Tensor, n: No
   const [, , hp, wp] = padded.shape as number[];
   // Both layouts are 2-D transposes of reshaped views: onnxruntime's CPU Transpose is 2-3x faster on those than on
   // the equivalent 3-D and 4-D permutations.
-  const channelMajor = g.reshape(g.transpose(g.flatten(padded, 1), [1, 0]), [ci, hp * wp, -1]);
+  const channelMajor = g.reshape(g.transpose(g.flatten(padded, 1), [1, 0]), [ci * group, hp * wp, -1]);
   const dyRows = g.reshape(g.transpose(g.reshape(dy, [-1, oh * ow]), [1, 0]), [-1, co]);
   let cols = channelMajor;
   if (!(kh === 1 && kw === 1 && hp === oh && wp === ow)) {
@@ -154,8 +150,16 @@ function convWeightGrad(g: GraphBuilder, x: Tensor, w: Tensor, dy: Tensor, n: No
           for (let q = 0; q < ow; q++) index.push((p * strides[0] + i * dil[0]) * wp + q * strides[1] + j * dil[1]);
     cols = g.gather(channelMajor, g.constant(index, [kh * kw, oh * ow], 'int64'), 1);
   }
-  const dwT = g.matMul(g.reshape(cols, [ci * kh * kw, -1]), dyRows);
-  return g.reshape(g.transpose(dwT, [1, 0]), [co, ci, kh, kw]);
+  if (group === 1) {
+    const dwT = g.matMul(g.reshape(cols, [ci * kh * kw, -1]), dyRows);
+    return g.reshape(g.transpose(dwT, [1, 0]), [co, ci, kh, kw]);
+  }
+  // Grouped (depthwise when ci = 1): one contraction per group, as a MatMul batched over the groups. `ci` is W's
+  // channels per group here, the input's are ci·group.
+  const colsByGroup = g.reshape(cols, [group, ci * kh * kw, -1]);
+  const dyByGroup = g.transpose(g.reshape(dyRows, [-1, group, co / group]), [1, 0, 2]);
+  const dwT = g.matMul(colsByGroup, dyByGroup);
+  return g.reshape(g.transpose(dwT, [0, 2, 1]), [co, ci, kh, kw]);
 }
 
 /**

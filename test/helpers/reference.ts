@@ -11,25 +11,35 @@ export interface T64 {
 export const t64 = (data: ArrayLike<number>, shape: number[]): T64 => ({ data: Float64Array.from(data), shape });
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
-export function conv2d(x: T64, w: T64, b: T64 | null, pad: number[], stride: number[]): T64 {
+/** PyTorch's conv2d; `group` splits the channels (depthwise: one per channel), `dilation` spreads the kernel. */
+export function conv2d(
+  x: T64,
+  w: T64,
+  b: T64 | null,
+  pad: number[],
+  stride: number[],
+  group = 1,
+  dilation = [1, 1],
+): T64 {
   const [n, c, h, wd] = x.shape;
   const [m, cw, kh, kw] = w.shape;
-  if (c !== cw) throw new Error('reference conv2d: channel mismatch');
-  const oh = Math.floor((h + pad[0] + pad[2] - kh) / stride[0]) + 1;
-  const ow = Math.floor((wd + pad[1] + pad[3] - kw) / stride[1]) + 1;
+  if (c !== cw * group || m % group !== 0) throw new Error('reference conv2d: channel mismatch');
+  const oh = Math.floor((h + pad[0] + pad[2] - dilation[0] * (kh - 1) - 1) / stride[0]) + 1;
+  const ow = Math.floor((wd + pad[1] + pad[3] - dilation[1] * (kw - 1) - 1) / stride[1]) + 1;
   const y = new Float64Array(n * m * oh * ow);
   for (let in_ = 0; in_ < n; in_++)
     for (let im = 0; im < m; im++)
       for (let p = 0; p < oh; p++)
         for (let q = 0; q < ow; q++) {
           let s = b ? b.data[im] : 0;
-          for (let ic = 0; ic < c; ic++)
+          const first = Math.floor(im / (m / group)) * cw;
+          for (let ic = 0; ic < cw; ic++)
             for (let i = 0; i < kh; i++)
               for (let j = 0; j < kw; j++) {
-                const r = p * stride[0] + i - pad[0];
-                const col = q * stride[1] + j - pad[1];
+                const r = p * stride[0] + i * dilation[0] - pad[0];
+                const col = q * stride[1] + j * dilation[1] - pad[1];
                 if (r < 0 || r >= h || col < 0 || col >= wd) continue;
-                s += x.data[((in_ * c + ic) * h + r) * wd + col] * w.data[((im * c + ic) * kh + i) * kw + j];
+                s += x.data[((in_ * c + first + ic) * h + r) * wd + col] * w.data[((im * cw + ic) * kh + i) * kw + j];
               }
           y[((in_ * m + im) * oh + p) * ow + q] = s;
         }
