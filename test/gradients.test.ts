@@ -266,6 +266,16 @@ describe('gradient rules against finite differences', () => {
     ['Pow with a constant exponent', [[2, 5]], (g, [x]) => g.pow(x, g.scalar(3)), ([x]) => map(x, (v) => v ** 3)],
     ['Neg', [[2, 5]], (g, [x]) => g.neg(x), ([x]) => map(x, (v) => -v)],
     ['Exp', [[2, 5]], (g, [x]) => g.exp(x), ([x]) => map(x, Math.exp)],
+    ['Sigmoid', [[3, 5]], (g, [x]) => g.sigmoid(x), ([x]) => map(x, (v) => 1 / (1 + Math.exp(-v)))],
+    ['Tanh', [[3, 5]], (g, [x]) => g.tanh(x), ([x]) => map(x, Math.tanh)],
+    ['LeakyRelu (alpha 0.1)', [[3, 5]], (g, [x]) => g.leakyRelu(x, 0.1), ([x]) => map(x, (v) => (v > 0 ? v : 0.1 * v))],
+    [
+      'Clip to [-0.3, 0.4] (ReLU6 is Clip(0, 6))',
+      [[4, 5]],
+      (g, [x]) => g.clip(x, -0.3, 0.4),
+      ([x]) => map(x, (v) => Math.min(0.4, Math.max(-0.3, v))),
+    ],
+    ['Clip with only a max', [[4, 5]], (g, [x]) => g.clip(x, null, 0.2), ([x]) => map(x, (v) => Math.min(0.2, v))],
     [
       'Sqrt',
       [[2, 5]],

@@ -217,6 +217,20 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
   Exp: (c) => [c.g.mul(dy0(c), output(c))],
   Sqrt: (c) => [c.g.div(dy0(c), c.g.mul(c.g.scalar(2), output(c)))],
   Relu: (c) => [c.g.where(c.g.greater(output(c), c.g.scalar(0)), dy0(c), c.g.scalar(0))],
+  LeakyRelu: (c) => {
+    const alpha = c.node.attrs.alpha?.kind === 'float' ? c.node.attrs.alpha.value : 0.01;
+    return [c.g.where(c.g.greater(input(c, 0), c.g.scalar(0)), dy0(c), c.g.mul(dy0(c), c.g.scalar(alpha)))];
+  },
+  Sigmoid: (c) => [c.g.mul(dy0(c), c.g.mul(output(c), c.g.sub(c.g.scalar(1), output(c))))],
+  Tanh: (c) => [c.g.mul(dy0(c), c.g.sub(c.g.scalar(1), c.g.mul(output(c), output(c))))],
+  // Strictly inside the bounds, as PyTorch's hardtanh (F.relu6) passes gradients.
+  Clip: (c) => {
+    const [x, min, max] = [input(c, 0), c.node.inputs[1], c.node.inputs[2]];
+    let dx = dy0(c);
+    if (max) dx = c.g.where(c.g.greater(max, x), dx, c.g.scalar(0));
+    if (min) dx = c.g.where(c.g.greater(x, min), dx, c.g.scalar(0));
+    return [dx, ...c.node.inputs.slice(1).map(() => null)];
+  },
   Where: (c) => {
     const [cond, x, y] = [input(c, 0), input(c, 1), input(c, 2)];
     const zero = c.g.scalar(0);

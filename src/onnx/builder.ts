@@ -10,6 +10,7 @@ export type OpType =
   | 'ArgMax'
   | 'AveragePool'
   | 'Cast'
+  | 'Clip'
   | 'Concat'
   | 'ConstantOfShape'
   | 'Conv'
@@ -23,6 +24,7 @@ export type OpType =
   | 'Gemm'
   | 'Greater'
   | 'Identity'
+  | 'LeakyRelu'
   | 'LogSoftmax'
   | 'Loop'
   | 'MatMul'
@@ -39,6 +41,7 @@ export type OpType =
   | 'Reshape'
   | 'ScatterElements'
   | 'Shape'
+  | 'Sigmoid'
   | 'Size'
   | 'Slice'
   | 'Softmax'
@@ -46,6 +49,7 @@ export type OpType =
   | 'Split'
   | 'Sqrt'
   | 'Sub'
+  | 'Tanh'
   | 'Transpose'
   | 'Unsqueeze'
   | 'Where';
@@ -361,6 +365,26 @@ export class GraphBuilder {
     this.checkSameDtype('Where', x, y);
     const shape = broadcastShapes('Where', broadcastShapes('Where', cond.shape, x.shape), y.shape);
     return this.one('Where', [cond, x, y], x.dtype, shape);
+  }
+
+  sigmoid(x: Tensor): Tensor {
+    return this.one('Sigmoid', [x], x.dtype, x.shape);
+  }
+
+  tanh(x: Tensor): Tensor {
+    return this.one('Tanh', [x], x.dtype, x.shape);
+  }
+
+  leakyRelu(x: Tensor, alpha: number): Tensor {
+    return this.one('LeakyRelu', [x], x.dtype, x.shape, { alpha: { kind: 'float', value: alpha } });
+  }
+
+  /** Clip to [min, max] (F.relu6 is Clip(0, 6)); a bound left out is none. */
+  clip(x: Tensor, min: number | null, max: number | null): Tensor {
+    const bound = (v: number | null) => (v === null ? null : this.constant([v], [], x.dtype));
+    const inputs = [x, bound(min), bound(max)];
+    while (inputs[inputs.length - 1] === null) inputs.pop();
+    return this.node('Clip', inputs, [{ dtype: x.dtype, shape: x.shape }], {})[0];
   }
 
   relu(x: Tensor): Tensor {

@@ -169,6 +169,26 @@ export interface ValueSummary {
   shape: Dim[];
 }
 
+/** A node attribute as read from a file (the kinds importers use; others are `other`). */
+export type NodeAttr =
+  | { kind: 'int'; value: number }
+  | { kind: 'ints'; value: number[] }
+  | { kind: 'float'; value: number }
+  | { kind: 'floats'; value: number[] }
+  | { kind: 'string'; value: string }
+  | { kind: 'tensor'; value: StoredTensor }
+  | { kind: 'other' };
+
+/** A node as read from a file. */
+export interface ParsedNode {
+  op: string;
+  domain: string;
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Record<string, NodeAttr>;
+}
+
 /** What ingraph reads of an ONNX model. */
 export interface ParsedModel {
   irVersion: number;
@@ -179,7 +199,7 @@ export interface ParsedModel {
   outputs: ValueSummary[];
   initializers: Map<string, StoredTensor>;
   metadata: Record<string, string>;
-  nodes: { op: string; domain: string; name: string; inputs: string[]; outputs: string[] }[];
+  nodes: ParsedNode[];
 }
 
 /** Raised for bytes that are not a loadable ONNX model; the CLI turns it into a one-line usage error. */
@@ -283,6 +303,28 @@ export function parseModel(bytes: Uint8Array, where = 'model'): ParsedModel {
       name: n.name ?? '',
       inputs: n.input ?? [],
       outputs: n.output ?? [],
+      attrs: Object.fromEntries((n.attribute ?? []).map((a) => [a.name ?? '', nodeAttr(a, where)])),
     })),
   };
+}
+
+const ATTR = onnx.AttributeProto.AttributeType;
+
+function nodeAttr(a: onnx.IAttributeProto, where: string): NodeAttr {
+  switch (a.type) {
+    case ATTR.INT:
+      return { kind: 'int', value: num(a.i) };
+    case ATTR.INTS:
+      return { kind: 'ints', value: (a.ints ?? []).map(num) };
+    case ATTR.FLOAT:
+      return { kind: 'float', value: a.f ?? 0 };
+    case ATTR.FLOATS:
+      return { kind: 'floats', value: [...(a.floats ?? [])] };
+    case ATTR.STRING:
+      return { kind: 'string', value: new TextDecoder().decode(a.s ?? new Uint8Array()) };
+    case ATTR.TENSOR:
+      return a.t ? { kind: 'tensor', value: storedTensor(a.t, where) } : { kind: 'other' };
+    default:
+      return { kind: 'other' };
+  }
 }
