@@ -4,7 +4,9 @@ import { ForwardPlan, Precision } from './plan';
 import { ImageSignature, signatureFromMetadata } from './signature';
 import { paramsFromModel, readModelBytes, readOnnxFile } from './io/params-io';
 import { defaultMnistDir, Dataset, readDataset } from './data/mnist';
-import { NetworkRef } from './models';
+import { Network, NetworkRef } from './models';
+import { importGraph, importedNetwork } from './models/imported';
+import { basename } from 'path';
 import { Params } from './models/module';
 import { OPSET, parseModel } from './onnx/model';
 import { summarize } from './onnx/summary';
@@ -45,6 +47,25 @@ export async function evaluateModel(
   const bytes = typeof model === 'string' ? readModelBytes(model, 'model') : model;
   const parsed = parseModel(bytes, where);
   return evaluate(bytes, where, data ?? readDataset(defaultMnistDir(), 'test'), { ...options, parsed });
+}
+
+/**
+ * A network from an ONNX classifier (a PyTorch export: a file path or its bytes), usable wherever a built-in one is
+ * (the Trainer, `train`, exports, evaluation): its float initializers are the parameters, starting from the file's
+ * values; its one float image input takes normalised images; its one [N,K] output is the logits. Named `name`
+ * (default: the file's name). A node ingraph cannot train is refused in one line naming it.
+ */
+export function importModel(model: string | Uint8Array, name?: string): Network {
+  const where = typeof model === 'string' ? model : 'model';
+  const bytes = typeof model === 'string' ? readModelBytes(model, 'model') : model;
+  const graph = importGraph(parseModel(bytes, where), where);
+  const fallback =
+    typeof model === 'string'
+      ? basename(model)
+          .replace(/[^\w.-]/g, '_')
+          .replace(/^[^A-Za-z]/, 'm')
+      : 'imported';
+  return importedNetwork(graph, name ?? fallback);
 }
 
 /** A summary of the ONNX file at `path`: inputs, outputs, ops by count, parameters, optimizer state, metadata. */

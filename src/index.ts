@@ -101,7 +101,7 @@ export type { RunOptions, TrainResult } from './train/run';
 export { readOnnxFile } from './io/params-io';
 export { decodeCheckpoint, readCheckpoint } from './run/checkpoint';
 export type { CheckpointState } from './run/checkpoint';
-export { exportModel, evaluateModel, inspectModel } from './api';
+export { exportModel, evaluateModel, importModel, inspectModel } from './api';
 export { evaluate } from './runtime/evaluate';
 export type { EvalReport, EvaluateOptions, Mistake } from './runtime/evaluate';
 export { promote } from './run/promote';

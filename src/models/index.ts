@@ -7,6 +7,7 @@ import { Tensor } from '../onnx/tensor';
 import { InceptionNet } from './inception';
 import { Forward, Module, ParamSpec } from './module';
 import { ResidualNet } from './residual';
+import type { ImportedGraph } from './imported';
 
 /**
  * A network ingraph can train in-graph, export and evaluate: a name (recorded in every artifact) and a factory of
@@ -17,6 +18,11 @@ export interface Network {
   readonly name: string;
   /** A fresh root module for `signature` (default MNIST's) whose parameters carry their full state_dict names. */
   create(signature?: ImageSignature): Module;
+  /**
+   * Where the network was imported from an ONNX file (`importModel`): the file's interface, which its exported
+   * model keeps, and its weights, which training starts from.
+   */
+  readonly imported?: ImportedGraph;
 }
 
 /** What a network written for one shape takes: its input [C,H,W] and class count. */

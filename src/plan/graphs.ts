@@ -6,7 +6,8 @@
 import { appendGradients, GradientOptions } from '../autodiff/gradients';
 import { imagesInput, logitsOf } from '../models';
 import { crossEntropy } from '../models/loss';
-import { countParams, Module, ParamSpec, Params } from '../models/module';
+import { countParams, Forward, Module, ParamSpec, Params } from '../models/module';
+import type { ImportedGraph } from '../models/imported';
 import { GraphBuilder } from '../onnx/builder';
 import { toHalf } from '../onnx/half';
 import { OPSET, encodeModel } from '../onnx/model';
@@ -90,8 +91,8 @@ export interface PlanParts {
   options: TrainingModelOptions;
 }
 
-/** What the eval and inference models are emitted from: the network's name and module. */
-export type ForwardParts = Pick<PlanParts, 'name' | 'module' | 'signature'>;
+/** What the eval and inference models are emitted from: the network's name and module, and an imported one's file. */
+export type ForwardParts = Pick<PlanParts, 'name' | 'module' | 'signature'> & { imported?: ImportedGraph };
 
 /** A step's loss and correct count, and the gradient of each trainable parameter by name. */
 interface LossAndGradients {
@@ -435,6 +436,7 @@ export function inferenceGraph(
   opset = OPSET,
   precision: Precision = 'float32',
 ): Uint8Array {
+  if (f.imported) return importedInferenceGraph(f, f.imported, params, metadata, opset, precision);
   const g = new GraphBuilder();
   const images = imagesInput(g, f.signature);
   const half = precision === 'float16';
@@ -455,6 +457,39 @@ export function inferenceGraph(
     graphName: `${f.name}_inference`,
     docString: `The ${f.name} net of ingraph, for ${isMnist(f.signature) ? 'MNIST digits' : describeSignature(f.signature)}.`,
     metadata: { [METADATA.model]: f.name, ...signatureMetadata(f.signature), ...metadata },
+    opset,
+  });
+}
+
+/**
+ * The inference model of an imported network, a drop-in for its file: the file's input (float32 [N,C,H,W],
+ * normalised by the caller) and output names and shapes, the parameters under their names, and ingraph's metadata
+ * with the signature, whose mean and std say how to normalise.
+ */
+function importedInferenceGraph(
+  f: ForwardParts,
+  file: ImportedGraph,
+  params: Params,
+  metadata: Record<string, string>,
+  opset: number,
+  precision: Precision,
+): Uint8Array {
+  if (precision !== 'float32')
+    throw new RangeError(`${file.where}: a ${precision} export of an imported model is not supported`);
+  const g = new GraphBuilder();
+  const x = g.input(file.input.name, 'float32', file.input.shape);
+  const weights = new Map<string, Tensor>();
+  for (const s of f.module.parameters()) {
+    const data = params.get(s.name);
+    if (!data) throw new RangeError(`inference model: parameter "${s.name}" is missing`);
+    weights.set(s.name, g.initializer(s.name, 'float32', s.shape, data));
+  }
+  const logits = f.module.forward(new Forward(g, (s) => weights.get(s.name) as Tensor), x);
+  g.output(logits, file.output.name);
+  return encodeModel(g, {
+    graphName: `${f.name}_inference`,
+    docString: `${file.where}, trained by ingraph, for ${describeSignature(f.signature)}.`,
+    metadata: { [METADATA.model]: f.name, [METADATA.signature]: JSON.stringify(f.signature), ...metadata },
     opset,
   });
 }

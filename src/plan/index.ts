@@ -60,9 +60,10 @@ export class ForwardPlan {
     return this.module.parameters();
   }
 
-  /** PyTorch's default initial weights from `seed`. */
+  /** An imported network's own weights; else PyTorch's default initial weights from `seed`. */
   initialParams(seed: number): Params {
-    return initParams(this.params, seed);
+    const own = this.network.imported?.weights;
+    return own ? new Map([...own].map(([name, w]) => [name, Float32Array.from(w)])) : initParams(this.params, seed);
   }
 
   /** The forward pass and loss with parameters as inputs. */
@@ -76,7 +77,8 @@ export class ForwardPlan {
   }
 
   private forwardParts(): ForwardParts {
-    return { name: this.network.name, module: this.module, signature: this.signature };
+    const { name, imported } = this.network;
+    return { name, module: this.module, signature: this.signature, ...(imported ? { imported } : {}) };
   }
 }
 

@@ -13,7 +13,11 @@ export interface TorchFixture {
 }
 
 export function loadTorchFixture(net: string, optimizer: string): TorchFixture {
-  const base = join(__dirname, '..', 'fixtures', `torch_step_${net}_${optimizer}`);
+  return loadFixture(join(__dirname, '..', 'fixtures', `torch_step_${net}_${optimizer}`));
+}
+
+/** A fixture of tools/make_*_fixture*.py at `base` (the path without .json / .bin). */
+export function loadFixture(base: string): TorchFixture {
   const index = JSON.parse(readFileSync(`${base}.json`, 'utf8'));
   const bin = readFileSync(`${base}.bin`);
   const entry = (key: string) => {

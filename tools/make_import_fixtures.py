@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""PyTorch exports and float64 references for importing models (test/import.test.ts).
+
+Run once with Debian's PyTorch (`apt-get install python3-torch`; /usr/bin/python3 has it):
+    /usr/bin/python3 tools/make_import_fixtures.py
+Writes test/fixtures/import/:
+- residual.onnx: the seed's residual net exported as a new user would (eval mode, input "input", output "logits",
+  dynamic batch; PyTorch writes x.view(n, -1) as Shape -> Gather -> Unsqueeze -> Concat -> Reshape);
+- smallnet.onnx: a 3x16x16, 4-class CNN of the ops small exports use: a depthwise conv, BatchNorm2d after a ReLU and
+  BatchNorm1d after a Linear (kept as BatchNormalization nodes with their state_dict names), LeakyReLU, ReLU6 (Clip),
+  Sigmoid, Tanh, a ceil-mode MaxPool, AvgPool, Dropout (dropped by the eval export), torch.flatten;
+- folded.onnx: Conv -> BatchNorm2d -> ReLU, which the eval export folds into the conv (initializers renamed);
+- <name>.json / .bin per model: images (uint8), labels, the normalisation, PyTorch's logits, and, where every
+  initializer is a state_dict entry, the cross-entropy loss and each parameter's gradient, in float64 from the
+  float32 weights with the model in eval mode (running statistics, no dropout): the function the file computes.
+"""
+import json
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_torch_fixtures import ResidualNet, tensor_writer  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, 'test', 'fixtures', 'import')
+BATCH = 8
+
+
+class SmallNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, stride=2, bias=False)
+        self.pw = nn.Conv2d(8, 12, 1)
+        self.pool = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.avg = nn.AvgPool2d(2)
+        self.fc1 = nn.Linear(12 * 2 * 2, 16)
+        self.bn2 = nn.BatchNorm1d(16)
+        self.drop = nn.Dropout(0.25)
+        self.fc2 = nn.Linear(16, 4)
+
+    def forward(self, x):
+        x = self.bn1(F.relu(self.conv1(x)))
+        x = F.leaky_relu(self.dw(x), 0.1)
+        x = F.relu6(self.pw(x))
+        x = self.avg(self.pool(x))
+        x = torch.flatten(x, 1)
+        x = self.drop(torch.tanh(self.bn2(self.fc1(x))))
+        return self.fc2(x) * torch.sigmoid(x[:, :4])
+
+
+class FoldedNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 5)
+        self.bn = nn.BatchNorm2d(6)
+        self.fc = nn.Linear(6 * 12 * 12, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 2)
+        return self.fc(x.view(x.size(0), -1))
+
+
+def randomise_batchnorm(model, gen):
+    """Running statistics and affine parameters away from their defaults, so a wrong BN formula shows."""
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            with torch.no_grad():
+                m.running_mean.uniform_(-0.5, 0.5, generator=gen)
+                m.running_var.uniform_(0.5, 2.0, generator=gen)
+                m.weight.uniform_(0.5, 1.5, generator=gen)
+                m.bias.uniform_(-0.3, 0.3, generator=gen)
+
+
+def write(name, model, shape, classes, mean, std, gradients):
+    gen = torch.Generator().manual_seed(7)
+    randomise_batchnorm(model, gen)
+    model.eval()
+    path = os.path.join(OUT, f'{name}.onnx')
+    torch.onnx.export(model, torch.zeros(1, *shape), path, input_names=['input'], output_names=['logits'],
+                      dynamic_axes={'input': {0: 'N'}, 'logits': {0: 'N'}}, opset_version=13)
+    images = torch.randint(0, 256, (BATCH, *shape), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, classes, (BATCH,), dtype=torch.int64, generator=gen)
+    m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
+    model = model.double()
+    logits = model((images.double() / 255 - m) / s)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    blobs = bytearray()
+    index = {'batch': BATCH, 'mean': mean, 'std': std, 'loss1': loss.item(), 'tensors': {}}
+    put = tensor_writer(blobs, index)
+    put('images', images, 'uint8')
+    put('labels', labels.to(torch.uint8), 'uint8')
+    put('logits', logits)
+    if gradients:
+        for k, p in model.named_parameters():
+            put(f'grad1/{k}', p.grad)
+    with open(os.path.join(OUT, f'{name}.bin'), 'wb') as f:
+        f.write(blobs)
+    with open(os.path.join(OUT, f'{name}.json'), 'w') as f:
+        json.dump(index, f, indent=1)
+    print(name, round(loss.item(), 6), file=sys.stderr)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.manual_seed(0)
+    write('residual', ResidualNet(), (1, 28, 28), 10, [0.1307], [0.3081], True)
+    write('smallnet', SmallNet(), (3, 16, 16), 4, [0.5, 0.45, 0.4], [0.25, 0.25, 0.3], True)
+    write('folded', FoldedNet(), (1, 28, 28), 10, [0.1307], [0.3081], False)
+
+
+if __name__ == '__main__':
+    main()
