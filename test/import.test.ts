@@ -3,7 +3,8 @@
  * loss and every gradient equal PyTorch's float64 values from the same weights; trained through the CLI, their
  * export is a drop-in for the file; what cannot be imported is refused in one line.
  */
-import { readFileSync } from 'fs';
+import { existsSync, readFileSync, writeFileSync } from 'fs';
+import { onnx } from 'onnx-proto';
 import { join } from 'path';
 import * as ort from 'onnxruntime-node';
 import { importModel } from '../src/api';
@@ -11,6 +12,8 @@ import { TrainingPlan } from '../src/plan';
 import { sgd } from '../src/optim/sgd';
 import { numel } from '../src/onnx/tensor';
 import { loadFixture, relError } from './helpers/torch-fixture';
+import { mnistSlice, rawImages, rawLabels, runCli, tempDir } from './helpers/cli';
+import { parseModel } from '../src/onnx/model';
 
 const FIXTURES = join(__dirname, 'fixtures', 'import');
 /** Relative error of logits, loss and gradients against PyTorch's float64 (float32 arithmetic here). */
@@ -35,7 +38,12 @@ function planOf(name: string): TrainingPlan {
   const network = importModel(join(FIXTURES, `${name}.onnx`));
   const { input, classes } = network.imported?.shape ?? { input: [1, 28, 28], classes: 10 };
   const signature = { channels: input[0], height: input[1], width: input[2], classes, ...normalisationOf(name) };
-  return new TrainingPlan({ network, signature, optimizer: sgd({ momentum: 0, weightDecay: 0 }), exposeGradients: true });
+  return new TrainingPlan({
+    network,
+    signature,
+    optimizer: sgd({ momentum: 0, weightDecay: 0 }),
+    exposeGradients: true,
+  });
 }
 
 /** The normalisation the fixture's images were given in PyTorch. */
@@ -71,5 +79,74 @@ describe.each(['residual', 'smallnet', 'folded'])('%s.onnx, imported', (name) =>
     const out = await session.run(feeds);
     await session.release();
     expect(relError(out.logits.data as Float32Array, fx.get('logits'))).toBeLessThan(REL_TOL);
+  });
+});
+
+describe('ingraph train --model FILE.onnx', () => {
+  const file = join(FIXTURES, 'residual.onnx');
+  const data = mnistSlice(640, 200);
+
+  it('trains a PyTorch export; its inference.onnx is a drop-in for the file, and eval scores it', () => {
+    const out = join(tempDir(), 'run');
+    const r = runCli(['train', '--model', file, '--data', data, '--max-steps', '6', '--out', out]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const [theirs, ours] = [parseModel(readFileSync(file)), parseModel(readFileSync(join(out, 'inference.onnx')))];
+    expect([ours.inputs, ours.outputs]).toEqual([theirs.inputs, theirs.outputs]);
+    for (const [name, t] of theirs.initializers)
+      expect([name, ours.initializers.get(name)?.shape]).toEqual([name, t.shape]);
+    const trained = ours.initializers.get('conv1.weight')?.data as Float32Array;
+    expect(trained).not.toEqual(theirs.initializers.get('conv1.weight')?.data); // trained, from the file's weights
+    const scored = runCli(['eval', '--model-file', join(out, 'inference.onnx'), '--data', data, '--json']);
+    const evaluation = JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8'));
+    expect([scored.code, JSON.parse(scored.stdout).correct]).toEqual([0, evaluation.correct]);
+    // A resume needs the file again, and continues from the checkpoint with it.
+    const again = runCli(['train', '--resume', out, '--data', data, '--max-steps', '8']);
+    expect([again.code, again.stderr]).toEqual([
+      2,
+      expect.stringMatching(/a model imported from a file: give it again/),
+    ]);
+    const resumed = runCli(['train', '--resume', out, '--model', file, '--data', data, '--max-steps', '8']);
+    expect([resumed.code, resumed.stderr]).toEqual([0, '']);
+  });
+
+  it('eval scores the PyTorch file itself given its normalisation, as onnxruntime does on normalised pixels', async () => {
+    const bare = runCli(['eval', '--model-file', file, '--data', data]);
+    expect([bare.code, bare.stderr]).toEqual([
+      2,
+      expect.stringMatching(/records no normalisation; give the mean and std/),
+    ]);
+    const r = runCli(['eval', '--model-file', file, '--data', data, '--mean', '0.1307', '--std', '0.3081', '--json']);
+    const images = rawImages(data);
+    const x = Float32Array.from(images, (v) => (v / 255 - 0.1307) / 0.3081);
+    const session = await ort.InferenceSession.create(file);
+    const logits = (await session.run({ input: new ort.Tensor('float32', x, [200, 1, 28, 28]) })).logits
+      .data as Float32Array;
+    await session.release();
+    const labels = rawLabels(data);
+    let correct = 0;
+    for (let i = 0; i < 200; i++) {
+      const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
+      if (row.indexOf(Math.max(...row)) === labels[i]) correct++;
+    }
+    expect([r.code, JSON.parse(r.stdout).correct]).toEqual([0, correct]);
+  });
+
+  it('refuses a node it cannot train in one line naming it, and writes nothing', () => {
+    const proto = onnx.ModelProto.decode(readFileSync(file));
+    const node = proto.graph?.node?.find((n) => n.opType === 'Relu') as onnx.INodeProto;
+    node.opType = 'HardSwish';
+    const odd = join(tempDir(), 'odd.onnx');
+    writeFileSync(odd, onnx.ModelProto.encode(proto).finish());
+    const out = join(tempDir(), 'run');
+    const r = runCli(['train', '--model', odd, '--data', data, '--out', out]);
+    expect([r.code, r.stderr.trim().split('\n')]).toEqual([
+      2,
+      [
+        expect.stringMatching(
+          /odd\.onnx: node ".*Relu.*" \(HardSwish\) is not an op ingraph can train; the supported ops are in docs\/import\.md$/,
+        ),
+      ],
+    ]);
+    expect(existsSync(out)).toBe(false);
   });
 });

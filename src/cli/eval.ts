@@ -7,7 +7,7 @@ import { writeFileAtomic, sha256 } from '../io/files';
 import { evaluationReport } from '../report';
 import { evaluationRecord, MISTAKES_SHOWN } from '../run/records';
 import { checkWritableFile } from './output';
-import { optionsHelp, parseCommand } from './options';
+import { normalisationFlags, optionsHelp, parseCommand } from './options';
 import { imageShape, MNIST_SIGNATURE } from '../signature';
 
 /** The flags of `ingraph eval`. */
@@ -63,14 +63,20 @@ export const EVAL_OPTIONS: readonly OptionSpec[] = [
     arg: 'FILE',
     doc: 'also write an HTML report: confusion heatmap, accuracy per class, the most confident\nmistakes',
   },
+  {
+    ...(optionNamed('mean') as OptionSpec),
+    doc: "a float-input model's per-channel mean on the [0, 1] pixel scale (default: what the model\nrecords; needed for models from elsewhere)",
+  },
+  { ...(optionNamed('std') as OptionSpec), doc: "a float-input model's per-channel std (with --mean)" },
   optionNamed('ep') as OptionSpec,
   { ...(optionNamed('threads') as OptionSpec), doc: "onnxruntime's intra-op threads (default: all cores)" },
 ];
 
 export const EVAL_HELP = `usage: ingraph eval --model-file FILE [flags]
 
-Runs an exported inference model on the MNIST test set and reports accuracy, per-class accuracy, the
-confusion matrix, images/s and the execution provider.
+Runs a classifier on the MNIST test set (or --data's) and reports accuracy, per-class accuracy, the confusion
+matrix, images/s and the execution provider. Any model with one image input [N,C,H,W] (uint8 as ingraph's
+exports take, or float32 normalised by --mean/--std, as a PyTorch export takes) and one [N,K] output.
 ${optionsHelp(EVAL_OPTIONS)}`;
 
 export async function evalCommand(argv: string[]): Promise<number> {
@@ -96,6 +102,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     batchSize: flags.value<number>('batch-size'),
     parsed,
     mistakes: reportFile ? MISTAKES_SHOWN : 0,
+    normalise: normalisationFlags(flags.given),
   });
   if (reportFile) {
     const page = await evaluationReport(evaluationRecord(result, data, file), evaluationFacts(result, bytes));

@@ -121,3 +121,18 @@ export function parseCommand(
   };
   return { values: parsed.values, positionals: parsed.positionals, given, value, required, help };
 }
+
+/** `--mean M[,M,M]` and `--std S[,S,S]`, given together; undefined without them. */
+export function normalisationFlags(given: Map<string, unknown>): { mean: number[]; std: number[] } | undefined {
+  const [mean, std] = (['mean', 'std'] as const).map((name) => {
+    const text = given.get(name) as string | undefined;
+    if (text === undefined) return undefined;
+    const values = text.split(',').map(Number);
+    if (text.trim() === '' || !values.every(Number.isFinite))
+      throw new UsageError(`--${name} ${text}: not numbers, e.g. 0.5 or 0.49,0.48,0.45`);
+    return values;
+  });
+  if ((mean === undefined) !== (std === undefined))
+    throw new UsageError(`--${mean ? 'mean' : 'std'}: needs --${mean ? 'std' : 'mean'} too`);
+  return mean && std ? { mean, std } : undefined;
+}

@@ -3,14 +3,15 @@ import { checkUnlocked } from '../io/lock';
 import { DataOptions, defaultMnistDir } from '../data/mnist';
 import { IngraphError, UsageError } from '../errors';
 import { cliMessage, exitCodeOf } from './errors';
-import { networkByName } from '../models';
+import { Network, networkByName } from '../models';
+import { importModel } from '../api';
 import { CONFIG_OPTIONS, defaultValue, EpChoice, OptionSpec, TRAIN_OPTIONS, TrainConfig } from '../options';
 import { deployedModel, PromotionPlan } from '../run/promote';
 import { trainConfig } from '../config';
 import { Reporter } from '../train/observers';
 import { RunOptions, train } from '../train/run';
 import { onlyWith, parse } from './args';
-import { givenOptions, nested, optionsHelp, parseArgsOptions } from './options';
+import { givenOptions, nested, normalisationFlags, optionsHelp, parseArgsOptions } from './options';
 import { checkWritableDir, checkWritableFile } from './output';
 
 export const TRAIN_HELP = `usage: ingraph train [flags]
@@ -30,10 +31,16 @@ function configOverrides(given: Map<string, unknown>): Partial<TrainConfig> {
   return nested(given, CONFIG_OPTIONS);
 }
 
-/** A new run's config: the schema's defaults and the flags given; the model checked against the built-in nets. */
-function newConfig(given: Map<string, unknown>): TrainConfig {
+/** A new run's config: the schema's defaults and the flags given; the model a built-in net or the imported one. */
+function newConfig(given: Map<string, unknown>, imported: Network | undefined): TrainConfig {
   const { model = defaultValue('model') as string, ...rest } = configOverrides(given);
-  return trainConfig(networkByName(model).name, rest);
+  return trainConfig(imported?.name ?? networkByName(model).name, rest);
+}
+
+/** `--model FILE.onnx`: the network imported from that file (a built-in name gives none). */
+function importedNetwork(given: Map<string, unknown>): Network | undefined {
+  const model = given.get('model') as string | undefined;
+  return model !== undefined && /\.onnx$/i.test(model) ? importModel(model) : undefined;
 }
 
 /** Refuses the run options (e.g. --out, --init) that mean nothing for a resumed run. */
@@ -122,21 +129,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** `--mean M[,M,M]` and `--std S[,S,S]`, given together; undefined without them. */
-function normalisation(given: Map<string, unknown>): { mean: number[]; std: number[] } | undefined {
-  const [mean, std] = (['mean', 'std'] as const).map((name) => {
-    const text = given.get(name) as string | undefined;
-    if (text === undefined) return undefined;
-    const values = text.split(',').map(Number);
-    if (text.trim() === '' || !values.every(Number.isFinite))
-      throw new UsageError(`--${name} ${text}: not numbers, e.g. 0.5 or 0.49,0.48,0.45`);
-    return values;
-  });
-  if ((mean === undefined) !== (std === undefined))
-    throw new UsageError(`--${mean ? 'mean' : 'std'}: needs --${mean ? 'std' : 'mean'} too`);
-  return mean && std ? { mean, std } : undefined;
-}
-
 /** An image folder's `--channels` and `--resize HxW`, a CSV file's `--image-shape C,H,W`. */
 function folderOptions(given: Map<string, unknown>): DataOptions {
   const channels = given.get('channels') as string | undefined;
@@ -170,7 +162,9 @@ function runOptions(values: Values): Omit<RunOptions, 'report'> {
   if (resumeDir !== undefined) checkResumable(given);
   const target = resumeDir ?? outFlag;
   if (target !== undefined) checkUnlocked(resolve(target));
-  const config = resumeDir === undefined ? newConfig(given) : undefined;
+  const network = importedNetwork(given);
+  const config = resumeDir === undefined ? newConfig(given, network) : undefined;
+  const { model, ...overrides } = configOverrides(given);
   const out = resolve(target ?? join('artifacts', `${config?.model}-${timestamp()}`));
   checkWritableDir('--out', out);
   const tensorboard = valueOf<string | null>(given, 'tensorboard');
@@ -179,10 +173,14 @@ function runOptions(values: Values): Omit<RunOptions, 'report'> {
     config,
     data: valueOf<string | null>(given, 'data') ?? defaultMnistDir(),
     folder: folderOptions(given),
-    normalise: normalisation(given),
+    normalise: normalisationFlags(given),
     out,
     init: valueOf<string | null>(given, 'init'),
-    resume: resumeDir === undefined ? null : { overrides: configOverrides(given) },
+    resume:
+      resumeDir === undefined
+        ? null
+        : { overrides: network ? overrides : { ...overrides, ...(model ? { model } : {}) } },
+    network,
     ep: valueOf<EpChoice>(given, 'ep'),
     threads: valueOf<number | null>(given, 'threads'),
     checkpointEvery: valueOf<number | null>(given, 'checkpointEvery'),

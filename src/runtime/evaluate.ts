@@ -1,7 +1,8 @@
 /** The evaluator: runs an exported inference model on test images (MNIST's by default) and scores it. */
 import * as ort from 'onnxruntime-node';
 import { Dataset, imageSize } from '../data/mnist';
-import { INPUTS, OUTPUTS } from '../onnx/signature';
+import { OUTPUTS } from '../onnx/signature';
+import { METADATA } from '../metadata';
 import { InterruptedError, UsageError } from '../errors';
 import { ParsedModel, parseModel } from '../onnx/model';
 import { EpChoice, openSession } from './session';
@@ -34,39 +35,85 @@ export interface Mistake {
   probability: number;
 }
 
+/** How a classifier is fed and read: its image input (uint8 as ingraph's, or normalised float32) and its logits. */
+export interface ClassifierInterface {
+  input: string;
+  dtype: 'uint8' | 'float32';
+  output: string;
+  classes: number;
+  /** The batch size the input fixes (an export without a dynamic batch axis), else null. */
+  batch: number | null;
+}
+
 /**
- * Refuses a model that does not take uint8 images [N,C,H,W] of `data`'s shape and give logits [N,K] for at least
- * its classes; returns K.
+ * How to run `m` on `data`: its one image input [N,C,H,W] of the data's shape (uint8, or float32 for a PyTorch-style
+ * model), and its logits (`logits`, else its one [N,K] output) for at least the data's classes.
  */
-export function checkInferenceSignature(
+export function classifierInterface(
   m: ParsedModel,
   where: string,
   data: Pick<Dataset, 'shape' | 'classes'>,
-): number {
-  const input = m.inputs.find((i) => i.name === INPUTS.images);
-  if (m.inputs.length !== 1 || !input) {
-    throw new UsageError(
-      `${where}: expected one input "images", found ${m.inputs.map((i) => `"${i.name}"`).join(', ') || 'none'}`,
-    );
+): ClassifierInterface {
+  if (m.inputs.length !== 1) {
+    const found = m.inputs.map((i) => `"${i.name}"`).join(', ') || 'none';
+    throw new UsageError(`${where}: expected one image input, found ${found}`);
   }
+  const [input] = m.inputs;
   const [, c, h, w] = input.shape;
   const [dc, dh, dw] = data.shape;
-  if (input.dtype !== 'uint8' || input.shape.length !== 4 || c !== dc || h !== dh || w !== dw) {
-    const expected = `uint8 [N,${data.shape.join(',')}]`;
-    throw new UsageError(`${where}: input "images" is ${input.dtype} [${input.shape}], expected ${expected}`);
+  const dtype = input.dtype === 'uint8' || input.dtype === 'float32' ? input.dtype : null;
+  if (!dtype || input.shape.length !== 4 || c !== dc || h !== dh || w !== dw) {
+    const expected = `uint8 or float32 [N,${data.shape.join(',')}]`;
+    throw new UsageError(`${where}: input "${input.name}" is ${input.dtype} [${input.shape}], expected ${expected}`);
   }
-  const logits = m.outputs.find((o) => o.name === OUTPUTS.logits);
+  const ranked = m.outputs.filter((o) => o.shape.length === 2);
+  const logits = m.outputs.find((o) => o.name === OUTPUTS.logits) ?? (ranked.length === 1 ? ranked[0] : undefined);
   const classes = logits?.shape[1];
   if (!logits || logits.shape.length !== 2 || typeof classes !== 'number' || classes < data.classes) {
-    throw new UsageError(`${where}: expected an output "logits" of shape [N,${data.classes}]`);
+    throw new UsageError(`${where}: expected an output "logits" (or one output) of shape [N,${data.classes}]`);
   }
-  return classes;
+  const batch = typeof input.shape[0] === 'number' && input.shape[0] > 0 ? input.shape[0] : null;
+  return { input: input.name, dtype, output: logits.name, classes, batch };
 }
 
-/** Images start..start+n of `data` as the `images` input. */
-function batchOf(data: Dataset, start: number, n: number): ort.Tensor {
+/**
+ * Images start..start+n of `data` as the model's input: uint8 as they are, or float32 normalised as torchvision's
+ * ToTensor and Normalize(mean, std) do.
+ */
+function batchOf(
+  data: Dataset,
+  start: number,
+  n: number,
+  normalise: { mean: readonly number[]; std: readonly number[] } | null,
+): ort.Tensor {
   const size = imageSize(data);
-  return new ort.Tensor('uint8', data.images.subarray(start * size, (start + n) * size), [n, ...data.shape]);
+  const pixels = data.images.subarray(start * size, (start + n) * size);
+  if (!normalise) return new ort.Tensor('uint8', pixels, [n, ...data.shape]);
+  const plane = data.shape[1] * data.shape[2];
+  const at = (v: readonly number[], c: number) => v[v.length === 1 ? 0 : c];
+  const x = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i++) {
+    const c = Math.floor(i / plane) % data.shape[0];
+    x[i] = (pixels[i] / 255 - at(normalise.mean, c)) / at(normalise.std, c);
+  }
+  return new ort.Tensor('float32', x, [n, ...data.shape]);
+}
+
+/**
+ * The normalisation of a float-input model's images: given, else what an ingraph-written model records; a model
+ * from elsewhere needs it given.
+ */
+function floatNormalisation(
+  m: ParsedModel,
+  where: string,
+  given: EvaluateOptions['normalise'],
+): { mean: readonly number[]; std: readonly number[] } {
+  if (given) return given;
+  const recorded = m.metadata[METADATA.signature] !== undefined || m.metadata[METADATA.version] !== undefined;
+  if (recorded) return signatureFromMetadata(m.metadata, where);
+  throw new UsageError(
+    `${where}: takes float32 images and records no normalisation; give the mean and std it was trained with`,
+  ).about('mean');
 }
 
 /** Images per run of an evaluation, unless told otherwise. */
@@ -83,6 +130,8 @@ export interface EvaluateOptions {
   parsed?: ParsedModel;
   /** Keep this many misclassified images, the most confident first (default 0). */
   mistakes?: number;
+  /** How to normalise the images of a float-input model (default: what the model records). */
+  normalise?: { mean: readonly number[]; std: readonly number[] };
 }
 
 /** The softmax probability of class `k` of the `classes` logits at `offset`. */
@@ -145,12 +194,14 @@ export async function evaluate(
   o: EvaluateOptions = {},
 ): Promise<EvalReport> {
   const parsed = o.parsed ?? parseModel(bytes, where);
-  const classes = checkInferenceSignature(parsed, where, data);
+  const io = classifierInterface(parsed, where, data);
+  const { classes } = io;
+  const normalise = io.dtype === 'float32' ? floatNormalisation(parsed, where, o.normalise) : null;
   const names = signatureFromMetadata(parsed.metadata, where).classNames;
-  const batchSize = o.batchSize ?? EVAL_BATCH_SIZE;
+  const batchSize = io.batch ?? o.batchSize ?? EVAL_BATCH_SIZE;
   const opened = await openSession(bytes, { ep: o.ep, threads: o.threads });
   const run = async (start: number, n: number) =>
-    (await opened.session.run({ [INPUTS.images]: batchOf(data, start, n) }, [OUTPUTS.logits]))[OUTPUTS.logits]
+    (await opened.session.run({ [io.input]: batchOf(data, start, n, normalise) }, [io.output]))[io.output]
       .data as Float32Array;
   const tally = new Tally(classes, !!o.mistakes);
   let seconds: number;

@@ -167,10 +167,23 @@ function horizonError(run: StartedRun, trainer: Trainer, recorded: number | null
   return new UsageError(`resume ${run.out}: ${steps}, ${fix}`).about('resume');
 }
 
+/** The run's network: the one given (an imported one must be the run's), else the built-in one its config names. */
+function runNetwork(run: StartedRun): Network {
+  const name = run.config.model;
+  if (run.network && run.resumed && run.network.name !== name)
+    throw new UsageError(`model ${run.network.name}: that run trains ${name}`).about('model');
+  if (run.network) return run.network;
+  if (/\.onnx$/i.test(name))
+    throw new UsageError(
+      `resume ${run.out}: the run trains ${name}, a model imported from a file: give it again (model)`,
+    ).about('resume');
+  return networkByName(name);
+}
+
 /** Trains as `options` say and writes the run's directory; see the module comment for what is written when. */
 export async function train(options: RunOptions): Promise<TrainResult> {
   const run = start(options);
-  const network = run.network ?? networkByName(run.config.model);
+  const network = runNetwork(run);
   const trainer = await openTrainer(run, network);
   let created: string[] = [];
   let lock: Lock;
