@@ -8,11 +8,12 @@ Writes test/fixtures/import/:
   dynamic batch; PyTorch writes x.view(n, -1) as Shape -> Gather -> Unsqueeze -> Concat -> Reshape);
 - smallnet.onnx: a 3x16x16, 4-class CNN of the ops small exports use: a depthwise conv, BatchNorm2d after a ReLU and
   BatchNorm1d after a Linear (kept as BatchNormalization nodes with their state_dict names), LeakyReLU, ReLU6 (Clip),
-  Sigmoid, Tanh, a ceil-mode MaxPool, AvgPool, Dropout (dropped by the eval export), torch.flatten;
+  Sigmoid, Tanh, a ceil-mode MaxPool, AvgPool, torch.flatten, a slice;
 - folded.onnx: Conv -> BatchNorm2d -> ReLU, which the eval export folds into the conv (initializers renamed);
-- <name>.json / .bin per model: images (uint8), labels, the normalisation, PyTorch's logits, and, where every
-  initializer is a state_dict entry, the cross-entropy loss and each parameter's gradient, in float64 from the
-  float32 weights with the model in eval mode (running statistics, no dropout): the function the file computes.
+- <name>.json / .bin per model: images (uint8), labels, the normalisation, PyTorch's logits in eval mode (running
+  statistics: what the file computes), and, where every initializer is a state_dict entry, the cross-entropy loss
+  and each parameter's gradient in training mode (BatchNorm on the batch's statistics) and the running statistics
+  after that step (momentum 0.1, unbiased variance), in float64 from the float32 weights.
 """
 import json
 import os
@@ -41,7 +42,6 @@ class SmallNet(nn.Module):
         self.avg = nn.AvgPool2d(2)
         self.fc1 = nn.Linear(12 * 2 * 2, 16)
         self.bn2 = nn.BatchNorm1d(16)
-        self.drop = nn.Dropout(0.25)
         self.fc2 = nn.Linear(16, 4)
 
     def forward(self, x):
@@ -50,7 +50,7 @@ class SmallNet(nn.Module):
         x = F.relu6(self.pw(x))
         x = self.avg(self.pool(x))
         x = torch.flatten(x, 1)
-        x = self.drop(torch.tanh(self.bn2(self.fc1(x))))
+        x = torch.tanh(self.bn2(self.fc1(x)))
         return self.fc2(x) * torch.sigmoid(x[:, :4])
 
 
@@ -89,8 +89,11 @@ def write(name, model, shape, classes, mean, std, gradients):
     m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
     model = model.double()
-    logits = model((images.double() / 255 - m) / s)
-    loss = F.cross_entropy(logits, labels)
+    x = (images.double() / 255 - m) / s
+    with torch.no_grad():
+        logits = model(x)
+    model.train()
+    loss = F.cross_entropy(model(x), labels)
     loss.backward()
     blobs = bytearray()
     index = {'batch': BATCH, 'mean': mean, 'std': std, 'loss1': loss.item(), 'tensors': {}}
@@ -101,6 +104,9 @@ def write(name, model, shape, classes, mean, std, gradients):
     if gradients:
         for k, p in model.named_parameters():
             put(f'grad1/{k}', p.grad)
+        for k, b in model.named_buffers():
+            if 'running' in k:
+                put(f'running1/{k}', b)
     with open(os.path.join(OUT, f'{name}.bin'), 'wb') as f:
         f.write(blobs)
     with open(os.path.join(OUT, f'{name}.json'), 'w') as f:

@@ -15,7 +15,7 @@ import { NodeAttr, ParsedModel, ParsedNode, StoredTensor, ValueSummary } from '.
 import { Dim, numel, Tensor } from '../onnx/tensor';
 import { ImageSignature } from '../signature';
 import { defineNetwork, Network } from './index';
-import { Forward, Module, ParamSpec, Params } from './module';
+import { BufferSpec, Forward, Module, ParamSpec, Params } from './module';
 
 /** Where the list of ops an import takes is documented, for messages. */
 export const SUPPORTED_OPS_DOC = 'docs/import.md';
@@ -30,6 +30,8 @@ export interface ImportedGraph {
   shape: { input: [number, number, number]; classes: number };
   params: ParamSpec[];
   weights: Params;
+  /** BatchNorm's running statistics, from the file: updated by training, used by evaluation and export. */
+  buffers: BufferSpec[];
   nodes: ParsedNode[];
   /** Every initializer, parameters included. */
   initializers: Map<string, StoredTensor>;
@@ -85,7 +87,9 @@ export function importGraph(m: ParsedModel, where: string): ImportedGraph {
   const params = parameterSpecs(m);
   const weights: Params = new Map(params.map((p) => [p.name, m.initializers.get(p.name)?.data as Float32Array]));
   const shape = { input: [c, h, w] as [number, number, number], classes: m.outputs[0].shape[1] };
-  return { where, input, output: m.outputs[0], shape, params, weights, nodes: m.nodes, initializers: m.initializers };
+  const buffers = bufferSpecs(m);
+  const { nodes, initializers } = m;
+  return { where, input, output: m.outputs[0], shape, params, weights, buffers, nodes, initializers };
 }
 
 /** The float32 initializers that feed data inputs of the nodes, in the file's order: the trainable parameters. */
@@ -100,6 +104,15 @@ function parameterSpecs(m: ParsedModel): ParamSpec[] {
     .map((t) => ({ name: t.name, shape: [...t.shape], fanIn: Math.max(1, numel(t.shape.slice(1))) }));
 }
 
+/** The running mean and variance of each BatchNormalization node, where the file holds them as initializers. */
+function bufferSpecs(m: ParsedModel): BufferSpec[] {
+  const names = m.nodes.filter((n) => n.op === 'BatchNormalization').flatMap((n) => n.inputs.slice(3, 5));
+  return [...new Set(names)].flatMap((name) => {
+    const t = m.initializers.get(name);
+    return t && t.dtype === 'float32' ? [{ name, shape: [...t.shape], initial: t.data as Float32Array }] : [];
+  });
+}
+
 /** The root module of an imported network: its forward replays the file's nodes. */
 export class ImportedModule extends Module {
   constructor(private readonly graph: ImportedGraph) {
@@ -107,9 +120,14 @@ export class ImportedModule extends Module {
     for (const p of graph.params) this.param(p.name, p.shape, p.fanIn);
   }
 
+  override buffers(): BufferSpec[] {
+    return this.graph.buffers;
+  }
+
   forward(f: Forward, x: Tensor): Tensor {
     const env = new Map<string, Value>([[this.graph.input.name, x]]);
-    const specs = new Map(this.parameters().map((p) => [p.name, p]));
+    const buffers = this.graph.buffers.map((b) => ({ name: b.name, shape: b.shape, fanIn: 1 }));
+    const specs = new Map([...this.parameters(), ...buffers].map((p) => [p.name, p]));
     const replay = new Replay(f, this.graph, env, specs);
     for (const node of this.graph.nodes) replay.run(node);
     return replay.tensor(this.graph.output.name, 'the output');
@@ -132,13 +150,23 @@ class Replay {
     return this.f.g;
   }
 
+  /** Whether this is a training forward (BatchNorm on batch statistics, its buffers updated). */
+  get training(): boolean {
+    return this.f.training;
+  }
+
+  /** Records the new value of buffer `name` (a training forward's). */
+  update(name: string, value: Tensor): void {
+    if (this.specs.has(name)) this.f.updates.set(name, value);
+  }
+
   run(node: ParsedNode): void {
     const inputs = node.inputs.map((name) => (name === '' ? null : this.value(name, node)));
     const c = new OpContext(this, node, inputs);
     const folded = inputs.every((v) => v === null || isKnown(v)) ? FOLDERS[node.op]?.(c) : undefined;
     let outputs: Value[];
     try {
-      outputs = folded ?? (IMPORTERS[node.op])(c);
+      outputs = folded ?? IMPORTERS[node.op](c);
     } catch (e) {
       if (e instanceof UsageError) throw e;
       throw new UsageError(
@@ -370,12 +398,9 @@ const IMPORTERS: Record<string, Importer> = {
     ),
   ),
   BatchNormalization: (c) => {
-    if (c.node.outputs.slice(1).some((o) => o !== '') || c.int('training_mode', 0) === 1)
-      c.refuse('training-mode BatchNormalization (running statistics updated) is not supported: export in eval mode');
-    const x = c.x(0);
-    const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) => perChannel(c.g, c.x(i), x));
-    const inverse = c.g.div(scale, c.g.sqrt(c.g.add(variance, c.g.scalar(c.float('epsilon', 1e-5)))));
-    return [c.g.add(c.g.mul(c.g.sub(x, mean), inverse), bias)];
+    if (c.node.outputs.slice(1).some((o) => o !== ''))
+      c.refuse("BatchNormalization's running statistics as outputs (a training-mode export) are not supported");
+    return [c.replay.training ? batchNormTraining(c) : batchNormInference(c)];
   },
   Flatten: unary((g, x, c) => g.flatten(x, positive(c.int('axis', 1), rankOf(x)))),
   Reshape: (c) => [reshape(c)],
@@ -421,6 +446,38 @@ const IMPORTERS: Record<string, Importer> = {
   Shape: (c) => [shapeOf(c)],
   Gather: (c) => c.refuse('Gather of a tensor (only of shapes, which are folded) is not supported'),
 };
+
+/** BatchNorm by its running statistics (evaluation, export): a per-channel affine map. */
+function batchNormInference(c: OpContext): Tensor {
+  const x = c.x(0);
+  const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) => perChannel(c.g, c.x(i), x));
+  const inverse = c.g.div(scale, c.g.sqrt(c.g.add(variance, c.g.scalar(c.float('epsilon', 1e-5)))));
+  return c.g.add(c.g.mul(c.g.sub(x, mean), inverse), bias);
+}
+
+/**
+ * BatchNorm in training, as PyTorch's: normalised by the batch's mean and biased variance over N (and H, W); the
+ * running statistics move towards the batch's mean and unbiased variance by ONNX's `momentum` (PyTorch's 1 - m).
+ */
+function batchNormTraining(c: OpContext): Tensor {
+  const { g } = c;
+  const x = c.x(0);
+  const axes = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
+  const mean = g.reduceMean(x, axes, true);
+  const centred = g.sub(x, mean);
+  const variance = g.reduceMean(g.mul(centred, centred), axes, true);
+  const [scale, bias] = [1, 2].map((i) => perChannel(g, c.x(i), x));
+  const eps = g.scalar(c.float('epsilon', 1e-5));
+  const y = g.add(g.mul(g.div(centred, g.sqrt(g.add(variance, eps))), scale), bias);
+  const m = c.float('momentum', 0.9);
+  const count = g.div(g.cast(g.size(x), 'float32'), g.scalar(x.shape[1] as number));
+  const unbiased = g.mul(variance, g.div(count, g.sub(count, g.scalar(1))));
+  const moved = (i: number, batch: Tensor) =>
+    g.add(g.mul(c.x(i), g.scalar(m)), g.mul(g.reshape(batch, [-1]), g.scalar(1 - m)));
+  c.replay.update(c.node.inputs[3], moved(3, mean));
+  c.replay.update(c.node.inputs[4], moved(4, unbiased));
+  return y;
+}
 
 /** Ops whose inputs are all known are computed at import: shapes and small constants. */
 const FOLDERS: Record<string, (c: OpContext) => Value[] | undefined> = {

@@ -109,7 +109,7 @@ export function preprocess(g: GraphBuilder, images: Tensor, signature: ImageSign
 /**
  * Logits of `net` for uint8 `images` of `signature`, parameters supplied by `bind`; a network must return [N,K].
  * With `float16`, the network runs on half-precision activations (its parameters must be float16 too) between
- * float32 preprocessing and float32 logits.
+ * float32 preprocessing and float32 logits. A training forward puts its buffers' new values in `updates`.
  */
 export function logitsOf(
   g: GraphBuilder,
@@ -119,9 +119,10 @@ export function logitsOf(
   signature: ImageSignature,
   training = false,
   float16 = false,
+  updates?: Map<string, Tensor>,
 ): Tensor {
   const x = preprocess(g, images, signature);
-  const out = net.forward(new Forward(g, bind, training), float16 ? g.cast(x, 'float16') : x);
+  const out = net.forward(new Forward(g, bind, training, updates), float16 ? g.cast(x, 'float16') : x);
   const logits = float16 ? g.cast(out, 'float32') : out;
   const classes = signature.classes;
   if (logits.shape.length !== 2 || logits.shape[1] !== classes) {

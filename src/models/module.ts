@@ -19,13 +19,28 @@ export interface ParamSpec {
 /** Parameter values by state_dict name. */
 export type Params = Map<string, Float32Array>;
 
+/**
+ * A tensor a module keeps beside its parameters, which training updates by a rule of its own rather than by
+ * gradient: BatchNorm's running mean and variance. Its state_dict name, shape and starting value.
+ */
+export interface BufferSpec {
+  name: string;
+  shape: number[];
+  initial: Float32Array;
+}
+
 /** What a module's forward sees: the builder, and the tensor standing for each parameter. */
 export class Forward {
   constructor(
     readonly g: GraphBuilder,
     private readonly bind: (spec: ParamSpec) => Tensor,
-    /** Training graphs keep AveragePool's own padding, whose gradient rule is simpler. */
+    /**
+     * Training graphs keep AveragePool's own padding, whose gradient rule is simpler, and normalise BatchNorm by the
+     * batch's statistics.
+     */
     readonly training = false,
+    /** Where a training forward puts the new value of each buffer it updates (by buffer name). */
+    readonly updates = new Map<string, Tensor>(),
   ) {}
 
   param(spec: ParamSpec): Tensor {
@@ -85,6 +100,11 @@ export abstract class Module {
   /** Parameters in registration order, named like PyTorch's state_dict keys once the root is bound. */
   parameters(): ParamSpec[] {
     return [...this.ownParams, ...this.children.flatMap(([, m]) => m.parameters())];
+  }
+
+  /** Buffers (BatchNorm's running statistics), which a training step updates beside the parameters; none here. */
+  buffers(): BufferSpec[] {
+    return this.children.flatMap(([, m]) => m.buffers());
   }
 
   /** Fixes the full names of this module's parameters; called once on the root. */

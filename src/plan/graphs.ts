@@ -6,7 +6,7 @@
 import { appendGradients, GradientOptions } from '../autodiff/gradients';
 import { imagesInput, logitsOf } from '../models';
 import { crossEntropy } from '../models/loss';
-import { countParams, Forward, Module, ParamSpec, Params } from '../models/module';
+import { BufferSpec, countParams, Forward, Module, ParamSpec, Params } from '../models/module';
 import type { ImportedGraph } from '../models/imported';
 import { GraphBuilder } from '../onnx/builder';
 import { toHalf } from '../onnx/half';
@@ -53,12 +53,14 @@ export interface TrainingModelOptions {
   gradients?: GradientOptions;
 }
 
-/** What training graphs take: parameters, the trainable ones, and the optimizer's state. */
+/** What training graphs take: parameters, the trainable ones, the optimizer's state and the module's buffers. */
 export interface TrainingSpecs {
   specs: ParamSpec[];
   trainable: StateSpec[];
   globalSpecs: StateSpec[];
+  /** The optimizer's state, then the module's buffers (updated by the forward pass, not by the optimizer). */
   stateSpecs: StateSpec[];
+  buffers: StateSpec[];
 }
 
 /** The specs, with the graph inputs of the parameters and of the optimizer state. */
@@ -72,12 +74,14 @@ export function trainingSpecs(
   specs: ParamSpec[],
   optimizer: Optimizer,
   isFrozen: (name: string) => boolean,
+  buffers: readonly BufferSpec[] = [],
 ): TrainingSpecs {
   const trainable = specs.filter((s) => !isFrozen(s.name));
   if (trainable.length === 0) throw new RangeError('training: every parameter is frozen; nothing to train');
   const globalSpecs = optimizer.globalState();
-  const stateSpecs = [...globalSpecs, ...trainable.flatMap((s) => optimizer.paramState(s.name, s.shape))];
-  return { specs, trainable, globalSpecs, stateSpecs };
+  const own = buffers.map((b) => ({ name: b.name, shape: b.shape }));
+  const stateSpecs = [...globalSpecs, ...trainable.flatMap((s) => optimizer.paramState(s.name, s.shape)), ...own];
+  return { specs, trainable, globalSpecs, stateSpecs, buffers: own };
 }
 
 /** What every training graph form is emitted from: a plan's network, optimizer, specs and options, built once. */
@@ -94,11 +98,12 @@ export interface PlanParts {
 /** What the eval and inference models are emitted from: the network's name and module, and an imported one's file. */
 export type ForwardParts = Pick<PlanParts, 'name' | 'module' | 'signature'> & { imported?: ImportedGraph };
 
-/** A step's loss and correct count, and the gradient of each trainable parameter by name. */
+/** A step's loss and correct count, the gradient of each trainable parameter, and the buffers' new values. */
 interface LossAndGradients {
   loss: Tensor;
   correct: Tensor;
   grads: Map<string, Tensor>;
+  buffers: Map<string, Tensor>;
 }
 
 /** The batch's mean loss and correct count, and the gradients of the loss (times `scale`, when given) for `trainable`. */
@@ -111,11 +116,13 @@ function lossAndGradients(
   scale?: Tensor,
 ): LossAndGradients {
   const tensorOf = (name: string) => params.get(name) as Tensor;
-  const logits = logitsOf(g, p.module, batch.images, (s) => tensorOf(s.name), p.signature, true);
+  const buffers = new Map<string, Tensor>();
+  const logits = logitsOf(g, p.module, batch.images, (s) => tensorOf(s.name), p.signature, true, false, buffers);
   const { loss, correct } = crossEntropy(g, logits, batch.labels, p.options.labelSmoothing ?? 0);
   const wrt = trainable.map((s) => tensorOf(s.name));
   const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, wrt, p.options.gradients);
-  return { loss, correct, grads: new Map(trainable.map((s) => [s.name, grads.get(tensorOf(s.name).name) as Tensor])) };
+  const byName = new Map(trainable.map((s) => [s.name, grads.get(tensorOf(s.name).name) as Tensor]));
+  return { loss, correct, grads: byName, buffers };
 }
 
 /** The optimizer's updated tensors by input name (global state, then each parameter and its state), and params_sq_sum. */
@@ -250,6 +257,15 @@ export interface ShardedTrainingGraphs {
   shards: number;
 }
 
+/**
+ * Networks with buffers (BatchNorm's running statistics) train in one session of the per-tensor step: shards would
+ * each see part of the batch, and BatchNorm's statistics would be theirs, not the batch's.
+ */
+function onePerTensorStep(p: PlanParts, form: string): void {
+  if (p.specs.buffers.length)
+    throw new RangeError(`${form}: the ${p.name} net has BatchNorm statistics; it trains with the per-tensor step`);
+}
+
 /** The graph inputs of a batch: uint8 images [N,C,H,W] and int64 labels [N]. */
 function batchInputs(g: GraphBuilder, signature: ImageSignature): { images: Tensor; labels: Tensor } {
   return { images: imagesInput(g, signature), labels: g.input(INPUTS.labels, 'int64', ['N']) };
@@ -257,6 +273,7 @@ function batchInputs(g: GraphBuilder, signature: ImageSignature): { images: Tens
 
 /** The gradient and update graphs of data-parallel training over `shards` workers (see ShardedTrainingGraphs). */
 export function shardedGraphs(p: PlanParts, shards: number): ShardedTrainingGraphs {
+  onePerTensorStep(p, 'data-parallel training');
   const { flat, flatSpecs, flatStates } = flatUpdate(p.specs, p.optimizer);
   const u = new GraphBuilder();
   const lr = u.input(INPUTS.lr, 'float32', []);
@@ -296,8 +313,14 @@ export function stepGraph(p: PlanParts): TrainingGraph {
   const batch = batchInputs(g, p.signature);
   const lr = g.input(INPUTS.lr, 'float32', []);
   const inputs = { ...p.specs, params: floatInputs(g, p.specs.specs), states: floatInputs(g, p.specs.stateSpecs) };
-  const step = lossAndGradients(g, p, batch, inputs.params, p.specs.trainable);
+  const bound = new Map([
+    ...inputs.params,
+    ...p.specs.buffers.map((b) => [b.name, inputs.states.get(b.name)] as const),
+  ]);
+  const step = lossAndGradients(g, p, batch, bound as Map<string, Tensor>, p.specs.trainable);
   const update = appendUpdate(g, p.optimizer, lr, inputs, step.grads);
+  for (const b of p.specs.buffers)
+    update.updated.set(b.name, step.buffers.get(b.name) ?? (inputs.states.get(b.name) as Tensor));
   outputStep(g, step, update);
   if (p.options.exposeGradients) for (const [name, t] of step.grads) g.output(t, gradient(name));
   const bytes = encodeModel(g, {
@@ -316,6 +339,7 @@ export function stepGraph(p: PlanParts): TrainingGraph {
  * and fewer nodes than the per-tensor step (residual net, SGD: 225 against 312), with the same arithmetic.
  */
 export function flatGraph(p: PlanParts): FlatTrainingGraph {
+  onePerTensorStep(p, 'the flat step');
   const g = new GraphBuilder();
   const { flat, flatSpecs, flatStates } = flatUpdate(p.specs, p.optimizer);
   const batch = batchInputs(g, p.signature);
@@ -381,6 +405,7 @@ function flatStep(
  * flat step.
  */
 export function loopGraph(p: PlanParts): LoopTrainingGraph {
+  onePerTensorStep(p, 'the Loop of steps');
   const g = new GraphBuilder();
   const { flat, flatSpecs, flatStates } = flatUpdate(p.specs, p.optimizer);
   const images = g.input(INPUTS.images, 'uint8', ['S', ...imageDims(p.signature, 'N')]);
@@ -413,7 +438,7 @@ export function loopGraph(p: PlanParts): LoopTrainingGraph {
 export function evalGraph(f: ForwardParts): Uint8Array {
   const g = new GraphBuilder();
   const { images, labels } = batchInputs(g, f.signature);
-  const params = floatInputs(g, f.module.parameters());
+  const params = floatInputs(g, [...f.module.parameters(), ...f.module.buffers()]);
   const logits = logitsOf(g, f.module, images, (s) => params.get(s.name) as Tensor, f.signature);
   outputLoss(g, crossEntropy(g, logits, labels));
   g.output(logits, OUTPUTS.logits);
@@ -441,7 +466,7 @@ export function inferenceGraph(
   const images = imagesInput(g, f.signature);
   const half = precision === 'float16';
   const weights = new Map<string, Tensor>();
-  for (const s of f.module.parameters()) {
+  for (const s of [...f.module.parameters(), ...f.module.buffers()]) {
     const data = params.get(s.name);
     if (!data) throw new RangeError(`inference model: parameter "${s.name}" is missing`);
     const w = half
@@ -479,7 +504,7 @@ function importedInferenceGraph(
   const g = new GraphBuilder();
   const x = g.input(file.input.name, 'float32', file.input.shape);
   const weights = new Map<string, Tensor>();
-  for (const s of f.module.parameters()) {
+  for (const s of [...f.module.parameters(), ...f.module.buffers()]) {
     const data = params.get(s.name);
     if (!data) throw new RangeError(`inference model: parameter "${s.name}" is missing`);
     weights.set(s.name, g.initializer(s.name, 'float32', s.shape, data));

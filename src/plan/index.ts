@@ -7,7 +7,7 @@
  */
 import { OptionError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
-import { initParams, Module, ParamSpec, Params } from '../models/module';
+import { BufferSpec, initParams, Module, ParamSpec, Params } from '../models/module';
 import { OPSET } from '../onnx/model';
 import { ImageSignature, MNIST_SIGNATURE } from '../signature';
 import { optimizerFor, OptimizerConfig } from '../optim';
@@ -66,6 +66,16 @@ export class ForwardPlan {
     return own ? new Map([...own].map(([name, w]) => [name, Float32Array.from(w)])) : initParams(this.params, seed);
   }
 
+  /** The module's buffers (BatchNorm's running statistics), which training updates beside the parameters. */
+  get buffers(): BufferSpec[] {
+    return this.module.buffers();
+  }
+
+  /** The buffers' starting values (an imported network's: the file's). */
+  initialBuffers(): Params {
+    return new Map(this.buffers.map((b) => [b.name, Float32Array.from(b.initial)]));
+  }
+
   /** The forward pass and loss with parameters as inputs. */
   eval(): Uint8Array {
     return evalGraph(this.forwardParts());
@@ -98,7 +108,7 @@ export class TrainingPlan extends ForwardPlan {
     );
     const isFrozen = (name: string) => byPrefix(name) || (o.isFrozen?.(name) ?? false);
     const options = { exposeGradients: o.exposeGradients, labelSmoothing: o.labelSmoothing, gradients: o.gradients };
-    const specs = trainingSpecs(params, this.optimizer, isFrozen);
+    const specs = trainingSpecs(params, this.optimizer, isFrozen, this.module.buffers());
     const { name } = this.network;
     this.parts = { name, module: this.module, signature: this.signature, optimizer: this.optimizer, specs, options };
   }

@@ -9,7 +9,7 @@ import { readOnnxFile } from '../io/params-io';
 import { ParamSpec, Params } from '../models/module';
 import { GraphBuilder } from '../onnx/builder';
 import { encodeModel, ParsedModel } from '../onnx/model';
-import { OPTIM_PREFIX, StateSpec } from '../optim/optimizer';
+import { StateSpec } from '../optim/optimizer';
 import { UsageError } from '../errors';
 import { ImageSignature, signatureFromMetadata, signatureMetadata } from '../signature';
 import { trainConfig } from '../config';
@@ -136,8 +136,9 @@ export function encodeCheckpoint(
   c: Checkpoint,
 ): Uint8Array {
   const g = new GraphBuilder();
+  const stateNames = new Set(stateSpecs.map((s) => s.name));
   const tensors = [...specs, ...stateSpecs].map((s) => {
-    const data = (s.name.startsWith(OPTIM_PREFIX) ? c.states : c.params).get(s.name);
+    const data = (stateNames.has(s.name) ? c.states : c.params).get(s.name);
     if (!data) throw new Error(`checkpoint: "${s.name}" has no value`);
     g.initializer(s.name, 'float32', s.shape, data);
     return { name: s.name, shape: s.shape, data };

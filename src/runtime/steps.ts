@@ -30,8 +30,9 @@ export function gradientsFor(ep: EpChoice): GradientOptions {
 
 /**
  * Opens the training steps of `plan`: on the CPU with more than one core, `threads` (default all) workers running
- * the gradient graph of `plan.sharded(threads)` on a share of each batch each; otherwise one session of the
- * per-tensor step, or of the flat one with `o.flat`.
+ * the gradient graph of `plan.sharded(threads)` on a share of each batch each; otherwise, and for networks with
+ * BatchNorm statistics, one session of the per-tensor step (its intra-op threads `threads`), or of the flat one with
+ * `o.flat`.
  */
 export async function openTrainingSteps(
   plan: TrainingPlan,
@@ -41,8 +42,11 @@ export async function openTrainingSteps(
 ): Promise<StepRunner> {
   const cores = o.threads ?? availableParallelism();
   const cpu = choosesCpu(o.ep ?? 'auto');
-  if (cores > 1 && cpu) {
+  // BatchNorm's statistics are the whole batch's only in one session (see plan/graphs.ts, onePerTensorStep).
+  const batchNorm = plan.buffers.length > 0;
+  if (cores > 1 && cpu && !batchNorm) {
     return ParallelTrainingStep.open(plan.step(), plan.sharded(cores), params, states, o.maxBatch, cpu.note);
   }
-  return TrainingStep.open(o.flat ? plan.flat() : plan.step(), params, states, { ep: o.ep, threads: o.threads });
+  const graph = o.flat && !batchNorm ? plan.flat() : plan.step();
+  return TrainingStep.open(graph, params, states, { ep: o.ep, threads: o.threads });
 }

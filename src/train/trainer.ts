@@ -245,9 +245,7 @@ export class Trainer {
       : initialParams(plan, options.init, config.seed);
     const states = checkpoint
       ? paramsFromModel(checkpoint, plan.states, where)
-      : config.ema === null
-        ? new Map<string, Float32Array>()
-        : emaStart(params, plan.trainable);
+      : new Map([...(config.ema === null ? [] : emaStart(params, plan.trainable)), ...plan.initialBuffers()]);
     const steps = { ep: options.ep, threads: options.threads, maxBatch: config.batchSize, flat: options.flatStep };
     const session = await openTrainingSteps(plan, params, states, steps);
     const data = { train: options.train, test: options.test, ep: options.ep, threads: options.threads };
@@ -496,11 +494,15 @@ export class Trainer {
     });
   }
 
-  /** The weights a run evaluates and exports: the current ones, or their moving average under `config.ema`. */
+  /**
+   * The weights a run evaluates and exports: the current ones, or their moving average under `config.ema`; with the
+   * current buffers (BatchNorm's running statistics).
+   */
   modelParams(): Params {
-    return this.config.ema === null
-      ? this.params()
-      : averagedParams(this.params(), this.states(), this.graph.trainable);
+    const params =
+      this.config.ema === null ? this.params() : averagedParams(this.params(), this.states(), this.graph.trainable);
+    const states = this.plan.buffers.length ? this.states() : new Map<string, Float32Array>();
+    return new Map([...params, ...this.plan.buffers.map((b) => [b.name, states.get(b.name) as Float32Array] as const)]);
   }
 
   /** The inference model of `modelParams()` (uint8 images in; logits, probabilities and label out). */
