@@ -9,6 +9,10 @@ import { join } from 'path';
 import * as ort from 'onnxruntime-node';
 import { importModel } from '../src/api';
 import { TrainingPlan } from '../src/plan';
+import { importGraph, ImportedModule, RANDOM_STATE } from '../src/models/imported';
+import { Forward } from '../src/models/module';
+import { GraphBuilder } from '../src/onnx/builder';
+import { runGraph } from './helpers/graph-check';
 import { sgd } from '../src/optim/sgd';
 import { numel } from '../src/onnx/tensor';
 import { loadFixture, relError } from './helpers/torch-fixture';
@@ -30,14 +34,15 @@ function stepFeeds(name: string, plan: TrainingPlan): Record<string, ort.Tensor>
   };
   for (const [k, v] of plan.initialParams(0))
     feeds[k] = new ort.Tensor('float32', v, [...(plan.params.find((p) => p.name === k)?.shape ?? [])]);
-  const buffers = plan.initialBuffers();
+  const buffers = plan.initialBuffers(0);
   for (const s of plan.states)
     feeds[s.name] = new ort.Tensor('float32', buffers.get(s.name) ?? new Float32Array(numel(s.shape)), s.shape);
   return feeds;
 }
 
-function planOf(name: string): TrainingPlan {
-  const network = importModel(join(FIXTURES, `${name}.onnx`));
+/** The plan of fixture `name`'s model (or of `file`.onnx, another export of the same weights). */
+function planOf(name: string, file = name): TrainingPlan {
+  const network = importModel(join(FIXTURES, `${file}.onnx`));
   const { input, classes } = network.imported?.shape ?? { input: [1, 28, 28], classes: 10 };
   const signature = { channels: input[0], height: input[1], width: input[2], classes, ...normalisationOf(name) };
   return new TrainingPlan({
@@ -56,10 +61,14 @@ function normalisationOf(name: string): { mean: number[]; std: number[] } {
   return { mean: index.mean, std: index.std };
 }
 
-describe.each(['residual', 'smallnet'])('%s.onnx, imported', (name) => {
+describe.each([
+  ['residual', 'residual'],
+  ['smallnet', 'smallnet'],
+  ['smallnet', 'smallnet_train'],
+])('%s (%s.onnx), imported', (name, file) => {
   it('gives PyTorch’s training loss, every gradient and the running statistics after a step, from the same weights', async () => {
     const fx = loadFixture(join(FIXTURES, name));
-    const plan = planOf(name);
+    const plan = planOf(name, file);
     expect(plan.params.map((p) => p.name).sort()).toEqual(fx.keys('grad1/').sort());
     const session = await ort.InferenceSession.create(plan.step().bytes, { intraOpNumThreads: 1 });
     const out = await session.run(stepFeeds(name, plan));
@@ -195,5 +204,42 @@ describe('ingraph train --model FILE.onnx', () => {
       ],
     ]);
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('Dropout (dropnet.onnx: flatten, Dropout(0.3), a training-mode export)', () => {
+  const graph = importGraph(parseModel(readFileSync(join(FIXTURES, 'dropnet.onnx'))), 'dropnet.onnx');
+
+  /** The imported forward's output for ones [4, 1, 10, 10], and its random state after, from random state `state`. */
+  async function dropped(state: number[], training = true): Promise<{ y: Float32Array; next: Float32Array }> {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', ['N', 1, 10, 10]);
+    const random = g.input(RANDOM_STATE, 'float32', [3]);
+    const f = new Forward(g, () => random, training);
+    g.output(new ImportedModule(graph).forward(f, x), 'y');
+    g.output(f.updates.get(RANDOM_STATE) ?? g.add(random, g.scalar(0)), 'next');
+    const feeds = {
+      x: new ort.Tensor('float32', new Float32Array(400).fill(1), [4, 1, 10, 10]),
+      [RANDOM_STATE]: new ort.Tensor('float32', Float32Array.from(state), [3]),
+    };
+    const out = await runGraph(g, feeds);
+    return { y: out.y.data as Float32Array, next: out.next.data as Float32Array };
+  }
+
+  it('drops about 30% in training, scales the rest by 1/0.7, and advances its step; passes through in evaluation', async () => {
+    const { y, next } = await dropped([0, 7, 0]);
+    const zeros = y.filter((v) => v === 0).length;
+    expect(y.every((v) => v === 0 || Math.abs(v - 1 / 0.7) < 1e-6)).toBe(true);
+    expect(Math.abs(zeros / 400 - 0.3)).toBeLessThan(3 * Math.sqrt((0.3 * 0.7) / 400)); // within 3 sigma
+    expect(Array.from(next)).toEqual([0, 7, 1]);
+    expect(Array.from((await dropped([0, 7, 0], false)).y)).toEqual(new Array<number>(400).fill(1));
+  });
+
+  it('draws the same mask from the same seed and step, another from another step or seed', async () => {
+    const mask = async (state: number[]) => Array.from((await dropped(state)).y, (v) => (v === 0 ? 0 : 1)).join('');
+    const first = await mask([0, 7, 0]);
+    expect(await mask([0, 7, 0])).toBe(first);
+    expect(await mask([0, 7, 1])).not.toBe(first);
+    expect(await mask([1, 7, 0])).not.toBe(first);
   });
 });

@@ -10,16 +10,23 @@ Writes test/fixtures/import/:
   BatchNorm1d after a Linear (kept as BatchNormalization nodes with their state_dict names), LeakyReLU, ReLU6 (Clip),
   Sigmoid, Tanh, a ceil-mode MaxPool, AvgPool, torch.flatten, a slice;
 - folded.onnx: Conv -> BatchNorm2d -> ReLU, which the eval export folds into the conv (initializers renamed);
+- smallnet_train.onnx: smallnet's weights in a training-mode export (`training=TrainingMode.TRAINING,
+  do_constant_folding=False`, what onnxruntime's training artifacts required): BatchNormalization with its five
+  outputs, Clip's bounds cast at run time;
+- dropnet.onnx: flatten -> Dropout(0.3), a training-mode export (Dropout with its ratio and mask);
 - <name>.json / .bin per model: images (uint8), labels, the normalisation, PyTorch's logits in eval mode (running
   statistics: what the file computes), and, where every initializer is a state_dict entry, the cross-entropy loss
   and each parameter's gradient in training mode (BatchNorm on the batch's statistics) and the running statistics
   after that step (momentum 0.1, unbiased variance), in float64 from the float32 weights.
 """
+import copy
 import json
 import os
 import sys
 
+import onnx
 import torch
+from onnx import numpy_helper
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -77,9 +84,35 @@ def randomise_batchnorm(model, gen):
                 m.bias.uniform_(-0.3, 0.3, generator=gen)
 
 
+class DropNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        return self.drop(torch.flatten(x, 1))
+
+
+def export_training_mode(name, model, shape):
+    """Exports in training mode; the trace moves BN's running statistics, so the file gets the model's own back."""
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    path = os.path.join(OUT, f'{name}.onnx')
+    torch.onnx.export(model, torch.zeros(2, *shape), path, input_names=['input'],
+                      output_names=['logits'], dynamic_axes={'input': {0: 'N'}, 'logits': {0: 'N'}}, opset_version=13,
+                      training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
+    m = onnx.load(path)
+    for t in m.graph.initializer:
+        if t.name in buffers:
+            t.CopyFrom(numpy_helper.from_array(buffers[t.name].numpy(), t.name))
+    onnx.save(m, path)
+
+
 def write(name, model, shape, classes, mean, std, gradients):
     gen = torch.Generator().manual_seed(7)
     randomise_batchnorm(model, gen)
+    if name == 'smallnet':
+        export_training_mode('smallnet_train', copy.deepcopy(model), shape)
     model.eval()
     path = os.path.join(OUT, f'{name}.onnx')
     torch.onnx.export(model, torch.zeros(1, *shape), path, input_names=['input'], output_names=['logits'],
@@ -120,6 +153,7 @@ def main():
     write('residual', ResidualNet(), (1, 28, 28), 10, [0.1307], [0.3081], True)
     write('smallnet', SmallNet(), (3, 16, 16), 4, [0.5, 0.45, 0.4], [0.25, 0.25, 0.3], True)
     write('folded', FoldedNet(), (1, 28, 28), 10, [0.1307], [0.3081], False)
+    export_training_mode('dropnet', DropNet(), (1, 10, 10))
 
 
 if __name__ == '__main__':

@@ -462,6 +462,7 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
   MaxUnpool: nd('only emitted by gradients; its own gradient is not implemented'),
   SpaceToDepth: nd('only emitted by gradients; its own gradient is not implemented'),
   Range: nd('an index sequence'),
+  Mod: nd('integer arithmetic'),
   Loop: nd('a Loop runs whole training steps; its body is differentiated when it is built'),
   Gather: nd('only emitted by gradients; its own gradient is not implemented'),
 };

@@ -35,7 +35,12 @@ export interface ImportedGraph {
   nodes: ParsedNode[];
   /** Every initializer, parameters included. */
   initializers: Map<string, StoredTensor>;
+  /** The names some node or the graph's output reads: an output outside it (a Dropout mask) is not needed. */
+  consumed: Set<string>;
 }
+
+/** The name of the random state a network with Dropout trains with (see BufferSpec.random). */
+export const RANDOM_STATE = 'ingraph.random';
 
 /** A value known at import time: a small int64 or float32 tensor; an int entry may be a symbolic dimension. */
 interface Known {
@@ -89,7 +94,8 @@ export function importGraph(m: ParsedModel, where: string): ImportedGraph {
   const shape = { input: [c, h, w] as [number, number, number], classes: m.outputs[0].shape[1] };
   const buffers = bufferSpecs(m);
   const { nodes, initializers } = m;
-  return { where, input, output: m.outputs[0], shape, params, weights, buffers, nodes, initializers };
+  const consumed = new Set([...nodes.flatMap((n) => n.inputs), m.outputs[0].name]);
+  return { where, input, output: m.outputs[0], shape, params, weights, buffers, nodes, initializers, consumed };
 }
 
 /** The float32 initializers that feed data inputs of the nodes, in the file's order: the trainable parameters. */
@@ -107,10 +113,13 @@ function parameterSpecs(m: ParsedModel): ParamSpec[] {
 /** The running mean and variance of each BatchNormalization node, where the file holds them as initializers. */
 function bufferSpecs(m: ParsedModel): BufferSpec[] {
   const names = m.nodes.filter((n) => n.op === 'BatchNormalization').flatMap((n) => n.inputs.slice(3, 5));
-  return [...new Set(names)].flatMap((name) => {
+  const statistics = [...new Set(names)].flatMap((name) => {
     const t = m.initializers.get(name);
     return t && t.dtype === 'float32' ? [{ name, shape: [...t.shape], initial: t.data as Float32Array }] : [];
   });
+  const dropout = m.nodes.some((n) => n.op === 'Dropout');
+  const random = { name: RANDOM_STATE, shape: [3], initial: new Float32Array(3), random: true };
+  return dropout ? [...statistics, random] : statistics;
 }
 
 /** The root module of an imported network: its forward replays the file's nodes. */
@@ -155,9 +164,24 @@ class Replay {
     return this.f.training;
   }
 
+  /** Whether a node or the graph's output reads the value `name`. */
+  reads(name: string | undefined): boolean {
+    return !!name && this.graph.consumed.has(name);
+  }
+
+  /** The tensor of buffer `name` (a training forward reads the random state). */
+  buffer(name: string): Tensor {
+    return this.f.param(this.specs.get(name) as ParamSpec);
+  }
+
   /** Records the new value of buffer `name` (a training forward's). */
   update(name: string, value: Tensor): void {
     if (this.specs.has(name)) this.f.updates.set(name, value);
+  }
+
+  /** The node's position in the file, which makes each Dropout's mask its own. */
+  nodeIndex(node: ParsedNode): number {
+    return this.graph.nodes.indexOf(node);
   }
 
   run(node: ParsedNode): void {
@@ -214,9 +238,10 @@ class Replay {
 }
 
 function knownOf(t: StoredTensor, where: string): Known {
-  if (t.dtype !== 'float32' && t.dtype !== 'int64') throw new UsageError(`${where}: tensor "${t.name}" is ${t.dtype}`);
-  const data = t.data instanceof BigInt64Array ? Array.from(t.data, Number) : Array.from(t.data as Float32Array);
-  return { data, shape: [...t.shape], dtype: t.dtype };
+  if (t.dtype !== 'float32' && t.dtype !== 'int64' && t.dtype !== 'bool')
+    throw new UsageError(`${where}: tensor "${t.name}" is ${t.dtype}`);
+  const data = t.data instanceof BigInt64Array ? Array.from(t.data, Number) : Array.from(t.data as ArrayLike<number>);
+  return { data, shape: [...t.shape], dtype: t.dtype === 'float32' ? 'float32' : 'int64' };
 }
 
 /** What an op's emitter sees: its node, attributes, and inputs as tensors or known values. */
@@ -334,8 +359,11 @@ const binary =
 /** How each op is emitted on graph tensors. */
 const IMPORTERS: Record<string, Importer> = {
   Identity: (c) => [c.x(0)],
-  // Eval semantics: Dropout passes its input through (its mask output is not supported).
-  Dropout: (c) => (c.node.outputs[1] ? c.refuse("Dropout's mask output is not supported") : [c.x(0)]),
+  Dropout: (c) => {
+    if (c.replay.reads(c.node.outputs[1])) c.refuse("Dropout's mask output, read by another node, is not supported");
+    const ratio = c.has(1) ? c.numbers(1)[0] : c.float('ratio', 0.5);
+    return [c.replay.training && ratio > 0 ? dropout(c, ratio) : c.x(0)];
+  },
   Constant: (c) => [constantOf(c)],
   Cast: (c) =>
     c.int('to', 1) === 1 ? [c.g.cast(c.x(0), 'float32')] : c.refuse('casts of tensors to other types than float'),
@@ -398,8 +426,8 @@ const IMPORTERS: Record<string, Importer> = {
     ),
   ),
   BatchNormalization: (c) => {
-    if (c.node.outputs.slice(1).some((o) => o !== ''))
-      c.refuse("BatchNormalization's running statistics as outputs (a training-mode export) are not supported");
+    if (c.node.outputs.slice(1).some((o) => c.replay.reads(o)))
+      c.refuse("BatchNormalization's statistics outputs, read by another node, are not supported");
     return [c.replay.training ? batchNormTraining(c) : batchNormInference(c)];
   },
   Flatten: unary((g, x, c) => g.flatten(x, positive(c.int('axis', 1), rankOf(x)))),
@@ -477,6 +505,31 @@ function batchNormTraining(c: OpContext): Tensor {
   c.replay.update(c.node.inputs[3], moved(3, mean));
   c.replay.update(c.node.inputs[4], moved(4, unbiased));
   return y;
+}
+
+/** Park–Miller's prime modulus: the hash below stays in int64 (products of two values under it are below 2^62). */
+const PRIME = 2147483647;
+
+/**
+ * Dropout in training: each element kept with probability 1 - ratio and scaled by 1 / (1 - ratio), as PyTorch's.
+ * The mask is a hash of the element's index, the node, the run's seed and the step count (the random state, which
+ * the step advances and checkpoints carry): reproducible run to run and across a resume, fresh every step.
+ */
+function dropout(c: OpContext, ratio: number): Tensor {
+  const { g } = c;
+  const x = c.x(0);
+  const state = c.replay.buffer(RANDOM_STATE);
+  c.replay.update(RANDOM_STATE, g.add(state, g.constant([0, 0, 1], [3])));
+  const [hi, lo, step] = g.split(g.cast(state, 'int64'), 0, [1, 1, 1]);
+  const int = (v: number) => g.constant([v], [], 'int64');
+  const index = g.reshapeLike(g.range(int(0), g.size(x), int(1), 'N'), x);
+  const salt = int(7919 * (1 + c.replay.nodeIndex(c.node)));
+  const seed = g.mod(g.add(g.mul(hi, int(65536)), lo), int(PRIME));
+  const mix = g.add(g.add(g.mul(seed, int(16807)), g.mul(step, int(69621))), salt);
+  let h = g.mod(g.add(g.mul(index, int(48271)), mix), int(PRIME));
+  for (const k of [12345, 6789]) h = g.mod(g.add(g.mul(h, h), int(k)), int(PRIME));
+  const u = g.div(g.cast(h, 'float32'), g.scalar(PRIME));
+  return g.where(g.greater(u, g.scalar(ratio)), g.mul(x, g.scalar(1 / (1 - ratio))), g.scalar(0));
 }
 
 /** Ops whose inputs are all known are computed at import: shapes and small constants. */

@@ -27,6 +27,16 @@ export interface BufferSpec {
   name: string;
   shape: number[];
   initial: Float32Array;
+  /**
+   * A random state [seed high 16 bits, seed low 16 bits, step] (Dropout's masks): read by training graphs only, so
+   * not part of an exported model, and started from the run's seed.
+   */
+  random?: boolean;
+}
+
+/** The buffers an exported or evaluated model keeps: all but random states. */
+export function modelBuffers(m: Module): BufferSpec[] {
+  return m.buffers().filter((b) => !b.random);
 }
 
 /** What a module's forward sees: the builder, and the tensor standing for each parameter. */

@@ -30,6 +30,7 @@ export type OpType =
   | 'MatMul'
   | 'MaxPool'
   | 'MaxUnpool'
+  | 'Mod'
   | 'Mul'
   | 'Neg'
   | 'Pad'
@@ -345,6 +346,10 @@ export class GraphBuilder {
   }
   div(a: Tensor, b: Tensor): Tensor {
     return this.binary('Div', a, b);
+  }
+  /** Integer remainder (ONNX Mod, fmod=0): for int64 hashing, e.g. Dropout's masks. */
+  mod(a: Tensor, b: Tensor): Tensor {
+    return this.binary('Mod', a, b);
   }
   pow(a: Tensor, b: Tensor): Tensor {
     return this.binary('Pow', a, b);

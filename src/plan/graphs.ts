@@ -6,7 +6,7 @@
 import { appendGradients, GradientOptions } from '../autodiff/gradients';
 import { imagesInput, logitsOf } from '../models';
 import { crossEntropy } from '../models/loss';
-import { BufferSpec, countParams, Forward, Module, ParamSpec, Params } from '../models/module';
+import { BufferSpec, countParams, Forward, modelBuffers, Module, ParamSpec, Params } from '../models/module';
 import type { ImportedGraph } from '../models/imported';
 import { GraphBuilder } from '../onnx/builder';
 import { toHalf } from '../onnx/half';
@@ -438,7 +438,7 @@ export function loopGraph(p: PlanParts): LoopTrainingGraph {
 export function evalGraph(f: ForwardParts): Uint8Array {
   const g = new GraphBuilder();
   const { images, labels } = batchInputs(g, f.signature);
-  const params = floatInputs(g, [...f.module.parameters(), ...f.module.buffers()]);
+  const params = floatInputs(g, [...f.module.parameters(), ...modelBuffers(f.module)]);
   const logits = logitsOf(g, f.module, images, (s) => params.get(s.name) as Tensor, f.signature);
   outputLoss(g, crossEntropy(g, logits, labels));
   g.output(logits, OUTPUTS.logits);
@@ -466,7 +466,7 @@ export function inferenceGraph(
   const images = imagesInput(g, f.signature);
   const half = precision === 'float16';
   const weights = new Map<string, Tensor>();
-  for (const s of [...f.module.parameters(), ...f.module.buffers()]) {
+  for (const s of [...f.module.parameters(), ...modelBuffers(f.module)]) {
     const data = params.get(s.name);
     if (!data) throw new RangeError(`inference model: parameter "${s.name}" is missing`);
     const w = half
@@ -504,7 +504,7 @@ function importedInferenceGraph(
   const g = new GraphBuilder();
   const x = g.input(file.input.name, 'float32', file.input.shape);
   const weights = new Map<string, Tensor>();
-  for (const s of [...f.module.parameters(), ...f.module.buffers()]) {
+  for (const s of [...f.module.parameters(), ...modelBuffers(f.module)]) {
     const data = params.get(s.name);
     if (!data) throw new RangeError(`inference model: parameter "${s.name}" is missing`);
     weights.set(s.name, g.initializer(s.name, 'float32', s.shape, data));

@@ -71,9 +71,11 @@ export class ForwardPlan {
     return this.module.buffers();
   }
 
-  /** The buffers' starting values (an imported network's: the file's). */
-  initialBuffers(): Params {
-    return new Map(this.buffers.map((b) => [b.name, Float32Array.from(b.initial)]));
+  /** The buffers' starting values (an imported network's: the file's); a random state's from `seed`. */
+  initialBuffers(seed: number): Params {
+    const start = (b: BufferSpec) =>
+      b.random ? Float32Array.of(Math.floor(seed / 65536), seed % 65536, 0) : b.initial;
+    return new Map(this.buffers.map((b) => [b.name, Float32Array.from(start(b))]));
   }
 
   /** The forward pass and loss with parameters as inputs. */

@@ -245,7 +245,10 @@ export class Trainer {
       : initialParams(plan, options.init, config.seed);
     const states = checkpoint
       ? paramsFromModel(checkpoint, plan.states, where)
-      : new Map([...(config.ema === null ? [] : emaStart(params, plan.trainable)), ...plan.initialBuffers()]);
+      : new Map([
+          ...(config.ema === null ? [] : emaStart(params, plan.trainable)),
+          ...plan.initialBuffers(config.seed),
+        ]);
     const steps = { ep: options.ep, threads: options.threads, maxBatch: config.batchSize, flat: options.flatStep };
     const session = await openTrainingSteps(plan, params, states, steps);
     const data = { train: options.train, test: options.test, ep: options.ep, threads: options.threads };
