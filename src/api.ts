@@ -1,5 +1,15 @@
-/** Functions over model files, for scripts: export weights as an inference model, evaluate a model, inspect one. */
-import { writeFileAtomic } from './io/files';
+/**
+ * Functions over model files, for scripts: import a model, write training artifacts, export weights as an inference
+ * model, evaluate a model, inspect one.
+ */
+import { makeDir, writeFileAtomic } from './io/files';
+import { join } from 'path';
+import { TrainingPlan } from './plan';
+import { checkpointMetadata, encodeCheckpoint } from './run/checkpoint';
+import { ARTIFACTS, existingRun } from './run/layout';
+import { emaStart } from './optim/ema';
+import { startOfEpoch, TrainConfig } from './options';
+import { UsageError } from './errors';
 import { ForwardPlan, Precision } from './plan';
 import { ImageSignature, signatureFromMetadata } from './signature';
 import { paramsFromModel, readModelBytes, readOnnxFile } from './io/params-io';
@@ -7,9 +17,11 @@ import { defaultMnistDir, Dataset, readDataset } from './data/mnist';
 import { Network, NetworkRef } from './models';
 import { importGraph, importedNetwork } from './models/imported';
 import { basename } from 'path';
+import { existsSync } from 'fs';
 import { Params } from './models/module';
 import { OPSET, parseModel } from './onnx/model';
 import { summarize } from './onnx/summary';
+import { numel } from './onnx/tensor';
 import { EvalReport, EvaluateOptions, evaluate } from './runtime/evaluate';
 
 /**
@@ -71,4 +83,53 @@ export function importModel(model: string | Uint8Array, name?: string): Network 
 /** A summary of the ONNX file at `path`: inputs, outputs, ops by count, parameters, optimizer state, metadata. */
 export function inspectModel(path: string): ReturnType<typeof summarize> {
   return summarize(readOnnxFile(path, 'model'), path);
+}
+
+/** What `writeArtifacts` writes the training of: its config (optimizer, freeze, label smoothing, seed) and images. */
+export interface ArtifactsOptions {
+  config: TrainConfig;
+  /** The images and classes (an imported network's shape, with the normalisation its images take). */
+  signature: ImageSignature;
+}
+
+/**
+ * Writes the training artifacts of `network` into `dir`, as onnxruntime-training's `generate_artifacts` did but in
+ * standard ONNX ops that any runtime runs: `training_model.onnx` (one step: forward, loss, backward, optimizer),
+ * `eval_model.onnx` (loss and logits) and `checkpoint.onnx` (the starting parameters, optimizer state and buffers).
+ * Their inputs and outputs are in docs/import.md. A directory that holds any of them is refused; each file is
+ * complete or absent. Returns each file's SHA-256.
+ */
+export function writeArtifacts(network: NetworkRef, dir: string, o: ArtifactsOptions): Record<string, string> {
+  const names = [ARTIFACTS.training, ARTIFACTS.eval, ARTIFACTS.checkpoint];
+  const held = existingRun(dir) ?? names.map((f) => join(dir, f)).find((f) => existsSync(f));
+  if (held) throw new UsageError(`out ${dir}: holds artifacts already (${held})`).about('out');
+  const { config, signature } = o;
+  const plan = new TrainingPlan({
+    network,
+    signature,
+    optimizer: config,
+    freeze: config.freeze,
+    labelSmoothing: config.labelSmoothing,
+  });
+  const step = plan.step();
+  const params = plan.initialParams(config.seed);
+  const states = new Map([
+    ...(config.ema === null ? [] : emaStart(params, plan.trainable)),
+    ...plan.initialBuffers(config.seed),
+  ]);
+  // The optimizer starts from zeros, as the Trainer's step does.
+  for (const s of step.states) if (!states.has(s.name)) states.set(s.name, new Float32Array(numel(s.shape)));
+  const state = { config, position: startOfEpoch(0, 0), epochs: [], log: [], horizon: null, signature, data: null };
+  const checkpoint = encodeCheckpoint(step.params, step.states, {
+    params,
+    states,
+    metadata: checkpointMetadata(state),
+  });
+  makeDir('out', dir);
+  const bytes: [string, Uint8Array][] = [
+    [ARTIFACTS.training, step.bytes],
+    [ARTIFACTS.eval, plan.eval()],
+    [ARTIFACTS.checkpoint, checkpoint],
+  ];
+  return Object.fromEntries(bytes.map(([name, b]) => [name, writeFileAtomic(join(dir, name), b)]));
 }

@@ -3,6 +3,7 @@
 import { describeErrno } from './io/files';
 import { cliMessage, exitCodeOf } from './cli/errors';
 import { IngraphError, UsageError } from './errors';
+import { artifactsCommand, ARTIFACTS_HELP } from './cli/artifacts';
 import { evalCommand, EVAL_HELP } from './cli/eval';
 import { exportCommand, EXPORT_HELP } from './cli/export';
 import { graphsCommand, GRAPHS_HELP } from './cli/graphs';
@@ -14,7 +15,7 @@ import { PACKAGE_VERSION } from './version';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<number>; help: string; summary: string }> = {
   train: { run: trainCommand, help: TRAIN_HELP, summary: 'train a network in-graph and export it' },
-  eval: { run: evalCommand, help: EVAL_HELP, summary: 'score an exported model on the MNIST test set' },
+  eval: { run: evalCommand, help: EVAL_HELP, summary: 'score a classifier on the MNIST test set (or --data)' },
   export: { run: exportCommand, help: EXPORT_HELP, summary: 'write an inference model (random or given weights)' },
   graphs: { run: graphsCommand, help: GRAPHS_HELP, summary: 'write the emitted graphs of both networks' },
   report: {
@@ -22,7 +23,16 @@ const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<numbe
     help: REPORT_HELP,
     summary: 'write an HTML report of a run: curves, confusion, mistakes',
   },
-  inspect: { run: inspectCommand, help: INSPECT_HELP, summary: 'summarise an ONNX file' },
+  artifacts: {
+    run: artifactsCommand,
+    help: ARTIFACTS_HELP,
+    summary: "write a model's training artifacts (training, eval, checkpoint) without training",
+  },
+  inspect: {
+    run: inspectCommand,
+    help: INSPECT_HELP,
+    summary: 'summarise an ONNX file; say what ingraph can train in it',
+  },
   serve: { run: serveCommand, help: SERVE_HELP, summary: 'serve the browser page: draw a digit, classify it' },
 };
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'fs';
 import { AddressInfo } from 'net';
 import { createServer } from 'http';
 import { join } from 'path';
-import { Browser, chromium } from 'playwright-core';
+import { Browser, chromium, Page } from 'playwright-core';
 import { ROOT } from './cli';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -34,22 +34,20 @@ const TYPES: Record<string, string> = {
   '.wasm': 'application/wasm',
 };
 
-/** Logits of each model (a file path) for the `n` images (uint8, n·784), as onnxruntime-web computes them in Chromium. */
-export async function browserLogits(
-  models: string[],
-  images: Uint8Array,
-  n: number,
-): Promise<{ version: string; logits: number[][] }> {
-  const served = new Map<string, Buffer | string>([
-    ['/', PAGE],
-    ['/images.bin', Buffer.from(images)],
-  ]);
-  models.forEach((m, i) => served.set(`/model${i}.onnx`, readFileSync(m)));
+/**
+ * Runs `work` in a page of headless Chromium at http://127.0.0.1:PORT/ whose server answers `served` (path → body)
+ * and onnxruntime-web's files under /ort/, then closes both.
+ */
+export async function withPage<T>(
+  served: Map<string, Buffer | string>,
+  work: (page: Page) => Promise<T>,
+): Promise<{ version: string; result: T }> {
+  const pages = new Map<string, Buffer | string>([['/', PAGE], ...served]);
   const server = createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     const ort = /^\/ort\/([\w.-]+)$/.exec(url);
     const body =
-      served.get(url) ?? (ort && existsSync(join(ORT_DIST, ort[1])) ? readFileSync(join(ORT_DIST, ort[1])) : undefined);
+      pages.get(url) ?? (ort && existsSync(join(ORT_DIST, ort[1])) ? readFileSync(join(ORT_DIST, ort[1])) : undefined);
     if (body === undefined) return void res.writeHead(404).end();
     res
       .writeHead(200, { 'Content-Type': TYPES[/\.\w+$/.exec(url)?.[0] ?? '.html'] ?? 'application/octet-stream' })
@@ -60,7 +58,23 @@ export async function browserLogits(
   try {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-    const logits = await page.evaluate(
+    return { version: browser.version(), result: await work(page) };
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+/** Logits of each model (a file path) for the `n` images (uint8, n·784), as onnxruntime-web computes them in Chromium. */
+export async function browserLogits(
+  models: string[],
+  images: Uint8Array,
+  n: number,
+): Promise<{ version: string; logits: number[][] }> {
+  const served = new Map<string, Buffer | string>([['/images.bin', Buffer.from(images)]]);
+  models.forEach((m, i) => served.set(`/model${i}.onnx`, readFileSync(m)));
+  const { version, result } = await withPage(served, (page) =>
+    page.evaluate(
       async ({ count, n }) => {
         const ort = (globalThis as unknown as { ort: typeof import('onnxruntime-web') }).ort;
         ort.env.wasm.numThreads = 1;
@@ -76,10 +90,7 @@ export async function browserLogits(
         return out;
       },
       { count: models.length, n },
-    );
-    return { version: browser.version(), logits };
-  } finally {
-    await browser.close();
-    server.close();
-  }
+    ),
+  );
+  return { version, logits: result };
 }
