@@ -15,7 +15,7 @@ import { ImageSignature, signatureFromMetadata } from './signature';
 import { paramsFromModel, readModelBytes, readOnnxFile } from './io/params-io';
 import { defaultMnistDir, Dataset, readDataset } from './data/mnist';
 import { Network, NetworkRef } from './models';
-import { importGraph, importedNetwork } from './models/imported';
+import { importGraph, importedNetwork, Trainability, trainability } from './models/imported';
 import { basename } from 'path';
 import { existsSync } from 'fs';
 import { Params } from './models/module';
@@ -80,9 +80,13 @@ export function importModel(model: string | Uint8Array, name?: string): Network 
   return importedNetwork(graph, name ?? fallback);
 }
 
-/** A summary of the ONNX file at `path`: inputs, outputs, ops by count, parameters, optimizer state, metadata. */
-export function inspectModel(path: string): ReturnType<typeof summarize> {
-  return summarize(readOnnxFile(path, 'model'), path);
+/**
+ * A summary of the ONNX file at `path`: inputs, outputs, ops by count, parameters, optimizer state, metadata, and
+ * what `train --model FILE` could train in it.
+ */
+export function inspectModel(path: string): ReturnType<typeof summarize> & { training: Trainability } {
+  const m = readOnnxFile(path, 'model');
+  return { ...summarize(m, path), training: trainability(m, path) };
 }
 
 /** What `writeArtifacts` writes the training of: its config (optimizer, freeze, label smoothing, seed) and images. */

@@ -139,6 +139,45 @@ describe('the Trainer over arrays', () => {
   });
 });
 
+describe('contiguous parameters (federated averaging)', () => {
+  // Two batches of 32 that are the same images, in order: two trainers' steps can be compared exactly.
+  const half = readDataset(data, 'train', 32);
+  const twice = <T>(a: ArrayLike<T>) => [...Array.from(a), ...Array.from(a)];
+  const train = datasetFromArrays(twice(half.images), twice(half.labels));
+  const test = readDataset(data, 'test', 20);
+  const config = trainConfig('residual', { batchSize: 32, maxSteps: 4, momentum: 0, shuffle: false });
+
+  it.each([1, 2])(
+    'with %i thread(s): the average of two trainers, loaded, steps as a trainer started from it',
+    async (threads) => {
+      const open = (seed: number, init?: Map<string, Float32Array>) =>
+        Trainer.create({
+          network: 'residual',
+          config: { ...config, seed },
+          train,
+          test,
+          threads,
+          ...(init ? { init } : {}),
+        });
+      const [a, b] = [await open(1), await open(2)];
+      await a.step();
+      await b.step();
+      const [fa, fb] = [a.getContiguousParameters(), b.getContiguousParameters()];
+      expect(fa).toHaveLength(41514);
+      expect(Array.from(fa.subarray(0, 400))).toEqual(Array.from(a.params().get('conv1.weight') as Float32Array));
+      const mean = fa.map((v, i) => (v + fb[i]) / 2);
+      a.loadParametersBuffer(mean);
+      expect(Array.from(a.getContiguousParameters())).toEqual(Array.from(mean));
+      expect(() => a.loadParametersBuffer(mean.subarray(1))).toThrow(/41513 values, expected 41514/);
+      const fresh = await open(1, new Map(a.params()));
+      const [ours, theirs] = [await a.step(), await fresh.step()];
+      expect(ours.loss).toBe(theirs.loss);
+      expect(Array.from(a.getContiguousParameters())).toEqual(Array.from(fresh.getContiguousParameters()));
+      await Promise.all([a.release(), b.release(), fresh.release()]);
+    },
+  );
+});
+
 describe('data formats', () => {
   const plain = { train: readDataset(data, 'train'), test: readDataset(data, 'test') };
   const files = [

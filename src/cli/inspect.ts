@@ -2,12 +2,13 @@ import { readFileChecked } from '../io/files';
 import { MAX_MODEL_BYTES } from '../io/params-io';
 import { parseModel } from '../onnx/model';
 import { ParamRow, summarize } from '../onnx/summary';
+import { Trainability, trainability } from '../models/imported';
 import { parse } from './args';
 
 export const INSPECT_HELP = `usage: ingraph inspect FILE [--json]
 
 A summary of an ONNX file: inputs, outputs, ops by count, parameters by layer with shapes, total
-parameter count, and metadata.`;
+parameter count, metadata, and what \`ingraph train --model FILE\` can train in it (or why not).`;
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
@@ -21,7 +22,8 @@ export function inspectCommand(argv: string[]): number {
   if (values.help || positionals.length === 0) return (void console.log(INSPECT_HELP), values.help ? 0 : 2);
   const file = positionals[0];
   // A positional, not an option: errors name the command and the file.
-  const s = summarize(parseModel(readFileChecked(file, `inspect ${file}`, MAX_MODEL_BYTES), `inspect ${file}`), file);
+  const m = parseModel(readFileChecked(file, `inspect ${file}`, MAX_MODEL_BYTES), `inspect ${file}`);
+  const s = { ...summarize(m, file), training: trainability(m, file) };
   if (values.json) return (void console.log(JSON.stringify(s)), 0);
   const fmt = (v: { name: string; dtype: string; shape: (number | string)[] }) =>
     `  ${v.name}: ${v.dtype} [${v.shape.join(',')}]`;
@@ -58,7 +60,18 @@ export function inspectCommand(argv: string[]): number {
       ...(Object.keys(s.metadata).length
         ? ['metadata:', ...Object.entries(s.metadata).map(([k, v]) => `  ${k}: ${v}`)]
         : []),
+      trainingLine(s.training),
     ].join('\n'),
   );
   return 0;
+}
+
+/** What `train --model FILE` would train, in one line. */
+function trainingLine(t: Trainability): string {
+  if (!t.trainable) return `ingraph train --model FILE: cannot train it: ${t.reason}`;
+  const extras = [t.batchNorm ? `${t.batchNorm} BatchNorm layers (running statistics)` : '', t.dropout ? 'Dropout' : '']
+    .filter(Boolean)
+    .join(', ');
+  const what = `${t.parameters.toLocaleString('en-US')} parameters in ${t.tensors} tensors`;
+  return `ingraph train --model FILE: can train it: ${what}${extras ? `; ${extras}` : ''}`;
 }

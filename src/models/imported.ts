@@ -628,3 +628,32 @@ export function importedNetwork(graph: ImportedGraph, name: string): Network {
   const { input, classes } = graph.shape;
   return { ...defineNetwork(name, () => new ImportedModule(graph), { input, classes }), imported: graph };
 }
+
+/** What ingraph can train in a file: an importable classifier's parameters and buffers, or why not. */
+export type Trainability =
+  | { trainable: true; parameters: number; tensors: number; batchNorm: number; dropout: boolean }
+  | { trainable: false; reason: string };
+
+/** Whether `train --model FILE` can train `m`, and what it would train. */
+export function trainability(m: ParsedModel, where: string): Trainability {
+  if (m.metadata['ingraph.model'] !== undefined && m.inputs[0]?.dtype === 'uint8') {
+    const net = m.metadata['ingraph.model'];
+    return {
+      trainable: false,
+      reason: `an ingraph export of the ${net} net: train it on with --model ${net} --init FILE`,
+    };
+  }
+  try {
+    const graph = importGraph(m, where);
+    const parameters = graph.params.reduce((n, p) => n + numel(p.shape), 0);
+    const batchNorm = graph.buffers.filter((b) => !b.random).length / 2;
+    const dropout = graph.buffers.some((b) => b.random);
+    return { trainable: true, parameters, tensors: graph.params.length, batchNorm, dropout };
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    return {
+      trainable: false,
+      reason: e.message.startsWith(`${where}: `) ? e.message.slice(where.length + 2) : e.message,
+    };
+  }
+}

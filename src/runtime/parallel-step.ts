@@ -267,6 +267,13 @@ export class ParallelTrainingStep implements StepRunner {
     return new Map(this.slots.map((s) => [s.name, this.shared.params.slice(s.offset, s.offset + s.count)]));
   }
 
+  setParams(params: Params): void {
+    for (const s of this.slots)
+      this.shared.params.set(tensorOf(params, s.name, s.shape).data as Float32Array, s.offset);
+    const p = (this.feeds[FLAT.params].data as Float32Array).length;
+    this.feeds[FLAT.params] = new ort.Tensor('float32', this.shared.params.slice(0, p), [p]);
+  }
+
   states(): Params {
     return this.stateLayout.states(this.feeds);
   }

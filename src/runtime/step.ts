@@ -29,6 +29,8 @@ export interface StepRunner {
   /** Copies of the current parameters and optimizer state. */
   params(): Params;
   states(): Params;
+  /** Replaces the parameters (every one, by name) from the next step on. */
+  setParams(params: Params): void;
   /** Frees the sessions; later calls do nothing, so every path out of a run may call it. */
   release(): Promise<void>;
 }
@@ -235,6 +237,10 @@ export class TrainingStep implements StepRunner {
 
   params(): Params {
     return this.layout.params(this.feeds);
+  }
+
+  setParams(params: Params): void {
+    Object.assign(this.feeds, this.layout.feeds(params, this.states()));
   }
 
   states(): Params {

@@ -12,7 +12,8 @@ import { describeSignature, ImageSignature, imageShape, pixelsPerImage, signatur
 import { METADATA } from '../metadata';
 import { aboutOption, DivergedError, InterruptedError, OptionError, UsageError } from '../errors';
 import { Network, NetworkRef, resolveNetwork } from '../models';
-import { Params } from '../models/module';
+import { countParams, Params } from '../models/module';
+import { numel } from '../onnx/tensor';
 import { averagedParams, emaStart } from '../optim/ema';
 import { ParsedModel } from '../onnx/model';
 import { TrainingPlan } from '../plan';
@@ -474,6 +475,35 @@ export class Trainer {
 
   states(): Params {
     return this.released?.states ?? this.session.states();
+  }
+
+  /**
+   * Every parameter end to end in one buffer, in the network's order (`plan.params`), as onnxruntime-training's
+   * `getContiguousParameters` gave them: what a federated average combines.
+   */
+  getContiguousParameters(): Float32Array {
+    const params = this.params();
+    const flat = new Float32Array(countParams(this.plan.params));
+    let at = 0;
+    for (const p of this.plan.params) {
+      flat.set(params.get(p.name) as Float32Array, at);
+      at += numel(p.shape);
+    }
+    return flat;
+  }
+
+  /** Sets every parameter from a buffer laid out as `getContiguousParameters` gives it (`loadParametersBuffer`). */
+  loadParametersBuffer(flat: Float32Array): void {
+    if (this.released) throw new Error('trainer: released; its parameters are final');
+    const total = countParams(this.plan.params);
+    if (flat.length !== total) throw new RangeError(`parameters buffer: ${flat.length} values, expected ${total}`);
+    let at = 0;
+    const params: Params = new Map();
+    for (const p of this.plan.params) {
+      params.set(p.name, flat.slice(at, at + numel(p.shape)));
+      at += numel(p.shape);
+    }
+    this.session.setParams(params);
   }
 
   checkpointState(): CheckpointState {
