@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'fs';
 import { dirname, join, resolve } from 'path';
+import { ARTIFACTS_HELP } from '../src/cli/artifacts';
 import { EVAL_HELP } from '../src/cli/eval';
 import { EXPORT_HELP } from '../src/cli/export';
 import { GRAPHS_HELP } from '../src/cli/graphs';
@@ -25,6 +26,7 @@ const FLAGS: Record<string, (flag: string) => boolean> = {
   train: (f) => f === 'help' || TRAIN_OPTIONS.some((o) => o.flag === f),
   ...Object.fromEntries(
     Object.entries({
+      artifacts: ARTIFACTS_HELP,
       eval: EVAL_HELP,
       export: EXPORT_HELP,
       graphs: GRAPHS_HELP,

@@ -184,6 +184,10 @@ function runNetwork(run: StartedRun): Network {
 export async function train(options: RunOptions): Promise<TrainResult> {
   const run = start(options);
   const network = runNetwork(run);
+  if (run.quantize && network.imported)
+    throw new UsageError(
+      'quantize int8: not for an imported model yet (its export keeps the file’s float32 input)',
+    ).about('quantize');
   const trainer = await openTrainer(run, network);
   let created: string[] = [];
   let lock: Lock;
