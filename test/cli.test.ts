@@ -190,7 +190,7 @@ describe('bad input: one line naming the file or flag, exit code 2, nothing writ
     [
       'an ONNX file with the wrong input',
       () => ['eval', '--model-file', wrongInput, '--data', data],
-      /wrong-input\.onnx: input "images" is float32 \[N,784\], expected uint8 \[N,1,28,28\]/,
+      /wrong-input\.onnx: input "images" is float32 \[N,784\], expected uint8 or float32 \[N,1,28,28\]/,
     ],
     [
       'a missing model file',

@@ -68,6 +68,8 @@ export function inspectCommand(argv: string[]): number {
 
 /** What `train --model FILE` would train, in one line. */
 function trainingLine(t: Trainability): string {
+  if (!t.trainable && t.network)
+    return `ingraph train: ${t.reason}; train on from it with --model ${t.network} --init FILE`;
   if (!t.trainable) return `ingraph train --model FILE: cannot train it: ${t.reason}`;
   const extras = [t.batchNorm ? `${t.batchNorm} BatchNorm layers (running statistics)` : '', t.dropout ? 'Dropout' : '']
     .filter(Boolean)

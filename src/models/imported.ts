@@ -632,16 +632,18 @@ export function importedNetwork(graph: ImportedGraph, name: string): Network {
 /** What ingraph can train in a file: an importable classifier's parameters and buffers, or why not. */
 export type Trainability =
   | { trainable: true; parameters: number; tensors: number; batchNorm: number; dropout: boolean }
-  | { trainable: false; reason: string };
+  | {
+      trainable: false;
+      reason: string;
+      /** An ingraph export's network, which trains on from its weights. */
+      network?: string;
+    };
 
-/** Whether `train --model FILE` can train `m`, and what it would train. */
+/** Whether an import of `m` can be trained, and what it would train. */
 export function trainability(m: ParsedModel, where: string): Trainability {
   if (m.metadata['ingraph.model'] !== undefined && m.inputs[0]?.dtype === 'uint8') {
     const net = m.metadata['ingraph.model'];
-    return {
-      trainable: false,
-      reason: `an ingraph export of the ${net} net: train it on with --model ${net} --init FILE`,
-    };
+    return { trainable: false, reason: `an ingraph export of the ${net} net`, network: net };
   }
   try {
     const graph = importGraph(m, where);
