@@ -187,6 +187,15 @@ describe('ingraph train --model FILE.onnx', () => {
     }
   });
 
+  it('inspect says what it can train in a file, or points an ingraph export at its network', () => {
+    const r = runCli(['inspect', join(FIXTURES, 'smallnet_train.onnx')]);
+    expect(r.stdout.trim().split('\n').pop()).toBe(
+      'ingraph train --model FILE: can train it: 1,304 parameters in 13 tensors; 2 BatchNorm layers (running statistics)',
+    );
+    const json = JSON.parse(runCli(['inspect', join(FIXTURES, 'dropnet.onnx'), '--json']).stdout);
+    expect(json.training).toEqual({ trainable: true, parameters: 0, tensors: 0, batchNorm: 0, dropout: true });
+  });
+
   it('refuses a node it cannot train in one line naming it, and writes nothing', () => {
     const proto = onnx.ModelProto.decode(readFileSync(file));
     const node = proto.graph?.node?.find((n) => n.opType === 'Relu') as onnx.INodeProto;
