@@ -2,8 +2,10 @@
  * `ingraph serve` and the browser page, in Debian's headless Chromium (playwright-core): a test digit drawn on the
  * canvas gets the label a trained model gives it; a file that is not a model, and a model with the wrong input, get
  * a clear message; the residual net's training graph trains in the page with a falling loss, and the model it
- * exports scores the same in Node; a model of RGB images classifies a chosen PNG as onnxruntime-node does; the server answers only its own files and stops on SIGTERM. Screenshots land in
- * artifacts/screenshots/. Skipped, with a warning, without /usr/bin/chromium.
+ * exports scores the same in Node; on WebGPU (Chromium's software adapter) a drawn digit gets the wasm path's
+ * probabilities; a model of RGB images classifies a chosen PNG as onnxruntime-node does; the server answers only
+ * its own files and stops on SIGTERM. Screenshots land in artifacts/screenshots/. Skipped, with a warning, without
+ * /usr/bin/chromium.
  */
 import { spawn } from 'child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'fs';
@@ -12,6 +14,7 @@ import { join } from 'path';
 import { GraphBuilder, Trainer, defaultMnistDir, encodeModel, evaluateModel, readDataset, trainConfig } from 'ingraph';
 import * as ort from 'onnxruntime-node';
 import { PNG } from 'pngjs';
+import { Page } from 'playwright-core';
 import { CHROMIUM, launchChromium } from './helpers/browser';
 import { CIFAR_NAMES, cifarDir } from './helpers/cifar';
 import { CLI, MNIST_DIR, ROOT, rawImages, rawLabels, tempDir } from './helpers/cli';
@@ -98,22 +101,7 @@ describe('ingraph serve', () => {
       const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
       await page.goto(server.url);
       await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('model:'));
-      // Draw the digit 10x onto the pad, then touch its centre with the pen, which classifies the drawing.
-      await page.evaluate((pixels) => {
-        const pad = document.getElementById('pad') as HTMLCanvasElement;
-        const ctx = pad.getContext('2d') as CanvasRenderingContext2D;
-        for (let i = 0; i < 784; i++) {
-          if (pixels[i] === 0) continue;
-          ctx.fillStyle = `rgb(${pixels[i]},${pixels[i]},${pixels[i]})`;
-          ctx.fillRect((i % 28) * 10, Math.floor(i / 28) * 10, 10, 10);
-        }
-      }, Array.from(digit));
-      const box = await page.locator('#pad').boundingBox();
-      const centre = inkCentre(digit);
-      await page.mouse.move((box?.x ?? 0) + centre.x * 10 + 5, (box?.y ?? 0) + centre.y * 10 + 5);
-      await page.mouse.down();
-      await page.mouse.up();
-      await page.waitForFunction(() => document.getElementById('label')?.textContent !== '?');
+      await drawDigit(page, digit);
       expect(await page.textContent('#label')).toBe('7');
       expect(await page.locator('#bars li').count()).toBe(10);
       mkdirSync(SHOTS, { recursive: true });
@@ -216,6 +204,71 @@ describe('ingraph serve', () => {
     }
   });
 });
+
+(hasChromium ? describe : describe.skip)('the browser page on WebGPU', () => {
+  it('classifies a drawn digit on WebGPU (a software adapter here) with the probabilities of the wasm path', async () => {
+    const mnist = defaultMnistDir();
+    const trainer = await Trainer.create({
+      network: 'residual',
+      config: trainConfig('residual', { maxSteps: 150, momentum: 0.9 }),
+      train: readDataset(mnist, 'train', 9600),
+      test: readDataset(mnist, 'test', 10),
+      threads: 2,
+    });
+    await trainer.fit();
+    const model = join(tempDir(), 'inference.onnx');
+    writeFileSync(model, trainer.exportModel());
+    await trainer.release();
+    const digit = rawImages(MNIST_DIR).slice(0, 784);
+    const server = await startServer(['--model-file', model]);
+    const classified: { status: string; probs: number[] }[] = [];
+    try {
+      for (const webgpu of [false, true]) {
+        const browser = await launchChromium(webgpu);
+        try {
+          const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+          await page.goto(server.url);
+          await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('model:'));
+          await drawDigit(page, digit);
+          const probs = await page.evaluate(
+            () => (window as unknown as { lastProbabilities: number[] }).lastProbabilities,
+          );
+          classified.push({ status: (await page.textContent('#status')) ?? '', probs });
+          mkdirSync(SHOTS, { recursive: true });
+          if (webgpu) await page.screenshot({ path: join(SHOTS, 'page-webgpu.png') });
+        } finally {
+          await browser.close();
+        }
+      }
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    const [wasm, gpu] = classified;
+    expect([wasm.status, gpu.status]).toEqual([expect.stringMatching(/\(wasm;/), expect.stringMatching(/\(WebGPU;/)]);
+    expect(gpu.probs).toHaveLength(10);
+    expect(Math.max(...gpu.probs.map((p, k) => Math.abs(p - wasm.probs[k])))).toBeLessThan(1e-4);
+    expect(gpu.probs.indexOf(Math.max(...gpu.probs))).toBe(7);
+  });
+});
+
+/** Draws a 28x28 digit 10x onto the pad, then touches its centre with the pen, which classifies the drawing. */
+async function drawDigit(page: Page, digit: Uint8Array): Promise<void> {
+  await page.evaluate((pixels) => {
+    const pad = document.getElementById('pad') as HTMLCanvasElement;
+    const ctx = pad.getContext('2d') as CanvasRenderingContext2D;
+    for (let i = 0; i < 784; i++) {
+      if (pixels[i] === 0) continue;
+      ctx.fillStyle = `rgb(${pixels[i]},${pixels[i]},${pixels[i]})`;
+      ctx.fillRect((i % 28) * 10, Math.floor(i / 28) * 10, 10, 10);
+    }
+  }, Array.from(digit));
+  const box = await page.locator('#pad').boundingBox();
+  const centre = inkCentre(digit);
+  await page.mouse.move((box?.x ?? 0) + centre.x * 10 + 5, (box?.y ?? 0) + centre.y * 10 + 5);
+  await page.mouse.down();
+  await page.mouse.up();
+  await page.waitForFunction(() => document.getElementById('label')?.textContent !== '?');
+}
 
 /** The ink pixel nearest the centre of the ink's bounding box (where a pen touch changes nothing that matters). */
 function inkCentre(pixels: Uint8Array): { x: number; y: number } {

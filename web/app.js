@@ -90,7 +90,19 @@ function inkBox() {
 /** At most this many bars: every class up to ten, else the ten likeliest. */
 const MAX_BARS = 10;
 
-async function classify() {
+/**
+ * Classifies what the page shows, one run at a time: onnxruntime-web refuses a second run of a session while one is
+ * in flight, and a first run on WebGPU (compiling its shaders) can outlast the next pen stroke.
+ */
+let classifying = Promise.resolve();
+function classify() {
+  classifying = classifying
+    .then(classifyNow)
+    .catch((e) => say(`classification failed: ${String(e.message || e)}`, true));
+  return classifying;
+}
+
+async function classifyNow() {
   if (!model) return;
   const m = model;
   const pixels = subject === 'pad' ? (takesDigits(m) ? toImage() : null) : subject;

@@ -11,13 +11,16 @@ import { ROOT } from './cli';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** Headless Chromium as root on a machine without network: no sandbox, GPU or background connections. */
-export function launchChromium(): Promise<Browser> {
+/**
+ * Headless Chromium as root on a machine without network: no sandbox, GPU or background connections; with `webgpu`,
+ * a WebGPU adapter instead (`--enable-unsafe-webgpu`: SwiftShader's, in software, where there is no GPU).
+ */
+export function launchChromium(webgpu = false): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
       '--no-sandbox',
-      '--disable-gpu',
+      webgpu ? '--enable-unsafe-webgpu' : '--disable-gpu',
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
