@@ -65,6 +65,7 @@ describe.each([
   ['residual', 'residual'],
   ['smallnet', 'smallnet'],
   ['smallnet', 'smallnet_train'],
+  ['mixnet', 'mixnet'],
 ])('%s (%s.onnx), imported', (name, file) => {
   it('gives PyTorch’s training loss, every gradient and the running statistics after a step, from the same weights', async () => {
     const fx = loadFixture(join(FIXTURES, name));
@@ -91,8 +92,8 @@ describe.each([
   });
 });
 
-describe.each(['residual', 'smallnet', 'folded'])('%s.onnx, imported', (name) => {
-  it('gives PyTorch’s logits (folded.onnx: BatchNorm folded into its conv by the eval export)', async () => {
+describe.each(['residual', 'smallnet', 'folded', 'mixnet'])('%s.onnx, imported', (name) => {
+  it('gives PyTorch’s eval-mode logits (folded.onnx: its BatchNorm folded into the conv by the export)', async () => {
     const fx = loadFixture(join(FIXTURES, name));
     const plan = planOf(name);
     const session = await ort.InferenceSession.create(plan.eval(), { intraOpNumThreads: 1 });

@@ -14,6 +14,8 @@ Writes test/fixtures/import/:
   do_constant_folding=False`, what onnxruntime's training artifacts required): BatchNormalization with its five
   outputs, Clip's bounds cast at run time;
 - dropnet.onnx: flatten -> Dropout(0.3), a training-mode export (Dropout with its ratio and mask);
+- mixnet.onnx: the shape and arithmetic ops of small exports: Split, Concat, Mul/Sub/Div by constants,
+  GlobalAveragePool, Squeeze, Unsqueeze, Transpose, MatMul with a parameter, Softmax, LogSoftmax, Gemm;
 - <name>.json / .bin per model: images (uint8), labels, the normalisation, PyTorch's logits in eval mode (running
   statistics: what the file computes), and, where every initializer is a state_dict entry, the cross-entropy loss
   and each parameter's gradient in training mode (BatchNorm on the batch's statistics) and the running statistics
@@ -82,6 +84,22 @@ def randomise_batchnorm(model, gen):
                 m.running_var.uniform_(0.5, 2.0, generator=gen)
                 m.weight.uniform_(0.5, 1.5, generator=gen)
                 m.bias.uniform_(-0.3, 0.3, generator=gen)
+
+
+class MixNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.w = nn.Parameter(torch.randn(4, 6) * 0.5)
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x):
+        b, c = torch.split(self.conv(x), [2, 2], dim=1)
+        d = torch.cat([b * 2, c - 1], dim=1)
+        s = F.adaptive_avg_pool2d(d, 1).squeeze(3).squeeze(2)
+        t = s.unsqueeze(1).transpose(1, 2).squeeze(2)
+        m = torch.matmul(t, self.w)
+        return self.fc(torch.softmax(m, dim=1) + F.log_softmax(m, dim=1) / 3)
 
 
 class DropNet(nn.Module):
@@ -153,6 +171,7 @@ def main():
     write('residual', ResidualNet(), (1, 28, 28), 10, [0.1307], [0.3081], True)
     write('smallnet', SmallNet(), (3, 16, 16), 4, [0.5, 0.45, 0.4], [0.25, 0.25, 0.3], True)
     write('folded', FoldedNet(), (1, 28, 28), 10, [0.1307], [0.3081], False)
+    write('mixnet', MixNet(), (2, 8, 8), 5, [0.4, 0.6], [0.2, 0.3], True)
     export_training_mode('dropnet', DropNet(), (1, 10, 10))
 
 
