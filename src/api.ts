@@ -4,7 +4,7 @@
  */
 import { makeDir, writeFileAtomic } from './io/files';
 import { join } from 'path';
-import { TrainingPlan } from './plan';
+import { planOf } from './plan';
 import { checkpointMetadata, encodeCheckpoint } from './run/checkpoint';
 import { ARTIFACTS, existingRun } from './run/layout';
 import { emaStart } from './optim/ema';
@@ -108,13 +108,7 @@ export function writeArtifacts(network: NetworkRef, dir: string, o: ArtifactsOpt
   const held = existingRun(dir) ?? names.map((f) => join(dir, f)).find((f) => existsSync(f));
   if (held) throw new UsageError(`out ${dir}: holds artifacts already (${held})`).about('out');
   const { config, signature } = o;
-  const plan = new TrainingPlan({
-    network,
-    signature,
-    optimizer: config,
-    freeze: config.freeze,
-    labelSmoothing: config.labelSmoothing,
-  });
+  const plan = planOf(network, signature, config);
   const step = plan.step();
   const params = plan.initialParams(config.seed);
   const states = new Map([

@@ -6,6 +6,7 @@
  * a network or an optimizer.
  */
 import { OptionError } from '../errors';
+import { TrainConfig } from '../options';
 import { Network, NetworkRef, resolveNetwork } from '../models';
 import { BufferSpec, initParams, Module, ParamSpec, Params } from '../models/module';
 import { OPSET } from '../onnx/model';
@@ -144,6 +145,17 @@ export class TrainingPlan extends ForwardPlan {
   loop(): LoopTrainingGraph {
     return loopGraph(this.parts);
   }
+}
+
+/** The plan of a training `config` (its optimizer, frozen prefixes and label smoothing) of `network` on `signature`. */
+export function planOf(
+  network: NetworkRef,
+  signature: ImageSignature,
+  config: TrainConfig,
+  gradients?: TrainingModelOptions['gradients'],
+): TrainingPlan {
+  const { freeze, labelSmoothing } = config;
+  return new TrainingPlan({ network, signature, optimizer: config, freeze, labelSmoothing, gradients });
 }
 
 /** A frozen-prefix matcher; each prefix must name at least one parameter. */

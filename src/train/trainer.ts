@@ -16,7 +16,7 @@ import { countParams, Params } from '../models/module';
 import { numel } from '../onnx/tensor';
 import { averagedParams, emaStart } from '../optim/ema';
 import { ParsedModel } from '../onnx/model';
-import { TrainingPlan } from '../plan';
+import { planOf, TrainingPlan } from '../plan';
 import { TrainingGraph } from '../plan/graphs';
 import { EvalReport, evaluate } from '../runtime/evaluate';
 import { learningRate } from '../runtime/schedule';
@@ -233,14 +233,7 @@ export class Trainer {
       const steps = `${length.warmupSteps} steps, not fewer than the run's ${length.totalSteps}`;
       throw new OptionError('warmupEpochs', config.warmupEpochs, `must be shorter than the run: ${steps}`);
     }
-    const plan = new TrainingPlan({
-      network,
-      signature,
-      optimizer: config,
-      freeze: config.freeze,
-      labelSmoothing: config.labelSmoothing,
-      gradients: gradientsFor(options.ep ?? 'auto'),
-    });
+    const plan = planOf(network, signature, config, gradientsFor(options.ep ?? 'auto'));
     const params = checkpoint
       ? paramsFromModel(checkpoint, plan.params, where)
       : initialParams(plan, options.init, config.seed);
