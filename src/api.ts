@@ -15,7 +15,7 @@ import { ImageSignature, signatureFromMetadata } from './signature';
 import { paramsFromModel, readModelBytes, readOnnxFile } from './io/params-io';
 import { defaultMnistDir, Dataset, readDataset } from './data/mnist';
 import { Network, NetworkRef } from './models';
-import { importGraph, importedNetwork, Trainability, trainability } from './models/imported';
+import { importGraph, importedNetwork, Trainability, trainability } from './models/import';
 import { basename } from 'path';
 import { existsSync } from 'fs';
 import { Params } from './models/module';

@@ -9,7 +9,7 @@ import { join } from 'path';
 import * as ort from 'onnxruntime-node';
 import { importModel } from '../src/api';
 import { TrainingPlan } from '../src/plan';
-import { importGraph, ImportedModule, RANDOM_STATE } from '../src/models/imported';
+import { importGraph, ImportedModule, RANDOM_STATE } from '../src/models/import';
 import { Forward } from '../src/models/module';
 import { GraphBuilder } from '../src/onnx/builder';
 import { runGraph } from './helpers/graph-check';

@@ -2,7 +2,7 @@ import { readFileChecked } from '../io/files';
 import { MAX_MODEL_BYTES } from '../io/params-io';
 import { parseModel } from '../onnx/model';
 import { ParamRow, summarize } from '../onnx/summary';
-import { Trainability, trainability } from '../models/imported';
+import { Trainability, trainability } from '../models/import';
 import { parse } from './args';
 
 export const INSPECT_HELP = `usage: ingraph inspect FILE [--json]

@@ -7,7 +7,7 @@ import { Tensor } from '../onnx/tensor';
 import { InceptionNet } from './inception';
 import { Forward, Module, ParamSpec } from './module';
 import { ResidualNet } from './residual';
-import type { ImportedGraph } from './imported';
+import type { ImportedGraph } from './import';
 
 /**
  * A network ingraph can train in-graph, export and evaluate: a name (recorded in every artifact) and a factory of

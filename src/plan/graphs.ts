@@ -7,7 +7,7 @@ import { appendGradients, GradientOptions } from '../autodiff/gradients';
 import { imagesInput, logitsOf } from '../models';
 import { crossEntropy } from '../models/loss';
 import { BufferSpec, countParams, Forward, modelBuffers, Module, ParamSpec, Params } from '../models/module';
-import type { ImportedGraph } from '../models/imported';
+import type { ImportedGraph } from '../models/import';
 import { GraphBuilder } from '../onnx/builder';
 import { toHalf } from '../onnx/half';
 import { OPSET, encodeModel } from '../onnx/model';
