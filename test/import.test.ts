@@ -8,6 +8,9 @@ import { onnx } from 'onnx-proto';
 import { join } from 'path';
 import * as ort from 'onnxruntime-node';
 import { importModel } from '../src/api';
+import { Trainer } from '../src/train/trainer';
+import { readDataset } from '../src/data/mnist';
+import { trainConfig } from '../src/config';
 import { TrainingPlan } from '../src/plan';
 import { importGraph, ImportedModule, RANDOM_STATE } from '../src/models/import';
 import { Forward } from '../src/models/module';
@@ -106,6 +109,27 @@ describe.each(['residual', 'smallnet', 'folded', 'mixnet'])('%s.onnx, imported',
   });
 });
 
+describe.each(['residual', 'inception'] as const)('the seed’s %s net, exported by PyTorch and imported', (net) => {
+  it('trains 20 SGD steps to the parameters of the built-in net from the same weights and batches (1e-5)', async () => {
+    const data = mnistSlice(640, 20);
+    const [train, test] = [readDataset(data, 'train'), readDataset(data, 'test')];
+    const imported = importModel(join(FIXTURES, `${net}.onnx`));
+    const weights = imported.imported?.weights as Map<string, Float32Array>;
+    const config = (name: string) => trainConfig(name, { maxSteps: 20, batchSize: 32 });
+    const builtIn = await Trainer.create({ network: net, config: config(net), train, test, threads: 1, init: weights });
+    const ours = await Trainer.create({ network: imported, config: config(imported.name), train, test, threads: 1 });
+    for (let i = 0; i < 20; i++) await Promise.all([builtIn.step(), ours.step()]);
+    const [a, b] = [builtIn.params(), ours.params()];
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    const off = [...a].filter(([name, w]) => !(relError(b.get(name) as Float32Array, w) <= 1e-5));
+    expect(off.map(([name]) => name)).toEqual([]);
+    expect(relError(a.get('fc.weight') as Float32Array, weights.get('fc.weight') as Float32Array)).toBeGreaterThan(
+      1e-3,
+    );
+    await Promise.all([builtIn.release(), ours.release()]);
+  });
+});
+
 describe('ingraph train --model FILE.onnx', () => {
   const file = join(FIXTURES, 'residual.onnx');
   const data = mnistSlice(640, 200);
@@ -195,6 +219,61 @@ describe('ingraph train --model FILE.onnx', () => {
     );
     const json = JSON.parse(runCli(['inspect', join(FIXTURES, 'dropnet.onnx'), '--json']).stdout);
     expect(json.training).toEqual({ trainable: true, parameters: 0, tensors: 0, batchNorm: 0, dropout: true });
+  });
+
+  it.each<[string, (m: onnx.ModelProto) => void, RegExp]>([
+    [
+      'a name used before it is defined',
+      (m) => void m.graph?.node?.unshift(m.graph.node.pop() as onnx.INodeProto),
+      /node "\/fc\/Gemm" \(Gemm\) reads ".*", which nothing makes/,
+    ],
+    [
+      'a cycle',
+      (m) =>
+        void ((m.graph?.node?.find((n) => n.opType === 'Conv') as onnx.INodeProto).input = ['logits', 'conv1.weight']),
+      /expected one float32 image input|reads "logits", which nothing makes/,
+    ],
+    [
+      'two image inputs',
+      (m) => void m.graph?.input?.push({ ...(m.graph.input[0] as onnx.IValueInfoProto), name: 'second' }),
+      /expected one float32 image input \[N,C,H,W\], found "input" float32 \[N,1,28,28\], "second"/,
+    ],
+    [
+      'an output that is not [N,K]',
+      (m) => void m.graph?.output?.[0].type?.tensorType?.shape?.dim?.push({ dimValue: 1 }),
+      /expected one output of logits \[N,K\], found "logits" \[N,10,1\]/,
+    ],
+    [
+      'a Loop',
+      (m) => void ((m.graph?.node?.[3] as onnx.INodeProto).opType = 'Loop'),
+      /\(Loop\) is not an op ingraph can train/,
+    ],
+    [
+      'an unknown domain',
+      (m) => void ((m.graph?.node?.[3] as onnx.INodeProto).domain = 'com.example'),
+      /\(com\.example\.Conv\) is not an op ingraph can train/,
+    ],
+    [
+      'external data',
+      (m) =>
+        void ((m.graph?.initializer?.[0] as onnx.ITensorProto).dataLocation = onnx.TensorProto.DataLocation.EXTERNAL),
+      /keeps its data in an external file/,
+    ],
+    [
+      'a claimed 2 GB tensor',
+      (m) => void ((m.graph?.initializer?.[0] as onnx.ITensorProto).dims = [2 ** 29, 1]),
+      /tensor "conv1\.weight" holds 400 values for shape \[536870912,1\]/,
+    ],
+  ])('refuses %s in one line, exit 2, and writes nothing', (_, damage, message) => {
+    const proto = onnx.ModelProto.decode(readFileSync(file));
+    damage(proto);
+    const odd = join(tempDir(), 'odd.onnx');
+    writeFileSync(odd, onnx.ModelProto.encode(proto).finish());
+    const out = join(tempDir(), 'run');
+    const r = runCli(['train', '--model', odd, '--data', data, '--out', out]);
+    expect([r.code, r.stderr.trim().split('\n').length]).toEqual([2, 1]);
+    expect(r.stderr).toMatch(message);
+    expect(existsSync(out)).toBe(false);
   });
 
   it('refuses a node it cannot train in one line naming it, and writes nothing', () => {

@@ -4,8 +4,8 @@
 Run once with Debian's PyTorch (`apt-get install python3-torch`; /usr/bin/python3 has it):
     /usr/bin/python3 tools/make_import_fixtures.py
 Writes test/fixtures/import/:
-- residual.onnx: the seed's residual net exported as a new user would (eval mode, input "input", output "logits",
-  dynamic batch; PyTorch writes x.view(n, -1) as Shape -> Gather -> Unsqueeze -> Concat -> Reshape);
+- residual.onnx, inception.onnx: the seed's two nets exported as a new user would (eval mode, input "input", output
+  "logits", dynamic batch; PyTorch writes x.view(n, -1) as Shape -> Gather -> Unsqueeze -> Concat -> Reshape);
 - smallnet.onnx: a 3x16x16, 4-class CNN of the ops small exports use: a depthwise conv, BatchNorm2d after a ReLU and
   BatchNorm1d after a Linear (kept as BatchNormalization nodes with their state_dict names), LeakyReLU, ReLU6 (Clip),
   Sigmoid, Tanh, a ceil-mode MaxPool, AvgPool, torch.flatten, a slice;
@@ -15,7 +15,8 @@ Writes test/fixtures/import/:
   outputs, Clip's bounds cast at run time;
 - dropnet.onnx: flatten -> Dropout(0.3), a training-mode export (Dropout with its ratio and mask);
 - mixnet.onnx: the shape and arithmetic ops of small exports: Split, Concat, Mul/Sub/Div by constants,
-  GlobalAveragePool, Squeeze, Unsqueeze, Transpose, MatMul with a parameter, Softmax, LogSoftmax, Gemm;
+  GlobalAveragePool, Squeeze, Unsqueeze, Transpose, MatMul with a parameter, LayerNorm (ReduceMean, Pow, Sqrt),
+  Softmax, LogSoftmax, Gemm;
 - <name>.json / .bin per model: images (uint8), labels, the normalisation, PyTorch's logits in eval mode (running
   statistics: what the file computes), and, where every initializer is a state_dict entry, the cross-entropy loss
   and each parameter's gradient in training mode (BatchNorm on the batch's statistics) and the running statistics
@@ -33,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_torch_fixtures import ResidualNet, tensor_writer  # noqa: E402
+from make_torch_fixtures import InceptionNet, ResidualNet, tensor_writer  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'import')
@@ -91,6 +92,7 @@ class MixNet(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(2, 4, 3, padding=1)
         self.w = nn.Parameter(torch.randn(4, 6) * 0.5)
+        self.norm = nn.LayerNorm(6)
         self.fc = nn.Linear(6, 5)
 
     def forward(self, x):
@@ -98,7 +100,7 @@ class MixNet(nn.Module):
         d = torch.cat([b * 2, c - 1], dim=1)
         s = F.adaptive_avg_pool2d(d, 1).squeeze(3).squeeze(2)
         t = s.unsqueeze(1).transpose(1, 2).squeeze(2)
-        m = torch.matmul(t, self.w)
+        m = self.norm(torch.matmul(t, self.w))
         return self.fc(torch.softmax(m, dim=1) + F.log_softmax(m, dim=1) / 3)
 
 
@@ -169,6 +171,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     write('residual', ResidualNet(), (1, 28, 28), 10, [0.1307], [0.3081], True)
+    write('inception', InceptionNet(), (1, 28, 28), 10, [0.1307], [0.3081], False)
     write('smallnet', SmallNet(), (3, 16, 16), 4, [0.5, 0.45, 0.4], [0.25, 0.25, 0.3], True)
     write('folded', FoldedNet(), (1, 28, 28), 10, [0.1307], [0.3081], False)
     write('mixnet', MixNet(), (2, 8, 8), 5, [0.4, 0.6], [0.2, 0.3], True)

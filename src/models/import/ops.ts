@@ -53,6 +53,13 @@ const binary =
   (emit: (g: GraphBuilder, a: Tensor, b: Tensor) => Tensor): Importer =>
   (c) => [emit(c.g, c.x(0), c.x(1))];
 
+/** A reduction over its `axes` (attribute, or input 1 from opset 13/18), all axes by default; `keepdims` 1 by default. */
+function reduce(c: OpContext, emit: (x: Tensor, axes: number[], keep: boolean) => Tensor): Tensor {
+  const x = c.x(0);
+  const axes = (c.axes(1) ?? x.shape.map((_, i) => i)).map((a) => positive(a, rankOf(x)));
+  return emit(x, axes, c.int('keepdims', 1) === 1);
+}
+
 /** How each op is emitted on graph tensors. */
 export const IMPORTERS: Record<string, Importer> = {
   Identity: (c) => [c.x(0)],
@@ -68,6 +75,12 @@ export const IMPORTERS: Record<string, Importer> = {
   Sub: binary((g, a, b) => g.sub(a, b)),
   Mul: binary((g, a, b) => g.mul(a, b)),
   Div: binary((g, a, b) => g.div(a, b)),
+  Neg: unary((g, x) => g.neg(x)),
+  Exp: unary((g, x) => g.exp(x)),
+  Sqrt: unary((g, x) => g.sqrt(x)),
+  Pow: binary((g, a, b) => g.pow(a, b)),
+  ReduceMean: (c) => [reduce(c, (x, axes, keep) => c.g.reduceMean(x, axes, keep))],
+  ReduceSum: (c) => [reduce(c, (x, axes, keep) => c.g.reduceSum(x, axes, keep))],
   Relu: unary((g, x) => g.relu(x)),
   LeakyRelu: unary((g, x, c) => g.leakyRelu(x, c.float('alpha', 0.01))),
   Sigmoid: unary((g, x) => g.sigmoid(x)),
