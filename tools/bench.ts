@@ -23,6 +23,7 @@ import { parseArgs } from 'util';
 import * as ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/io/files';
 import { TrainingPlan } from '../src/plan';
+import { importModel } from '../src/api';
 import { quantizeInt8 } from '../src/deploy/quantize';
 import { defaultMnistDir, readDataset } from '../src/data/mnist';
 import { NetworkName } from '../src/models';
@@ -53,6 +54,8 @@ interface Options {
   flatStep: boolean;
   /** Steps per session.run (> 1: the flat step in a Loop, one session). */
   stepsPerRun: number;
+  /** Also train each net's PyTorch export, imported (test/fixtures/import/). */
+  imported: boolean;
 }
 
 function batches(n: number, batch: number) {
@@ -61,23 +64,25 @@ function batches(n: number, batch: number) {
 }
 
 /** The training every ingraph run plans: the seed's SGD, with the gradient formulations of `o`'s provider and flags. */
-function benchPlan(net: NetworkName, o: Options): TrainingPlan {
+function benchPlan(net: NetworkName, o: Options, imported = false): TrainingPlan {
   const gradients = { ...gradientsFor(o.ep), convWeightGradient: o.convWeightGradient };
-  return new TrainingPlan({ network: net, optimizer: trainConfig(net), gradients });
+  const network = imported ? importModel(join(PROJECT_ROOT, 'test', 'fixtures', 'import', `${net}.onnx`)) : net;
+  return new TrainingPlan({ network, optimizer: trainConfig(net), gradients });
 }
 
 /**
  * ingraph's training step, in this process, as `ingraph train --threads N` runs it (N > 1: data-parallel workers):
  * images/s over `steps` steps after `warmup`; with `stepsPerRun` > 1, the Loop graph. With `profilePrefix`: the
- * one-session step, profiled per op.
+ * one-session step, profiled per op. With `imported`, of the net's PyTorch export (test/fixtures/import/) imported.
  */
 async function ingraphTrain(
   net: NetworkName,
   o: Options,
   profilePrefix?: string,
+  imported = false,
 ): Promise<{ imagesPerSecond: number; stepMs: number; profile?: string }> {
   if (o.stepsPerRun > 1 && !profilePrefix) return loopTrain(net, o);
-  const plan = benchPlan(net, o);
+  const plan = benchPlan(net, o, imported);
   const params = plan.initialParams(0);
   const B = o.batch;
   const step = profilePrefix
@@ -263,8 +268,15 @@ async function benchNet(net: NetworkName, o: Options) {
   let torchVersion: string | null = null;
   const dir = mkdtempSync(join(tmpdir(), 'ingraph-bench-'));
   const torchExport = join(dir, `${net}.torch.onnx`);
+  const importedTrain: number[] = [];
   for (let r = 0; r < o.repeats; r++) {
-    const ours = async () => train.push((await ingraphTrain(net, o)).imagesPerSecond);
+    const ours = async () => {
+      const builtIn = async () => train.push((await ingraphTrain(net, o)).imagesPerSecond);
+      const imported = async () => importedTrain.push((await ingraphTrain(net, o, undefined, true)).imagesPerSecond);
+      if (o.imported && r % 2 === 1) await imported();
+      await builtIn();
+      if (o.imported && r % 2 === 0) await imported();
+    };
     const theirs = () => {
       const t = torchBench(net, o, r === 0 ? torchExport : undefined);
       torchTrain.push(t.trainImagesPerSecond);
@@ -300,7 +312,9 @@ async function benchNet(net: NetworkName, o: Options) {
       ratio: o.reference ? pairedRatio(train, torchTrain) : null,
       pytorchCompiled: m(torchCompiled),
       ratioToCompiled: torchCompiled.length ? pairedRatio(train, torchCompiled) : null,
-      samples: { ingraph: train, pytorch: torchTrain, pytorchCompiled: torchCompiled },
+      samples: { ingraph: train, pytorch: torchTrain, pytorchCompiled: torchCompiled, imported: importedTrain },
+      imported: m(importedTrain),
+      importedRatio: importedTrain.length ? pairedRatio(importedTrain, train) : null,
     },
     inference: {
       ingraph: m(evals),
@@ -336,15 +350,18 @@ async function main(): Promise<void> {
       'torch-compile': { type: 'boolean' },
       'flat-step': { type: 'boolean' },
       'steps-per-run': { type: 'string' },
+      imported: { type: 'boolean' },
     },
   });
   if (values.help) {
     console.log(`usage: tools/bench [--nets inception,residual] [--steps 100] [--warmup 10] [--repeats 3] [--threads 2]
                    [--rss-steps 300] [--json FILE] [--no-reference] [--install-reference]
                    [--ep cpu|cuda] [--batch 64] [--conv-weight-gradient gather|conv] [--torch-compile] [--flat-step]
-                   [--steps-per-run K]
+                   [--steps-per-run K] [--imported]
 ingraph against PyTorch (Debian's python3-torch) on this machine, in one run: training and inference images/s with
-ratios, time to the first training step, peak RSS, and the op-type shares of the training step.`);
+ratios, time to the first training step, peak RSS, and the op-type shares of the training step. --imported also
+trains each net's PyTorch export (test/fixtures/import/), imported, beside the built-in net (alternating which
+goes first).`);
     return;
   }
   if (values['install-reference']) {
@@ -377,6 +394,7 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     torchCompile: !!values['torch-compile'],
     flatStep: !!values['flat-step'],
     stepsPerRun: Number(values['steps-per-run'] ?? 1),
+    imported: !!values.imported,
   };
   const results = [];
   for (const net of o.nets) {
@@ -392,6 +410,12 @@ ratios, time to the first training step, peak RSS, and the op-type shares of the
     [`train img/s, batch ${o.batch}: ingraph`, ...results.map((r) => fmt(r.train.ingraph))],
     [`train img/s, batch ${o.batch}: PyTorch`, ...results.map((r) => fmt(r.train.pytorch))],
     ['train ratio ingraph/PyTorch', ...results.map((r) => fmt(r.train.ratio, 2))],
+    ...(o.imported
+      ? [
+          [`train img/s, batch ${o.batch}: its PyTorch export, imported`, ...results.map((r) => fmt(r.train.imported))],
+          ['train ratio imported/built-in', ...results.map((r) => fmt(r.train.importedRatio, 2))],
+        ]
+      : []),
     ...(o.torchCompile
       ? [
           [`train img/s, batch ${o.batch}: PyTorch compiled`, ...results.map((r) => fmt(r.train.pytorchCompiled))],
