@@ -384,9 +384,9 @@ export class GraphBuilder {
     return this.one('LeakyRelu', [x], x.dtype, x.shape, { alpha: { kind: 'float', value: alpha } });
   }
 
-  /** Clip to [min, max] (F.relu6 is Clip(0, 6)); a bound left out is none. */
-  clip(x: Tensor, min: number | null, max: number | null): Tensor {
-    const bound = (v: number | null) => (v === null ? null : this.constant([v], [], x.dtype));
+  /** Clip to [min, max] (F.relu6 is Clip(0, 6)), each a number or a scalar tensor; a bound left out is none. */
+  clip(x: Tensor, min: number | Tensor | null, max: number | Tensor | null): Tensor {
+    const bound = (v: number | Tensor | null) => (typeof v === 'number' ? this.constant([v], [], x.dtype) : v);
     const inputs = [x, bound(min), bound(max)];
     while (inputs[inputs.length - 1] === null) inputs.pop();
     return this.node('Clip', inputs, [{ dtype: x.dtype, shape: x.shape }], {})[0];

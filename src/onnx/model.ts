@@ -270,6 +270,17 @@ function storedTensor(t: onnx.ITensorProto, where: string): StoredTensor {
   return { name, dtype, shape, data };
 }
 
+/** A serialised TensorProto (as ONNX's test data stores inputs and outputs), checked as initializers are. */
+export function parseTensor(bytes: Uint8Array, where: string): StoredTensor {
+  let t: onnx.TensorProto;
+  try {
+    t = onnx.TensorProto.decode(bytes);
+  } catch (e) {
+    throw new ModelFormatError(`${where}: not an ONNX tensor (${(e as Error).message})`);
+  }
+  return storedTensor(t, where);
+}
+
 /** Parses ONNX bytes, refusing what is not a sane, self-contained model with a ModelFormatError naming `where`. */
 export function parseModel(bytes: Uint8Array, where = 'model'): ParsedModel {
   let m: onnx.ModelProto;

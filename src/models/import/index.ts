@@ -13,7 +13,8 @@ import { ImportedModule } from './replay';
 export { importGraph, SUPPORTED_OPS_DOC, trainability } from './graph';
 export { RANDOM_STATE } from './ops';
 export type { ImportedGraph, Trainability } from './graph';
-export { ImportedModule } from './replay';
+export { ImportedModule, replayNodes } from './replay';
+export type { KnownInput } from './replay';
 
 /**
  * The network of an imported file, named `name`: it takes only the file's image shape and class count, and starts

@@ -53,10 +53,15 @@ const binary =
   (emit: (g: GraphBuilder, a: Tensor, b: Tensor) => Tensor): Importer =>
   (c) => [emit(c.g, c.x(0), c.x(1))];
 
-/** A reduction over its `axes` (attribute, or input 1 from opset 13/18), all axes by default; `keepdims` 1 by default. */
+/**
+ * A reduction over its `axes` (attribute, or input 1 from opset 13/18), all axes when none are given (or none at all
+ * with noop_with_empty_axes); `keepdims` 1 by default.
+ */
 function reduce(c: OpContext, emit: (x: Tensor, axes: number[], keep: boolean) => Tensor): Tensor {
   const x = c.x(0);
-  const axes = (c.axes(1) ?? x.shape.map((_, i) => i)).map((a) => positive(a, rankOf(x)));
+  const given = c.axes(1) ?? [];
+  if (given.length === 0 && c.int('noop_with_empty_axes', 0) === 1) return x;
+  const axes = (given.length ? given : x.shape.map((_, i) => i)).map((a) => positive(a, rankOf(x)));
   return emit(x, axes, c.int('keepdims', 1) === 1);
 }
 
@@ -78,7 +83,12 @@ export const IMPORTERS: Record<string, Importer> = {
   Neg: unary((g, x) => g.neg(x)),
   Exp: unary((g, x) => g.exp(x)),
   Sqrt: unary((g, x) => g.sqrt(x)),
-  Pow: binary((g, a, b) => g.pow(a, b)),
+  // An integer exponent (a constant) is taken as float; an integer base is not data ingraph trains.
+  Pow: (c) => {
+    if (c.knows(0) ? c.known(0).dtype !== 'float32' : c.x(0).dtype !== 'float32')
+      c.refuse('Pow of an integer base is not supported');
+    return [c.g.pow(c.x(0), c.knows(1) ? c.g.constant(c.numbers(1), c.known(1).shape) : c.x(1))];
+  },
   ReduceMean: (c) => [reduce(c, (x, axes, keep) => c.g.reduceMean(x, axes, keep))],
   ReduceSum: (c) => [reduce(c, (x, axes, keep) => c.g.reduceSum(x, axes, keep))],
   Relu: unary((g, x) => g.relu(x)),
@@ -86,7 +96,8 @@ export const IMPORTERS: Record<string, Importer> = {
   Sigmoid: unary((g, x) => g.sigmoid(x)),
   Tanh: unary((g, x) => g.tanh(x)),
   Clip: (c) => {
-    const bound = (i: number, attr: string) => (c.has(i) ? c.numbers(i)[0] : c.attr(attr) ? c.float(attr, 0) : null);
+    const bound = (i: number, attr: string) =>
+      c.has(i) ? (c.knows(i) ? c.numbers(i)[0] : c.x(i)) : c.attr(attr) ? c.float(attr, 0) : null;
     return [c.g.clip(c.x(0), bound(1, 'min'), bound(2, 'max'))];
   },
   Softmax: unary((g, x, c) => g.softmax(x, c.int('axis', -1))),
@@ -135,10 +146,15 @@ export const IMPORTERS: Record<string, Importer> = {
       true,
     ),
   ),
+  // In training its outputs 1 and 2 are the new running mean and variance (ONNX's training mode); the saved batch
+  // statistics (outputs 3 and 4 of opsets before 14) are not made.
   BatchNormalization: (c) => {
-    if (c.node.outputs.slice(1).some((o) => c.replay.reads(o)))
-      c.refuse("BatchNormalization's statistics outputs, read by another node, are not supported");
-    return [c.replay.training ? batchNormTraining(c) : batchNormInference(c)];
+    const read = c.node.outputs.map((o) => c.replay.reads(o));
+    if (read.slice(c.replay.training ? 3 : 1).some(Boolean))
+      c.refuse(
+        `BatchNormalization's ${c.replay.training ? 'saved statistics' : 'statistics'} outputs are not supported`,
+      );
+    return c.replay.training ? batchNormTraining(c) : [batchNormInference(c)];
   },
   Flatten: unary((g, x, c) => g.flatten(x, positive(c.int('axis', 1), rankOf(x)))),
   Reshape: (c) => [reshape(c)],
@@ -162,6 +178,7 @@ export const IMPORTERS: Record<string, Importer> = {
     const [starts, ends] = [c.numbers(1), c.numbers(2)];
     const axes = (c.has(3) ? c.numbers(3) : starts.map((_, i) => i)).map((a) => positive(a, rankOf(x)));
     const steps = c.has(4) ? c.numbers(4) : undefined;
+    if (steps?.some((s) => s < 1)) c.refuse('Slice steps below 1 (reversed slices) are not supported');
     const dim = (i: number) => x.shape[axes[i]] as number;
     const clamp = (v: number, i: number) => Math.max(0, Math.min(v < 0 ? v + dim(i) : v, dim(i)));
     return [c.g.slice(x, starts.map(clamp), ends.map(clamp), axes, steps)];
@@ -197,7 +214,7 @@ function batchNormInference(c: OpContext): Tensor {
  * BatchNorm in training, as PyTorch's: normalised by the batch's mean and biased variance over N (and H, W); the
  * running statistics move towards the batch's mean and unbiased variance by ONNX's `momentum` (PyTorch's 1 - m).
  */
-function batchNormTraining(c: OpContext): Tensor {
+function batchNormTraining(c: OpContext): Tensor[] {
   const { g } = c;
   const x = c.x(0);
   const axes = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
@@ -212,9 +229,10 @@ function batchNormTraining(c: OpContext): Tensor {
   const unbiased = g.mul(variance, g.div(count, g.sub(count, g.scalar(1))));
   const moved = (i: number, batch: Tensor) =>
     g.add(g.mul(c.x(i), g.scalar(m)), g.mul(g.reshape(batch, [-1]), g.scalar(1 - m)));
-  c.replay.update(c.node.inputs[3], moved(3, mean));
-  c.replay.update(c.node.inputs[4], moved(4, unbiased));
-  return y;
+  const [runningMean, runningVar] = [moved(3, mean), moved(4, unbiased)];
+  c.replay.update(c.node.inputs[3], runningMean);
+  c.replay.update(c.node.inputs[4], runningVar);
+  return [y, runningMean, runningVar];
 }
 
 /** Park–Miller's prime modulus: the hash below stays in int64 (products of two values under it are below 2^62). */
@@ -294,9 +312,12 @@ function arithmetic(c: OpContext, op: (a: number, b: number) => number): Value[]
   return [{ data, shape: a.data.length === n ? a.shape : b.shape, dtype: a.dtype }];
 }
 
+/** A tensor's shape as a known value (the batch a symbol), its dims `start` to `end` (opset 15). */
 function shapeOf(c: OpContext): Known {
-  const v = c.has(0) ? c.x(0).shape : [];
-  return { data: [...v], shape: [v.length], dtype: 'int64' };
+  const dims = c.has(0) ? c.x(0).shape : [];
+  const at = (v: number) => Math.max(0, Math.min(dims.length, v < 0 ? v + dims.length : v));
+  const kept = dims.slice(at(c.int('start', 0)), at(c.int('end', dims.length)));
+  return { data: [...kept], shape: [kept.length], dtype: 'int64' };
 }
 
 function constantOf(c: OpContext): Known {
@@ -315,6 +336,7 @@ function constantOf(c: OpContext): Known {
  * batch too.
  */
 function reshape(c: OpContext): Tensor {
+  if (c.int('allowzero', 0) === 1) c.refuse('allowzero=1 is not supported (PyTorch does not write it)');
   const x = c.x(0);
   const k = c.known(1);
   const target = k.data.map((d, i) => {

@@ -4,7 +4,7 @@
  */
 import { UsageError } from '../../errors';
 import { GraphBuilder } from '../../onnx/builder';
-import { NodeAttr, ParsedNode, StoredTensor } from '../../onnx/model';
+import { NodeAttr, ParsedModel, ParsedNode, StoredTensor } from '../../onnx/model';
 import { Dim, Tensor } from '../../onnx/tensor';
 import { BufferSpec, Forward, Module, ParamSpec } from '../module';
 import { ImportedGraph } from './graph';
@@ -154,6 +154,12 @@ export class OpContext {
     return this.inputs[i] !== null && this.inputs[i] !== undefined;
   }
 
+  /** Whether input `i` is known at import time (a constant, a shape). */
+  knows(i: number): boolean {
+    const v = this.inputs[i];
+    return !!v && isKnown(v);
+  }
+
   /** Input `i` as a tensor; known values become constants. */
   x(i = 0): Tensor {
     const v = this.inputs[i];
@@ -207,4 +213,40 @@ export class OpContext {
   refuse(what: string): never {
     throw new RangeError(what);
   }
+}
+
+/** A value a caller of `replayNodes` knows at import time: a setting such as a shape, axes or pads. */
+export interface KnownInput {
+  data: number[];
+  shape: number[];
+  dtype: 'int64' | 'float32';
+}
+
+/**
+ * The outputs of `m`'s nodes replayed onto the forward `f` from `inputs` (graph tensors, or values known at import
+ * time): how ONNX's backend node tests run each op through the importer (test/onnx-node.test.ts). `where` names the
+ * model in errors.
+ */
+export function replayNodes(
+  f: Forward,
+  m: ParsedModel,
+  inputs: Map<string, Tensor | KnownInput>,
+  where: string,
+): Tensor[] {
+  const consumed = new Set([...m.nodes.flatMap((n) => n.inputs), ...m.outputs.map((o) => o.name)]);
+  const graph: ImportedGraph = {
+    where,
+    input: m.inputs[0] ?? { name: '', dtype: 'float32', shape: [] },
+    output: m.outputs[0],
+    shape: { input: [1, 1, 1], classes: 1 },
+    params: [],
+    weights: new Map(),
+    buffers: [],
+    nodes: m.nodes,
+    initializers: m.initializers,
+    consumed,
+  };
+  const replay = new Replay(f, graph, new Map(inputs), new Map());
+  for (const node of m.nodes) replay.run(node);
+  return m.outputs.map((o) => replay.tensor(o.name, 'output'));
 }
