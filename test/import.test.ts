@@ -235,7 +235,7 @@ describe('ingraph train --model FILE.onnx', () => {
     ],
     [
       'two image inputs',
-      (m) => void m.graph?.input?.push({ ...(m.graph.input[0] as onnx.IValueInfoProto), name: 'second' }),
+      (m) => void m.graph?.input?.push({ ...m.graph.input[0], name: 'second' }),
       /expected one float32 image input \[N,C,H,W\], found "input" float32 \[N,1,28,28\], "second"/,
     ],
     [
