@@ -20,7 +20,8 @@ Writes test/fixtures/import/:
 - <name>.json / .bin per model: images (uint8), labels, the normalisation, PyTorch's logits in eval mode (running
   statistics: what the file computes), and, where every initializer is a state_dict entry, the cross-entropy loss
   and each parameter's gradient in training mode (BatchNorm on the batch's statistics) and the running statistics
-  after that step (momentum 0.1, unbiased variance), in float64 from the float32 weights.
+  after that step (momentum 0.1, unbiased variance), in float64 from the float32 weights; and after 3 SGD steps
+  (lr 0.05, momentum 0.9) on 3 more batches, the parameters and running statistics in float64 and in float32.
 """
 import copy
 import json
@@ -128,6 +129,32 @@ def export_training_mode(name, model, shape):
     onnx.save(m, path)
 
 
+STEPS, LR, MOMENTUM = 3, 0.05, 0.9
+
+
+def train_steps(start, gen, shape, classes, mean, std, put):
+    """STEPS SGD steps (momentum) in training mode from `start`'s float32 weights, in float64 and in float32."""
+    images = torch.randint(0, 256, (STEPS * BATCH, *shape), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, classes, (STEPS * BATCH,), dtype=torch.int64, generator=gen)
+    put('steps/images', images, 'uint8')
+    put('steps/labels', labels.to(torch.uint8), 'uint8')
+    for dtype, suffix in [(torch.float64, ''), (torch.float32, '_f32')]:
+        model = copy.deepcopy(start).to(dtype).train()
+        m = torch.tensor(mean, dtype=dtype).view(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=dtype).view(1, -1, 1, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+        for k in range(STEPS):
+            batch = slice(k * BATCH, (k + 1) * BATCH)
+            opt.zero_grad()
+            F.cross_entropy(model((images[batch].to(dtype) / 255 - m) / s), labels[batch]).backward()
+            opt.step()
+        for k, p in model.named_parameters():
+            put(f'param{STEPS}{suffix}/{k}', p)
+        for k, b in model.named_buffers():
+            if 'running' in k:
+                put(f'running{STEPS}{suffix}/{k}', b)
+
+
 def write(name, model, shape, classes, mean, std, gradients):
     gen = torch.Generator().manual_seed(7)
     randomise_batchnorm(model, gen)
@@ -137,6 +164,7 @@ def write(name, model, shape, classes, mean, std, gradients):
     path = os.path.join(OUT, f'{name}.onnx')
     torch.onnx.export(model, torch.zeros(1, *shape), path, input_names=['input'], output_names=['logits'],
                       dynamic_axes={'input': {0: 'N'}, 'logits': {0: 'N'}}, opset_version=13)
+    start = copy.deepcopy(model)
     images = torch.randint(0, 256, (BATCH, *shape), dtype=torch.uint8, generator=gen)
     labels = torch.randint(0, classes, (BATCH,), dtype=torch.int64, generator=gen)
     m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
@@ -160,6 +188,7 @@ def write(name, model, shape, classes, mean, std, gradients):
         for k, b in model.named_buffers():
             if 'running' in k:
                 put(f'running1/{k}', b)
+        train_steps(start, gen, shape, classes, mean, std, put)
     with open(os.path.join(OUT, f'{name}.bin'), 'wb') as f:
         f.write(blobs)
     with open(os.path.join(OUT, f'{name}.json'), 'w') as f:

@@ -9,6 +9,8 @@ export interface TorchFixture {
   get(key: string): Float32Array;
   images(): Uint8Array;
   labels(): BigInt64Array;
+  /** A uint8 tensor by key. */
+  uint8(key: string): Uint8Array;
   keys(prefix: string): string[];
 }
 
@@ -42,6 +44,10 @@ export function loadFixture(base: string): TorchFixture {
     },
     images() {
       const { e, count } = entry('images');
+      return bytes(e.offset, count);
+    },
+    uint8(key) {
+      const { e, count } = entry(key);
       return bytes(e.offset, count);
     },
     labels() {
