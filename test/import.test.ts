@@ -17,6 +17,7 @@ import { importGraph, ImportedModule, RANDOM_STATE } from '../src/models/import'
 import { Forward } from '../src/models/module';
 import { GraphBuilder } from '../src/onnx/builder';
 import { runGraph } from './helpers/graph-check';
+import { browserRun, CHROMIUM } from './helpers/browser';
 import { sgd } from '../src/optim/sgd';
 import { numel } from '../src/onnx/tensor';
 import { loadFixture, relError } from './helpers/torch-fixture';
@@ -172,7 +173,7 @@ describe('ingraph train --model FILE.onnx', () => {
   const file = join(FIXTURES, 'residual.onnx');
   const data = mnistSlice(640, 200);
 
-  it('trains a PyTorch export; its inference.onnx is a drop-in for the file, and eval scores it', () => {
+  it('trains a PyTorch export; its inference.onnx is a drop-in for the file, eval and onnxruntime-web score it', async () => {
     const out = join(tempDir(), 'run');
     const r = runCli(['train', '--model', file, '--data', data, '--max-steps', '6', '--out', out]);
     expect([r.code, r.stderr]).toEqual([0, '']);
@@ -185,6 +186,22 @@ describe('ingraph train --model FILE.onnx', () => {
     const scored = runCli(['eval', '--model-file', join(out, 'inference.onnx'), '--data', data, '--json']);
     const evaluation = JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8'));
     expect([scored.code, JSON.parse(scored.stdout).correct]).toEqual([0, evaluation.correct]);
+    // The trained file runs in onnxruntime-web (Chromium) to the labels onnxruntime-node gives.
+    if (existsSync(CHROMIUM)) {
+      const bytes = readFileSync(join(out, 'inference.onnx'));
+      const x = Float32Array.from(rawImages(data).subarray(0, 50 * 784), (v) => (v / 255 - 0.1307) / 0.3081);
+      const web = await browserRun(bytes, 'input', x, [50, 1, 28, 28]);
+      const session = await ort.InferenceSession.create(bytes);
+      const node = (await session.run({ input: new ort.Tensor('float32', x, [50, 1, 28, 28]) })).logits
+        .data as Float32Array;
+      await session.release();
+      const labels = (v: ArrayLike<number>) =>
+        Array.from({ length: 50 }, (_, i) => {
+          const row = Array.from(v).slice(i * 10, i * 10 + 10);
+          return row.indexOf(Math.max(...row));
+        });
+      expect(labels(web)).toEqual(labels(node));
+    }
     // A resume needs the file again, and continues from the checkpoint with it.
     const again = runCli(['train', '--resume', out, '--data', data, '--max-steps', '8']);
     expect([again.code, again.stderr]).toEqual([

@@ -97,3 +97,28 @@ export async function browserLogits(
   );
   return { version, logits: result };
 }
+
+/** The one output of `model` for one float32 input (`dims`), as onnxruntime-web computes it in Chromium (wasm). */
+export async function browserRun(model: Uint8Array, input: string, x: Float32Array, dims: number[]): Promise<number[]> {
+  const served = new Map<string, Buffer | string>([
+    ['/model.onnx', Buffer.from(model)],
+    ['/x.bin', Buffer.from(x.buffer, x.byteOffset, x.byteLength)],
+  ]);
+  const { result } = await withPage(served, (page) =>
+    page.evaluate(
+      async ({ input, dims }) => {
+        const ort = (globalThis as unknown as { ort: typeof import('onnxruntime-web') }).ort;
+        ort.env.wasm.numThreads = 1;
+        ort.env.wasm.wasmPaths = '/ort/';
+        const data = new Float32Array(await (await fetch('/x.bin')).arrayBuffer());
+        const session = await ort.InferenceSession.create('/model.onnx', { executionProviders: ['wasm'] });
+        const out = await session.run({ [input]: new ort.Tensor('float32', data, dims) });
+        const values = Array.from(out[session.outputNames[0]].data as Float32Array);
+        await session.release();
+        return values;
+      },
+      { input, dims },
+    ),
+  );
+  return result;
+}
