@@ -175,8 +175,22 @@ describe('ingraph train --model FILE.onnx', () => {
 
   it('trains a PyTorch export; its inference.onnx is a drop-in for the file, eval and onnxruntime-web score it', async () => {
     const out = join(tempDir(), 'run');
-    const r = runCli(['train', '--model', file, '--data', data, '--max-steps', '6', '--out', out]);
+    const deployed = join(tempDir(), 'deployed.onnx');
+    const r = runCli([
+      'train',
+      '--model',
+      file,
+      '--data',
+      data,
+      '--max-steps',
+      '6',
+      '--out',
+      out,
+      '--promote-to',
+      deployed,
+    ]);
     expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(readFileSync(deployed)).toEqual(readFileSync(join(out, 'inference.onnx'))); // promoted: nothing deployed yet
     const [theirs, ours] = [parseModel(readFileSync(file)), parseModel(readFileSync(join(out, 'inference.onnx')))];
     expect([ours.inputs, ours.outputs]).toEqual([theirs.inputs, theirs.outputs]);
     for (const [name, t] of theirs.initializers)
