@@ -279,6 +279,38 @@ describe('ingraph train --model FILE.onnx', () => {
       expect(moved).toEqual(checkpoint.initializers.get(name)?.data);
       expect(moved).not.toEqual(file.initializers.get(name)?.data);
     }
+    // Stopped after 2 steps and resumed to 4, the run's checkpoint is the same bytes: the statistics resume too.
+    const halves = join(tempDir(), 'halves');
+    const first = runCli([
+      'train',
+      '--model',
+      small,
+      ...args.slice(0, -4),
+      '--max-steps',
+      '2',
+      '--threads',
+      '2',
+      '--out',
+      halves,
+    ]);
+    expect([first.code, first.stderr]).toEqual([0, '']);
+    const rest = runCli([
+      'train',
+      '--resume',
+      halves,
+      '--model',
+      small,
+      '--data',
+      dir,
+      '--image-shape',
+      '3,16,16',
+      '--max-steps',
+      '4',
+      '--threads',
+      '2',
+    ]);
+    expect([rest.code, rest.stderr]).toEqual([0, '']);
+    expect(readFileSync(join(halves, 'checkpoint.onnx')).equals(readFileSync(join(out, 'checkpoint.onnx')))).toBe(true);
   });
 
   it('inspect says what it can train in a file, or points an ingraph export at its network', () => {
