@@ -14,6 +14,7 @@ Writes test/fixtures/import/:
   do_constant_folding=False`, what onnxruntime's training artifacts required): BatchNormalization with its five
   outputs, Clip's bounds cast at run time;
 - dropnet.onnx: flatten -> Dropout(0.3), a training-mode export (Dropout with its ratio and mask);
+- dropfc.onnx: an MLP on 1x28x28 with Dropout(0.5) between its layers (training-mode export), to train;
 - mixnet.onnx: the shape and arithmetic ops of small exports: Split, Concat, Mul/Sub/Div by constants,
   GlobalAveragePool, Squeeze, Unsqueeze, Transpose, MatMul with a parameter, LayerNorm (ReduceMean, Pow, Sqrt),
   Softmax, LogSoftmax, Gemm;
@@ -114,6 +115,17 @@ class DropNet(nn.Module):
         return self.drop(torch.flatten(x, 1))
 
 
+class DropFc(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 32)
+        self.drop = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc2(self.drop(F.relu(self.fc1(x.view(x.size(0), -1)))))
+
+
 def export_training_mode(name, model, shape):
     """Exports in training mode; the trace moves BN's running statistics, so the file gets the model's own back."""
     buffers = {k: v.clone() for k, v in model.state_dict().items()}
@@ -205,6 +217,7 @@ def main():
     write('folded', FoldedNet(), (1, 28, 28), 10, [0.1307], [0.3081], False)
     write('mixnet', MixNet(), (2, 8, 8), 5, [0.4, 0.6], [0.2, 0.3], True)
     export_training_mode('dropnet', DropNet(), (1, 10, 10))
+    export_training_mode('dropfc', DropFc(), (1, 28, 28))
 
 
 if __name__ == '__main__':
