@@ -144,10 +144,10 @@ def export_training_mode(name, model, shape):
 STEPS, LR, MOMENTUM = 3, 0.05, 0.9
 
 
-def train_steps(start, gen, shape, classes, mean, std, put):
-    """STEPS SGD steps (momentum) in training mode from `start`'s float32 weights, in float64 and in float32."""
-    images = torch.randint(0, 256, (STEPS * BATCH, *shape), dtype=torch.uint8, generator=gen)
-    labels = torch.randint(0, classes, (STEPS * BATCH,), dtype=torch.int64, generator=gen)
+def train_steps(start, gen, shape, classes, mean, std, put, steps=STEPS, batch_size=BATCH):
+    """`steps` SGD steps (momentum) in training mode from `start`'s float32 weights, in float64 and in float32."""
+    images = torch.randint(0, 256, (steps * batch_size, *shape), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, classes, (steps * batch_size,), dtype=torch.int64, generator=gen)
     put('steps/images', images, 'uint8')
     put('steps/labels', labels.to(torch.uint8), 'uint8')
     for dtype, suffix in [(torch.float64, ''), (torch.float32, '_f32')]:
@@ -155,16 +155,16 @@ def train_steps(start, gen, shape, classes, mean, std, put):
         m = torch.tensor(mean, dtype=dtype).view(1, -1, 1, 1)
         s = torch.tensor(std, dtype=dtype).view(1, -1, 1, 1)
         opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-        for k in range(STEPS):
-            batch = slice(k * BATCH, (k + 1) * BATCH)
+        for k in range(steps):
+            batch = slice(k * batch_size, (k + 1) * batch_size)
             opt.zero_grad()
             F.cross_entropy(model((images[batch].to(dtype) / 255 - m) / s), labels[batch]).backward()
             opt.step()
         for k, p in model.named_parameters():
-            put(f'param{STEPS}{suffix}/{k}', p)
+            put(f'param{steps}{suffix}/{k}', p)
         for k, b in model.named_buffers():
             if 'running' in k:
-                put(f'running{STEPS}{suffix}/{k}', b)
+                put(f'running{steps}{suffix}/{k}', b)
 
 
 def write(name, model, shape, classes, mean, std, gradients):

@@ -4,7 +4,8 @@
 Used by test/resnet18.test.ts where Debian's python3-torch and python3-torchvision are installed (too large to
 commit: the export is 45 MB). Writes DIR/resnet18.onnx (a training-mode export, BatchNorm kept, as onnxruntime's
 artifacts wanted) and DIR/resnet18.json / .bin (tools/make_torch_fixtures.py's format): the batches, and after STEPS
-SGD steps (lr 0.05, momentum 0.9) in training mode the parameters and running statistics, in float64 and in float32.
+SGD steps (make_import_fixtures.train_steps: lr 0.05, momentum 0.9) in training mode the parameters and running
+statistics, in float64 and in float32.
     /usr/bin/python3 tools/make_resnet18_reference.py DIR
 """
 import copy
@@ -14,14 +15,14 @@ import sys
 
 import onnx
 import torch
-import torch.nn.functional as F
 import torchvision
 from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_import_fixtures import LR, MOMENTUM, train_steps  # noqa: E402
 from make_torch_fixtures import tensor_writer  # noqa: E402
 
-BATCH, STEPS, LR, MOMENTUM = 8, 2, 0.05, 0.9
+BATCH, STEPS = 8, 2
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
 
 
@@ -42,28 +43,9 @@ def main(out):
             t.CopyFrom(numpy_helper.from_array(state[t.name].numpy(), t.name))
     onnx.save(m, path)
     gen = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (STEPS * BATCH, 3, 32, 32), dtype=torch.uint8, generator=gen)
-    labels = torch.randint(0, 10, (STEPS * BATCH,), dtype=torch.int64, generator=gen)
     blobs = bytearray()
     index = {'batch': BATCH, 'steps': STEPS, 'lr': LR, 'momentum': MOMENTUM, 'mean': MEAN, 'std': STD, 'tensors': {}}
-    put = tensor_writer(blobs, index)
-    put('steps/images', images, 'uint8')
-    put('steps/labels', labels.to(torch.uint8), 'uint8')
-    for dtype, suffix in [(torch.float64, ''), (torch.float32, '_f32')]:
-        net = copy.deepcopy(start).to(dtype).train()
-        mean = torch.tensor(MEAN, dtype=dtype).view(1, 3, 1, 1)
-        std = torch.tensor(STD, dtype=dtype).view(1, 3, 1, 1)
-        opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-        for k in range(STEPS):
-            batch = slice(k * BATCH, (k + 1) * BATCH)
-            opt.zero_grad()
-            F.cross_entropy(net((images[batch].to(dtype) / 255 - mean) / std), labels[batch]).backward()
-            opt.step()
-        for k, p in net.named_parameters():
-            put(f'param{STEPS}{suffix}/{k}', p)
-        for k, b in net.named_buffers():
-            if 'running' in k:
-                put(f'running{STEPS}{suffix}/{k}', b)
+    train_steps(start, gen, (3, 32, 32), 10, MEAN, STD, tensor_writer(blobs, index), STEPS, BATCH)
     with open(os.path.join(out, 'resnet18.bin'), 'wb') as f:
         f.write(blobs)
     with open(os.path.join(out, 'resnet18.json'), 'w') as f:

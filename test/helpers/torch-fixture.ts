@@ -72,3 +72,24 @@ export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return diff / Math.max(scale, 1e-12);
 }
+
+/**
+ * The tensors of `ours` farther from fixture `fx`'s float64 values after `steps` steps (`param<steps>/<name>` and
+ * `running<steps>/<name>`) than `multiple` times PyTorch float32's own distance to them (`..._f32/`), or 1e-6: what
+ * a K-step parity test expects to be empty. Also how many tensors were compared.
+ */
+export function fartherThanTorch32(
+  fx: TorchFixture,
+  steps: number,
+  ours: Map<string, Float32Array>,
+  multiple = 5,
+): { far: string[]; compared: number } {
+  const keys = ['param', 'running'].flatMap((kind) => fx.keys(`${kind}${steps}/`).map((k) => `${kind}${steps}/${k}`));
+  const far = keys.filter((key) => {
+    const name = key.slice(key.indexOf('/') + 1);
+    const [f64, f32] = [fx.get(key), fx.get(key.replace('/', '_f32/'))];
+    const theirs = ours.get(name);
+    return !theirs || !(relError(theirs, f64) <= Math.max(multiple * relError(f32, f64), 1e-6));
+  });
+  return { far, compared: keys.length };
+}
