@@ -125,7 +125,7 @@ export const IMPORTERS: Record<string, Importer> = {
   },
   MaxPool: (c) => {
     const x = c.x(0);
-    if (c.node.outputs[1]) c.refuse("MaxPool's Indices output is not supported");
+    if (c.replay.reads(c.node.outputs[1])) c.refuse("MaxPool's Indices output is not supported");
     if (c.int('storage_order', 0) !== 0) c.refuse('storage_order=1 is not supported');
     const { kernel, strides, pads } = poolSettings(c, x);
     const padded = c.int('ceil_mode', 0) === 1 ? ceilPads(x, kernel, strides, pads) : pads;
@@ -183,14 +183,22 @@ export const IMPORTERS: Record<string, Importer> = {
     const clamp = (v: number, i: number) => Math.max(0, Math.min(v < 0 ? v + dim(i) : v, dim(i)));
     return [c.g.slice(x, starts.map(clamp), ends.map(clamp), axes, steps)];
   },
+  // A symbolic dim (the batch) is copied where it stays in place (0), else inferred (-1).
   Squeeze: unary((g, x, c) => {
     const axes = (c.axes(1) ?? x.shape.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => positive(a, rankOf(x)));
+    const kept = x.shape.map((d, i) => [d, i] as const).filter(([, i]) => !axes.includes(i));
     return g.reshape(
       x,
-      x.shape.flatMap((d, i) => (axes.includes(i) ? [] : [typeof d === 'number' ? d : 0])),
+      kept.map(([d, i], j) => (typeof d === 'number' ? d : i === j ? 0 : -1)),
     );
   }),
-  Unsqueeze: unary((g, x, c) => g.unsqueeze(x, c.axes(1) ?? c.refuse('no axes'))),
+  Unsqueeze: unary((g, x, c) => {
+    const axes = c.axes(1) ?? c.refuse('no axes');
+    return g.unsqueeze(
+      x,
+      axes.map((a) => positive(a, rankOf(x) + axes.length)),
+    );
+  }),
   Pad: (c) => {
     if (c.string('mode', 'constant') !== 'constant') c.refuse(`${c.string('mode', '')} padding is not supported`);
     const pads = c.ints('pads') ?? c.numbers(1);
@@ -277,7 +285,9 @@ export const FOLDERS: Record<string, (c: OpContext) => Value[] | undefined> = {
   Unsqueeze: (c) => {
     const k = c.known(0);
     const shape = [...k.shape];
-    for (const a of [...(c.axes(1) ?? [])].sort((p, q) => p - q)) shape.splice(a, 0, 1);
+    const axes = c.axes(1) ?? [];
+    for (const a of axes.map((v) => positive(v, k.shape.length + axes.length)).sort((p, q) => p - q))
+      shape.splice(a, 0, 1);
     return [{ data: k.data, shape, dtype: k.dtype }];
   },
   Squeeze: (c) => {
