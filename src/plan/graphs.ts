@@ -258,12 +258,15 @@ export interface ShardedTrainingGraphs {
 }
 
 /**
- * Networks with buffers (BatchNorm's running statistics) train in one session of the per-tensor step: shards would
- * each see part of the batch, and BatchNorm's statistics would be theirs, not the batch's.
+ * Networks with buffers (BatchNorm's running statistics, Dropout's random state) train in one session of the
+ * per-tensor step: shards would each see part of the batch, and BatchNorm's statistics would be theirs, not the
+ * batch's.
  */
 function onePerTensorStep(p: PlanParts, form: string): void {
   if (p.specs.buffers.length)
-    throw new RangeError(`${form}: the ${p.name} net has BatchNorm statistics; it trains with the per-tensor step`);
+    throw new RangeError(
+      `${form}: the ${p.name} net has buffers (BatchNorm, Dropout); it trains with the per-tensor step`,
+    );
 }
 
 /** The graph inputs of a batch: uint8 images [N,C,H,W] and int64 labels [N]. */
