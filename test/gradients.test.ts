@@ -80,7 +80,7 @@ describe('gradient rules against finite differences', () => {
     );
   });
 
-  it.each(['unpool', 'scatter'] as const)(
+  it.each(['unpool', 'scatter', 'masks'] as const)(
     'MaxPool 2x2 stride 2 and 3x3 stride 3 (windows that tile the input), by %s',
     async (maxPoolGradient) => {
       for (const k of [2, 3]) {
@@ -111,7 +111,7 @@ describe('gradient rules against finite differences', () => {
     );
   });
 
-  it.each(['unpool', 'scatter'] as const)(
+  it.each(['unpool', 'scatter', 'masks'] as const)(
     'MaxPool ties by %s: the whole gradient goes to the first maximum of each window, as in PyTorch',
     async (maxPoolGradient) => {
       const g = new GraphBuilder();
@@ -266,6 +266,22 @@ describe('gradient rules against finite differences', () => {
     ['Pow with a constant exponent', [[2, 5]], (g, [x]) => g.pow(x, g.scalar(3)), ([x]) => map(x, (v) => v ** 3)],
     ['Neg', [[2, 5]], (g, [x]) => g.neg(x), ([x]) => map(x, (v) => -v)],
     ['Exp', [[2, 5]], (g, [x]) => g.exp(x), ([x]) => map(x, Math.exp)],
+    [
+      'Log',
+      [[2, 5]],
+      (g, [x]) => g.log(g.add(g.mul(x, x), g.scalar(0.5))),
+      ([x]) => map(x, (v) => Math.log(v * v + 0.5)),
+    ],
+    [
+      'ReduceMax over axis 1 (distinct values)',
+      [[3, 4]],
+      (g, [x]) => g.reduceMax(x, [1], false),
+      ([x]) =>
+        R.t64(
+          [0, 1, 2].map((r) => Math.max(...x.data.slice(4 * r, 4 * r + 4))),
+          [3],
+        ),
+    ],
     ['Sigmoid', [[3, 5]], (g, [x]) => g.sigmoid(x), ([x]) => map(x, (v) => 1 / (1 + Math.exp(-v)))],
     ['Tanh', [[3, 5]], (g, [x]) => g.tanh(x), ([x]) => map(x, Math.tanh)],
     ['LeakyRelu (alpha 0.1)', [[3, 5]], (g, [x]) => g.leakyRelu(x, 0.1), ([x]) => map(x, (v) => (v > 0 ? v : 0.1 * v))],

@@ -14,6 +14,8 @@ import { ADAMW_DEFAULTS, adamw } from '../src/optim/adamw';
 import { sgd } from '../src/optim/sgd';
 import { ParallelTrainingStep } from '../src/runtime/parallel-step';
 import { StepRunner, TrainingStep } from '../src/runtime/step';
+import { WEBGPU_GRADIENTS } from '../src/runtime/steps';
+import { parseModel } from '../src/onnx/model';
 import { loadTorchFixture, relError } from './helpers/torch-fixture';
 
 /** Relative tolerance (max abs error over max abs value, per tensor) for losses, gradients and SGD's parameters. */
@@ -66,6 +68,13 @@ describe.each([
     const asConv = buildTrainingModel(net, optimizer, { gradients: { convWeightGradient: 'conv' } });
     expect(asConv.bytes).not.toEqual(graph.bytes);
     await expectThreeSteps(await TrainingStep.open(asConv, init, new Map(), { ep: 'cpu', threads: 1 }));
+  });
+
+  it('with the WebGPU forms (max-pool gradient by masks, composed log-softmax) on the CPU provider, three steps match as well', async () => {
+    const webgpu = buildTrainingModel(net, optimizer, { gradients: WEBGPU_GRADIENTS });
+    const ops = new Set(parseModel(webgpu.bytes).nodes.map((n) => n.op));
+    expect(['MaxUnpool', 'LogSoftmax', 'SpaceToDepth', 'ScatterElements'].filter((op) => ops.has(op))).toEqual([]);
+    await expectThreeSteps(await TrainingStep.open(webgpu, init, new Map(), { ep: 'cpu', threads: 1 }));
   });
 
   it('the flat one-session step (buildFlatTrainingModel) matches as well', async () => {

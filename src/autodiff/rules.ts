@@ -19,9 +19,15 @@ export interface GradientOptions {
    * window's first maximum by comparing the input's phases with the pooled output and writes the gradients there
    * with MaxUnpool, about twice as fast on onnxruntime's CPU provider as `scatter`, which recomputes the pool with
    * its Indices output and routes the gradients with ScatterElements; MaxUnpool has no CUDA kernel, so CUDA graphs
-   * take `scatter`. Other max pools always take `scatter`.
+   * take `scatter`. `masks` builds the same first-maximum routing from Reshape, Transpose, Equal, MatMul and Mul
+   * alone (no MaxUnpool, SpaceToDepth or Indices output), for WebGPU. Other max pools always take `scatter`.
    */
-  maxPoolGradient?: 'scatter' | 'unpool';
+  maxPoolGradient?: 'scatter' | 'unpool' | 'masks';
+  /**
+   * Log-softmax of the loss composed of ReduceMax, Sub, Exp, ReduceSum and Log, for providers without a LogSoftmax
+   * kernel (WebGPU's); default: the LogSoftmax op.
+   */
+  composedLogSoftmax?: boolean;
 }
 
 export interface GradContext {
@@ -123,6 +129,25 @@ function maxPoolGradByPhases(g: GraphBuilder, x: Tensor, y: Tensor, dy: Tensor, 
 }
 
 /**
+ * The gradient of a k x k, stride-k max pool by masks: the input's windows laid out along a last axis of k·k
+ * ([N,C,H/k,W/k,k·k], by Reshape and Transpose), each window's first maximum found by comparing with the pooled
+ * output and cancelling later equal ones (an exclusive running sum as a MatMul with a constant triangle), the
+ * gradient multiplied in and laid back out. The same routing as maxPoolGradByPhases, in ops WebGPU implements.
+ */
+function maxPoolGradByMasks(g: GraphBuilder, x: Tensor, y: Tensor, dy: Tensor, k: number): Tensor {
+  const [c, h, w] = x.shape.slice(1) as number[];
+  const [ph, pw, kk] = [h / k, w / k, k * k];
+  const windows = g.reshape(g.transpose(g.reshape(x, [-1, c, ph, k, pw, k]), [0, 1, 2, 4, 3, 5]), [-1, c, ph, pw, kk]);
+  const equal = g.cast(g.equal(windows, g.unsqueeze(y, [4])), 'float32');
+  // earlier[j] = sum over i < j of equal[i]: a window's later maxima are not its first.
+  const triangle = Float32Array.from({ length: kk * kk }, (_, t) => (Math.floor(t / kk) < t % kk ? 1 : 0));
+  const earlier = g.matMul(equal, g.constant(triangle, [kk, kk]));
+  const first = g.where(g.greater(earlier, g.scalar(0.5)), g.scalar(0), equal);
+  const routed = g.mul(first, g.unsqueeze(dy, [4]));
+  return g.reshape(g.transpose(g.reshape(routed, [-1, c, ph, pw, k, k]), [0, 1, 2, 4, 3, 5]), [-1, c, h, w]);
+}
+
+/**
  * dW of a Conv as one GEMM: dW^T [C·kh·kw, Co] = X_cols [C·kh·kw, OH·OW·N] · dY [OH·OW·N, Co]. X is laid out
  * channel-major ([C, H·W, N], a 2-D transpose of [N, C·H·W]) so that one Gather of N-long runs builds X_cols, the big
  * operand, already in the layout onnxruntime's GEMM streams without packing; dY, the small one, is packed once.
@@ -215,6 +240,7 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
   Neg: (c) => [c.g.neg(dy0(c))],
   Identity: (c) => [dy0(c)],
   Exp: (c) => [c.g.mul(dy0(c), output(c))],
+  Log: (c) => [c.g.div(dy0(c), input(c, 0))],
   Sqrt: (c) => [c.g.div(dy0(c), c.g.mul(c.g.scalar(2), output(c)))],
   Relu: (c) => [c.g.where(c.g.greater(output(c), c.g.scalar(0)), dy0(c), c.g.scalar(0))],
   LeakyRelu: (c) => {
@@ -306,6 +332,14 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     // Divide by the number of elements averaged, at run time: the batch dimension is symbolic.
     const count = c.g.div(c.g.cast(c.g.size(x), 'float32'), c.g.cast(c.g.size(output(c)), 'float32'));
     return [c.g.div(spread, count)];
+  },
+  // Each maximum takes the gradient (tied maxima each take it in full): right where maxima are unique, and where a
+  // max only shifts a log-sum-exp (composed log-softmax), whose result does not depend on it.
+  ReduceMax: (c) => {
+    const x = input(c, 0);
+    const axes = reduceAxes(c, ints(c.node.attrs.axes, []));
+    const y = intAttr(c.node, 'keepdims', 1) === 0 ? c.g.unsqueeze(output(c), axes) : output(c);
+    return [c.g.where(c.g.equal(x, y), expandReduced(c, axes), c.g.scalar(0))];
   },
   LogSoftmax: (c) => {
     const axis = intAttr(c.node, 'axis', -1);
@@ -405,6 +439,8 @@ export const RULES: Record<OpType, GradRule | NotDifferentiable> = {
     const kernel = ints(n.attrs.kernel_shape, []);
     const strides = ints(n.attrs.strides, kernel);
     const pads = ints(n.attrs.pads, [0, 0, 0, 0]);
+    if (c.options.maxPoolGradient === 'masks' && tilesInput(x, kernel, strides, pads))
+      return [maxPoolGradByMasks(c.g, x, output(c), dy0(c), kernel[0])];
     if (c.options.maxPoolGradient !== 'scatter' && tilesInput(x, kernel, strides, pads))
       return [maxPoolGradByPhases(c.g, x, output(c), dy0(c), kernel[0])];
     // The Indices output (flat positions in N·C·H·W) routes each gradient to the max that produced it; the first

@@ -11,9 +11,16 @@ export interface LossOutputs {
 
 /**
  * The loss and correct count of `logits` for `labels`. With `smoothing` ε > 0 the target is (1-ε)·one-hot + ε/C,
- * as torch.nn.CrossEntropyLoss(label_smoothing=ε).
+ * as torch.nn.CrossEntropyLoss(label_smoothing=ε). `composedLogSoftmax` spells log-softmax in ops that every provider
+ * has (WebGPU has no LogSoftmax kernel).
  */
-export function crossEntropy(g: GraphBuilder, logits: Tensor, labels: Tensor, smoothing = 0): LossOutputs {
+export function crossEntropy(
+  g: GraphBuilder,
+  logits: Tensor,
+  labels: Tensor,
+  smoothing = 0,
+  composedLogSoftmax = false,
+): LossOutputs {
   if (!(smoothing >= 0 && smoothing <= 1)) throw new RangeError(`label smoothing ${smoothing}: must be in [0, 1]`);
   return g.scope('loss', () => {
     const classes = logits.shape[1] as number;
@@ -25,10 +32,16 @@ export function crossEntropy(g: GraphBuilder, logits: Tensor, labels: Tensor, sm
     const oneHot = g.cast(g.equal(g.unsqueeze(labels, [1]), classIds), 'float32');
     const target =
       smoothing > 0 ? g.add(g.mul(oneHot, g.scalar(1 - smoothing)), g.scalar(smoothing / classes)) : oneHot;
-    const logProbs = g.logSoftmax(logits, 1);
+    const logProbs = composedLogSoftmax ? logSoftmaxComposed(g, logits) : g.logSoftmax(logits, 1);
     const nll = g.neg(g.reduceSum(g.mul(target, logProbs), [1], false));
     const loss = g.reduceMean(nll, [0], false);
     const hits = g.cast(g.equal(g.argMax(logits, 1, false), labels), 'float32');
     return { loss, correct: g.reduceSum(hits, [0], false) };
   });
+}
+
+/** log-softmax over axis 1 as x - max - log(sum(exp(x - max))): ReduceMax, Sub, Exp, ReduceSum, Log. */
+function logSoftmaxComposed(g: GraphBuilder, x: Tensor): Tensor {
+  const shifted = g.sub(x, g.reduceMax(x, [1], true));
+  return g.sub(shifted, g.log(g.reduceSum(g.exp(shifted), [1], true)));
 }

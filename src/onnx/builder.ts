@@ -25,6 +25,7 @@ export type OpType =
   | 'Greater'
   | 'Identity'
   | 'LeakyRelu'
+  | 'Log'
   | 'LogSoftmax'
   | 'Loop'
   | 'MatMul'
@@ -36,6 +37,7 @@ export type OpType =
   | 'Pad'
   | 'Pow'
   | 'Range'
+  | 'ReduceMax'
   | 'ReduceMean'
   | 'ReduceSum'
   | 'Relu'
@@ -401,6 +403,10 @@ export class GraphBuilder {
   sqrt(x: Tensor): Tensor {
     return this.unary('Sqrt', x);
   }
+  log(x: Tensor): Tensor {
+    return this.one('Log', [x], x.dtype, x.shape);
+  }
+
   exp(x: Tensor): Tensor {
     return this.unary('Exp', x);
   }
@@ -572,6 +578,13 @@ export class GraphBuilder {
 
   reduceSum(x: Tensor, axes: readonly number[], keepdims = true): Tensor {
     return this.one('ReduceSum', [x, this.ints(axes)], x.dtype, reducedShape(x.shape, axes, keepdims), {
+      keepdims: int(keepdims ? 1 : 0),
+    });
+  }
+
+  reduceMax(x: Tensor, axes: readonly number[], keepdims = true): Tensor {
+    return this.one('ReduceMax', [x], x.dtype, reducedShape(x.shape, axes, keepdims), {
+      axes: ints(axes),
       keepdims: int(keepdims ? 1 : 0),
     });
   }

@@ -118,7 +118,8 @@ function lossAndGradients(
   const tensorOf = (name: string) => params.get(name) as Tensor;
   const buffers = new Map<string, Tensor>();
   const logits = logitsOf(g, p.module, batch.images, (s) => tensorOf(s.name), p.signature, true, false, buffers);
-  const { loss, correct } = crossEntropy(g, logits, batch.labels, p.options.labelSmoothing ?? 0);
+  const composed = p.options.gradients?.composedLogSoftmax ?? false;
+  const { loss, correct } = crossEntropy(g, logits, batch.labels, p.options.labelSmoothing ?? 0, composed);
   const wrt = trainable.map((s) => tensorOf(s.name));
   const grads = appendGradients(g, scale ? g.mul(loss, scale) : loss, wrt, p.options.gradients);
   const byName = new Map(trainable.map((s) => [s.name, grads.get(tensorOf(s.name).name) as Tensor]));

@@ -29,6 +29,13 @@ export function gradientsFor(ep: EpChoice): GradientOptions {
 }
 
 /**
+ * The formulations for graphs that run on WebGPU (the browser page): the max-pool gradient by masks and the composed
+ * log-softmax, since WebGPU has no kernel for MaxUnpool, for MaxPool's Indices output or for LogSoftmax. The same
+ * arithmetic as the CPU's graphs (test/train-parity.test.ts runs them against PyTorch on the CPU provider).
+ */
+export const WEBGPU_GRADIENTS: GradientOptions = { maxPoolGradient: 'masks', composedLogSoftmax: true };
+
+/**
  * Opens the training steps of `plan`: on the CPU with more than one core, `threads` (default all) workers running
  * the gradient graph of `plan.sharded(threads)` on a share of each batch each; otherwise, and for networks with
  * BatchNorm statistics, one session of the per-tensor step (its intra-op threads `threads`), or of the flat one with
