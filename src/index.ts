@@ -108,7 +108,7 @@ export type { EvalReport, EvaluateOptions, Mistake } from './runtime/evaluate';
 export { promote } from './run/promote';
 export type { PromoteOptions, PromotionPlan, PromotionResult } from './run/promote';
 export type { EpChoice } from './runtime/session';
-export { gradientsFor } from './runtime/steps';
+export { gradientsFor, WEBGPU_GRADIENTS } from './runtime/steps';
 
 // Serving: int8 models, Triton repositories
 export { quantizeInt8 } from './deploy/quantize';

@@ -251,6 +251,54 @@ describe('ingraph serve', () => {
   });
 });
 
+(hasChromium ? describe : describe.skip)('training in the page on WebGPU', () => {
+  it('trains 3 steps on WebGPU (asked for on the software adapter) with the losses of wasm; by default wasm, saying why', async () => {
+    const server = await startServer([]);
+    const browser = await launchChromium(true);
+    try {
+      const runs: { losses: number[]; ep: string; status: string }[] = [];
+      for (const backend of ['webgpu', 'wasm']) {
+        const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+        await page.goto(`${server.url}?train=${backend}`);
+        await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('no model'));
+        await page.fill('#steps', '3');
+        await page.click('#train');
+        await page.waitForFunction(
+          () =>
+            (window as unknown as { lastTraining?: unknown }).lastTraining ||
+            /failed/.test(document.getElementById('train-status')?.textContent ?? ''),
+          null,
+          { timeout: 120000 },
+        );
+        const run = await page.evaluate(
+          () => (window as unknown as { lastTraining: { losses: number[]; ep: string } }).lastTraining,
+        );
+        runs.push({ ...run, status: (await page.textContent('#train-status')) ?? '' });
+        if (backend === 'webgpu')
+          await page.screenshot({ path: join(SHOTS, 'page-trained-webgpu.png'), fullPage: true });
+        await page.close();
+      }
+      const [gpu, wasm] = runs;
+      expect([gpu.ep, wasm.ep]).toEqual(['webgpu', 'wasm']);
+      expect(gpu.status).toMatch(/trained 3 steps on WebGPU: asked for, on a software adapter/);
+      gpu.losses.forEach((l, k) => expect(Math.abs(l - wasm.losses[k]) / wasm.losses[k]).toBeLessThan(1e-4));
+      const page = await browser.newPage();
+      await page.goto(server.url);
+      const chosen = await page.evaluate(() =>
+        (window as unknown as { trainingBackend: () => Promise<{ ep: string; why: string }> }).trainingBackend(),
+      );
+      expect(chosen).toEqual({
+        ep: 'wasm',
+        model: 'train/model.onnx',
+        why: 'the WebGPU adapter is a software one, slower than wasm',
+      });
+    } finally {
+      await browser.close();
+      expect(await server.stop()).toBe(0);
+    }
+  }, 180000);
+});
+
 /** Draws a 28x28 digit 10x onto the pad, then touches its centre with the pen, which classifies the drawing. */
 async function drawDigit(page: Page, digit: Uint8Array): Promise<void> {
   await page.evaluate((pixels) => {

@@ -311,10 +311,29 @@ function plot(losses, steps) {
     .setAttribute('points', losses.map((l, i) => `${(480 * (i + 1)) / steps},${y(l)}`).join(' '));
 }
 
+/**
+ * Where the page trains: WebGPU (the step in WebGPU's ops) where the browser has a hardware adapter, else wasm, and
+ * why. A software adapter (SwiftShader, what headless Chromium offers without a GPU) trained 30 times slower than
+ * wasm when measured, so it gets wasm unless `?train=webgpu` asks for it; `?train=wasm` always gets wasm.
+ */
+async function trainingBackend() {
+  const asked = new URLSearchParams(location.search).get('train');
+  const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
+  if (asked === 'wasm') return { ep: 'wasm', model: 'train/model.onnx', why: 'asked for' };
+  if (!adapter) return { ep: 'wasm', model: 'train/model.onnx', why: 'no WebGPU adapter' };
+  const info = adapter.info ?? {};
+  const software = info.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader/i.test(info.architecture ?? '');
+  if (software && asked !== 'webgpu')
+    return { ep: 'wasm', model: 'train/model.onnx', why: 'the WebGPU adapter is a software one, slower than wasm' };
+  return { ep: 'webgpu', model: 'train/model-webgpu.onnx', why: software ? 'asked for, on a software adapter' : '' };
+}
+
 async function train(steps) {
   const spec = await (await fetch('train/spec.json')).json();
+  const backend = await trainingBackend();
+  const on = `${backend.ep === 'webgpu' ? 'WebGPU' : 'wasm'}${backend.why ? `: ${backend.why}` : ''}`;
   const [step, init, data] = await Promise.all([
-    ort.InferenceSession.create(await fetchBytes('train/model.onnx'), { executionProviders: ['wasm'] }),
+    ort.InferenceSession.create(await fetchBytes(backend.model), { executionProviders: [backend.ep] }),
     fetchBytes('train/init.bin'),
     fetchBytes('train/train.bin'),
   ]);
@@ -346,7 +365,7 @@ async function train(steps) {
     losses.push(out.loss.data[0]);
     plot(losses, steps);
     trainStatus(
-      `step ${k + 1}/${steps}: loss ${losses[k].toFixed(3)} (${((1000 * (k + 1)) / (performance.now() - t0)).toFixed(1)} steps/s)`,
+      `step ${k + 1}/${steps}: loss ${losses[k].toFixed(3)} (${((1000 * (k + 1)) / (performance.now() - t0)).toFixed(1)} steps/s on ${on})`,
     );
   }
   const stepsPerSecond = (1000 * steps) / (performance.now() - t0);
@@ -358,10 +377,10 @@ async function train(steps) {
   link.href = URL.createObjectURL(new Blob([model], { type: 'application/octet-stream' }));
   link.hidden = false;
   trainStatus(
-    `trained ${steps} steps (${stepsPerSecond.toFixed(1)} steps/s): loss ${losses[0].toFixed(3)} → ${losses[steps - 1].toFixed(3)}, test accuracy ${(100 * accuracy).toFixed(1)}% on ${spec.testImages} images; the classifier now uses this model`,
+    `trained ${steps} steps on ${on} (${stepsPerSecond.toFixed(1)} steps/s): loss ${losses[0].toFixed(3)} → ${losses[steps - 1].toFixed(3)}, test accuracy ${(100 * accuracy).toFixed(1)}% on ${spec.testImages} images; the classifier now uses this model`,
   );
   await load(model, 'the model trained here');
-  return { losses, stepsPerSecond, accuracy };
+  return { losses, stepsPerSecond, accuracy, ep: backend.ep };
 }
 
 async function testAccuracy(model, count) {

@@ -1,10 +1,20 @@
 /**
  * What the page's "train in the browser" panel needs from `ingraph serve`: the residual net's training step (the
- * seed's recipe, the same graph `train` writes as training_model.onnx), its tensor layout and initial weights, MNIST
- * batches, and an export of the weights the browser trained. Everything through the public API.
+ * seed's recipe, the same graph `train` writes as training_model.onnx) and its WebGPU form (WEBGPU_GRADIENTS: the
+ * same arithmetic in ops WebGPU has), its tensor layout and initial weights, MNIST batches, and an export of the
+ * weights the browser trained. Everything through the public API.
  */
 import { IncomingMessage } from 'http';
-import { METADATA, NETWORKS, TrainingPlan, countParams, defaultMnistDir, readDataset, trainConfig } from '../index';
+import {
+  METADATA,
+  NETWORKS,
+  TrainingPlan,
+  WEBGPU_GRADIENTS,
+  countParams,
+  defaultMnistDir,
+  readDataset,
+  trainConfig,
+} from '../index';
 import { numel } from '../onnx/tensor';
 
 /** The seed's recipe for the residual net: what `ingraph train --model residual` does with no flags. */
@@ -18,6 +28,11 @@ const TEST_IMAGES = 500;
 function split(which: 'train' | 'test', count: number): Buffer {
   const d = readDataset(defaultMnistDir(), which, count);
   return Buffer.concat([Buffer.from(d.images), Buffer.from(d.labels)]);
+}
+
+/** The training step in WebGPU's ops; its inputs and outputs are the per-tensor step's (spec.json). */
+function webGpuStep(): Uint8Array {
+  return new TrainingPlan({ network: NETWORKS.residual, optimizer: RECIPE, gradients: WEBGPU_GRADIENTS }).step().bytes;
 }
 
 /** The fixed files of the panel, by request path. */
@@ -36,6 +51,7 @@ export function trainingFiles(): Map<string, Buffer | string> {
   };
   return new Map<string, Buffer | string>([
     ['/train/model.onnx', Buffer.from(graph.bytes)],
+    ['/train/model-webgpu.onnx', Buffer.from(webGpuStep())],
     ['/train/spec.json', JSON.stringify(spec)],
     ['/train/init.bin', Buffer.concat(graph.params.map((p) => Buffer.from((init.get(p.name) as Float32Array).buffer)))],
     ['/train/train.bin', split('train', TRAIN_IMAGES)],
