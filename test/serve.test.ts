@@ -14,6 +14,7 @@ import { join } from 'path';
 import { GraphBuilder, Trainer, defaultMnistDir, encodeModel, evaluateModel, readDataset, trainConfig } from 'ingraph';
 import * as ort from 'onnxruntime-node';
 import { PNG } from 'pngjs';
+import { parseModel } from '../src/onnx/model';
 import { Page } from 'playwright-core';
 import { CHROMIUM, launchChromium } from './helpers/browser';
 import { CIFAR_NAMES, cifarDir } from './helpers/cifar';
@@ -57,6 +58,16 @@ function startServer(args: string[]): Promise<{ url: string; stop: () => Promise
       if (m) resolve({ url: m[1], stop: () => (child.kill('SIGTERM'), exit) });
     });
   });
+}
+
+function fetchBytes(url: string): Promise<Buffer> {
+  return new Promise((resolve) =>
+    get(url, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks)));
+    }),
+  );
 }
 
 function status(url: string): Promise<number> {
@@ -257,9 +268,16 @@ describe('ingraph serve', () => {
     const browser = await launchChromium(true);
     try {
       const runs: { losses: number[]; ep: string; status: string }[] = [];
+      let placement: string[] = [];
       for (const backend of ['webgpu', 'wasm']) {
         const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-        await page.goto(`${server.url}?train=${backend}`);
+        const copies: string[] = [];
+        page.on('console', (m) => {
+          const copy = /Add (MemcpyFromHost after|MemcpyToHost before) (\S+) for/.exec(m.text());
+          if (copy && backend === 'webgpu') copies.push(`${copy[1].split(' ')[0]} ${copy[2]}`);
+        });
+        // ?verbose logs each copy onnxruntime adds between the CPU and WebGPU: where nodes run on the CPU.
+        await page.goto(`${server.url}?train=${backend}${backend === 'webgpu' ? '&verbose' : ''}`);
         await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('no model'));
         await page.fill('#steps', '3');
         await page.click('#train');
@@ -274,14 +292,24 @@ describe('ingraph serve', () => {
           () => (window as unknown as { lastTraining: { losses: number[]; ep: string } }).lastTraining,
         );
         runs.push({ ...run, status: (await page.textContent('#train-status')) ?? '' });
+        if (backend === 'webgpu') placement = copies;
         if (backend === 'webgpu')
           await page.screenshot({ path: join(SHOTS, 'page-trained-webgpu.png'), fullPage: true });
         await page.close();
       }
       const [gpu, wasm] = runs;
+      console.log(`browser training, 3 steps: ${gpu.status} / ${wasm.status}`);
       expect([gpu.ep, wasm.ep]).toEqual(['webgpu', 'wasm']);
       expect(gpu.status).toMatch(/trained 3 steps on WebGPU: asked for, on a software adapter/);
       gpu.losses.forEach((l, k) => expect(Math.abs(l - wasm.losses[k]) / wasm.losses[k]).toBeLessThan(1e-4));
+      // Every node on WebGPU: nothing is copied from the host, and to it only what leaves the graph as an output.
+      const step = parseModel(await fetchBytes(`${server.url}train/model-webgpu.onnx`));
+      const outputs = new Set(step.outputs.map((o) => o.name));
+      const leaving = new Set(
+        step.nodes.filter((n) => n.op === 'Identity' && outputs.has(n.outputs[0])).map((n) => n.inputs[0]),
+      );
+      expect(placement.length).toBeGreaterThan(0);
+      expect(placement.filter((c) => !(c.startsWith('MemcpyToHost') && leaving.has(c.split(' ')[1])))).toEqual([]);
       const page = await browser.newPage();
       await page.goto(server.url);
       const chosen = await page.evaluate(() =>

@@ -77,6 +77,40 @@ describe.each([
     await expectThreeSteps(await TrainingStep.open(webgpu, init, new Map(), { ep: 'cpu', threads: 1 }));
   });
 
+  it('the WebGPU page’s step (float32 pixels and one-hot labels, WebGPU forms) matches as well, run by hand', async () => {
+    const webgpu = buildTrainingModel(net, optimizer, { gradients: WEBGPU_GRADIENTS, floatInputs: true });
+    const session = await ort.InferenceSession.create(webgpu.bytes, { intraOpNumThreads: 1 });
+    const feeds: Record<string, ort.Tensor> = { lr: new ort.Tensor('float32', Float32Array.of(fx.config.lr), []) };
+    for (const p of webgpu.params)
+      feeds[p.name] = new ort.Tensor('float32', Float32Array.from(init.get(p.name) as Float32Array), p.shape);
+    for (const st of webgpu.states)
+      feeds[st.name] = new ort.Tensor('float32', new Float32Array(st.shape.reduce((a, b) => a * b, 1)), st.shape);
+    const losses: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      feeds.images = new ort.Tensor('float32', Float32Array.from(images.subarray(k * B * 784, (k + 1) * B * 784)), [
+        B,
+        1,
+        28,
+        28,
+      ]);
+      const oneHot = new Float32Array(B * 10);
+      for (let i = 0; i < B; i++) oneHot[i * 10 + Number(labels[k * B + i])] = 1;
+      feeds.labels = new ort.Tensor('float32', oneHot, [B, 10]);
+      const out = await session.run(feeds);
+      for (const name of [...webgpu.trainable, ...webgpu.states.map((st) => st.name)])
+        feeds[name] = out[`updated.${name}`];
+      losses.push((out.loss.data as Float32Array)[0]);
+      if (k === 2)
+        for (const p of webgpu.params) {
+          const err = relError(feeds[p.name].data as Float32Array, fx.get(`param3/${p.name}`));
+          if (err >= (optName === 'adamw' ? ADAMW_PARAM_TOL : REL_TOL))
+            throw new Error(`${p.name} after step 3: relative error ${err}`);
+        }
+    }
+    await session.release();
+    losses.forEach((l, k) => expect(Math.abs(l - fx.losses[k]) / fx.losses[k]).toBeLessThan(REL_TOL));
+  });
+
   it('the flat one-session step (buildFlatTrainingModel) matches as well', async () => {
     await expectThreeSteps(
       await TrainingStep.open(buildFlatTrainingModel(net, optimizer), init, new Map(), { ep: 'cpu', threads: 1 }),

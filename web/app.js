@@ -328,12 +328,32 @@ async function trainingBackend() {
   return { ep: 'webgpu', model: 'train/model-webgpu.onnx', why: software ? 'asked for, on a software adapter' : '' };
 }
 
+/**
+ * `?verbose`: onnxruntime-web's verbose log in the console, which names each copy it adds between the CPU and WebGPU
+ * (`Add MemcpyFromHost after ...`): where a session's nodes run.
+ */
+function logging() {
+  if (!new URLSearchParams(location.search).has('verbose')) return {};
+  ort.env.logLevel = 'verbose';
+  return { logSeverityLevel: 0, logVerbosityLevel: 0 };
+}
+
+/** A batch as the WebGPU step takes it: float32 pixels (0..255) and one-hot float32 labels (no integer tensors). */
+function floatBatch(pixels, labels, batch) {
+  const oneHot = new Float32Array(batch * 10);
+  labels.forEach((l, i) => (oneHot[i * 10 + l] = 1));
+  return {
+    images: new ort.Tensor('float32', Float32Array.from(pixels), [batch, 1, 28, 28]),
+    labels: new ort.Tensor('float32', oneHot, [batch, 10]),
+  };
+}
+
 async function train(steps) {
   const spec = await (await fetch('train/spec.json')).json();
   const backend = await trainingBackend();
   const on = `${backend.ep === 'webgpu' ? 'WebGPU' : 'wasm'}${backend.why ? `: ${backend.why}` : ''}`;
   const [step, init, data] = await Promise.all([
-    ort.InferenceSession.create(await fetchBytes(backend.model), { executionProviders: [backend.ep] }),
+    ort.InferenceSession.create(await fetchBytes(backend.model), { executionProviders: [backend.ep], ...logging() }),
     fetchBytes('train/init.bin'),
     fetchBytes('train/train.bin'),
   ]);
@@ -352,11 +372,18 @@ async function train(steps) {
   const t0 = performance.now();
   for (let k = 0; k < steps; k++) {
     const start = (k * batch) % count;
-    feeds.images = new ort.Tensor('uint8', data.slice(start * 784, (start + batch) * 784), [batch, 1, 28, 28]);
-    feeds.labels = new ort.Tensor(
-      'int64',
-      BigInt64Array.from(data.slice(count * 784 + start, count * 784 + start + batch), BigInt),
-      [batch],
+    const [pixels, labels] = [
+      data.slice(start * 784, (start + batch) * 784),
+      data.slice(count * 784 + start, count * 784 + start + batch),
+    ];
+    Object.assign(
+      feeds,
+      backend.ep === 'webgpu'
+        ? floatBatch(pixels, labels, batch)
+        : {
+            images: new ort.Tensor('uint8', pixels, [batch, 1, 28, 28]),
+            labels: new ort.Tensor('int64', BigInt64Array.from(labels, BigInt), [batch]),
+          },
     );
     const out = await step.run(feeds);
     for (const name of [...spec.params.map((p) => p.name), ...spec.states.map((s) => s.name)]) {

@@ -30,9 +30,13 @@ function split(which: 'train' | 'test', count: number): Buffer {
   return Buffer.concat([Buffer.from(d.images), Buffer.from(d.labels)]);
 }
 
-/** The training step in WebGPU's ops; its inputs and outputs are the per-tensor step's (spec.json). */
+/**
+ * The training step in WebGPU's ops: float32 pixels (0..255) and one-hot float32 labels [N,10] in, otherwise the
+ * per-tensor step's inputs and outputs (spec.json).
+ */
 function webGpuStep(): Uint8Array {
-  return new TrainingPlan({ network: NETWORKS.residual, optimizer: RECIPE, gradients: WEBGPU_GRADIENTS }).step().bytes;
+  const o = { network: NETWORKS.residual, optimizer: RECIPE, gradients: WEBGPU_GRADIENTS, floatInputs: true };
+  return new TrainingPlan(o).step().bytes;
 }
 
 /** The fixed files of the panel, by request path. */

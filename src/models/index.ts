@@ -101,7 +101,7 @@ function perChannel(g: GraphBuilder, values: readonly number[]): Tensor {
 /** Normalisation in-graph, exactly as torchvision's ToTensor + Normalize(mean, std). */
 export function preprocess(g: GraphBuilder, images: Tensor, signature: ImageSignature): Tensor {
   return g.scope('preprocess', () => {
-    const x = g.div(g.cast(images, 'float32'), g.scalar(255));
+    const x = g.div(images.dtype === 'float32' ? images : g.cast(images, 'float32'), g.scalar(255));
     return g.div(g.sub(x, perChannel(g, signature.mean)), perChannel(g, signature.std));
   });
 }

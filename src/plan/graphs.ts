@@ -51,6 +51,11 @@ export interface TrainingModelOptions {
   labelSmoothing?: number;
   /** Which equivalent gradient formulations to emit (by execution provider; default: the CPU's fastest). */
   gradients?: GradientOptions;
+  /**
+   * The per-tensor step's images as float32 pixels (0..255) and its labels as float32 one-hot [N,K], with the loss's
+   * mean and the correct count in float ops: a step whose every data-path node WebGPU runs (the browser page's).
+   */
+  floatInputs?: boolean;
 }
 
 /** What training graphs take: parameters, the trainable ones, the optimizer's state and the module's buffers. */
@@ -270,8 +275,16 @@ function onePerTensorStep(p: PlanParts, form: string): void {
     );
 }
 
-/** The graph inputs of a batch: uint8 images [N,C,H,W] and int64 labels [N]. */
-function batchInputs(g: GraphBuilder, signature: ImageSignature): { images: Tensor; labels: Tensor } {
+/**
+ * The graph inputs of a batch: uint8 images [N,C,H,W] and int64 labels [N]; with `floats`, float32 pixels (0..255)
+ * and float32 one-hot labels [N,K], so that no integer tensor lies on the data path (WebGPU has no uint8 Cast and
+ * runs int64 comparisons on the CPU).
+ */
+function batchInputs(g: GraphBuilder, signature: ImageSignature, floats = false): { images: Tensor; labels: Tensor } {
+  if (floats) {
+    const images = g.input(INPUTS.images, 'float32', imageDims(signature, 'N'));
+    return { images, labels: g.input(INPUTS.labels, 'float32', ['N', signature.classes]) };
+  }
   return { images: imagesInput(g, signature), labels: g.input(INPUTS.labels, 'int64', ['N']) };
 }
 
@@ -314,7 +327,7 @@ function shardGradientGraph(p: PlanParts): Uint8Array {
  */
 export function stepGraph(p: PlanParts): TrainingGraph {
   const g = new GraphBuilder();
-  const batch = batchInputs(g, p.signature);
+  const batch = batchInputs(g, p.signature, p.options.floatInputs);
   const lr = g.input(INPUTS.lr, 'float32', []);
   const inputs = { ...p.specs, params: floatInputs(g, p.specs.specs), states: floatInputs(g, p.specs.stateSpecs) };
   const bound = new Map([

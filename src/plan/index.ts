@@ -110,7 +110,8 @@ export class TrainingPlan extends ForwardPlan {
       params.map((p) => p.name),
     );
     const isFrozen = (name: string) => byPrefix(name) || (o.isFrozen?.(name) ?? false);
-    const options = { exposeGradients: o.exposeGradients, labelSmoothing: o.labelSmoothing, gradients: o.gradients };
+    const { exposeGradients, labelSmoothing, gradients, floatInputs } = o;
+    const options = { exposeGradients, labelSmoothing, gradients, ...(floatInputs ? { floatInputs } : {}) };
     const specs = trainingSpecs(params, this.optimizer, isFrozen, this.module.buffers());
     const { name } = this.network;
     this.parts = { name, module: this.module, signature: this.signature, optimizer: this.optimizer, specs, options };
