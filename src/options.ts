@@ -27,9 +27,12 @@ export interface Schedule {
 }
 
 /** Execution providers a run or an evaluation may ask for; auto: CUDA where its provider loads, else the CPU. */
-export type EpChoice = 'cpu' | 'cuda' | 'auto';
+export type EpChoice = 'cpu' | 'cuda' | 'webgpu' | 'auto';
+
+/** A provider a session runs on. */
+export type Ep = Exclude<EpChoice, 'auto'>;
 /** Every execution-provider choice. */
-export const EP_CHOICES: readonly EpChoice[] = ['cpu', 'cuda', 'auto'];
+export const EP_CHOICES: readonly EpChoice[] = ['cpu', 'cuda', 'webgpu', 'auto'];
 
 /** Everything that decides a run's result (with the data and the network); recorded in every checkpoint. */
 export interface TrainConfig {
@@ -479,8 +482,8 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
     kind: 'choice',
     default: 'auto',
     choices: EP_CHOICES,
-    arg: 'cpu|cuda|auto',
-    doc: 'execution provider',
+    arg: 'cpu|cuda|webgpu|auto',
+    doc: "execution provider (webgpu: onnxruntime-node's bundled WebGPU provider, where it finds an adapter)",
   },
   {
     ...run,

@@ -230,7 +230,11 @@ describe('bad input: one line naming the file or flag, exit code 2, nothing writ
     ['an unknown flag', () => ['eval', '--model-file', model, '--bogus'], /Unknown option '--bogus'/],
     ['an unknown command', () => ['fly'], /unknown command "fly"/],
     ['--limit 0', () => ['eval', '--model-file', model, '--limit', '0'], /--limit 0: must be at least 1/],
-    ['--ep gpu', () => ['eval', '--model-file', model, '--ep', 'gpu'], /--ep gpu: must be one of cpu, cuda, auto/],
+    [
+      '--ep gpu',
+      () => ['eval', '--model-file', model, '--ep', 'gpu'],
+      /--ep gpu: must be one of cpu, cuda, webgpu, auto/,
+    ],
   ])('%s', (_, args, message) => {
     const before = readdirSync(work).sort();
     const r = runCli(args());

@@ -337,7 +337,7 @@ describe('bad input: exit code 2, one line, the output directory unchanged', () 
       /--promote-to .*: the model there records no test accuracy/,
     ],
     ['--promote-tolerance alone', ['--promote-tolerance', '0.01'], /--promote-tolerance: needs --promote-to/],
-    ['--ep tpu', ['--ep', 'tpu'], /--ep tpu: must be one of cpu, cuda, auto/],
+    ['--ep tpu', ['--ep', 'tpu'], /--ep tpu: must be one of cpu, cuda, webgpu, auto/],
   ])('%s', (_, flags, message) => {
     const dirs = [out, otherRun, oldVersion];
     const before = dirs.map(snapshot);

@@ -6,6 +6,7 @@ import { METADATA } from '../metadata';
 import { InterruptedError, UsageError } from '../errors';
 import { ParsedModel, parseModel } from '../onnx/model';
 import { EpChoice, openSession } from './session';
+import { Ep } from '../options';
 import { signatureFromMetadata } from '../signature';
 
 /** An evaluation's results. */
@@ -23,7 +24,7 @@ export interface EvalReport {
   imagesPerSecond: number;
   seconds: number;
   batchSize: number;
-  ep: 'cpu' | 'cuda';
+  ep: Ep;
   epNote?: string;
 }
 

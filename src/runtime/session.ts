@@ -1,10 +1,10 @@
-/** onnxruntime-node sessions: execution-provider choice (cpu, cuda, auto) and its fallback, in one place. */
-import { existsSync } from 'fs';
+/** onnxruntime-node sessions: execution-provider choice (cpu, cuda, webgpu, auto) and its fallback, in one place. */
+import { existsSync, readdirSync } from 'fs';
 import { dirname, join } from 'path';
 import * as ort from 'onnxruntime-node';
 import { UsageError } from '../errors';
 
-import { EpChoice } from '../options';
+import { Ep, EpChoice } from '../options';
 
 export type { EpChoice } from '../options';
 export { EP_CHOICES } from '../options';
@@ -19,7 +19,7 @@ export interface SessionOptions {
 export interface OpenedSession {
   session: ort.InferenceSession;
   /** The provider the session runs on. */
-  ep: 'cpu' | 'cuda';
+  ep: Ep;
   /** Why `auto` chose the CPU, when it did. */
   note?: string;
 }
@@ -51,6 +51,7 @@ export async function openSession(model: Uint8Array, o: SessionOptions = {}): Pr
     ...(o.threads ? { intraOpNumThreads: o.threads, interOpNumThreads: 1 } : {}),
     ...(o.profilePrefix ? { enableProfiling: true, profileFilePrefix: o.profilePrefix } : {}),
   };
+  if (ep === 'webgpu') return { session: await webGpuSession(model, base), ep: 'webgpu' };
   if (ep !== 'cpu') {
     const reason = cudaUnavailableReason();
     if (!reason) {
@@ -72,6 +73,34 @@ export async function openSession(model: Uint8Array, o: SessionOptions = {}): Pr
     return { session, ep: 'cpu', note: `${reason}; using CPU` };
   }
   return { session: await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] }), ep: 'cpu' };
+}
+
+/**
+ * A session on onnxruntime-node's bundled WebGPU provider (Dawn, over Vulkan on Linux); without an adapter (no GPU,
+ * or a Vulkan driver Dawn refuses) a UsageError about `ep`, in one line.
+ */
+async function webGpuSession(
+  model: Uint8Array,
+  base: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  const noDriver = vulkanMissing();
+  if (noDriver) throw new UsageError(`ep webgpu: ${noDriver}`).about('ep');
+  try {
+    return await ort.InferenceSession.create(model, { ...base, executionProviders: ['webgpu'] });
+  } catch (e) {
+    const why =
+      /Failed to get a WebGPU adapter[^\n]*/.exec(String(e instanceof Error ? e.message : e))?.[0] ?? firstLine(e);
+    throw new UsageError(`ep webgpu: onnxruntime-node's WebGPU provider cannot run here (${why})`).about('ep');
+  }
+}
+
+/** Where no Vulkan driver is installed (Linux, where Dawn runs on Vulkan), why; asked first so Dawn prints nothing. */
+function vulkanMissing(): string | null {
+  if (process.platform !== 'linux' || process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES) return null;
+  const dirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'];
+  const found = dirs.some((d) => existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json')));
+  const why = `no Vulkan driver is installed (no ICD file in ${dirs.join(' or ')})`;
+  return found ? null : `${why}, which onnxruntime-node's WebGPU provider runs on`;
 }
 
 function firstLine(e: unknown): string {

@@ -3,6 +3,7 @@
  * state stay as onnxruntime tensors between steps: each step's outputs are the next step's inputs, with no copy.
  */
 import * as ort from 'onnxruntime-node';
+import { Ep } from '../options';
 import { FLAT, FlatState, FlatTrainingGraph, LoopTrainingGraph, TrainingGraph } from '../plan/graphs';
 import { StateSpec } from '../optim/optimizer';
 import { INPUTS, OUTPUTS, updated } from '../onnx/signature';
@@ -20,7 +21,7 @@ export interface StepResult {
 /** Runs training steps, on one session or several; the Trainer uses only this. */
 export interface StepRunner {
   /** The provider the steps run on, and why `auto` chose the CPU where it did. */
-  readonly ep: 'cpu' | 'cuda';
+  readonly ep: Ep;
   readonly note?: string;
   /** Worker threads that share each batch (1: one session runs the whole step). */
   readonly parallelism: number;
@@ -186,7 +187,7 @@ export class TrainingStep implements StepRunner {
     return new TrainingStep(await openSession(graph.bytes, o), graph, params, states);
   }
 
-  get ep(): 'cpu' | 'cuda' {
+  get ep(): Ep {
     return this.opened.ep;
   }
 

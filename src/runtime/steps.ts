@@ -21,19 +21,20 @@ export interface StepsOptions {
 }
 
 /**
- * The gradient formulations for graphs that run on `ep`: the defaults (the CPU's fastest) where it chooses the CPU;
- * elsewhere only ops the CUDA provider implements (max-pool gradients by `scatter`: MaxUnpool is CPU only).
- */
-export function gradientsFor(ep: EpChoice): GradientOptions {
-  return choosesCpu(ep) ? {} : { maxPoolGradient: 'scatter' };
-}
-
-/**
  * The formulations for graphs that run on WebGPU (the browser page): the max-pool gradient by masks and the composed
  * log-softmax, since WebGPU has no kernel for MaxUnpool, for MaxPool's Indices output or for LogSoftmax. The same
  * arithmetic as the CPU's graphs (test/train-parity.test.ts runs them against PyTorch on the CPU provider).
  */
 export const WEBGPU_GRADIENTS: GradientOptions = { maxPoolGradient: 'masks', composedLogSoftmax: true };
+
+/**
+ * The gradient formulations for graphs that run on `ep`: the defaults (the CPU's fastest) where it chooses the CPU;
+ * elsewhere only ops the CUDA provider implements (max-pool gradients by `scatter`: MaxUnpool is CPU only).
+ */
+export function gradientsFor(ep: EpChoice): GradientOptions {
+  if (ep === 'webgpu') return WEBGPU_GRADIENTS;
+  return choosesCpu(ep) ? {} : { maxPoolGradient: 'scatter' };
+}
 
 /**
  * Opens the training steps of `plan`: on the CPU with more than one core, `threads` (default all) workers running

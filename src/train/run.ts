@@ -24,7 +24,7 @@ import { PromotionPlan, PromotionResult, promote } from '../run/promote';
 import { EpChoice } from '../runtime/session';
 import { PACKAGE_VERSION } from '../version';
 import { resumeConfig } from '../config';
-import { EpochResult, TrainConfig } from '../options';
+import { Ep, EpochResult, TrainConfig } from '../options';
 import { Checkpointer, progressLog, Reporter } from './observers';
 import { Trainer } from './trainer';
 import { Dataset } from '../data/mnist';
@@ -79,7 +79,7 @@ export interface TrainResult {
   epochs: EpochResult[];
   final: EvalReport;
   steps: number;
-  ep: 'cpu' | 'cuda';
+  ep: Ep;
   promotion: PromotionResult | null;
 }
 

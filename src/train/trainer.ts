@@ -23,7 +23,7 @@ import { learningRate } from '../runtime/schedule';
 import { EpChoice } from '../runtime/session';
 import { StepRunner } from '../runtime/step';
 import { gradientsFor, openTrainingSteps } from '../runtime/steps';
-import { EpochResult, LogEntry, Position, startOfEpoch, TrainConfig } from '../options';
+import { Ep, EpochResult, LogEntry, Position, startOfEpoch, TrainConfig } from '../options';
 
 /** What a Trainer trains, on what, where; and where it starts from. */
 export interface TrainerOptions {
@@ -269,7 +269,7 @@ export class Trainer {
   }
 
   /** The execution provider the step runs on, and why `auto` chose the CPU where it did. */
-  get ep(): 'cpu' | 'cuda' {
+  get ep(): Ep {
     return this.session.ep;
   }
 
