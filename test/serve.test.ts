@@ -140,23 +140,7 @@ describe('ingraph serve', () => {
       await page.screenshot({ path: join(SHOTS, 'page-bad-model.png') });
 
       // Train in the browser: 20 steps of the residual net's training graph, then export and score.
-      await page.fill('#steps', '20');
-      await page.click('#train');
-      await page.waitForFunction(
-        () =>
-          (window as unknown as { lastTraining?: unknown }).lastTraining ||
-          /failed/.test(document.getElementById('train-status')?.textContent ?? ''),
-        null,
-        { timeout: 90000 },
-      );
-      const run = await page.evaluate(
-        () =>
-          (window as unknown as { lastTraining?: unknown }).lastTraining as {
-            losses: number[];
-            stepsPerSecond: number;
-            accuracy: number;
-          },
-      );
+      const run = await trainInPage(page, 20);
       expect(run.losses).toHaveLength(20);
       expect(run.losses[19]).toBeLessThan(run.losses[0] - 0.1);
       console.log(
@@ -279,18 +263,7 @@ describe('ingraph serve', () => {
         // ?verbose logs each copy onnxruntime adds between the CPU and WebGPU: where nodes run on the CPU.
         await page.goto(`${server.url}?train=${backend}${backend === 'webgpu' ? '&verbose' : ''}`);
         await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('no model'));
-        await page.fill('#steps', '3');
-        await page.click('#train');
-        await page.waitForFunction(
-          () =>
-            (window as unknown as { lastTraining?: unknown }).lastTraining ||
-            /failed/.test(document.getElementById('train-status')?.textContent ?? ''),
-          null,
-          { timeout: 120000 },
-        );
-        const run = await page.evaluate(
-          () => (window as unknown as { lastTraining: { losses: number[]; ep: string } }).lastTraining,
-        );
+        const run = await trainInPage(page, 3);
         runs.push({ ...run, status: (await page.textContent('#train-status')) ?? '' });
         if (backend === 'webgpu') placement = copies;
         if (backend === 'webgpu')
@@ -326,6 +299,28 @@ describe('ingraph serve', () => {
     }
   }, 180000);
 });
+
+/** What the page's panel reports of a training: the loss per step, speed, test accuracy and provider. */
+interface PageTraining {
+  losses: number[];
+  stepsPerSecond: number;
+  accuracy: number;
+  ep: string;
+}
+
+/** Trains `steps` steps in the page's panel and returns what it reports (window.lastTraining). */
+async function trainInPage(page: Page, steps: number): Promise<PageTraining> {
+  await page.fill('#steps', String(steps));
+  await page.click('#train');
+  await page.waitForFunction(
+    () =>
+      (window as unknown as { lastTraining?: unknown }).lastTraining ||
+      /failed/.test(document.getElementById('train-status')?.textContent ?? ''),
+    null,
+    { timeout: 120000 },
+  );
+  return page.evaluate(() => (window as unknown as { lastTraining: PageTraining }).lastTraining);
+}
 
 /** Draws a 28x28 digit 10x onto the pad, then touches its centre with the pen, which classifies the drawing. */
 async function drawDigit(page: Page, digit: Uint8Array): Promise<void> {
